@@ -1,0 +1,520 @@
+"""The async shell around the native core: requests, event routing and owned handles.
+
+One :class:`Bridge` per process (the native core allows one client per process).  It is created
+on first use, so importing lkanyio starts no thread.  Events from the native core arrive through
+the C shim's queue; a *driver* in the running event loop wakes up on the shim's wakeup fd, drains
+the queue in one call and routes every event through the sans-IO :class:`~lkanyio._core.Correlator`:
+
+* asyncio: a reader callback on the loop (``loop.add_reader``), so routing costs no task switch;
+* trio: a system task blocked in ``wait_readable``.
+
+A driver lives as long as its event loop; the bridge serves one running loop at a time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import re
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, TypeVar, final
+
+import anyio
+import sniffio
+
+from ._core import Correlator
+from ._errors import LiveKitError, NativeError, ResourceClosedError
+from ._proto import ffi_pb2, wheel_root
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
+__all__ = ["Bridge", "BridgeStatistics", "OwnedHandle", "get_bridge", "statistics"]
+
+_log = logging.getLogger("lkanyio")
+_native_log = logging.getLogger("lkanyio.native")
+
+SDK_NAME: Final = "python"
+"""What the native core reports to the server as the client SDK; the wire behaviour is the pinned
+wheel's, so its name and version are the honest ones to report."""
+SDK_VERSION: Final = "1.2.0"
+
+# Events keyed by a handle, and the field that carries it.  Every other event (but logs, panic and
+# the unused track_event) is an async callback carrying ``async_id``.
+_KEYED: Final[dict[str, str]] = {
+    "room_event": "room_handle",
+    "audio_stream_event": "stream_handle",
+    "video_stream_event": "stream_handle",
+    "byte_stream_reader_event": "reader_handle",
+    "text_stream_reader_event": "reader_handle",
+    "rpc_method_invocation": "local_participant_handle",
+    "data_track_stream_event": "stream_handle",
+    "capture_source_event": "capture_handle",
+}
+
+Receiver = Callable[[Any], None]
+"""Gets an async callback message (the oneof member of ``FfiEvent``)."""
+Sink = Callable[[Any], None]
+"""Gets every keyed event for one handle (the oneof member of ``FfiEvent``)."""
+
+T = TypeVar("T")
+
+# Secrets that must never reach a log: access tokens in URLs and bare JWTs.
+_SECRET_RE = re.compile(
+    r"(access_token=)[^&\s\"']+|eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]+"
+)
+
+
+def redact(text: str) -> str:
+    """Replace access tokens and JWTs in ``text`` by ``<redacted>``."""
+    return _SECRET_RE.sub(lambda m: (m.group(1) or "") + "<redacted>", text)
+
+
+_LOG_LEVELS: Final[dict[int, int]] = {
+    ffi_pb2.LOG_ERROR: logging.ERROR,
+    ffi_pb2.LOG_WARN: logging.WARNING,
+    ffi_pb2.LOG_INFO: logging.INFO,
+    ffi_pb2.LOG_DEBUG: logging.DEBUG,
+    ffi_pb2.LOG_TRACE: 5,
+}
+
+
+@final
+@dataclass(frozen=True)
+class BridgeStatistics:
+    """A snapshot of lkanyio's process-wide state, for leak checks and monitoring.
+
+    Attributes:
+        started: whether the native core has been loaded in this process.
+        pending_requests: async requests waiting for their callback (live waiters).
+        late_handlers: abandoned requests whose late callback still has cleanup to run.
+        bound_handles: handles whose events are being routed (rooms, streams, readers).
+        live_handles: native handles owned by live Python objects.
+        delivered: callbacks delivered to waiters since start.
+        late_callbacks: callbacks that arrived after their waiter gave up.
+        foreign_callbacks: callbacks with an async id lkanyio never issued.
+        unrouted_events: keyed events for a handle nobody listens to.
+        queued_events: events waiting in the native shim's queue right now.
+        events_received: events the native core has delivered to the shim since start.
+        events_lost: events the shim could not copy (out of memory).
+    """
+
+    started: bool
+    pending_requests: int
+    late_handlers: int
+    bound_handles: int
+    live_handles: int
+    delivered: int
+    late_callbacks: int
+    foreign_callbacks: int
+    unrouted_events: int
+    queued_events: int
+    events_received: int
+    events_lost: int
+
+
+class _Waiter:
+    """One awaiting request: the callback message, once delivered, and the event to wake on."""
+
+    __slots__ = ("event", "result")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.result: Any = None
+
+    def deliver(self, message: Any) -> None:
+        self.result = message
+        self.event.set()
+
+
+class _Driver:
+    """Wakes up in one event loop whenever the shim has events."""
+
+    __slots__ = ("alive", "loop", "thread")
+
+    def __init__(self, loop: object) -> None:
+        self.loop = loop
+        self.thread = threading.get_ident()
+        self.alive = True
+
+
+def _library_path() -> Path:
+    override = os.environ.get("LIVEKIT_LIB_PATH", "").strip()
+    if override:
+        return Path(override)
+    if sys.platform.startswith("linux"):
+        name = "liblivekit_ffi.so"
+    elif sys.platform == "darwin":
+        name = "liblivekit_ffi.dylib"
+    else:  # pragma: no cover - Linux is the supported platform
+        name = "livekit_ffi.dll"
+    return wheel_root() / "resources" / name
+
+
+@final
+class Bridge:
+    """The process-wide connection to the native core.  Use :func:`get_bridge`."""
+
+    def __init__(self) -> None:
+        from ._native import ffi, lib
+
+        self._ffi = ffi
+        self._lib = lib
+        self._pid = os.getpid()
+        path = _library_path()
+        err = ffi.new("char[]", 512)
+        if lib.lk_shim_open(str(path).encode(), err, 512) != 0:
+            raise ImportError(
+                f"cannot load the LiveKit native library: {ffi.string(err).decode(errors='replace')}"
+            )
+        self.library_path = path
+        self._core: Correlator[Receiver, Sink] = Correlator()
+        self._live_handles = 0
+        self._driver: _Driver | None = None
+        self._disposed = False
+        self._wakeup_fd: int = lib.lk_shim_wakeup_fd()
+        self._res = ffi.new("const uint8_t **")
+        self._res_len = ffi.new("size_t *")
+        lib.lk_shim_initialize(True, SDK_NAME.encode(), SDK_VERSION.encode())
+        atexit.register(self.dispose)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._pid != os.getpid():
+            raise LiveKitError(
+                "lkanyio was used before fork(); the native core cannot cross fork(). "
+                "Use lkanyio only in the process that forks, or only in the children."
+            )
+        if self._disposed:
+            raise LiveKitError("the native core has been disposed (the process is exiting)")
+
+    def request(self, request: ffi_pb2.FfiRequest) -> ffi_pb2.FfiResponse:
+        """Send a request and return its (synchronous) response.
+
+        Raises:
+            NativeError: if the native core rejects the request (handle 0: unknown or wrong-kind
+                handle, malformed request).
+        """
+        self._check_usable()
+        data = request.SerializeToString()
+        res, res_len = self._res, self._res_len
+        handle = self._lib.lk_shim_request(data, len(data), res, res_len)
+        if handle == 0:
+            which = request.WhichOneof("message")
+            raise NativeError(
+                f"the native core rejected the '{which}' request (an unknown, closed or "
+                "wrong-kind handle, or a malformed request)"
+            )
+        try:
+            return ffi_pb2.FfiResponse.FromString(self._ffi.buffer(res[0], res_len[0])[:])
+        finally:
+            self._lib.lk_shim_drop_handle(handle)
+
+    async def request_async(
+        self,
+        request: ffi_pb2.FfiRequest,
+        *,
+        on_late: Receiver | None = None,
+    ) -> Any:
+        """Send an async request and wait for its callback.
+
+        The waiter is registered before the request is sent.  If the caller is cancelled (or
+        anything fails) the waiter is withdrawn; a callback that still arrives goes to
+        ``on_late`` (to free what it owns), or is counted and dropped.  When the callback was
+        delivered but the caller is cancelled before it resumes, ``on_late`` gets it too.
+
+        Args:
+            request: an ``FfiRequest`` with its oneof set; its ``request_async_id`` is filled in.
+            on_late: cleanup for a callback nobody will read.
+
+        Returns:
+            The callback message (the ``FfiEvent`` oneof member of the same name).
+        """
+        which = request.WhichOneof("message")
+        if which is None:
+            raise ValueError("empty FfiRequest")
+        self._check_usable()
+        self.ensure_driver()
+        waiter = _Waiter()
+        core = self._core
+        async_id = core.register(waiter.deliver)
+        getattr(request, which).request_async_id = async_id
+        try:
+            self.request(request)
+        except BaseException:
+            core.forget(async_id)
+            raise
+        try:
+            await waiter.event.wait()
+        except BaseException:
+            if not core.abandon(async_id, on_late) and on_late is not None and (
+                waiter.result is not None
+            ):
+                on_late(waiter.result)
+            raise
+        return waiter.result
+
+    # -- handles -----------------------------------------------------------------------------
+
+    def drop_handle(self, handle: int) -> None:
+        """Release a native handle (no-op after dispose or in a forked child)."""
+        self._live_handles -= 1
+        if self._disposed or self._pid != os.getpid():
+            return
+        self._lib.lk_shim_drop_handle(handle)
+
+    # -- keyed events ------------------------------------------------------------------------
+
+    def bind(self, handle: int, sink: Sink) -> None:
+        """Route every event keyed by ``handle`` to ``sink`` (called in the event loop thread)."""
+        self._check_usable()
+        self.ensure_driver()
+        self._core.bind(handle, sink)
+
+    def unbind(self, handle: int) -> None:
+        """Stop routing ``handle``."""
+        self._core.unbind(handle)
+
+    # -- the driver --------------------------------------------------------------------------
+
+    def ensure_driver(self) -> None:
+        """Make sure the running event loop wakes up for native events.
+
+        Raises:
+            RuntimeError: if another event loop is serving the bridge right now (lkanyio serves
+                one running loop per process at a time).
+        """
+        library = sniffio.current_async_library()
+        if library == "asyncio":
+            import asyncio
+
+            loop: object = asyncio.get_running_loop()
+        elif library == "trio":
+            import trio
+
+            loop = trio.lowlevel.current_trio_token()
+        else:  # pragma: no cover - anyio supports only these two
+            raise RuntimeError(f"lkanyio does not support the {library!r} event loop")
+        driver = self._driver
+        if driver is not None and driver.alive:
+            if driver.loop is loop:
+                return
+            if self._loop_running(driver):
+                raise RuntimeError(
+                    "lkanyio is already in use by another running event loop; the native core "
+                    "allows one client per process, served by one loop at a time"
+                )
+            self._stop_driver(driver)
+        driver = _Driver(loop)
+        self._driver = driver
+        if library == "asyncio":
+            import asyncio
+
+            aloop = asyncio.get_running_loop()
+            aloop.add_reader(self._wakeup_fd, self._pump)
+        else:
+            import trio
+
+            trio.lowlevel.spawn_system_task(self._trio_driver, driver, name="lkanyio-dispatcher")
+        # Events may have queued while no loop was listening.
+        self._pump()
+
+    @staticmethod
+    def _loop_running(driver: _Driver) -> bool:
+        loop = driver.loop
+        if hasattr(loop, "is_running"):
+            return bool(loop.is_running()) and not loop.is_closed()  # type: ignore[attr-defined]
+        return driver.alive  # trio: the system task ends with its run
+
+    def _stop_driver(self, driver: _Driver) -> None:
+        driver.alive = False
+        loop = driver.loop
+        if hasattr(loop, "remove_reader") and not loop.is_closed():  # type: ignore[attr-defined]
+            loop.remove_reader(self._wakeup_fd)  # type: ignore[attr-defined]
+
+    async def _trio_driver(self, driver: _Driver) -> None:
+        import trio
+
+        fd = self._wakeup_fd
+        try:
+            while driver.alive:
+                await trio.lowlevel.wait_readable(fd)
+                self._pump()
+        finally:
+            driver.alive = False
+
+    def _pump(self) -> None:
+        """Take every queued event from the shim and route it (synchronous, in the loop)."""
+        if self._disposed:
+            return
+        lib = self._lib
+        head = lib.lk_shim_drain()
+        if head == self._ffi.NULL:
+            return
+        buffer = self._ffi.buffer
+        dispatch = self._dispatch
+        try:
+            ev = head
+            while ev != self._ffi.NULL:
+                try:
+                    dispatch(buffer(ev.data, ev.len)[:])
+                except Exception:  # a bug in a sink must not stop the routing of others
+                    _log.exception("lkanyio: error while routing a native event")
+                ev = ev.next
+        finally:
+            lib.lk_shim_free_events(head)
+
+    def _dispatch(self, data: Any) -> None:
+        event = ffi_pb2.FfiEvent.FromString(data)
+        which = event.WhichOneof("message")
+        if which is None:
+            return
+        message = getattr(event, which)
+        key = _KEYED.get(which)
+        if key is not None:
+            sink = self._core.route(getattr(message, key))
+            if sink is not None:
+                sink(message)
+        elif which == "logs":
+            self._forward_logs(message)
+        elif which == "panic":
+            _native_log.critical("native core panic: %s", redact(message.message))
+        elif which == "track_event":
+            return
+        else:
+            receiver = self._core.resolve(message.async_id)
+            if receiver is not None:
+                receiver(message)
+
+    @staticmethod
+    def _forward_logs(batch: Any) -> None:
+        for record in batch.records:
+            level = _LOG_LEVELS.get(record.level, logging.INFO)
+            if _native_log.isEnabledFor(level):
+                _native_log.log(level, "%s: %s", record.target, redact(record.message))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def dispose(self) -> None:
+        """Shut the native core down (at process exit; idempotent, no-op in a forked child)."""
+        if self._disposed or self._pid != os.getpid():
+            return
+        self._disposed = True
+        driver = self._driver
+        if driver is not None:
+            driver.alive = False
+        self._lib.lk_shim_dispose()
+        self._lib.lk_shim_free_events(self._lib.lk_shim_drain())
+
+    def statistics(self) -> BridgeStatistics:
+        """Return a snapshot of the counters (see :class:`BridgeStatistics`)."""
+        core = self._core.statistics()
+        queued = self._ffi.new("uint64_t *")
+        total = self._ffi.new("uint64_t *")
+        lost = self._ffi.new("uint64_t *")
+        self._lib.lk_shim_stats(queued, total, lost)
+        waiting = self._core.waiting_count()
+        return BridgeStatistics(
+            started=True,
+            pending_requests=waiting,
+            late_handlers=core.pending - waiting,
+            bound_handles=core.bound_handles,
+            live_handles=self._live_handles,
+            delivered=core.delivered,
+            late_callbacks=core.late,
+            foreign_callbacks=core.foreign,
+            unrouted_events=core.unrouted,
+            queued_events=int(queued[0]),
+            events_received=int(total[0]),
+            events_lost=int(lost[0]),
+        )
+
+
+_bridge: Bridge | None = None
+_bridge_lock = threading.Lock()
+
+
+def get_bridge() -> Bridge:
+    """Return the process-wide bridge, loading the native core on first use."""
+    global _bridge
+    bridge = _bridge
+    if bridge is not None:
+        return bridge
+    with _bridge_lock:
+        if _bridge is None:
+            _bridge = Bridge()
+        return _bridge
+
+
+def statistics() -> BridgeStatistics:
+    """Return lkanyio's process-wide counters: pending requests, routed handles, live handles.
+
+    After every ``async with`` block has ended, ``pending_requests``, ``bound_handles`` and
+    ``live_handles`` are zero: that is the leak check lkanyio's own tests run.  Calling this
+    does not load the native core.
+    """
+    if _bridge is None:
+        return BridgeStatistics(False, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    return _bridge.statistics()
+
+
+class OwnedHandle:
+    """A native handle that is dropped exactly once: by :meth:`close`, or when garbage collected."""
+
+    __slots__ = ("__weakref__", "_bridge", "_id")
+
+    def __init__(self, handle_id: int) -> None:
+        if handle_id <= 0:
+            raise NativeError("the native core returned no handle")
+        self._bridge = get_bridge()
+        self._id = handle_id
+        self._bridge._live_handles += 1
+
+    @property
+    def id(self) -> int:
+        """The native handle id.
+
+        Raises:
+            ResourceClosedError: if the handle was already dropped.
+        """
+        if self._id == 0:
+            raise ResourceClosedError("this object has been closed")
+        return self._id
+
+    @property
+    def closed(self) -> bool:
+        """Whether the handle has been dropped."""
+        return self._id == 0
+
+    def close(self) -> None:
+        """Drop the handle (idempotent)."""
+        handle, self._id = self._id, 0
+        if handle:
+            self._bridge.drop_handle(handle)
+
+    def disown(self) -> None:
+        """Forget the handle without dropping it: the native core took ownership of it."""
+        if self._id:
+            self._id = 0
+            self._bridge._live_handles -= 1
+
+    def __del__(self) -> None:
+        if getattr(self, "_id", 0):
+            self.close()
+
+    def __repr__(self) -> str:
+        return f"<OwnedHandle {self._id or 'closed'}>"
+
+
+def require(response: Message, field: str, what: str) -> Any:
+    """Return ``response.<field>``, raising :class:`NativeError` with its ``error`` text if set."""
+    error = getattr(response, "error", "")
+    if error:
+        raise NativeError(f"{what}: {error}")
+    return getattr(response, field)

@@ -1,0 +1,64 @@
+"""The exception hierarchy: one root, native failures mapped at the boundary with their message."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConnectError",
+    "ConnectionLostError",
+    "EventStreamOverflowError",
+    "LiveKitError",
+    "NativeError",
+    "PublishDTMFError",
+    "PublishDataError",
+    "PublishTrackError",
+    "PublishTranscriptionError",
+    "ResourceClosedError",
+    "UnpublishTrackError",
+]
+
+
+class LiveKitError(Exception):
+    """Root of every error lkanyio raises (besides ``ValueError``/``TypeError`` for bad input)."""
+
+
+class NativeError(LiveKitError):
+    """The native core refused or failed a request; the message is the native one when it has one."""
+
+
+class ResourceClosedError(LiveKitError):
+    """The object was closed by you (its ``async with`` block ended or ``aclose()`` was called)."""
+
+
+class ConnectionLostError(LiveKitError):
+    """The connection to the server broke (peer or network); the cause is chained when known."""
+
+
+class ConnectError(LiveKitError):
+    """Joining the room failed; the message is the server's or the native core's."""
+
+
+class EventStreamOverflowError(LiveKitError):
+    """A control-event subscriber fell so far behind that its bounded buffer filled up.
+
+    Control events are never dropped silently: the subscription is ended with this error instead.
+    """
+
+
+class PublishDataError(LiveKitError):
+    """``publish_data`` failed."""
+
+
+class PublishDTMFError(LiveKitError):
+    """``publish_dtmf`` failed."""
+
+
+class PublishTranscriptionError(LiveKitError):
+    """``publish_transcription`` failed."""
+
+
+class PublishTrackError(LiveKitError):
+    """``publish_track`` failed."""
+
+
+class UnpublishTrackError(LiveKitError):
+    """``unpublish_track`` failed."""
