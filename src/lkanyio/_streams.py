@@ -1,0 +1,207 @@
+"""Bounded, single-consumer event streams fed synchronously by the dispatcher.
+
+The dispatcher must never block, so producers call :meth:`EventStream.send_nowait` and a full
+buffer is resolved by the stream's overflow policy instead of by waiting:
+
+* ``"fail"`` — nothing is ever dropped silently: when the buffer is full the subscription ends,
+  and after the buffered items the consumer gets :class:`~lkanyio.EventStreamOverflowError`.
+  Default for control events (room events) and for audio.
+* ``"drop_oldest"`` — the oldest buffered item is discarded and counted in
+  :meth:`EventStream.statistics`.  Default for video (keep the latest frames).
+
+An :class:`EventStream` is an :class:`anyio.abc.ObjectReceiveStream`: use it with ``async for``
+and ``async with``; closing it unsubscribes.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, Literal, TypeVar, final
+
+import anyio
+from anyio.abc import ObjectReceiveStream
+
+from ._errors import EventStreamOverflowError
+
+__all__ = ["EventStream", "EventStreamStatistics", "OverflowPolicy"]
+
+T = TypeVar("T")
+
+OverflowPolicy = Literal["fail", "drop_oldest"]
+"""What a full stream does with a new item: end loudly (``"fail"``) or drop the oldest."""
+
+
+@final
+@dataclass(frozen=True)
+class EventStreamStatistics:
+    """Counters of one :class:`EventStream`.
+
+    Attributes:
+        buffered: items waiting to be received.
+        max_buffered: the buffer's bound.
+        received: items handed to the consumer so far.
+        dropped: items discarded by the ``"drop_oldest"`` policy.
+        overflowed: whether the ``"fail"`` policy ended the stream.
+    """
+
+    buffered: int
+    max_buffered: int
+    received: int
+    dropped: int
+    overflowed: bool
+
+
+@final
+class EventStream(ObjectReceiveStream[T], Generic[T]):
+    """A bounded stream of events or frames, filled by lkanyio and received by you.
+
+    Create one through the object that produces it (``room.events()``, ``AudioStream`` …),
+    never directly.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_buffered: int,
+        overflow: OverflowPolicy,
+        on_close: Callable[[], None] | None = None,
+        what: str = "event stream",
+    ) -> None:
+        if max_buffered < 1:
+            raise ValueError("max_buffered must be at least 1")
+        if overflow not in ("fail", "drop_oldest"):
+            raise ValueError(f"unknown overflow policy {overflow!r}")
+        self._items: deque[T] = deque()
+        self._max = max_buffered
+        self._policy: OverflowPolicy = overflow
+        self._on_close = on_close
+        self._what = what
+        self._wakeup: anyio.Event | None = None
+        self._closed = False  # closed by the consumer
+        self._ended = False  # ended by the producer (end of stream, error or overflow)
+        self._error: BaseException | None = None
+        self._received = 0
+        self._dropped = 0
+        self._overflowed = False
+
+    # -- producer side (synchronous, in the event loop thread) -------------------------------
+
+    def send_nowait(self, item: T) -> bool:
+        """Queue ``item`` for the consumer without blocking.
+
+        Returns:
+            ``False`` if the item was not queued because the stream is closed or ended.
+        """
+        if self._closed or self._ended:
+            return False
+        items = self._items
+        if len(items) >= self._max:
+            if self._policy == "drop_oldest":
+                items.popleft()
+                self._dropped += 1
+            else:
+                self._overflowed = True
+                self.end(
+                    EventStreamOverflowError(
+                        f"{self._what} overflowed: more than {self._max} items were waiting; "
+                        "receive faster or subscribe with a larger max_buffered"
+                    )
+                )
+                return False
+        items.append(item)
+        self._wake()
+        return True
+
+    def end(self, error: BaseException | None = None) -> None:
+        """End the stream: the consumer gets what is buffered, then ``error`` or end of stream."""
+        if self._ended:
+            return
+        self._ended = True
+        self._error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.set()
+
+    # -- consumer side -----------------------------------------------------------------------
+
+    def receive_nowait(self) -> T:
+        """Return the next item if one is buffered.
+
+        Raises:
+            anyio.WouldBlock: nothing is buffered yet.
+            anyio.EndOfStream: the stream has ended normally.
+            anyio.ClosedResourceError: you closed the stream.
+            EventStreamOverflowError: the stream ended because you fell behind (``"fail"``).
+        """
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if self._items:
+            self._received += 1
+            return self._items.popleft()
+        if self._ended:
+            if self._error is not None:
+                raise self._error
+            raise anyio.EndOfStream
+        raise anyio.WouldBlock
+
+    async def receive(self) -> T:
+        """Wait for and return the next item (see :meth:`receive_nowait` for the errors)."""
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                item = self.receive_nowait()
+            except anyio.WouldBlock:
+                wakeup = self._wakeup
+                if wakeup is None:
+                    wakeup = self._wakeup = anyio.Event()
+                await wakeup.wait()
+            else:
+                await anyio.lowlevel.cancel_shielded_checkpoint()
+                return item
+
+    def close(self) -> None:
+        """Unsubscribe and discard what is buffered (idempotent, synchronous)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._items.clear()
+        self._wake()
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
+
+    async def aclose(self) -> None:
+        """Unsubscribe and discard what is buffered."""
+        self.close()
+        await anyio.lowlevel.checkpoint()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the consumer closed the stream."""
+        return self._closed
+
+    def statistics(self) -> EventStreamStatistics:
+        """Return the stream's counters."""
+        return EventStreamStatistics(
+            buffered=len(self._items),
+            max_buffered=self._max,
+            received=self._received,
+            dropped=self._dropped,
+            overflowed=self._overflowed,
+        )
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True) and not getattr(self, "_ended", True):
+            warnings.warn(
+                f"unclosed {self._what}; use it with 'async with' or call close()",
+                ResourceWarning,
+                stacklevel=1,
+                source=self,
+            )
