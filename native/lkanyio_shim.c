@@ -78,8 +78,67 @@ static void clear_wakeup(void) {
     }
 }
 
+/*
+ * Log filtering.  With capture_logs on, the native core forwards every log record at every level
+ * (thousands per second while a room is joined, mostly libwebrtc debug output) and ignores
+ * RUST_LOG for them.  Waking Python for each would dominate idle CPU, so the shim drops log
+ * batches in which no record is at or above the threshold before they are queued.
+ *
+ * Wire format (protobuf): FfiEvent.logs is field 18, length-delimited (tag bytes 0x92 0x01);
+ * LogBatch.records is field 1 (tag 0x0a); LogRecord.level is field 1, a varint (tag 0x08), with
+ * LOG_ERROR = 0 ... LOG_TRACE = 4.  Anything unexpected keeps the event: this filter may only
+ * ever drop log records, never another event.
+ */
+static volatile int log_threshold = 1; /* forward records with level <= this (WARN) */
+static uint64_t q_filtered;            /* log batches dropped by the filter */
+
+static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Returns 1 if the event must be queued, 0 if it is a log batch with nothing to forward. */
+static int keep_event(const uint8_t *data, size_t len) {
+    if (len < 2 || data[0] != 0x92 || data[1] != 0x01) return 1; /* not a log batch */
+    const uint8_t *p = data + 2, *end = data + len;
+    uint64_t batch_len;
+    if (read_varint(&p, end, &batch_len) != 0 || batch_len > (uint64_t)(end - p)) return 1;
+    end = p + batch_len;
+    int threshold = log_threshold;
+    while (p < end) {
+        uint64_t rec_len;
+        if (*p++ != 0x0a || read_varint(&p, end, &rec_len) != 0 || rec_len > (uint64_t)(end - p))
+            return 1;
+        const uint8_t *r = p;
+        uint64_t level = 0; /* proto2 default: LOG_ERROR */
+        if (rec_len >= 2 && r[0] == 0x08) {
+            const uint8_t *q = r + 1;
+            if (read_varint(&q, p + rec_len, &level) != 0) return 1;
+        }
+        if ((int64_t)level <= threshold) return 1;
+        p += rec_len;
+    }
+    return 0;
+}
+
+void lk_shim_set_log_threshold(int level) { log_threshold = level; }
+
 /* The callback the native core calls on its threads.  Copy, queue, signal, return. */
 static void on_native_event(const uint8_t *data, size_t len) {
+    if (!keep_event(data, len)) {
+        pthread_mutex_lock(&q_lock);
+        q_filtered++;
+        pthread_mutex_unlock(&q_lock);
+        return;
+    }
     lk_event *ev = (lk_event *)malloc(sizeof(lk_event) + (len ? len : 1));
     if (ev == NULL) {
         pthread_mutex_lock(&q_lock);
@@ -181,10 +240,11 @@ bool lk_shim_drop_handle(uint64_t handle) { return p_drop_handle(handle); }
 
 void lk_shim_dispose(void) { p_dispose(); }
 
-void lk_shim_stats(uint64_t *queued, uint64_t *total, uint64_t *lost) {
+void lk_shim_stats(uint64_t *queued, uint64_t *total, uint64_t *lost, uint64_t *filtered) {
     pthread_mutex_lock(&q_lock);
     *queued = q_queued;
     *total = q_total;
     *lost = q_lost;
+    *filtered = q_filtered;
     pthread_mutex_unlock(&q_lock);
 }

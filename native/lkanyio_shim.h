@@ -20,5 +20,6 @@ void lk_shim_free_events(lk_event *head);
 uint64_t lk_shim_request(const uint8_t *data, size_t len, const uint8_t **res, size_t *res_len);
 bool lk_shim_drop_handle(uint64_t handle);
 void lk_shim_dispose(void);
-void lk_shim_stats(uint64_t *queued, uint64_t *total, uint64_t *lost);
+void lk_shim_stats(uint64_t *queued, uint64_t *total, uint64_t *lost, uint64_t *filtered);
+void lk_shim_set_log_threshold(int level);
 #endif

@@ -34,7 +34,15 @@ from ._proto import ffi_pb2, wheel_root
 if TYPE_CHECKING:
     from google.protobuf.message import Message
 
-__all__ = ["Bridge", "BridgeStatistics", "OwnedHandle", "get_bridge", "statistics"]
+__all__ = [
+    "Bridge",
+    "BridgeStatistics",
+    "OwnedHandle",
+    "buffer_pointer",
+    "copy_native",
+    "get_bridge",
+    "statistics",
+]
 
 _log = logging.getLogger("lkanyio")
 _native_log = logging.getLogger("lkanyio.native")
@@ -102,6 +110,7 @@ class BridgeStatistics:
         queued_events: events waiting in the native shim's queue right now.
         events_received: events the native core has delivered to the shim since start.
         events_lost: events the shim could not copy (out of memory).
+        logs_filtered: native log batches dropped in the shim as below the forwarded level.
     """
 
     started: bool
@@ -116,19 +125,30 @@ class BridgeStatistics:
     queued_events: int
     events_received: int
     events_lost: int
+    logs_filtered: int
 
 
 class _Waiter:
     """One awaiting request: the callback message, once delivered, and the event to wake on."""
 
-    __slots__ = ("event", "result")
+    __slots__ = ("error", "event", "message", "on_deliver", "result")
 
-    def __init__(self) -> None:
+    def __init__(self, on_deliver: Callable[[Any], Any] | None) -> None:
         self.event = anyio.Event()
+        self.on_deliver = on_deliver
+        self.message: Any = None
         self.result: Any = None
+        self.error: Exception | None = None
 
     def deliver(self, message: Any) -> None:
-        self.result = message
+        self.message = message
+        if self.on_deliver is None:
+            self.result = message
+        else:
+            try:
+                self.result = self.on_deliver(message)
+            except Exception as exc:  # handed to the waiting task, never to the dispatcher
+                self.error = exc
         self.event.set()
 
 
@@ -141,6 +161,69 @@ class _Driver:
         self.loop = loop
         self.thread = threading.get_ident()
         self.alive = True
+
+
+def _drop(message: Any) -> None:
+    """A late handler that needs to do nothing but consume the callback."""
+
+
+def buffer_pointer(data: Any) -> tuple[int, object]:
+    """Return the address of a contiguous buffer and the object that keeps it pinned.
+
+    The native core trusts the pointers it is given (an invalid one crashes the process), so
+    the second element must stay referenced for as long as the native side may read the memory.
+
+    Raises:
+        TypeError: if ``data`` does not expose a contiguous buffer.
+    """
+    from ._native import ffi
+
+    try:
+        pinned = ffi.from_buffer(data, require_writable=False)
+    except TypeError:
+        raise TypeError(
+            f"expected a contiguous bytes-like object, not {type(data).__name__}"
+        ) from None
+    return int(ffi.cast("uintptr_t", pinned)), pinned
+
+
+def copy_native(address: int, length: int) -> bytes:
+    """Copy ``length`` bytes the native core owns at ``address`` (valid only until it is freed)."""
+    if length == 0:
+        return b""
+    from ._native import ffi
+
+    return bytes(ffi.buffer(ffi.cast("uint8_t *", address), length))
+
+
+_WIRE_LEVEL_BY_NAME: Final[dict[str, int]] = {
+    "ERROR": ffi_pb2.LOG_ERROR,
+    "WARN": ffi_pb2.LOG_WARN,
+    "WARNING": ffi_pb2.LOG_WARN,
+    "INFO": ffi_pb2.LOG_INFO,
+    "DEBUG": ffi_pb2.LOG_DEBUG,
+    "TRACE": ffi_pb2.LOG_TRACE,
+}
+
+
+def _native_log_threshold() -> int:
+    """The most verbose native log level to forward into :mod:`logging` (``lkanyio.native``).
+
+    ``LKANYIO_NATIVE_LOG_LEVEL`` (error, warn, info, debug, trace) wins; otherwise it follows
+    the ``lkanyio.native`` logger's level when the native core starts, and is at least WARN.
+    The shim drops less severe records before they reach Python.
+    """
+    name = os.environ.get("LKANYIO_NATIVE_LOG_LEVEL", "").strip().upper()
+    if name in _WIRE_LEVEL_BY_NAME:
+        return _WIRE_LEVEL_BY_NAME[name]
+    level = _native_log.getEffectiveLevel()
+    if level <= 5:
+        return ffi_pb2.LOG_TRACE
+    if level <= logging.DEBUG:
+        return ffi_pb2.LOG_DEBUG
+    if level <= logging.INFO:
+        return ffi_pb2.LOG_INFO
+    return ffi_pb2.LOG_WARN
 
 
 def _library_path() -> Path:
@@ -169,9 +252,8 @@ class Bridge:
         path = _library_path()
         err = ffi.new("char[]", 512)
         if lib.lk_shim_open(str(path).encode(), err, 512) != 0:
-            raise ImportError(
-                f"cannot load the LiveKit native library: {ffi.string(err).decode(errors='replace')}"
-            )
+            reason = ffi.string(err).decode(errors="replace")
+            raise ImportError(f"cannot load the LiveKit native library: {reason}")
         self.library_path = path
         self._core: Correlator[Receiver, Sink] = Correlator()
         self._live_handles = 0
@@ -180,6 +262,7 @@ class Bridge:
         self._wakeup_fd: int = lib.lk_shim_wakeup_fd()
         self._res = ffi.new("const uint8_t **")
         self._res_len = ffi.new("size_t *")
+        lib.lk_shim_set_log_threshold(_native_log_threshold())
         lib.lk_shim_initialize(True, SDK_NAME.encode(), SDK_VERSION.encode())
         atexit.register(self.dispose)
 
@@ -220,6 +303,7 @@ class Bridge:
         self,
         request: ffi_pb2.FfiRequest,
         *,
+        on_deliver: Callable[[Any], T] | None = None,
         on_late: Receiver | None = None,
     ) -> Any:
         """Send an async request and wait for its callback.
@@ -227,21 +311,26 @@ class Bridge:
         The waiter is registered before the request is sent.  If the caller is cancelled (or
         anything fails) the waiter is withdrawn; a callback that still arrives goes to
         ``on_late`` (to free what it owns), or is counted and dropped.  When the callback was
-        delivered but the caller is cancelled before it resumes, ``on_late`` gets it too.
+        delivered but the caller is cancelled before it resumes, ``on_late`` gets the message
+        too, unless ``on_deliver`` already adopted it.
 
         Args:
             request: an ``FfiRequest`` with its oneof set; its ``request_async_id`` is filled in.
+            on_deliver: runs synchronously in the dispatcher the moment the callback arrives,
+                before any later event is routed (so state it records is visible to the events
+                that follow); its return value is the result, its exception is raised here.
             on_late: cleanup for a callback nobody will read.
 
         Returns:
-            The callback message (the ``FfiEvent`` oneof member of the same name).
+            The callback message (the ``FfiEvent`` oneof member of the same name), or what
+            ``on_deliver`` returned.
         """
         which = request.WhichOneof("message")
         if which is None:
             raise ValueError("empty FfiRequest")
         self._check_usable()
         self.ensure_driver()
-        waiter = _Waiter()
+        waiter = _Waiter(on_deliver)
         core = self._core
         async_id = core.register(waiter.deliver)
         getattr(request, which).request_async_id = async_id
@@ -253,12 +342,36 @@ class Bridge:
         try:
             await waiter.event.wait()
         except BaseException:
-            if not core.abandon(async_id, on_late) and on_late is not None and (
-                waiter.result is not None
+            if (
+                not core.abandon(async_id, on_late)
+                and on_late is not None
+                and on_deliver is None
+                and waiter.message is not None
             ):
-                on_late(waiter.result)
+                on_late(waiter.message)
             raise
+        if waiter.error is not None:
+            raise waiter.error
         return waiter.result
+
+    def request_detached(self, request: ffi_pb2.FfiRequest, on_done: Receiver | None) -> None:
+        """Send an async request nobody waits for; ``on_done`` gets its callback (sync).
+
+        Used for cleanup that must happen even though its caller is gone (for example
+        disconnecting a room whose connect was cancelled).  Errors are logged, not raised.
+        """
+        which = request.WhichOneof("message")
+        if which is None or self._disposed or self._pid != os.getpid():
+            return
+        core = self._core
+        async_id = core.register(_drop)
+        core.abandon(async_id, on_done if on_done is not None else _drop)
+        getattr(request, which).request_async_id = async_id
+        try:
+            self.request(request)
+        except Exception:
+            core.forget(async_id)
+            _log.exception("lkanyio: background %s request failed", which)
 
     # -- handles -----------------------------------------------------------------------------
 
@@ -268,6 +381,11 @@ class Bridge:
         if self._disposed or self._pid != os.getpid():
             return
         self._lib.lk_shim_drop_handle(handle)
+
+    def drop_native(self, handle: int) -> None:
+        """Release a native handle no :class:`OwnedHandle` owns (e.g. from a late callback)."""
+        if handle and not self._disposed and self._pid == os.getpid():
+            self._lib.lk_shim_drop_handle(handle)
 
     # -- keyed events ------------------------------------------------------------------------
 
@@ -336,7 +454,7 @@ class Bridge:
         driver.alive = False
         loop = driver.loop
         if hasattr(loop, "remove_reader") and not loop.is_closed():  # type: ignore[attr-defined]
-            loop.remove_reader(self._wakeup_fd)  # type: ignore[attr-defined]
+            loop.remove_reader(self._wakeup_fd)
 
     async def _trio_driver(self, driver: _Driver) -> None:
         import trio
@@ -418,7 +536,8 @@ class Bridge:
         queued = self._ffi.new("uint64_t *")
         total = self._ffi.new("uint64_t *")
         lost = self._ffi.new("uint64_t *")
-        self._lib.lk_shim_stats(queued, total, lost)
+        filtered = self._ffi.new("uint64_t *")
+        self._lib.lk_shim_stats(queued, total, lost, filtered)
         waiting = self._core.waiting_count()
         return BridgeStatistics(
             started=True,
@@ -433,6 +552,7 @@ class Bridge:
             queued_events=int(queued[0]),
             events_received=int(total[0]),
             events_lost=int(lost[0]),
+            logs_filtered=int(filtered[0]),
         )
 
 
@@ -460,7 +580,7 @@ def statistics() -> BridgeStatistics:
     does not load the native core.
     """
     if _bridge is None:
-        return BridgeStatistics(False, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        return BridgeStatistics(False, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
     return _bridge.statistics()
 
 
