@@ -1,5 +1,74 @@
-"""lkanyio: a structured-concurrency LiveKit SDK for trio and asyncio (through AnyIO)."""
+"""lkanyio: a structured-concurrency LiveKit SDK for trio and asyncio (through AnyIO).
+
+::
+
+    import lkanyio
+
+    async with lkanyio.connect(url, token) as room:
+        async with room.events() as events:
+            async for event in events:
+                print(event)
+"""
 
 from __future__ import annotations
 
+import contextlib
+
+from ._bridge import BridgeStatistics as BridgeStatistics
+from ._bridge import statistics as statistics
+from ._errors import ConnectError as ConnectError
+from ._errors import ConnectionLostError as ConnectionLostError
+from ._errors import EventStreamOverflowError as EventStreamOverflowError
+from ._errors import LiveKitError as LiveKitError
+from ._errors import NativeError as NativeError
+from ._errors import PublishDataError as PublishDataError
+from ._errors import PublishDTMFError as PublishDTMFError
+from ._errors import PublishTrackError as PublishTrackError
+from ._errors import PublishTranscriptionError as PublishTranscriptionError
+from ._errors import ResourceClosedError as ResourceClosedError
+from ._errors import UnpublishTrackError as UnpublishTrackError
+from ._events import *  # noqa: F403 - every event class, listed in _events.__all__
+from ._events import RoomEvent as RoomEvent
+from ._participant import LocalParticipant as LocalParticipant
+from ._participant import Participant as Participant
+from ._participant import ParticipantPermissions as ParticipantPermissions
+from ._participant import RemoteParticipant as RemoteParticipant
+from ._participant import Transcription as Transcription
+from ._participant import TranscriptionSegment as TranscriptionSegment
+from ._publication import AudioEncoding as AudioEncoding
+from ._publication import LocalTrackPublication as LocalTrackPublication
+from ._publication import RemoteTrackPublication as RemoteTrackPublication
+from ._publication import TrackPublication as TrackPublication
+from ._publication import TrackPublishOptions as TrackPublishOptions
+from ._publication import VideoEncoding as VideoEncoding
+from ._room import DISCONNECT_TIMEOUT as DISCONNECT_TIMEOUT
+from ._room import Room as Room
+from ._room import RoomOptions as RoomOptions
+from ._room import connect as connect
+from ._streams import EventStream as EventStream
+from ._streams import EventStreamStatistics as EventStreamStatistics
+from ._types import ConnectionQuality as ConnectionQuality
+from ._types import ConnectionState as ConnectionState
+from ._types import DataPacketKind as DataPacketKind
+from ._types import DisconnectReason as DisconnectReason
+from ._types import EncryptionState as EncryptionState
+from ._types import EncryptionType as EncryptionType
+from ._types import ParticipantKind as ParticipantKind
+from ._types import ParticipantState as ParticipantState
+from ._types import StreamState as StreamState
+from ._types import TrackKind as TrackKind
+from ._types import TrackSource as TrackSource
+
 __version__ = "0.1.0.dev0"
+
+
+def _fix_module_names() -> None:
+    """Show public names as ``lkanyio.X`` in reprs and tracebacks."""
+    for name, value in list(globals().items()):
+        if not name.startswith("_") and getattr(value, "__module__", "").startswith("lkanyio._"):
+            with contextlib.suppress(AttributeError, TypeError):
+                value.__module__ = __name__
+
+
+_fix_module_names()
+del _fix_module_names

@@ -22,7 +22,7 @@ class LiveKitError(Exception):
 
 
 class NativeError(LiveKitError):
-    """The native core refused or failed a request; the message is the native one when it has one."""
+    """The native core refused or failed a request (with the native message when it has one)."""
 
 
 class ResourceClosedError(LiveKitError):

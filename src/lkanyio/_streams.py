@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import warnings
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar, final
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar, final
 
 import anyio
 from anyio.abc import ObjectReceiveStream
 
 from ._errors import EventStreamOverflowError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["EventStream", "EventStreamStatistics", "OverflowPolicy"]
 

@@ -1,0 +1,333 @@
+"""Typed room events, as received from ``room.events()``.
+
+Events are frozen; the participants, publications and tracks they name are the room's live
+objects (already updated when the event is delivered).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ._participant import (
+        Participant,
+        ParticipantPermissions,
+        RemoteParticipant,
+        TranscriptionSegment,
+    )
+    from ._publication import LocalTrackPublication, RemoteTrackPublication, TrackPublication
+    from ._track import RemoteTrack
+    from ._types import (
+        ConnectionQuality,
+        ConnectionState,
+        DataPacketKind,
+        DisconnectReason,
+        EncryptionState,
+    )
+
+__all__ = [
+    "ActiveSpeakersChanged",
+    "ConnectionQualityChanged",
+    "ConnectionStateChanged",
+    "DataReceived",
+    "Disconnected",
+    "E2EEStateChanged",
+    "LocalTrackPublished",
+    "LocalTrackSubscribed",
+    "LocalTrackUnpublished",
+    "ParticipantActive",
+    "ParticipantAttributesChanged",
+    "ParticipantConnected",
+    "ParticipantDisconnected",
+    "ParticipantMetadataChanged",
+    "ParticipantNameChanged",
+    "ParticipantPermissionsChanged",
+    "Reconnected",
+    "Reconnecting",
+    "RoomEvent",
+    "RoomMetadataChanged",
+    "RoomSidChanged",
+    "SipDTMFReceived",
+    "TokenRefreshed",
+    "TrackMuted",
+    "TrackPublished",
+    "TrackSubscribed",
+    "TrackSubscriptionFailed",
+    "TrackUnmuted",
+    "TrackUnpublished",
+    "TrackUnsubscribed",
+    "TranscriptionReceived",
+]
+
+@dataclass(frozen=True, slots=True)
+class ParticipantConnected:
+    """A remote participant joined."""
+
+    participant: RemoteParticipant
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantDisconnected:
+    """A remote participant left (it is no longer in ``room.remote_participants``)."""
+
+    participant: RemoteParticipant
+    reason: DisconnectReason
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantActive:
+    """A remote participant finished joining and is fully active."""
+
+    participant: RemoteParticipant
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTrackPublished:
+    """A track this client published is live on the server."""
+
+    publication: LocalTrackPublication
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTrackUnpublished:
+    """A track this client published was unpublished."""
+
+    publication: LocalTrackPublication
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTrackSubscribed:
+    """A remote participant subscribed to one of this client's tracks."""
+
+    publication: LocalTrackPublication
+
+
+@dataclass(frozen=True, slots=True)
+class TrackPublished:
+    """A remote participant published a track."""
+
+    participant: RemoteParticipant
+    publication: RemoteTrackPublication
+
+
+@dataclass(frozen=True, slots=True)
+class TrackUnpublished:
+    """A remote participant unpublished a track."""
+
+    participant: RemoteParticipant
+    publication: RemoteTrackPublication
+
+
+@dataclass(frozen=True, slots=True)
+class TrackSubscribed:
+    """This client subscribed to a remote track: media can be received from ``track``."""
+
+    participant: RemoteParticipant
+    publication: RemoteTrackPublication
+    track: RemoteTrack
+
+
+@dataclass(frozen=True, slots=True)
+class TrackUnsubscribed:
+    """This client unsubscribed from a remote track."""
+
+    participant: RemoteParticipant
+    publication: RemoteTrackPublication
+    track: RemoteTrack
+
+
+@dataclass(frozen=True, slots=True)
+class TrackSubscriptionFailed:
+    """Subscribing to a remote track failed."""
+
+    participant: RemoteParticipant
+    track_sid: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class TrackMuted:
+    """A participant (local or remote) muted a track."""
+
+    participant: Participant
+    publication: TrackPublication
+
+
+@dataclass(frozen=True, slots=True)
+class TrackUnmuted:
+    """A participant (local or remote) unmuted a track."""
+
+    participant: Participant
+    publication: TrackPublication
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveSpeakersChanged:
+    """The set of participants currently speaking changed (loudest first)."""
+
+    speakers: tuple[Participant, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomMetadataChanged:
+    """The room's metadata changed."""
+
+    old_metadata: str
+    metadata: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSidChanged:
+    """The room's server id became known."""
+
+    sid: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantMetadataChanged:
+    """A participant's metadata changed."""
+
+    participant: Participant
+    old_metadata: str
+    metadata: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantNameChanged:
+    """A participant's name changed."""
+
+    participant: Participant
+    old_name: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantAttributesChanged:
+    """Some of a participant's attributes changed (``changed`` has only those; "" = deleted)."""
+
+    participant: Participant
+    changed: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantPermissionsChanged:
+    """The server changed what a participant may do."""
+
+    participant: Participant
+    permissions: ParticipantPermissions
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionQualityChanged:
+    """A participant's connection quality changed."""
+
+    participant: Participant
+    quality: ConnectionQuality
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStateChanged:
+    """This client's connection state changed."""
+
+    state: ConnectionState
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnecting:
+    """The connection dropped; the native core is trying to resume it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnected:
+    """The connection was resumed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """This client left the room (the last event of every stream)."""
+
+    reason: DisconnectReason
+
+
+@dataclass(frozen=True, slots=True)
+class DataReceived:
+    """A data packet arrived.
+
+    ``participant`` is ``None`` when the server itself sent it.
+    """
+
+    data: bytes
+    kind: DataPacketKind
+    participant: RemoteParticipant | None
+    topic: str
+
+
+@dataclass(frozen=True, slots=True)
+class SipDTMFReceived:
+    """A DTMF tone event arrived."""
+
+    code: int
+    digit: str
+    participant: RemoteParticipant | None
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptionReceived:
+    """A transcription arrived (of a remote track, or of one of this client's tracks)."""
+
+    segments: tuple[TranscriptionSegment, ...]
+    participant: Participant | None
+    track_sid: str
+
+
+@dataclass(frozen=True, slots=True)
+class E2EEStateChanged:
+    """A participant's end-to-end encryption state changed."""
+
+    participant: Participant
+    state: EncryptionState
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRefreshed:
+    """The server issued a fresh access token (kept out of ``repr`` and logs)."""
+
+    token: str = field(repr=False)
+
+
+RoomEvent: TypeAlias = (
+    ParticipantConnected
+    | ParticipantDisconnected
+    | ParticipantActive
+    | LocalTrackPublished
+    | LocalTrackUnpublished
+    | LocalTrackSubscribed
+    | TrackPublished
+    | TrackUnpublished
+    | TrackSubscribed
+    | TrackUnsubscribed
+    | TrackSubscriptionFailed
+    | TrackMuted
+    | TrackUnmuted
+    | ActiveSpeakersChanged
+    | RoomMetadataChanged
+    | RoomSidChanged
+    | ParticipantMetadataChanged
+    | ParticipantNameChanged
+    | ParticipantAttributesChanged
+    | ParticipantPermissionsChanged
+    | ConnectionQualityChanged
+    | ConnectionStateChanged
+    | Reconnecting
+    | Reconnected
+    | Disconnected
+    | DataReceived
+    | SipDTMFReceived
+    | TranscriptionReceived
+    | E2EEStateChanged
+    | TokenRefreshed
+)
+"""Every event ``room.events()`` can deliver."""

@@ -1,0 +1,445 @@
+"""Participants: the local one (who acts) and the remote ones (who are observed)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, final
+
+from ._bridge import OwnedHandle, buffer_pointer, get_bridge
+from ._errors import (
+    LiveKitError,
+    PublishDataError,
+    PublishDTMFError,
+    PublishTrackError,
+    PublishTranscriptionError,
+    UnpublishTrackError,
+)
+from ._proto import ffi_pb2, participant_pb2
+from ._publication import (
+    LocalTrackPublication,
+    RemoteTrackPublication,
+    TrackPublication,
+    TrackPublishOptions,
+)
+from ._types import ConnectionQuality, DisconnectReason, ParticipantKind, ParticipantState
+
+if TYPE_CHECKING:
+    from ._room import Room
+    from ._track import LocalTrack
+
+__all__ = [
+    "LocalParticipant",
+    "Participant",
+    "ParticipantPermissions",
+    "RemoteParticipant",
+    "Transcription",
+    "TranscriptionSegment",
+]
+
+_DEFAULT_PUBLISH_OPTIONS = TrackPublishOptions()
+
+
+@final
+@dataclass(frozen=True)
+class ParticipantPermissions:
+    """What the server allows a participant to do."""
+
+    can_subscribe: bool
+    can_publish: bool
+    can_publish_data: bool
+    can_update_metadata: bool
+    hidden: bool
+
+
+@final
+@dataclass(frozen=True, kw_only=True)
+class TranscriptionSegment:
+    """One segment of a transcription.
+
+    Attributes:
+        id: segment id; resending a segment with the same id updates it.
+        text: the transcribed text.
+        start_time: start of the segment, in milliseconds.
+        end_time: end of the segment, in milliseconds.
+        final: whether the text will not change any more.
+        language: BCP-47 language tag.
+    """
+
+    id: str
+    text: str
+    start_time: int = 0
+    end_time: int = 0
+    final: bool = True
+    language: str = ""
+
+
+@final
+@dataclass(frozen=True, kw_only=True)
+class Transcription:
+    """A transcription of a participant's track, sent to the room.
+
+    Attributes:
+        participant_identity: whose speech this is.
+        track_sid: the track that was transcribed.
+        segments: the transcribed segments.
+    """
+
+    participant_identity: str
+    track_sid: str
+    segments: Sequence[TranscriptionSegment] = field(default_factory=tuple)
+
+
+def _check_str(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    return value
+
+
+def _check_identities(identities: Sequence[str]) -> list[str]:
+    if isinstance(identities, (str, bytes)):
+        raise TypeError("destination_identities must be a sequence of identities, not one string")
+    return [_check_str("a destination identity", i) for i in identities]
+
+
+class Participant:
+    """State shared by local and remote participants (kept current by the room's events)."""
+
+    __slots__ = ("__weakref__", "_handle", "_info", "_publications", "_quality")
+
+    def __init__(self, owned: participant_pb2.OwnedParticipant) -> None:
+        self._handle = OwnedHandle(owned.handle.id)
+        self._info = owned.info
+        self._publications: dict[str, Any] = {}
+        self._quality = ConnectionQuality.GOOD
+
+    @property
+    def sid(self) -> str:
+        """Server id of the participant."""
+        return self._info.sid
+
+    @property
+    def identity(self) -> str:
+        """Identity from the access token (unique in the room)."""
+        return self._info.identity
+
+    @property
+    def name(self) -> str:
+        """Display name."""
+        return self._info.name
+
+    @property
+    def metadata(self) -> str:
+        """Application metadata."""
+        return self._info.metadata
+
+    @property
+    def attributes(self) -> Mapping[str, str]:
+        """Key/value attributes (a read-only view)."""
+        return MappingProxyType(dict(self._info.attributes))
+
+    @property
+    def kind(self) -> ParticipantKind:
+        """Standard client, agent, SIP, ingress …."""
+        return ParticipantKind(self._info.kind)
+
+    @property
+    def state(self) -> ParticipantState:
+        """Lifecycle state on the server."""
+        return ParticipantState(self._info.state)
+
+    @property
+    def permissions(self) -> ParticipantPermissions:
+        """What the server allows this participant to do."""
+        p = self._info.permission
+        return ParticipantPermissions(
+            can_subscribe=p.can_subscribe,
+            can_publish=p.can_publish,
+            can_publish_data=p.can_publish_data,
+            can_update_metadata=p.can_update_metadata,
+            hidden=p.hidden,
+        )
+
+    @property
+    def connection_quality(self) -> ConnectionQuality:
+        """Latest connection quality reported by the server."""
+        return self._quality
+
+    @property
+    def joined_at(self) -> int:
+        """When the participant joined, in seconds since the epoch."""
+        return self._info.joined_at
+
+    @property
+    def disconnect_reason(self) -> DisconnectReason:
+        """Why the participant left (``UNKNOWN`` while connected)."""
+        return DisconnectReason(self._info.disconnect_reason)
+
+    @property
+    def track_publications(self) -> Mapping[str, TrackPublication]:
+        """Published tracks by sid (a read-only view)."""
+        return MappingProxyType(self._publications)
+
+    def _close(self) -> None:
+        for publication in self._publications.values():
+            publication._close()
+        self._publications.clear()
+        self._handle.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} identity={self.identity!r} sid={self.sid!r}>"
+
+
+@final
+class RemoteParticipant(Participant):
+    """Another participant in the room."""
+
+    __slots__ = ()
+
+    @property
+    def track_publications(self) -> Mapping[str, RemoteTrackPublication]:
+        """Published tracks by sid (a read-only view)."""
+        return MappingProxyType(self._publications)
+
+
+@final
+class LocalParticipant(Participant):
+    """This client in the room.
+
+    Every method sends one request to the server and waits for its answer; wrap calls in
+    ``anyio.fail_after`` to bound them.  A cancelled call withdraws its waiter at once, but the
+    server may still have applied the change (it was already on its way).
+    """
+
+    __slots__ = ("_room",)
+
+    def __init__(self, owned: participant_pb2.OwnedParticipant, room: Room) -> None:
+        super().__init__(owned)
+        self._room = room
+
+    @property
+    def track_publications(self) -> Mapping[str, LocalTrackPublication]:
+        """Published tracks by sid (a read-only view)."""
+        return MappingProxyType(self._publications)
+
+    def _request(self) -> ffi_pb2.FfiRequest:
+        self._room._check_connected()
+        return ffi_pb2.FfiRequest()
+
+    async def publish_data(
+        self,
+        payload: bytes | bytearray | memoryview | str,
+        *,
+        reliable: bool = True,
+        destination_identities: Sequence[str] = (),
+        topic: str = "",
+    ) -> None:
+        """Send a data packet to the room.
+
+        Args:
+            payload: the bytes to send; a ``str`` is sent as UTF-8.
+            reliable: ordered, retransmitted delivery (``False``: lossy, lower latency).
+            destination_identities: send only to these participants (default: everyone).
+            topic: lets receivers tell kinds of messages apart.
+
+        Raises:
+            PublishDataError: the native core or the server refused the packet (for example
+                because it is over the size limit).
+            TypeError: a payload or identity of the wrong type.
+        """
+        if isinstance(payload, str):
+            data = payload.encode()
+        elif isinstance(payload, (bytes, bytearray, memoryview)):
+            data = bytes(payload)
+        else:
+            raise TypeError(f"payload must be bytes or str, not {type(payload).__name__}")
+        identities = _check_identities(destination_identities)
+        _check_str("topic", topic)
+        req = self._request()
+        msg = req.publish_data
+        msg.local_participant_handle = self._handle.id
+        address, pinned = buffer_pointer(data or b"\0")
+        msg.data_ptr = address
+        msg.data_len = len(data)
+        msg.reliable = reliable
+        msg.topic = topic
+        msg.destination_identities.extend(identities)
+
+        def keep_alive(_late: Any, _pinned: object = pinned) -> None:
+            """The native core may read the payload until its callback arrives."""
+
+        cb = await get_bridge().request_async(req, on_late=keep_alive)
+        if cb.error:
+            raise PublishDataError(cb.error)
+
+    async def publish_dtmf(self, *, code: int, digit: str) -> None:
+        """Send a SIP DTMF tone event to the room.
+
+        Args:
+            code: the DTMF code (0–15).
+            digit: the matching character (``"0"``–``"9"``, ``"*"``, ``"#"``, ``"A"``–``"D"``).
+
+        Raises:
+            PublishDTMFError: the native core or the server refused it.
+        """
+        if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= 15:
+            raise ValueError(f"DTMF code must be an int from 0 to 15, not {code!r}")
+        _check_str("digit", digit)
+        req = self._request()
+        req.publish_sip_dtmf.local_participant_handle = self._handle.id
+        req.publish_sip_dtmf.code = code
+        req.publish_sip_dtmf.digit = digit
+        cb = await get_bridge().request_async(req)
+        if cb.error:
+            raise PublishDTMFError(cb.error)
+
+    async def publish_transcription(self, transcription: Transcription) -> None:
+        """Send a transcription to the room.
+
+        Raises:
+            PublishTranscriptionError: the native core or the server refused it.
+        """
+        if not isinstance(transcription, Transcription):
+            raise TypeError("publish_transcription takes a lkanyio.Transcription")
+        req = self._request()
+        msg = req.publish_transcription
+        msg.local_participant_handle = self._handle.id
+        msg.participant_identity = _check_str(
+            "participant_identity", transcription.participant_identity
+        )
+        msg.track_id = _check_str("track_sid", transcription.track_sid)
+        for segment in transcription.segments:
+            out = msg.segments.add()
+            out.id = _check_str("segment id", segment.id)
+            out.text = _check_str("segment text", segment.text)
+            out.start_time = segment.start_time
+            out.end_time = segment.end_time
+            out.final = segment.final
+            out.language = segment.language
+        cb = await get_bridge().request_async(req)
+        if cb.error:
+            raise PublishTranscriptionError(cb.error)
+
+    async def set_metadata(self, metadata: str) -> None:
+        """Replace this participant's metadata.
+
+        Needs ``canUpdateOwnMetadata`` in the access token.
+
+        Raises:
+            LiveKitError: the server refused the update.
+        """
+        req = self._request()
+        req.set_local_metadata.local_participant_handle = self._handle.id
+        req.set_local_metadata.metadata = _check_str("metadata", metadata)
+        cb = await get_bridge().request_async(req)
+        if cb.error:
+            raise LiveKitError(f"set_metadata failed: {cb.error}")
+
+    async def set_name(self, name: str) -> None:
+        """Change this participant's display name.
+
+        Needs ``canUpdateOwnMetadata`` in the access token.
+
+        Raises:
+            LiveKitError: the server refused the update.
+        """
+        req = self._request()
+        req.set_local_name.local_participant_handle = self._handle.id
+        req.set_local_name.name = _check_str("name", name)
+        cb = await get_bridge().request_async(req)
+        if cb.error:
+            raise LiveKitError(f"set_name failed: {cb.error}")
+
+    async def set_attributes(self, attributes: Mapping[str, str]) -> None:
+        """Set attributes (merged into the existing ones; an empty value deletes a key).
+
+        Needs ``canUpdateOwnMetadata`` in the access token.
+
+        Raises:
+            LiveKitError: the server refused the update.
+        """
+        if not isinstance(attributes, Mapping):
+            raise TypeError("attributes must be a mapping of str to str")
+        req = self._request()
+        msg = req.set_local_attributes
+        msg.local_participant_handle = self._handle.id
+        for key, value in attributes.items():
+            entry = msg.attributes.add()
+            entry.key = _check_str("attribute key", key)
+            entry.value = _check_str("attribute value", value)
+        cb = await get_bridge().request_async(req)
+        if cb.error:
+            raise LiveKitError(f"set_attributes failed: {cb.error}")
+
+    async def publish_track(
+        self, track: LocalTrack, options: TrackPublishOptions | None = None
+    ) -> LocalTrackPublication:
+        """Publish a local audio or video track.
+
+        If the call is cancelled and the server still publishes the track, lkanyio unpublishes
+        it again as soon as the late answer arrives: a cancelled publish leaves nothing behind.
+
+        Raises:
+            PublishTrackError: the native core or the server refused the track.
+        """
+        from ._track import LocalTrack
+
+        if not isinstance(track, LocalTrack):
+            raise TypeError("publish_track takes a LocalAudioTrack or LocalVideoTrack")
+        req = self._request()
+        msg = req.publish_track
+        msg.local_participant_handle = self._handle.id
+        msg.track_handle = track._handle.id
+        (options or _DEFAULT_PUBLISH_OPTIONS)._to_proto(msg.options)
+
+        def adopt(cb: Any) -> LocalTrackPublication:
+            # Runs in the dispatcher, before the room event that announces the publication.
+            if cb.WhichOneof("message") != "publication":
+                raise PublishTrackError(cb.error or "the track was not published")
+            publication = LocalTrackPublication(cb.publication, track)
+            self._publications[publication.sid] = publication
+            return publication
+
+        def unpublish_late(cb: Any) -> None:
+            if cb.WhichOneof("message") != "publication":
+                return
+            get_bridge().drop_native(cb.publication.handle.id)
+            self._unpublish_detached(cb.publication.info.sid)
+
+        result: LocalTrackPublication = await get_bridge().request_async(
+            req, on_deliver=adopt, on_late=unpublish_late
+        )
+        return result
+
+    def _unpublish_detached(self, sid: str) -> None:
+        if self._handle.closed or not self._room.connected:
+            return
+        req = ffi_pb2.FfiRequest()
+        req.unpublish_track.local_participant_handle = self._handle.id
+        req.unpublish_track.track_sid = sid
+        req.unpublish_track.stop_on_unpublish = True
+        get_bridge().request_detached(req, None)
+
+    async def unpublish_track(self, track_sid: str) -> None:
+        """Stop publishing the track with this sid.
+
+        Raises:
+            UnpublishTrackError: the native core or the server refused (e.g. an unknown sid).
+        """
+        _check_str("track_sid", track_sid)
+        req = self._request()
+        req.unpublish_track.local_participant_handle = self._handle.id
+        req.unpublish_track.track_sid = track_sid
+        req.unpublish_track.stop_on_unpublish = True
+
+        def forget(cb: Any) -> None:
+            # Runs in the dispatcher: the map is right before the caller resumes, and the
+            # LocalTrackUnpublished event that may follow still finds the publication.
+            if cb.error:
+                raise UnpublishTrackError(cb.error)
+            publication = self._publications.pop(track_sid, None)
+            if publication is not None:
+                self._room._unpublished[track_sid] = publication
+
+        await get_bridge().request_async(req, on_deliver=forget)

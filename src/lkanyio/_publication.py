@@ -1,0 +1,230 @@
+"""Track publications: what a participant has published to the room."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, final
+
+import anyio
+
+from ._bridge import OwnedHandle, get_bridge
+from ._proto import ffi_pb2, room_pb2, track_pb2
+from ._types import EncryptionType, TrackKind, TrackSource
+
+if TYPE_CHECKING:
+    from ._track import LocalTrack, RemoteTrack
+
+__all__ = [
+    "AudioEncoding",
+    "LocalTrackPublication",
+    "RemoteTrackPublication",
+    "TrackPublication",
+    "TrackPublishOptions",
+    "VideoEncoding",
+]
+
+
+@final
+@dataclass(frozen=True, kw_only=True)
+class VideoEncoding:
+    """Video encoder limits for a published track."""
+
+    max_bitrate: int
+    max_framerate: float
+
+
+@final
+@dataclass(frozen=True, kw_only=True)
+class AudioEncoding:
+    """Audio encoder limits for a published track."""
+
+    max_bitrate: int
+
+
+@final
+@dataclass(frozen=True, kw_only=True)
+class TrackPublishOptions:
+    """How to publish a track (every field has the native core's default when left as is).
+
+    Attributes:
+        source: what the track is (microphone, camera, screen share …).
+        simulcast: publish several video layers.
+        dtx: discontinuous transmission for audio (saves bandwidth in silence).
+        red: redundant audio encoding.
+        video_encoding: video bitrate and frame rate limits.
+        audio_encoding: audio bitrate limit.
+        stream: name of the stream the track belongs to.
+    """
+
+    source: TrackSource = TrackSource.UNKNOWN
+    simulcast: bool | None = None
+    dtx: bool | None = None
+    red: bool | None = None
+    video_encoding: VideoEncoding | None = None
+    audio_encoding: AudioEncoding | None = None
+    stream: str | None = None
+
+    def _to_proto(self, out: room_pb2.TrackPublishOptions) -> None:
+        out.source = int(self.source)  # type: ignore[assignment]
+        if self.simulcast is not None:
+            out.simulcast = self.simulcast
+        if self.dtx is not None:
+            out.dtx = self.dtx
+        if self.red is not None:
+            out.red = self.red
+        if self.video_encoding is not None:
+            out.video_encoding.max_bitrate = self.video_encoding.max_bitrate
+            out.video_encoding.max_framerate = self.video_encoding.max_framerate
+        if self.audio_encoding is not None:
+            out.audio_encoding.max_bitrate = self.audio_encoding.max_bitrate
+        if self.stream is not None:
+            out.stream = self.stream
+
+
+class TrackPublication:
+    """A published track as the room sees it; the track itself may or may not be local."""
+
+    __slots__ = ("_handle", "_info")
+
+    def __init__(self, owned: track_pb2.OwnedTrackPublication) -> None:
+        self._handle = OwnedHandle(owned.handle.id)
+        self._info = owned.info
+
+    @property
+    def sid(self) -> str:
+        """Server id of the publication (the track sid)."""
+        return self._info.sid
+
+    @property
+    def name(self) -> str:
+        """Name given at publish time."""
+        return self._info.name
+
+    @property
+    def kind(self) -> TrackKind:
+        """Audio or video."""
+        return TrackKind(self._info.kind)
+
+    @property
+    def source(self) -> TrackSource:
+        """Microphone, camera, screen share …."""
+        return TrackSource(self._info.source)
+
+    @property
+    def simulcasted(self) -> bool:
+        """Whether several video layers are published."""
+        return self._info.simulcasted
+
+    @property
+    def width(self) -> int:
+        """Published video width (0 for audio)."""
+        return self._info.width
+
+    @property
+    def height(self) -> int:
+        """Published video height (0 for audio)."""
+        return self._info.height
+
+    @property
+    def mime_type(self) -> str:
+        """Codec MIME type, e.g. ``audio/opus``."""
+        return self._info.mime_type
+
+    @property
+    def muted(self) -> bool:
+        """Whether the publisher muted the track."""
+        return self._info.muted
+
+    @property
+    def encryption_type(self) -> EncryptionType:
+        """End-to-end encryption scheme of the track."""
+        return EncryptionType(self._info.encryption_type)
+
+    def _close(self) -> None:
+        self._handle.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} sid={self.sid!r} name={self.name!r} "
+            f"kind={self.kind.name} muted={self.muted}>"
+        )
+
+
+@final
+class LocalTrackPublication(TrackPublication):
+    """A track this participant published."""
+
+    __slots__ = ("_subscribed", "_track")
+
+    def __init__(self, owned: track_pb2.OwnedTrackPublication, track: LocalTrack) -> None:
+        super().__init__(owned)
+        self._track = track
+        self._subscribed: anyio.Event | None = None
+
+    @property
+    def track(self) -> LocalTrack:
+        """The published local track."""
+        return self._track
+
+    async def wait_for_subscription(self) -> None:
+        """Wait until at least one remote participant has subscribed to this track."""
+        if self._subscribed is None:
+            self._subscribed = anyio.Event()
+        await self._subscribed.wait()
+
+    def _mark_subscribed(self) -> None:
+        if self._subscribed is None:
+            self._subscribed = anyio.Event()
+        self._subscribed.set()
+
+
+@final
+class RemoteTrackPublication(TrackPublication):
+    """A track another participant published; :attr:`track` is set while subscribed."""
+
+    __slots__ = ("_track",)
+
+    def __init__(self, owned: track_pb2.OwnedTrackPublication) -> None:
+        super().__init__(owned)
+        self._track: RemoteTrack | None = None
+
+    @property
+    def track(self) -> RemoteTrack | None:
+        """The subscribed track, or ``None`` while not subscribed."""
+        return self._track
+
+    @property
+    def subscribed(self) -> bool:
+        """Whether the track is subscribed (its media is being received)."""
+        return self._track is not None
+
+    def set_subscribed(self, subscribed: bool) -> None:
+        """Subscribe to or unsubscribe from the track (the result arrives as room events)."""
+        req = ffi_pb2.FfiRequest()
+        req.set_subscribed.publication_handle = self._handle.id
+        req.set_subscribed.subscribe = subscribed
+        get_bridge().request(req)
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Pause or resume the media of a subscribed track without unsubscribing."""
+        req = ffi_pb2.FfiRequest()
+        req.enable_remote_track_publication.track_publication_handle = self._handle.id
+        req.enable_remote_track_publication.enabled = enabled
+        get_bridge().request(req)
+
+    def set_video_dimensions(self, *, width: int, height: int) -> None:
+        """Ask the server for the simulcast layer closest to ``width`` × ``height``."""
+        if width <= 0 or height <= 0:
+            raise ValueError("video dimensions must be positive")
+        req = ffi_pb2.FfiRequest()
+        msg = req.update_remote_track_publication_dimension
+        msg.track_publication_handle = self._handle.id
+        msg.width = width
+        msg.height = height
+        get_bridge().request(req)
+
+    def _close(self) -> None:
+        track, self._track = self._track, None
+        if track is not None:
+            track._close()
+        super()._close()

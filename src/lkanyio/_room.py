@@ -1,0 +1,761 @@
+"""Room: joining a LiveKit room as an async context manager, and its event stream."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Any, Final, final
+from urllib.parse import urlsplit
+
+import anyio
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
+from . import _events as ev
+from ._bridge import OwnedHandle, copy_native, get_bridge
+from ._errors import ConnectError, ConnectionLostError, ResourceClosedError
+from ._participant import (
+    LocalParticipant,
+    Participant,
+    ParticipantPermissions,
+    RemoteParticipant,
+    TranscriptionSegment,
+)
+from ._proto import ffi_pb2, room_pb2
+from ._publication import RemoteTrackPublication
+from ._streams import EventStream
+from ._types import (
+    ConnectionQuality,
+    ConnectionState,
+    DataPacketKind,
+    DisconnectReason,
+    EncryptionState,
+)
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
+__all__ = ["DISCONNECT_TIMEOUT", "Room", "RoomOptions", "connect"]
+
+DISCONNECT_TIMEOUT: Final = 5.0
+"""Seconds leaving a room may take (shielded from cancellation) before lkanyio stops waiting for
+the server's goodbye and releases everything anyway."""
+
+_ALLOWED_SCHEMES: Final = frozenset({"ws", "wss", "http", "https"})
+
+
+@final
+@dataclass(frozen=True, kw_only=True)
+class RoomOptions:
+    """Options for joining a room.
+
+    Attributes:
+        auto_subscribe: subscribe to every published track automatically.
+        dynacast: pause video layers nobody watches.
+        adaptive_stream: let the server adapt video quality to what is rendered.
+        join_retries: how often the native core retries the initial connection.
+    """
+
+    auto_subscribe: bool = True
+    dynacast: bool = False
+    adaptive_stream: bool = False
+    join_retries: int | None = None
+
+    def _to_proto(self, out: room_pb2.RoomOptions) -> None:
+        out.auto_subscribe = self.auto_subscribe
+        out.dynacast = self.dynacast
+        out.adaptive_stream = self.adaptive_stream
+        if self.join_retries is not None:
+            if self.join_retries < 0:
+                raise ValueError("join_retries must not be negative")
+            out.join_retries = self.join_retries
+
+
+_DEFAULT_OPTIONS = RoomOptions()
+
+
+def _check_url(url: object) -> str:
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str, not {type(url).__name__}")
+    parts = urlsplit(url)
+    if parts.scheme not in _ALLOWED_SCHEMES or not parts.netloc:
+        raise ValueError(
+            "url must be a ws://, wss://, http:// or https:// URL of a LiveKit server"
+        )
+    return url
+
+
+def connect(url: str, token: str, *, options: RoomOptions | None = None) -> Room:
+    """Join a room: use the result with ``async with``.
+
+    ::
+
+        async with lkanyio.connect(url, token) as room:
+            async with room.events() as events:
+                async for event in events:
+                    ...
+
+    Leaving the block disconnects and releases everything, also on error or cancellation.  If
+    the server or the network ends the session, the block is cancelled and ends with
+    :class:`~lkanyio.ConnectionLostError`.  Cancelling the ``async with`` while it connects never
+    hangs: if the connection completes afterwards, lkanyio leaves the room again.
+
+    Args:
+        url: the server's URL (``ws``, ``wss``, ``http`` or ``https``).
+        token: an access token for the room (never logged nor shown in reprs).
+        options: how to join.
+
+    Raises:
+        ConnectError: the server or the native core refused the connection.
+        ValueError: a URL with another scheme, or an empty token.
+    """
+    _check_url(url)
+    if not isinstance(token, str):
+        raise TypeError(f"token must be a str, not {type(token).__name__}")
+    if not token:
+        raise ValueError("token must not be empty")
+    if options is not None and not isinstance(options, RoomOptions):
+        raise TypeError("options must be a lkanyio.RoomOptions")
+    return Room(url, token, options or _DEFAULT_OPTIONS)
+
+
+def _late_connect(cb: Any) -> None:
+    """A connect finished after its caller gave up: leave the room and drop what it returned."""
+    if cb.WhichOneof("message") != "result":
+        return
+    result = cb.result
+    handles = [result.room.handle.id, result.local_participant.handle.id]
+    for entry in result.participants:
+        handles.append(entry.participant.handle.id)
+        handles.extend(p.handle.id for p in entry.publications)
+    bridge = get_bridge()
+    req = ffi_pb2.FfiRequest()
+    req.disconnect.room_handle = result.room.handle.id
+    req.disconnect.reason = DisconnectReason.CLIENT_INITIATED  # type: ignore[assignment]
+
+    def drop_all(_cb: Any) -> None:
+        for handle in handles:
+            bridge.drop_native(handle)
+
+    bridge.request_detached(req, drop_all)
+
+
+@final
+class Room:
+    """A joined room.  Get one from :func:`connect`; it is usable inside its ``async with``."""
+
+    def __init__(self, url: str, token: str, options: RoomOptions) -> None:
+        self._url = url
+        self._token = token
+        self._options = options
+        self._handle: OwnedHandle | None = None
+        self._info = room_pb2.RoomInfo()
+        self._local: LocalParticipant | None = None
+        self._remote: dict[str, RemoteParticipant] = {}
+        self._state = ConnectionState.DISCONNECTED
+        self._subscribers: set[EventStream[ev.RoomEvent]] = set()
+        self._tg: TaskGroup | None = None
+        self._entered = False
+        self._closing = False
+        self._closed = False
+        self._eos: anyio.Event | None = None
+        self._lost: ConnectionLostError | None = None
+        self._sid_known: anyio.Event | None = None
+        self._unpublished: dict[str, Any] = {}
+        self._rpc_handler: Callable[[Any], None] | None = None
+        self._stream_opened_handler: Callable[[str, Any], None] | None = None
+
+    # -- public state -------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The room's name."""
+        return self._info.name
+
+    @property
+    def sid(self) -> str:
+        """The room's server id ("" until the server has assigned it; see :meth:`wait_for_sid`)."""
+        return self._info.sid
+
+    @property
+    def metadata(self) -> str:
+        """The room's metadata."""
+        return self._info.metadata
+
+    @property
+    def num_participants(self) -> int:
+        """Participant count as last reported by the server."""
+        return self._info.num_participants
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        """Connected, reconnecting or disconnected."""
+        return self._state
+
+    @property
+    def connected(self) -> bool:
+        """Whether the room is connected (or reconnecting) and not closed."""
+        return self._handle is not None and not self._closing and self._lost is None
+
+    @property
+    def local_participant(self) -> LocalParticipant:
+        """This client in the room.
+
+        Raises:
+            ResourceClosedError: before the room is joined.
+        """
+        if self._local is None:
+            raise ResourceClosedError("the room is not connected; use 'async with connect(...)'")
+        return self._local
+
+    @property
+    def remote_participants(self) -> Mapping[str, RemoteParticipant]:
+        """The other participants, by identity (a read-only view)."""
+        return MappingProxyType(self._remote)
+
+    async def wait_for_sid(self) -> str:
+        """Wait until the server has assigned the room's sid and return it.
+
+        Raises:
+            ConnectionLostError: the room disconnected first (never hangs on a dead room).
+            ResourceClosedError: the room was closed first.
+        """
+        while not self._info.sid:
+            self._check_connected()
+            if self._sid_known is None:
+                self._sid_known = anyio.Event()
+            await self._sid_known.wait()
+        return self._info.sid
+
+    def events(self, *, max_buffered: int = 1024) -> EventStream[ev.RoomEvent]:
+        """Subscribe to the room's events.
+
+        Every subscriber gets every event from the moment it subscribes; subscribe before your
+        first ``await`` after joining to miss nothing.  Events are never dropped: a subscriber
+        that lets more than ``max_buffered`` events pile up has its stream ended with
+        :class:`~lkanyio.EventStreamOverflowError`.  The stream ends after ``Disconnected`` when
+        the room closes.
+
+        Args:
+            max_buffered: how many undelivered events to hold for this subscriber.
+        """
+        if not isinstance(max_buffered, int) or isinstance(max_buffered, bool) or max_buffered < 1:
+            raise ValueError("max_buffered must be a positive integer")
+        stream: EventStream[ev.RoomEvent]
+
+        def unsubscribe() -> None:
+            self._subscribers.discard(stream)
+
+        stream = EventStream(
+            max_buffered=max_buffered, overflow="fail", on_close=unsubscribe, what="room events"
+        )
+        if self._closed or (self._eos is not None and self._eos.is_set()):
+            stream.end()
+        else:
+            self._subscribers.add(stream)
+        return stream
+
+    def _check_connected(self) -> None:
+        if self._lost is not None:
+            raise ConnectionLostError(str(self._lost)) from self._lost.__cause__
+        if self._handle is None or self._closing:
+            raise ResourceClosedError("the room is not connected")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Room:
+        if self._entered:
+            raise RuntimeError("a Room can be entered only once; call connect() again")
+        self._entered = True
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        try:
+            await self._connect()
+        except BaseException as exc:
+            with anyio.move_on_after(DISCONNECT_TIMEOUT, shield=True):
+                await self._shutdown()
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        tg = self._tg
+        assert tg is not None
+        with anyio.move_on_after(DISCONNECT_TIMEOUT, shield=True):
+            await self._shutdown()
+        tg.cancel_scope.cancel()
+        try:
+            suppressed = await tg.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+        lost = self._lost
+        if lost is not None and (exc_type is None or suppressed or _is_cancellation(exc)):
+            raise lost
+        return suppressed
+
+    async def disconnect(self) -> None:
+        """Leave the room now (idempotent); the ``async with`` block then just ends."""
+        with anyio.move_on_after(DISCONNECT_TIMEOUT, shield=True):
+            await self._shutdown()
+
+    async def _connect(self) -> None:
+        req = ffi_pb2.FfiRequest()
+        req.connect.url = self._url
+        req.connect.token = self._token
+        self._options._to_proto(req.connect.options)
+        await get_bridge().request_async(req, on_deliver=self._adopt, on_late=_late_connect)
+        get_bridge().request(_ready_request(self._require_handle()))
+
+    def _adopt(self, cb: Any) -> None:
+        """Build the room's state from the connect callback (runs in the dispatcher)."""
+        if cb.WhichOneof("message") != "result":
+            raise ConnectError(cb.error or "the connection failed")
+        result = cb.result
+        bridge = get_bridge()
+        self._handle = OwnedHandle(result.room.handle.id)
+        self._info = result.room.info
+        self._local = LocalParticipant(result.local_participant, self)
+        for entry in result.participants:
+            participant = RemoteParticipant(entry.participant)
+            for owned in entry.publications:
+                publication = RemoteTrackPublication(owned)
+                participant._publications[publication.sid] = publication
+            self._remote[participant.identity] = participant
+        self._state = ConnectionState.CONNECTED
+        self._eos = anyio.Event()
+        bridge.bind(self._handle.id, self._on_room_event)
+        bridge.bind(self._local._handle.id, self._on_rpc_invocation)
+
+    def _require_handle(self) -> int:
+        if self._handle is None:
+            raise ResourceClosedError("the room is not connected")
+        return self._handle.id
+
+    async def _shutdown(self) -> None:
+        """Leave the room (if joined) and release every handle.  Idempotent."""
+        if self._closed:
+            return
+        self._closing = True
+        bridge = get_bridge()
+        handle = self._handle
+        try:
+            if handle is not None and self._eos is not None and not self._eos.is_set():
+                req = ffi_pb2.FfiRequest()
+                req.disconnect.room_handle = handle.id
+                req.disconnect.reason = DisconnectReason.CLIENT_INITIATED  # type: ignore[assignment]
+                await bridge.request_async(req)
+                with anyio.move_on_after(DISCONNECT_TIMEOUT):
+                    await self._eos.wait()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        bridge = get_bridge()
+        if self._state != ConnectionState.DISCONNECTED:
+            self._state = ConnectionState.DISCONNECTED
+        for stream in list(self._subscribers):
+            stream.end()
+        self._subscribers.clear()
+        if self._sid_known is not None:
+            self._sid_known.set()
+        for participant in self._remote.values():
+            participant._close()
+        self._remote.clear()
+        for publication in self._unpublished.values():
+            publication._close()
+        self._unpublished.clear()
+        if self._local is not None:
+            if not self._local._handle.closed:
+                bridge.unbind(self._local._handle.id)
+            self._local._close()
+        if self._handle is not None:
+            bridge.unbind(self._handle.id)
+            self._handle.close()
+
+    # -- event routing (synchronous, in the dispatcher) ---------------------------------------
+
+    def _emit(self, event: ev.RoomEvent) -> None:
+        for stream in list(self._subscribers):
+            if not stream.send_nowait(event):
+                self._subscribers.discard(stream)
+
+    def _participant(self, identity: str) -> Participant | None:
+        if self._local is not None and identity == self._local.identity:
+            return self._local
+        return self._remote.get(identity)
+
+    def _on_rpc_invocation(self, message: Any) -> None:
+        if self._rpc_handler is not None:
+            self._rpc_handler(message)
+            return
+        # Nobody serves RPC in this room: answer at once so the caller does not wait for its
+        # timeout.  1400 is LiveKit's "unsupported method".
+        req = ffi_pb2.FfiRequest()
+        resp = req.rpc_method_invocation_response
+        resp.local_participant_handle = message.local_participant_handle
+        resp.invocation_id = message.invocation_id
+        resp.error.code = 1400
+        resp.error.message = "Method not supported at destination"
+        get_bridge().request(req)
+
+    def _on_room_event(self, message: Any) -> None:
+        which = message.WhichOneof("message")
+        handler = _HANDLERS.get(which)
+        if handler is not None:
+            event = handler(self, getattr(message, which))
+            if event is not None:
+                self._emit(event)
+
+    def _ev_participant_connected(self, m: Any) -> ev.RoomEvent | None:
+        participant = RemoteParticipant(m.info)
+        old = self._remote.pop(participant.identity, None)
+        if old is not None:
+            old._close()
+        self._remote[participant.identity] = participant
+        return ev.ParticipantConnected(participant)
+
+    def _ev_participant_disconnected(self, m: Any) -> ev.RoomEvent | None:
+        participant = self._remote.pop(m.participant_identity, None)
+        if participant is None:
+            return None
+        participant._info.disconnect_reason = m.disconnect_reason
+        participant._close()
+        return ev.ParticipantDisconnected(participant, DisconnectReason(m.disconnect_reason))
+
+    def _ev_participant_active(self, m: Any) -> ev.RoomEvent | None:
+        participant = self._remote.get(m.participant_identity)
+        return None if participant is None else ev.ParticipantActive(participant)
+
+    def _ev_local_track_published(self, m: Any) -> ev.RoomEvent | None:
+        if self._local is None:
+            return None
+        publication = self._local._publications.get(m.track_sid)
+        return None if publication is None else ev.LocalTrackPublished(publication)
+
+    def _ev_local_track_unpublished(self, m: Any) -> ev.RoomEvent | None:
+        if self._local is None:
+            return None
+        publication = self._local._publications.pop(m.publication_sid, None)
+        if publication is None:
+            publication = self._unpublished.pop(m.publication_sid, None)
+        if publication is None:
+            return None
+        publication._close()
+        return ev.LocalTrackUnpublished(publication)
+
+    def _ev_local_track_subscribed(self, m: Any) -> ev.RoomEvent | None:
+        if self._local is None:
+            return None
+        publication = self._local._publications.get(m.track_sid)
+        if publication is None:
+            return None
+        publication._mark_subscribed()
+        return ev.LocalTrackSubscribed(publication)
+
+    def _ev_track_published(self, m: Any) -> ev.RoomEvent | None:
+        participant = self._remote.get(m.participant_identity)
+        if participant is None:
+            get_bridge().drop_native(m.publication.handle.id)
+            return None
+        publication = RemoteTrackPublication(m.publication)
+        old = participant._publications.pop(publication.sid, None)
+        if old is not None:
+            old._close()
+        participant._publications[publication.sid] = publication
+        return ev.TrackPublished(participant, publication)
+
+    def _ev_track_unpublished(self, m: Any) -> ev.RoomEvent | None:
+        participant = self._remote.get(m.participant_identity)
+        if participant is None:
+            return None
+        publication = participant._publications.pop(m.publication_sid, None)
+        if publication is None:
+            return None
+        publication._close()
+        return ev.TrackUnpublished(participant, publication)
+
+    def _ev_track_subscribed(self, m: Any) -> ev.RoomEvent | None:
+        from ._track import remote_track_from_owned
+
+        participant = self._remote.get(m.participant_identity)
+        publication = (
+            None if participant is None else participant._publications.get(m.track.info.sid)
+        )
+        if participant is None or publication is None:
+            get_bridge().drop_native(m.track.handle.id)
+            return None
+        if publication._track is not None:
+            publication._track._close()
+        track = remote_track_from_owned(m.track)
+        publication._track = track
+        return ev.TrackSubscribed(participant, publication, track)
+
+    def _ev_track_unsubscribed(self, m: Any) -> ev.RoomEvent | None:
+        participant = self._remote.get(m.participant_identity)
+        publication = None if participant is None else participant._publications.get(m.track_sid)
+        if participant is None or publication is None or publication._track is None:
+            return None
+        track, publication._track = publication._track, None
+        track._close()
+        return ev.TrackUnsubscribed(participant, publication, track)
+
+    def _ev_track_subscription_failed(self, m: Any) -> ev.RoomEvent | None:
+        participant = self._remote.get(m.participant_identity)
+        if participant is None:
+            return None
+        return ev.TrackSubscriptionFailed(participant, m.track_sid, m.error)
+
+    def _mute(self, m: Any, muted: bool) -> tuple[Participant, Any] | None:
+        participant = self._participant(m.participant_identity)
+        if participant is None:
+            return None
+        publication = participant._publications.get(m.track_sid)
+        if publication is None:
+            return None
+        publication._info.muted = muted
+        return participant, publication
+
+    def _ev_track_muted(self, m: Any) -> ev.RoomEvent | None:
+        found = self._mute(m, True)
+        return None if found is None else ev.TrackMuted(*found)
+
+    def _ev_track_unmuted(self, m: Any) -> ev.RoomEvent | None:
+        found = self._mute(m, False)
+        return None if found is None else ev.TrackUnmuted(*found)
+
+    def _ev_active_speakers_changed(self, m: Any) -> ev.RoomEvent | None:
+        speakers = tuple(
+            p for p in (self._participant(i) for i in m.participant_identities) if p is not None
+        )
+        return ev.ActiveSpeakersChanged(speakers)
+
+    def _ev_room_metadata_changed(self, m: Any) -> ev.RoomEvent | None:
+        old = self._info.metadata
+        self._info.metadata = m.metadata
+        return ev.RoomMetadataChanged(old, m.metadata)
+
+    def _ev_room_sid_changed(self, m: Any) -> ev.RoomEvent | None:
+        self._info.sid = m.sid
+        if self._sid_known is not None:
+            self._sid_known.set()
+            self._sid_known = None
+        return ev.RoomSidChanged(m.sid)
+
+    def _ev_room_updated(self, m: Any) -> ev.RoomEvent | None:
+        old_sid = self._info.sid
+        self._info.CopyFrom(m)
+        if not old_sid and m.sid:
+            return self._ev_room_sid_changed(m)
+        return None
+
+    def _ev_participant_metadata_changed(self, m: Any) -> ev.RoomEvent | None:
+        participant = self._participant(m.participant_identity)
+        if participant is None:
+            return None
+        old = participant._info.metadata
+        participant._info.metadata = m.metadata
+        return ev.ParticipantMetadataChanged(participant, old, m.metadata)
+
+    def _ev_participant_name_changed(self, m: Any) -> ev.RoomEvent | None:
+        participant = self._participant(m.participant_identity)
+        if participant is None:
+            return None
+        old = participant._info.name
+        participant._info.name = m.name
+        return ev.ParticipantNameChanged(participant, old, m.name)
+
+    def _ev_participant_attributes_changed(self, m: Any) -> ev.RoomEvent | None:
+        participant = self._participant(m.participant_identity)
+        if participant is None:
+            return None
+        participant._info.attributes.clear()
+        for entry in m.attributes:
+            participant._info.attributes[entry.key] = entry.value
+        changed = MappingProxyType({e.key: e.value for e in m.changed_attributes})
+        return ev.ParticipantAttributesChanged(participant, changed)
+
+    def _ev_participant_permission_changed(self, m: Any) -> ev.RoomEvent | None:
+        participant = self._participant(m.participant_identity)
+        if participant is None:
+            return None
+        participant._info.permission.CopyFrom(m.permission)
+        p = m.permission
+        return ev.ParticipantPermissionsChanged(
+            participant,
+            ParticipantPermissions(
+                can_subscribe=p.can_subscribe,
+                can_publish=p.can_publish,
+                can_publish_data=p.can_publish_data,
+                can_update_metadata=p.can_update_metadata,
+                hidden=p.hidden,
+            ),
+        )
+
+    def _ev_participants_updated(self, m: Any) -> ev.RoomEvent | None:
+        # A snapshot that can precede the specific change events: take everything from it but
+        # the fields those events carry, so their "old" values stay right.
+        for info in m.participants:
+            participant = self._participant(info.identity)
+            if participant is None:
+                continue
+            mine = participant._info
+            name, metadata, attributes = mine.name, mine.metadata, dict(mine.attributes)
+            mine.CopyFrom(info)
+            mine.name, mine.metadata = name, metadata
+            mine.attributes.clear()
+            mine.attributes.update(attributes)
+        return None
+
+    def _ev_connection_quality_changed(self, m: Any) -> ev.RoomEvent | None:
+        participant = self._participant(m.participant_identity)
+        if participant is None:
+            return None
+        participant._quality = ConnectionQuality(m.quality)
+        return ev.ConnectionQualityChanged(participant, participant._quality)
+
+    def _ev_connection_state_changed(self, m: Any) -> ev.RoomEvent | None:
+        self._state = ConnectionState(m.state)
+        return ev.ConnectionStateChanged(self._state)
+
+    def _ev_reconnecting(self, m: Any) -> ev.RoomEvent | None:
+        self._state = ConnectionState.RECONNECTING
+        return ev.Reconnecting()
+
+    def _ev_reconnected(self, m: Any) -> ev.RoomEvent | None:
+        self._state = ConnectionState.CONNECTED
+        return ev.Reconnected()
+
+    def _ev_disconnected(self, m: Any) -> ev.RoomEvent | None:
+        reason = DisconnectReason(m.reason)
+        self._state = ConnectionState.DISCONNECTED
+        if not self._closing and self._lost is None:
+            # The server or the network ended the session: end the user's block loudly.
+            lost = ConnectionLostError(f"disconnected from the room: {reason.name}")
+            lost.reason = reason  # type: ignore[attr-defined]
+            self._lost = lost
+            if self._sid_known is not None:
+                self._sid_known.set()
+            if self._tg is not None:
+                self._tg.cancel_scope.cancel()
+        return ev.Disconnected(reason)
+
+    def _ev_eos(self, m: Any) -> ev.RoomEvent | None:
+        for stream in list(self._subscribers):
+            stream.end()
+        self._subscribers.clear()
+        if self._eos is not None:
+            self._eos.set()
+        return None
+
+    def _ev_data_packet_received(self, m: Any) -> ev.RoomEvent | None:
+        sender = self._remote.get(m.participant_identity)
+        if m.WhichOneof("value") == "user":
+            owned = m.user.data
+            try:
+                data = copy_native(owned.data.data_ptr, owned.data.data_len)
+            finally:
+                get_bridge().drop_native(owned.handle.id)
+            return ev.DataReceived(data, DataPacketKind(m.kind), sender, m.user.topic)
+        if m.WhichOneof("value") == "sip_dtmf":
+            return ev.SipDTMFReceived(m.sip_dtmf.code, m.sip_dtmf.digit, sender)
+        return None
+
+    def _ev_transcription_received(self, m: Any) -> ev.RoomEvent | None:
+        segments = tuple(
+            TranscriptionSegment(
+                id=s.id,
+                text=s.text,
+                start_time=s.start_time,
+                end_time=s.end_time,
+                final=s.final,
+                language=s.language,
+            )
+            for s in m.segments
+        )
+        participant = self._participant(m.participant_identity) if m.participant_identity else None
+        return ev.TranscriptionReceived(segments, participant, m.track_sid)
+
+    def _ev_e2ee_state_changed(self, m: Any) -> ev.RoomEvent | None:
+        participant = self._participant(m.participant_identity)
+        if participant is None:
+            return None
+        return ev.E2EEStateChanged(participant, EncryptionState(m.state))
+
+    def _ev_token_refreshed(self, m: Any) -> ev.RoomEvent | None:
+        self._token = m.token
+        return ev.TokenRefreshed(m.token)
+
+    def _ev_stream_opened(self, which: str, m: Any) -> None:
+        if self._stream_opened_handler is not None:
+            self._stream_opened_handler(which, m)
+            return
+        # Nobody reads data streams in this room: release the reader at once.
+        get_bridge().drop_native(m.reader.handle.id)
+
+    def __repr__(self) -> str:
+        return f"<Room name={self.name!r} sid={self.sid!r} state={self._state.name}>"
+
+
+def _is_cancellation(exc: BaseException | None) -> bool:
+    return exc is not None and isinstance(exc, anyio.get_cancelled_exc_class())
+
+
+def _ready_request(room_handle: int) -> ffi_pb2.FfiRequest:
+    req = ffi_pb2.FfiRequest()
+    req.ready_for_room_event.room_handle = room_handle
+    return req
+
+
+_Handler = Callable[[Room, Any], "ev.RoomEvent | None"]
+
+_HANDLERS: Final[dict[str | None, _Handler]] = {
+    "participant_connected": Room._ev_participant_connected,
+    "participant_disconnected": Room._ev_participant_disconnected,
+    "participant_active": Room._ev_participant_active,
+    "local_track_published": Room._ev_local_track_published,
+    "local_track_unpublished": Room._ev_local_track_unpublished,
+    "local_track_subscribed": Room._ev_local_track_subscribed,
+    "track_published": Room._ev_track_published,
+    "track_unpublished": Room._ev_track_unpublished,
+    "track_subscribed": Room._ev_track_subscribed,
+    "track_unsubscribed": Room._ev_track_unsubscribed,
+    "track_subscription_failed": Room._ev_track_subscription_failed,
+    "track_muted": Room._ev_track_muted,
+    "track_unmuted": Room._ev_track_unmuted,
+    "active_speakers_changed": Room._ev_active_speakers_changed,
+    "room_metadata_changed": Room._ev_room_metadata_changed,
+    "room_sid_changed": Room._ev_room_sid_changed,
+    "room_updated": Room._ev_room_updated,
+    "participant_metadata_changed": Room._ev_participant_metadata_changed,
+    "participant_name_changed": Room._ev_participant_name_changed,
+    "participant_attributes_changed": Room._ev_participant_attributes_changed,
+    "participant_permission_changed": Room._ev_participant_permission_changed,
+    "participants_updated": Room._ev_participants_updated,
+    "connection_quality_changed": Room._ev_connection_quality_changed,
+    "connection_state_changed": Room._ev_connection_state_changed,
+    "reconnecting": Room._ev_reconnecting,
+    "reconnected": Room._ev_reconnected,
+    "disconnected": Room._ev_disconnected,
+    "eos": Room._ev_eos,
+    "data_packet_received": Room._ev_data_packet_received,
+    "transcription_received": Room._ev_transcription_received,
+    "e2ee_state_changed": Room._ev_e2ee_state_changed,
+    "token_refreshed": Room._ev_token_refreshed,
+    "byte_stream_opened": lambda room, m: room._ev_stream_opened("byte_stream_opened", m),
+    "text_stream_opened": lambda room, m: room._ev_stream_opened("text_stream_opened", m),
+}

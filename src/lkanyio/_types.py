@@ -1,0 +1,134 @@
+"""Public enumerations, mirroring the native protocol's numbering."""
+
+from __future__ import annotations
+
+import enum
+
+from ._proto import e2ee_pb2, participant_pb2, room_pb2, track_pb2
+
+__all__ = [
+    "ConnectionQuality",
+    "ConnectionState",
+    "DataPacketKind",
+    "DisconnectReason",
+    "EncryptionState",
+    "EncryptionType",
+    "ParticipantKind",
+    "ParticipantState",
+    "StreamState",
+    "TrackKind",
+    "TrackSource",
+]
+
+
+class ConnectionState(enum.IntEnum):
+    """State of the connection to the room."""
+
+    DISCONNECTED = room_pb2.CONN_DISCONNECTED
+    CONNECTED = room_pb2.CONN_CONNECTED
+    RECONNECTING = room_pb2.CONN_RECONNECTING
+
+
+class ConnectionQuality(enum.IntEnum):
+    """A participant's connection quality as judged by the server."""
+
+    POOR = room_pb2.QUALITY_POOR
+    GOOD = room_pb2.QUALITY_GOOD
+    EXCELLENT = room_pb2.QUALITY_EXCELLENT
+    LOST = room_pb2.QUALITY_LOST
+
+
+class DataPacketKind(enum.IntEnum):
+    """Delivery mode of a data packet."""
+
+    LOSSY = room_pb2.KIND_LOSSY
+    RELIABLE = room_pb2.KIND_RELIABLE
+
+
+class DisconnectReason(enum.IntEnum):
+    """Why a participant left or was removed."""
+
+    UNKNOWN = participant_pb2.UNKNOWN_REASON
+    CLIENT_INITIATED = participant_pb2.CLIENT_INITIATED
+    DUPLICATE_IDENTITY = participant_pb2.DUPLICATE_IDENTITY
+    SERVER_SHUTDOWN = participant_pb2.SERVER_SHUTDOWN
+    PARTICIPANT_REMOVED = participant_pb2.PARTICIPANT_REMOVED
+    ROOM_DELETED = participant_pb2.ROOM_DELETED
+    STATE_MISMATCH = participant_pb2.STATE_MISMATCH
+    JOIN_FAILURE = participant_pb2.JOIN_FAILURE
+    MIGRATION = participant_pb2.MIGRATION
+    SIGNAL_CLOSE = participant_pb2.SIGNAL_CLOSE
+    ROOM_CLOSED = participant_pb2.ROOM_CLOSED
+    USER_UNAVAILABLE = participant_pb2.USER_UNAVAILABLE
+    USER_REJECTED = participant_pb2.USER_REJECTED
+    SIP_TRUNK_FAILURE = participant_pb2.SIP_TRUNK_FAILURE
+    CONNECTION_TIMEOUT = participant_pb2.CONNECTION_TIMEOUT
+    MEDIA_FAILURE = participant_pb2.MEDIA_FAILURE
+    AGENT_ERROR = participant_pb2.AGENT_ERROR
+
+
+class ParticipantKind(enum.IntEnum):
+    """What kind of client a participant is."""
+
+    STANDARD = participant_pb2.PARTICIPANT_KIND_STANDARD
+    INGRESS = participant_pb2.PARTICIPANT_KIND_INGRESS
+    EGRESS = participant_pb2.PARTICIPANT_KIND_EGRESS
+    SIP = participant_pb2.PARTICIPANT_KIND_SIP
+    AGENT = participant_pb2.PARTICIPANT_KIND_AGENT
+    CONNECTOR = participant_pb2.PARTICIPANT_KIND_CONNECTOR
+    BRIDGE = participant_pb2.PARTICIPANT_KIND_BRIDGE
+
+
+class ParticipantState(enum.IntEnum):
+    """A participant's lifecycle state on the server."""
+
+    JOINING = participant_pb2.PARTICIPANT_STATE_JOINING
+    JOINED = participant_pb2.PARTICIPANT_STATE_JOINED
+    ACTIVE = participant_pb2.PARTICIPANT_STATE_ACTIVE
+    DISCONNECTED = participant_pb2.PARTICIPANT_STATE_DISCONNECTED
+
+
+class TrackKind(enum.IntEnum):
+    """Audio or video."""
+
+    UNKNOWN = track_pb2.KIND_UNKNOWN
+    AUDIO = track_pb2.KIND_AUDIO
+    VIDEO = track_pb2.KIND_VIDEO
+
+
+class TrackSource(enum.IntEnum):
+    """Where a published track comes from."""
+
+    UNKNOWN = track_pb2.SOURCE_UNKNOWN
+    CAMERA = track_pb2.SOURCE_CAMERA
+    MICROPHONE = track_pb2.SOURCE_MICROPHONE
+    SCREENSHARE = track_pb2.SOURCE_SCREENSHARE
+    SCREENSHARE_AUDIO = track_pb2.SOURCE_SCREENSHARE_AUDIO
+
+
+class StreamState(enum.IntEnum):
+    """Whether a remote track's media is flowing."""
+
+    UNKNOWN = track_pb2.STATE_UNKNOWN
+    ACTIVE = track_pb2.STATE_ACTIVE
+    PAUSED = track_pb2.STATE_PAUSED
+
+
+class EncryptionType(enum.IntEnum):
+    """End-to-end encryption scheme of a track or room."""
+
+    NONE = e2ee_pb2.NONE
+    GCM = e2ee_pb2.GCM
+    CUSTOM = e2ee_pb2.CUSTOM
+
+
+class EncryptionState(enum.IntEnum):
+    """State of a participant's end-to-end encryption."""
+
+    NEW = e2ee_pb2.NEW
+    OK = e2ee_pb2.OK
+    ENCRYPTION_FAILED = e2ee_pb2.ENCRYPTION_FAILED
+    DECRYPTION_FAILED = e2ee_pb2.DECRYPTION_FAILED
+    MISSING_KEY = e2ee_pb2.MISSING_KEY
+    KEY_RATCHETED = e2ee_pb2.KEY_RATCHETED
+    INTERNAL_ERROR = e2ee_pb2.INTERNAL_ERROR
