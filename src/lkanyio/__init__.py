@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 
 from ._bridge import BridgeStatistics as BridgeStatistics
 from ._bridge import statistics as statistics
@@ -60,6 +61,10 @@ from ._types import TrackKind as TrackKind
 from ._types import TrackSource as TrackSource
 
 __version__ = "0.1.0.dev0"
+
+# A library does not print on its own: native warnings reach stderr only once the application
+# configures logging (the "lkanyio" and "lkanyio.native" loggers).
+logging.getLogger("lkanyio").addHandler(logging.NullHandler())
 
 
 def _fix_module_names() -> None:

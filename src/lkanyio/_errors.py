@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._types import DisconnectReason
+
 __all__ = [
     "ConnectError",
     "ConnectionLostError",
@@ -30,7 +35,15 @@ class ResourceClosedError(LiveKitError):
 
 
 class ConnectionLostError(LiveKitError):
-    """The connection to the server broke (peer or network); the cause is chained when known."""
+    """The server or the network ended the session; the cause is chained when known.
+
+    Attributes:
+        reason: the :class:`~lkanyio.DisconnectReason` the native core reported, if any.
+    """
+
+    def __init__(self, message: str, *, reason: DisconnectReason | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ConnectError(LiveKitError):

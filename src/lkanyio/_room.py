@@ -260,7 +260,7 @@ class Room:
 
     def _check_connected(self) -> None:
         if self._lost is not None:
-            raise ConnectionLostError(str(self._lost)) from self._lost.__cause__
+            raise ConnectionLostError(str(self._lost), reason=self._lost.reason)
         if self._handle is None or self._closing:
             raise ResourceClosedError("the room is not connected")
 
@@ -275,11 +275,13 @@ class Room:
         self._tg = tg
         try:
             await self._connect()
-        except BaseException as exc:
+        except BaseException:
             with anyio.move_on_after(DISCONNECT_TIMEOUT, shield=True):
                 await self._shutdown()
+            # Close the (still empty) task group without handing it the error, so the caller
+            # gets the error itself and not an ExceptionGroup wrapping it.
             tg.cancel_scope.cancel()
-            await tg.__aexit__(type(exc), exc, exc.__traceback__)
+            await tg.__aexit__(None, None, None)
             raise
         return self
 
@@ -645,9 +647,9 @@ class Room:
         self._state = ConnectionState.DISCONNECTED
         if not self._closing and self._lost is None:
             # The server or the network ended the session: end the user's block loudly.
-            lost = ConnectionLostError(f"disconnected from the room: {reason.name}")
-            lost.reason = reason  # type: ignore[attr-defined]
-            self._lost = lost
+            self._lost = ConnectionLostError(
+                f"disconnected from the room: {reason.name}", reason=reason
+            )
             if self._sid_known is not None:
                 self._sid_known.set()
             if self._tg is not None:
