@@ -1,0 +1,192 @@
+"""Audio frames: 16-bit interleaved PCM in a buffer lkanyio owns.
+
+The native core reads and writes raw pointers without checking them, so a frame is validated
+completely when it is built: every frame that exists describes its own buffer exactly, and a
+frame handed to the native core can never make it read past the end of its memory.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Final, final
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+__all__ = ["AudioFrame"]
+
+_BYTES_PER_SAMPLE: Final = 2
+
+# Buffer formats whose bytes are taken as they are: raw bytes, or native-order int16 samples
+# (what the native core reads).  numpy's int16 arrays export "h" (or "<h" on little-endian).
+_BYTE_FORMATS: Final = frozenset({"B", "b", "c"})
+_INT16_FORMATS: Final = frozenset(
+    {"h", "@h", "=h", "<h" if sys.byteorder == "little" else ">h"}
+)
+
+
+def _check_count(name: str, value: object) -> int:
+    """Return ``value`` if it is a positive ``int`` (not a ``bool``), else raise."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _as_bytes_view(data: object) -> memoryview:
+    """Return a flat, C-contiguous byte view of ``data`` holding int16 samples.
+
+    Raises:
+        TypeError: if ``data`` is not a bytes-like object, or holds something else than int16
+            samples or raw bytes (e.g. float32 samples or big-endian int16).
+        ValueError: if the buffer is not C-contiguous.
+    """
+    try:
+        view = memoryview(data)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"audio data must be a bytes-like object (bytes, bytearray, memoryview, "
+            f"array('h'), an int16 numpy array …), not {type(data).__name__}"
+        ) from None
+    if view.format not in _BYTE_FORMATS and view.format not in _INT16_FORMATS:
+        raise TypeError(
+            f"audio data must hold native-order int16 samples or raw bytes, but its buffer "
+            f"format is {view.format!r} (itemsize {view.itemsize}); convert it first, e.g. "
+            "numpy: (samples * 32767).astype(numpy.int16)"
+        )
+    if not view.c_contiguous:
+        raise ValueError(
+            "audio data must be a C-contiguous buffer (a strided slice or a transposed array "
+            "is not); copy it first, e.g. bytes(view) or numpy.ascontiguousarray(array)"
+        )
+    return view.cast("B") if view.format != "B" or view.ndim != 1 else view
+
+
+@final
+class AudioFrame:
+    """A block of 16-bit signed PCM audio, channels interleaved (L R L R … for stereo).
+
+    The frame owns its samples in a :class:`bytearray`; :attr:`data` is a zero-copy, writable
+    view of them.  Two frames are equal when their format and their samples are equal.
+
+    Args:
+        data: the samples: any C-contiguous bytes-like object holding native-order int16
+            samples (``bytes``, ``bytearray``, ``memoryview``, ``array('h')``, an int16 numpy
+            array) of exactly ``samples_per_channel * num_channels * 2`` bytes.  It is copied.
+        sample_rate: samples per second and channel, in Hz.
+        num_channels: number of interleaved channels.
+        samples_per_channel: number of samples in each channel.
+
+    Raises:
+        TypeError: if ``data`` is not a bytes-like object of int16 samples or raw bytes, or a
+            count is not an ``int``.
+        ValueError: if a count is not positive, ``data`` is not C-contiguous, or its length
+            does not match the counts.
+    """
+
+    __slots__ = ("_data", "_num_channels", "_sample_rate", "_samples_per_channel")
+
+    def __init__(
+        self,
+        data: Buffer,
+        *,
+        sample_rate: int,
+        num_channels: int,
+        samples_per_channel: int,
+    ) -> None:
+        _check_count("sample_rate", sample_rate)
+        _check_count("num_channels", num_channels)
+        _check_count("samples_per_channel", samples_per_channel)
+        view = _as_bytes_view(data)
+        expected = samples_per_channel * num_channels * _BYTES_PER_SAMPLE
+        if view.nbytes != expected:
+            raise ValueError(
+                f"audio data has {view.nbytes} bytes but {samples_per_channel} samples x "
+                f"{num_channels} channels x 2 bytes = {expected} bytes were announced"
+            )
+        self._data = bytearray(view)
+        self._sample_rate = sample_rate
+        self._num_channels = num_channels
+        self._samples_per_channel = samples_per_channel
+
+    @classmethod
+    def create(
+        cls, *, sample_rate: int, num_channels: int, samples_per_channel: int
+    ) -> AudioFrame:
+        """Return a frame of silence (all samples zero).
+
+        Raises:
+            TypeError: if a count is not an ``int``.
+            ValueError: if a count is not positive.
+        """
+        _check_count("sample_rate", sample_rate)
+        _check_count("num_channels", num_channels)
+        _check_count("samples_per_channel", samples_per_channel)
+        return cls._adopt(
+            bytearray(samples_per_channel * num_channels * _BYTES_PER_SAMPLE),
+            sample_rate=sample_rate,
+            num_channels=num_channels,
+            samples_per_channel=samples_per_channel,
+        )
+
+    @classmethod
+    def _adopt(
+        cls, data: bytearray, *, sample_rate: int, num_channels: int, samples_per_channel: int
+    ) -> AudioFrame:
+        """Wrap ``data`` without copying; the caller guarantees that the sizes are consistent."""
+        frame = cls.__new__(cls)
+        frame._data = data
+        frame._sample_rate = sample_rate
+        frame._num_channels = num_channels
+        frame._samples_per_channel = samples_per_channel
+        return frame
+
+    @property
+    def data(self) -> memoryview:
+        """The samples as a writable, zero-copy ``memoryview`` of int16 (format ``'h'``).
+
+        ``numpy.frombuffer(frame.data, numpy.int16)`` views them as an array, also without a
+        copy.  Changing a frame while :meth:`AudioSource.capture_frame` is sending it changes
+        what is sent.
+        """
+        return memoryview(self._data).cast("h")
+
+    @property
+    def sample_rate(self) -> int:
+        """Samples per second and channel, in Hz."""
+        return self._sample_rate
+
+    @property
+    def num_channels(self) -> int:
+        """Number of interleaved channels."""
+        return self._num_channels
+
+    @property
+    def samples_per_channel(self) -> int:
+        """Number of samples in each channel."""
+        return self._samples_per_channel
+
+    @property
+    def duration(self) -> float:
+        """Length of the frame in seconds."""
+        return self._samples_per_channel / self._sample_rate
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AudioFrame):
+            return NotImplemented
+        return (
+            self._sample_rate == other._sample_rate
+            and self._num_channels == other._num_channels
+            and self._samples_per_channel == other._samples_per_channel
+            and self._data == other._data
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like bytearray
+
+    def __repr__(self) -> str:
+        return (
+            f"AudioFrame(sample_rate={self._sample_rate}, num_channels={self._num_channels}, "
+            f"samples_per_channel={self._samples_per_channel}, "
+            f"duration={self.duration * 1000:.1f} ms)"
+        )
