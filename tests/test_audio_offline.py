@@ -1,0 +1,543 @@
+"""Audio without a server: frames, source -> local track -> stream, resampler, track requests.
+
+Everything here runs against the real native core.  Time limits are hang guards only; every
+assertion is about behaviour (samples, counts, errors, leak counters).
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from array import array
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+
+import anyio
+import pytest
+
+from lkanyio._audio import (
+    AudioFrameEvent,
+    AudioResampler,
+    AudioResamplerQuality,
+    AudioSource,
+    AudioStream,
+)
+from lkanyio._bridge import get_bridge, statistics
+from lkanyio._errors import EventStreamOverflowError, NativeError, ResourceClosedError
+from lkanyio._frames import AudioFrame
+from lkanyio._proto import ffi_pb2, track_pb2, video_frame_pb2
+from lkanyio._track import (
+    LocalAudioTrack,
+    RemoteAudioTrack,
+    RemoteVideoTrack,
+    TrackStats,
+    remote_track_from_owned,
+)
+from lkanyio._types import TrackKind
+
+GUARD = 20.0
+"""Upper bound for something that must happen (a hang guard, never a timing assertion)."""
+
+RATE = 48_000
+TEN_MS = RATE // 100
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def sine(hz: float, samples: int, *, rate: int = RATE, amplitude: int = 12_000) -> array[int]:
+    # The phase offset makes the first sample non-zero, so the pattern can't hide in silence.
+    return array(
+        "h", (int(amplitude * math.sin(2 * math.pi * hz * i / rate + 0.5)) for i in range(samples))
+    )
+
+
+def ramp(samples: int, *, start: int = -20_000, step: int = 7) -> array[int]:
+    return array("h", (start + step * i for i in range(samples)))
+
+
+def interleave(*channels: array[int]) -> array[int]:
+    out = array("h", bytes(2 * sum(len(c) for c in channels)))
+    for index, channel in enumerate(channels):
+        out[index :: len(channels)] = channel
+    return out
+
+
+def frames_of(
+    samples: array[int], *, rate: int = RATE, channels: int = 1, ms: int = 10
+) -> Iterator[AudioFrame]:
+    per_frame = rate * ms // 1000 * channels
+    for start in range(0, len(samples), per_frame):
+        chunk = samples[start : start + per_frame]
+        yield AudioFrame(
+            chunk,
+            sample_rate=rate,
+            num_channels=channels,
+            samples_per_channel=len(chunk) // channels,
+        )
+
+
+def zero_crossing_hz(samples: array[int] | list[int], rate: int) -> float:
+    """Frequency of a clean sine from its rising zero crossings (first to last)."""
+    rising = [i for i in range(1, len(samples)) if samples[i - 1] < 0 <= samples[i]]
+    assert len(rising) >= 3, "not a sine"
+    return (len(rising) - 1) * rate / (rising[-1] - rising[0])
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    with anyio.fail_after(GUARD):
+        while not condition():
+            await anyio.sleep(0.005)
+
+
+@asynccontextmanager
+async def local_track(
+    *, rate: int = RATE, channels: int = 1, queue_size_ms: int = 1000
+) -> AsyncIterator[tuple[AudioSource, LocalAudioTrack]]:
+    async with AudioSource(rate, channels, queue_size_ms=queue_size_ms) as source:
+        async with LocalAudioTrack.create_audio_track("offline", source) as track:
+            yield source, track
+
+
+async def collect_until(stream: AudioStream, wanted: bytes, *, limit_s: float = 5.0) -> bytes:
+    """Receive until ``wanted`` appears in the concatenated samples (or ``limit_s`` of audio)."""
+    got = bytearray()
+    limit = int(limit_s * stream.sample_rate * stream.num_channels * 2) + len(wanted)
+    with anyio.fail_after(GUARD):
+        async for event in stream:
+            assert isinstance(event, AudioFrameEvent)
+            got += event.frame.data.cast("B")
+            if got.find(wanted) >= 0 or len(got) > limit:
+                break
+    return bytes(got)
+
+
+# -- AudioFrame -----------------------------------------------------------------------------------
+
+
+def test_frame_basics() -> None:
+    samples = ramp(960)
+    frame = AudioFrame(samples, sample_rate=RATE, num_channels=2, samples_per_channel=480)
+    assert frame.duration == pytest.approx(0.01)
+    assert frame.data.format == "h"
+    assert frame.data.tolist() == samples.tolist()
+    assert "samples_per_channel=480" in repr(frame)
+    assert "num_channels=2" in repr(frame)
+
+    # The constructor copies: changing the input later does not change the frame.
+    samples[0] = 1
+    assert frame.data[0] == -20_000
+    # .data is a writable zero-copy view of the frame's own samples.
+    view = frame.data
+    view[1] = 1234
+    assert frame.data[1] == 1234
+
+    copy = AudioFrame(bytes(frame.data), sample_rate=RATE, num_channels=2, samples_per_channel=480)
+    assert copy == frame
+    copy.data[2] += 1
+    assert copy != frame
+    other_rate = AudioFrame(
+        bytes(frame.data), sample_rate=24_000, num_channels=2, samples_per_channel=480
+    )
+    assert other_rate != frame
+    with pytest.raises(TypeError):
+        hash(frame)
+
+
+def test_frame_create_is_silence() -> None:
+    frame = AudioFrame.create(sample_rate=16_000, num_channels=1, samples_per_channel=160)
+    assert len(frame.data) == 160
+    assert not any(frame.data)
+    silence = AudioFrame(bytes(320), sample_rate=16_000, num_channels=1, samples_per_channel=160)
+    assert frame == silence
+
+
+def test_frame_accepts_numpy_int16_without_importing_it_itself() -> None:
+    numpy = pytest.importorskip("numpy")
+    stereo = numpy.arange(960, dtype=numpy.int16).reshape(480, 2)
+    frame = AudioFrame(stereo, sample_rate=RATE, num_channels=2, samples_per_channel=480)
+    assert numpy.array_equal(numpy.frombuffer(frame.data, numpy.int16), stereo.ravel())
+
+    code = (
+        "import sys, lkanyio, lkanyio._audio, lkanyio._track, lkanyio._frames\n"
+        "print('numpy' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "False"
+
+
+# -- source -> local track -> stream -----------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_captured_samples_come_back_identical() -> None:
+    pattern = sine(440, 2400) + ramp(2400)  # 100 ms: a sine, then a ramp
+    async with local_track() as (source, track), AudioStream(track) as stream:
+        assert stream.sample_rate == RATE
+        for frame in frames_of(pattern):
+            await source.capture_frame(frame)
+        got = await collect_until(stream, pattern.tobytes())
+    assert pattern.tobytes() in got
+    # Guard against a pattern that could match trivially.
+    assert pattern.tobytes()[:2] != b"\0\0"
+
+
+@pytest.mark.anyio
+async def test_stereo_samples_and_frame_size() -> None:
+    left, right = sine(440, 4800), ramp(4800, start=-15_000, step=5)
+    pattern = interleave(left, right)
+    async with local_track(channels=2) as (source, track):
+        async with AudioStream(track, num_channels=2, frame_size_ms=20) as stream:
+            for frame in frames_of(pattern, channels=2):
+                await source.capture_frame(frame)
+            first = await stream.receive()
+            assert first.frame.num_channels == 2
+            assert first.frame.samples_per_channel == 960  # 20 ms at 48 kHz
+            got = bytes(first.frame.data.cast("B")) + await collect_until(stream, pattern.tobytes())
+    assert pattern.tobytes() in got
+
+
+@pytest.mark.anyio
+async def test_stream_converts_rate() -> None:
+    async with local_track() as (source, track), AudioStream(track, sample_rate=16_000) as stream:
+        for frame in frames_of(sine(1000, RATE // 2, amplitude=8000)):
+            await source.capture_frame(frame)
+        samples: list[int] = []
+        with anyio.fail_after(GUARD):
+            async for event in stream:
+                assert event.frame.sample_rate == 16_000
+                assert event.frame.samples_per_channel == 160
+                samples.extend(event.frame.data)
+                if sum(1 for s in samples if abs(s) > 4000) > 2000:
+                    break
+    tone = [s for s in samples if s]  # drop the silence around the tone
+    assert zero_crossing_hz(tone[200:-200], 16_000) == pytest.approx(1000, rel=0.02)
+
+
+@pytest.mark.anyio
+async def test_cancelled_capture_leaves_no_waiter_and_may_still_play() -> None:
+    pattern = ramp(TEN_MS * 4, start=-9_000, step=11)
+    async with local_track() as (source, track), AudioStream(track) as stream:
+        await source.capture_frame(AudioFrame.create(sample_rate=RATE, num_channels=1,
+                                                     samples_per_channel=TEN_MS))
+        before = statistics()
+        with anyio.move_on_after(0) as scope:
+            await source.capture_frame(
+                AudioFrame(pattern, sample_rate=RATE, num_channels=1,
+                           samples_per_channel=len(pattern))
+            )
+        assert scope.cancelled_caught
+        after = statistics()
+        assert after.pending_requests == before.pending_requests
+        # The late callback still arrives and releases the frame's buffer.
+        await wait_until(lambda: statistics().late_handlers == before.late_handlers)
+        assert statistics().pending_requests == before.pending_requests
+        # The native core had the frame: it was played although the caller gave up.
+        got = await collect_until(stream, pattern.tobytes())
+        assert pattern.tobytes() in got
+
+
+@pytest.mark.anyio
+async def test_closing_a_stream_mid_iteration_releases_everything() -> None:
+    async with local_track() as (_source, track):
+        before = statistics()
+        async with AudioStream(track) as stream:
+            assert statistics().live_handles == before.live_handles + 1
+            assert statistics().bound_handles == before.bound_handles + 1
+            received = 0
+            async for _event in stream:
+                received += 1
+                if received == 3:
+                    break
+        after = statistics()
+        assert after.live_handles == before.live_handles
+        assert after.bound_handles == before.bound_handles
+        # Frames already on their way when the stream closed were freed, not left unrouted.
+        assert after.unrouted_events == before.unrouted_events
+        with pytest.raises(anyio.ClosedResourceError):
+            await stream.receive()
+
+
+@pytest.mark.anyio
+async def test_sync_close_releases_handle_at_once_and_routing_at_end_of_stream() -> None:
+    async with local_track() as (_source, track):
+        before = statistics()
+        stream = AudioStream(track)
+        await stream.receive()
+        stream.close()
+        assert statistics().live_handles == before.live_handles
+        await wait_until(lambda: statistics().bound_handles == before.bound_handles)
+        assert statistics().unrouted_events == before.unrouted_events
+        stream.close()  # idempotent
+        await stream.aclose()
+
+
+@pytest.mark.anyio
+async def test_stream_ends_when_the_track_is_closed() -> None:
+    async with AudioSource(RATE, 1) as source:
+        track = LocalAudioTrack.create_audio_track("short-lived", source)
+        before = statistics()
+        async with AudioStream(track) as stream:
+            await stream.receive()
+            track.close()
+            with anyio.fail_after(GUARD):
+                async for _event in stream:  # drains what is buffered, then ends
+                    pass
+            with pytest.raises(anyio.EndOfStream):
+                await stream.receive()
+        assert statistics().bound_handles == before.bound_handles
+        assert statistics().live_handles == before.live_handles - 1  # the track is gone
+
+
+@pytest.mark.anyio
+async def test_stream_overflow_fail_ends_stream_and_releases_native_stream() -> None:
+    async with local_track() as (_source, track):
+        before = statistics()
+        async with AudioStream(track, max_buffered=3) as stream:
+            await wait_until(lambda: stream.statistics().overflowed)
+            # Nothing is received any more: the native stream is released at once.
+            assert statistics().live_handles == before.live_handles
+            for _ in range(3):
+                await stream.receive()
+            with pytest.raises(EventStreamOverflowError):
+                await stream.receive()
+        assert statistics().bound_handles == before.bound_handles
+
+
+@pytest.mark.anyio
+async def test_stream_overflow_drop_oldest_counts_drops() -> None:
+    async with local_track() as (_source, track):
+        async with AudioStream(track, max_buffered=2, overflow="drop_oldest") as stream:
+            await wait_until(lambda: stream.statistics().dropped > 0)
+            stats = stream.statistics()
+            assert stats.buffered == 2
+            assert not stats.overflowed
+            assert isinstance(stream.receive_nowait(), AudioFrameEvent)
+
+
+# -- source -----------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_source_playout_estimate_clear_and_wait() -> None:
+    async with AudioSource(RATE, 1, queue_size_ms=30_000) as source:
+        long_frame = AudioFrame.create(
+            sample_rate=RATE, num_channels=1, samples_per_channel=RATE * 20
+        )
+        await source.capture_frame(long_frame)
+        assert source.queued_duration > 10  # 20 s queued just now
+
+        async def waiter() -> None:
+            await source.wait_for_playout()
+
+        with anyio.fail_after(GUARD / 2):  # far less than the 20 s queued
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(waiter)
+                await anyio.wait_all_tasks_blocked()
+                source.clear_queue()  # wakes the waiter: nothing is left to play
+        assert source.queued_duration == 0
+
+        await source.capture_frame(AudioFrame.create(sample_rate=RATE, num_channels=1,
+                                                     samples_per_channel=TEN_MS))
+        await source.wait_for_playout()
+        assert source.queued_duration == 0
+
+    assert source.closed
+    with pytest.raises(ResourceClosedError):
+        await source.capture_frame(AudioFrame.create(sample_rate=RATE, num_channels=1,
+                                                     samples_per_channel=TEN_MS))
+    with pytest.raises(ResourceClosedError):
+        source.clear_queue()
+
+
+@pytest.mark.anyio
+async def test_direct_path_source_takes_10ms_frames() -> None:
+    async with local_track(queue_size_ms=0) as (source, track), AudioStream(track) as stream:
+        pattern = ramp(TEN_MS * 3, start=-5000, step=13)
+        for frame in frames_of(pattern):
+            await source.capture_frame(frame)
+        got = await collect_until(stream, pattern.tobytes())
+        assert pattern.tobytes() in got
+
+
+# -- track ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_local_track_properties_and_mute() -> None:
+    async with local_track() as (source, track):
+        assert track.kind is TrackKind.AUDIO
+        assert track.name == "offline"
+        assert track.source is source
+        assert track.sid  # "TR_unknown" until published
+        states = [track.muted]
+        track.mute()
+        states.append(track.muted)
+        track.unmute()
+        states.append(track.muted)
+        assert states == [False, True, False]
+    assert track.closed
+    with pytest.raises(ResourceClosedError):
+        track.mute()
+    with pytest.raises(ResourceClosedError):
+        await track.get_stats()
+
+
+def test_tracks_have_no_public_constructor() -> None:
+    with pytest.raises(TypeError, match="no public constructor"):
+        LocalAudioTrack()
+    with pytest.raises(TypeError, match="no public constructor"):
+        RemoteAudioTrack()
+
+
+@pytest.mark.anyio
+async def test_get_stats_of_unpublished_track_raises_native_message() -> None:
+    async with local_track() as (_source, track):
+        with pytest.raises(NativeError, match="no transceiver found for track"):
+            await track.get_stats()
+
+
+@pytest.mark.anyio
+async def test_thousand_concurrent_get_stats_all_complete() -> None:
+    errors: list[str] = []
+
+    async def one(track: LocalAudioTrack) -> None:
+        try:
+            await track.get_stats()
+        except NativeError as exc:
+            errors.append(str(exc))
+
+    async with local_track() as (_source, track):
+        with anyio.fail_after(GUARD * 3):
+            async with anyio.create_task_group() as tg:
+                for _ in range(1000):
+                    tg.start_soon(one, track)
+    assert len(errors) == 1000
+    assert all("no transceiver" in message for message in errors)
+    stats = statistics()
+    assert stats.pending_requests == 0
+    assert stats.late_handlers == 0
+
+
+@pytest.mark.anyio
+async def test_cancelled_get_stats_leaves_no_waiter() -> None:
+    async with local_track() as (_source, track):
+        before = statistics()
+        with anyio.move_on_after(0) as scope:
+            await track.get_stats()
+        assert scope.cancelled_caught
+        assert statistics().pending_requests == before.pending_requests
+        # The callback still comes and is dropped: counted as late, or (asyncio may route it
+        # before the cancelled task resumes) delivered to the withdrawn waiter.  Either way no
+        # handler lingers.
+        def answered() -> int:
+            now = statistics()
+            return now.late_callbacks + now.delivered - before.late_callbacks - before.delivered
+
+        await wait_until(lambda: answered() == 1)
+        assert statistics().late_handlers == before.late_handlers == 0
+        assert statistics().pending_requests == 0
+
+
+@pytest.mark.anyio
+async def test_remote_tracks_from_owned_protos() -> None:
+    bridge = get_bridge()
+    before = statistics()
+    async with AudioSource(RATE, 1) as source:
+        req = ffi_pb2.FfiRequest()
+        req.create_audio_track.name = "as-if-remote"
+        req.create_audio_track.source_handle = source._handle.id
+        owned = bridge.request(req).create_audio_track.track
+        audio = remote_track_from_owned(owned)
+        assert isinstance(audio, RemoteAudioTrack)
+        assert audio.kind is TrackKind.AUDIO
+        assert audio.name == "as-if-remote"
+        async with AudioStream(audio) as stream:
+            assert isinstance(await stream.receive(), AudioFrameEvent)
+        audio._close()
+
+    req = ffi_pb2.FfiRequest()
+    req.new_video_source.type = video_frame_pb2.VIDEO_SOURCE_NATIVE
+    req.new_video_source.resolution.width = 64
+    req.new_video_source.resolution.height = 64
+    video_source = bridge.request(req).new_video_source.source.handle.id
+    try:
+        req = ffi_pb2.FfiRequest()
+        req.create_video_track.name = "video"
+        req.create_video_track.source_handle = video_source
+        owned_video = bridge.request(req).create_video_track.track
+        assert owned_video.info.kind == track_pb2.KIND_VIDEO
+        video = remote_track_from_owned(owned_video)
+        assert isinstance(video, RemoteVideoTrack)
+        with pytest.raises(TypeError, match="audio track"):
+            AudioStream(video)
+        video._close()
+    finally:
+        bridge.drop_native(video_source)
+    assert statistics().live_handles == before.live_handles
+
+
+def test_track_stats_of_type() -> None:
+    from lkanyio._proto import stats_pb2
+
+    report = stats_pb2.RtcStats()
+    report.codec.rtc.id = "c1"
+    stats = TrackStats((report,))
+    assert stats.of_type("codec") == [report]
+    assert stats.of_type("inbound_rtp") == []
+
+
+# -- resampler ------------------------------------------------------------------------------------
+
+
+def resample_all(resampler: AudioResampler, frames: Iterator[AudioFrame]) -> list[AudioFrame]:
+    out: list[AudioFrame] = []
+    for frame in frames:
+        out.extend(resampler.push(frame))
+    out.extend(resampler.flush())
+    return out
+
+
+def test_resampler_48k_to_16k_keeps_frequency() -> None:
+    tone = sine(1000, RATE)  # 1 s
+    assert zero_crossing_hz(tone, RATE) == pytest.approx(1000, rel=0.001)
+    with AudioResampler(RATE, 16_000) as resampler:
+        out = resample_all(resampler, frames_of(tone))
+    assert out
+    assert all(f.sample_rate == 16_000 and f.num_channels == 1 for f in out)
+    samples = [s for f in out for s in f.data]
+    assert abs(len(samples) - 16_000) <= 16  # input / 3 (measured: exactly 16,000)
+    assert zero_crossing_hz(samples[100:-100], 16_000) == pytest.approx(1000, rel=0.005)
+
+
+def test_resampler_upsamples_stereo_per_channel() -> None:
+    rate = 16_000
+    stereo = interleave(sine(500, rate, rate=rate), sine(2000, rate, rate=rate))
+    with AudioResampler(rate, RATE, num_channels=2, quality=AudioResamplerQuality.HIGH) as r:
+        assert r.quality is AudioResamplerQuality.HIGH
+        out = resample_all(r, frames_of(stereo, rate=rate, channels=2))
+    samples = array("h", b"".join(f.data.cast("B") for f in out))
+    assert abs(len(samples) // 2 - RATE) <= 48
+    left, right = samples[0::2], samples[1::2]
+    assert zero_crossing_hz(left[300:-300], RATE) == pytest.approx(500, rel=0.005)
+    assert zero_crossing_hz(right[300:-300], RATE) == pytest.approx(2000, rel=0.005)
+
+
+def test_resampler_flush_starts_afresh_and_close() -> None:
+    resampler = AudioResampler(RATE, 16_000, quality=AudioResamplerQuality.QUICK)
+    first = sum(f.samples_per_channel for f in resample_all(resampler, frames_of(sine(440, RATE))))
+    second = sum(f.samples_per_channel for f in resample_all(resampler, frames_of(sine(440, RATE))))
+    assert first == second
+    assert resampler.flush() == []
+    resampler.close()
+    resampler.close()
+    with pytest.raises(ResourceClosedError):
+        resampler.push(AudioFrame.create(sample_rate=RATE, num_channels=1, samples_per_channel=1))
