@@ -163,6 +163,36 @@ class _Driver:
         self.alive = True
 
 
+_OWNED_HANDLE: Final = "livekit.proto.FfiOwnedHandle"
+
+
+def _owned_handle_ids(message: Any) -> list[int]:
+    """The ids of every ``FfiOwnedHandle`` inside a protocol message (any depth)."""
+    found: list[int] = []
+    pending = [message]
+    while pending:
+        current = pending.pop()
+        for field, value in current.ListFields():
+            kind = field.message_type
+            if kind is None or kind.GetOptions().map_entry:
+                continue
+            if kind.full_name == _OWNED_HANDLE:
+                if value.id:
+                    found.append(value.id)
+            elif _is_repeated(field):
+                pending.extend(value)
+            else:
+                pending.append(value)
+    return found
+
+
+def _is_repeated(field: Any) -> bool:
+    repeated = getattr(field, "is_repeated", None)
+    if repeated is not None:
+        return bool(repeated)
+    return bool(field.label == field.LABEL_REPEATED)  # pragma: no cover - older protobuf
+
+
 def _drop(message: Any) -> None:
     """A late handler that needs to do nothing but consume the callback."""
 
@@ -499,6 +529,8 @@ class Bridge:
             sink = self._core.route(getattr(message, key))
             if sink is not None:
                 sink(message)
+            else:
+                self._drop_owned(message)
         elif which == "logs":
             self._forward_logs(message)
         elif which == "panic":
@@ -509,6 +541,17 @@ class Bridge:
             receiver = self._core.resolve(message.async_id)
             if receiver is not None:
                 receiver(message)
+            else:
+                self._drop_owned(message)
+
+    def _drop_owned(self, message: Any) -> None:
+        """Release every native handle an event carries when nobody will take it.
+
+        Unrouted stream events still own their frame buffers, and a late callback nobody
+        claimed may own a room, a publication or a reader: without this they would leak.
+        """
+        for handle in _owned_handle_ids(message):
+            self.drop_native(handle)
 
     @staticmethod
     def _forward_logs(batch: Any) -> None:
