@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
 __all__ = ["DISCONNECT_TIMEOUT", "Room", "RoomOptions", "connect"]
+
+_log = logging.getLogger("lkanyio")
 
 DISCONNECT_TIMEOUT: Final = 5.0
 """Seconds leaving a room may take (shielded from cancellation) before lkanyio stops waiting for
@@ -132,6 +135,13 @@ def _late_connect(cb: Any) -> None:
         handles.append(entry.participant.handle.id)
         handles.extend(p.handle.id for p in entry.publications)
     bridge = get_bridge()
+    # The native room holds its events, and its disconnect, until it is told the client is
+    # ready (measured: without this the disconnect callback never comes).  Its events then go
+    # unrouted, and the bridge drops the handles they carry.
+    try:
+        bridge.request(_ready_request(result.room.handle.id))
+    except Exception:
+        _log.exception("lkanyio: could not release a room whose connect was cancelled")
     req = ffi_pb2.FfiRequest()
     req.disconnect.room_handle = result.room.handle.id
     req.disconnect.reason = DisconnectReason.CLIENT_INITIATED  # type: ignore[assignment]
