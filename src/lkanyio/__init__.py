@@ -15,6 +15,11 @@ from __future__ import annotations
 import contextlib
 import logging
 
+from ._audio import AudioFrameEvent as AudioFrameEvent
+from ._audio import AudioResampler as AudioResampler
+from ._audio import AudioResamplerQuality as AudioResamplerQuality
+from ._audio import AudioSource as AudioSource
+from ._audio import AudioStream as AudioStream
 from ._bridge import BridgeStatistics as BridgeStatistics
 from ._bridge import statistics as statistics
 from ._errors import ConnectError as ConnectError
@@ -30,6 +35,7 @@ from ._errors import ResourceClosedError as ResourceClosedError
 from ._errors import UnpublishTrackError as UnpublishTrackError
 from ._events import *  # noqa: F403 - every event class, listed in _events.__all__
 from ._events import RoomEvent as RoomEvent
+from ._frames import AudioFrame as AudioFrame
 from ._participant import LocalParticipant as LocalParticipant
 from ._participant import Participant as Participant
 from ._participant import ParticipantPermissions as ParticipantPermissions
@@ -48,6 +54,13 @@ from ._room import RoomOptions as RoomOptions
 from ._room import connect as connect
 from ._streams import EventStream as EventStream
 from ._streams import EventStreamStatistics as EventStreamStatistics
+from ._track import LocalAudioTrack as LocalAudioTrack
+from ._track import LocalTrack as LocalTrack
+from ._track import RemoteAudioTrack as RemoteAudioTrack
+from ._track import RemoteTrack as RemoteTrack
+from ._track import RemoteVideoTrack as RemoteVideoTrack
+from ._track import Track as Track
+from ._track import TrackStats as TrackStats
 from ._types import ConnectionQuality as ConnectionQuality
 from ._types import ConnectionState as ConnectionState
 from ._types import DataPacketKind as DataPacketKind
