@@ -1,0 +1,27 @@
+"""Test support: a real livekit-server in a private network namespace, and tokens for it.
+
+Used by lkanyio's own tests and demo, and usable in yours::
+
+    from lkanyio.testing import LocalServer, enter_private_netns, make_token
+
+    node_ip = enter_private_netns()          # first thing: before any thread starts; needs root
+    with LocalServer(node_ip=node_ip) as server:
+        token = make_token(server.info, identity="alice", room="r")
+        ...
+
+Needs ``livekit-api`` (the ``dev`` extra) for tokens and the RoomService helpers.
+"""
+
+from __future__ import annotations
+
+from ._server import NODE_IP as NODE_IP
+from ._server import PEER_IP as PEER_IP
+from ._server import SERVER_VERSION as SERVER_VERSION
+from ._server import LocalServer as LocalServer
+from ._server import ParticipantSnapshot as ParticipantSnapshot
+from ._server import ServerInfo as ServerInfo
+from ._server import enter_private_netns as enter_private_netns
+from ._server import external_server_from_env as external_server_from_env
+from ._server import list_participants as list_participants
+from ._server import make_token as make_token
+from ._server import server_binary as server_binary

@@ -1,0 +1,379 @@
+"""A real livekit-server for tests and demos, inside a private network namespace.
+
+libwebrtc ignores loopback adapters, so WebRTC media needs a non-loopback interface; touching the
+machine's own interfaces is not acceptable either.  :func:`enter_private_netns` therefore moves the
+*calling process* into a new network namespace holding only ``lo`` and a veth pair with two test
+addresses.  The server, the native library's threads and every socket of the process live there:
+no packet can leave it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import errno
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Final, final
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = [
+    "LocalServer",
+    "ParticipantSnapshot",
+    "ServerInfo",
+    "enter_private_netns",
+    "external_server_from_env",
+    "list_participants",
+    "make_token",
+    "server_binary",
+]
+
+_CLONE_NEWNET: Final = 0x40000000
+NODE_IP: Final = "10.213.7.1"
+"""The address the server advertises (on the veth end ``lkv0``)."""
+PEER_IP: Final = "10.213.7.2"
+"""The other end of the veth pair (``lkv1``)."""
+SERVER_VERSION: Final = "v1.13.5"
+_READY_TIMEOUT: Final = 30.0
+
+_netns_lock = threading.Lock()
+_netns_ip: str | None = None
+
+
+def _ip(*args: str) -> None:
+    ip = shutil.which("ip") or "/usr/sbin/ip"
+    result = subprocess.run([ip, *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"'ip {' '.join(args)}' failed: {result.stderr.strip()}")
+
+
+def enter_private_netns() -> str:
+    """Move this process into a new, private network namespace and return the server address.
+
+    The namespace has ``lo`` up and a veth pair ``lkv0``/``lkv1`` with :data:`NODE_IP` and
+    :data:`PEER_IP`.  Call it while the process is still single-threaded (before lkanyio
+    starts the native core), so that every later thread lives in the namespace too.
+    Idempotent.
+
+    Raises:
+        RuntimeError: not root, threads already running, or the kernel refused.
+    """
+    global _netns_ip
+    with _netns_lock:
+        if _netns_ip is not None:
+            return _netns_ip
+        if threading.active_count() != 1:
+            raise RuntimeError(
+                "enter_private_netns() must run before any thread starts (call it first thing, "
+                "before lkanyio connects or creates sources)"
+            )
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(_CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            hint = (
+                " (run as root, or point LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET "
+                "at a server you run)"
+                if err in (errno.EPERM, errno.EACCES)
+                else ""
+            )
+            raise RuntimeError(f"unshare(CLONE_NEWNET) failed: {os.strerror(err)}{hint}")
+        _ip("link", "set", "lo", "up")
+        _ip("link", "add", "lkv0", "type", "veth", "peer", "name", "lkv1")
+        _ip("addr", "add", f"{NODE_IP}/24", "dev", "lkv0")
+        _ip("addr", "add", f"{PEER_IP}/24", "dev", "lkv1")
+        _ip("link", "set", "lkv0", "up")
+        _ip("link", "set", "lkv1", "up")
+        _netns_ip = NODE_IP
+        return NODE_IP
+
+
+@final
+@dataclass(frozen=True)
+class ServerInfo:
+    """Where a LiveKit server is and how to sign tokens for it (the secret is kept out of repr)."""
+
+    url: str
+    http_url: str
+    api_key: str
+    api_secret: str = field(repr=False)
+    node_ip: str = ""
+
+
+def external_server_from_env() -> ServerInfo | None:
+    """The server named by ``LIVEKIT_URL``/``LIVEKIT_API_KEY``/``LIVEKIT_API_SECRET``, if set."""
+    url = os.environ.get("LIVEKIT_URL", "").strip()
+    if not url:
+        return None
+    key = os.environ.get("LIVEKIT_API_KEY", "").strip()
+    secret = os.environ.get("LIVEKIT_API_SECRET", "").strip()
+    if not key or not secret:
+        raise RuntimeError(
+            "LIVEKIT_URL is set, so LIVEKIT_API_KEY and LIVEKIT_API_SECRET must be too"
+        )
+    http_url = url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
+    return ServerInfo(url=url, http_url=http_url, api_key=key, api_secret=secret)
+
+
+def server_binary() -> Path:
+    """The livekit-server binary: ``LKANYIO_SERVER_BIN``, else ``scripts/ensure-server``'s cache.
+
+    Raises:
+        RuntimeError: no binary (run ``scripts/ensure-server``).
+    """
+    explicit = os.environ.get("LKANYIO_SERVER_BIN", "").strip()
+    if explicit:
+        path = Path(explicit)
+    else:
+        cache = Path(os.environ.get("LKANYIO_CACHE", Path.home() / ".cache" / "lkanyio"))
+        path = cache / f"livekit-server-{SERVER_VERSION}" / "livekit-server"
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(
+            f"no livekit-server binary at {path}; run scripts/ensure-server (it builds "
+            f"{SERVER_VERSION} from the Go module proxy)"
+        )
+    return path
+
+
+_CONFIG = """\
+port: {port}
+bind_addresses: ["{node_ip}", "127.0.0.1"]
+rtc:
+  tcp_port: {tcp_port}
+  port_range_start: {udp_start}
+  port_range_end: {udp_end}
+  use_external_ip: false
+  stun_servers: ["{node_ip}:3478"]
+keys:
+  {api_key}: {api_secret}
+logging:
+  level: info
+"""
+
+
+@final
+class LocalServer:
+    """A livekit-server child process on :data:`NODE_IP` (inside :func:`enter_private_netns`).
+
+    A sync context manager: ``with LocalServer(node_ip=...) as server: server.info.url``.
+    """
+
+    def __init__(
+        self, *, node_ip: str = NODE_IP, port: int = 7880, binary: Path | None = None
+    ) -> None:
+        self.node_ip = node_ip
+        self.port = port
+        self.binary = binary or server_binary()
+        self._dir = Path(tempfile.mkdtemp(prefix="lkanyio-server-"))
+        self.log_path = self._dir / "livekit-server.log"
+        self.info = ServerInfo(
+            url=f"ws://{node_ip}:{port}",
+            http_url=f"http://{node_ip}:{port}",
+            api_key="lkanyio",
+            api_secret=secrets.token_hex(24),
+            node_ip=node_ip,
+        )
+        config = _CONFIG.format(
+            port=port,
+            node_ip=node_ip,
+            tcp_port=port + 1,
+            udp_start=50000,
+            udp_end=50999,
+            api_key=self.info.api_key,
+            api_secret=self.info.api_secret,
+        )
+        self._config = self._dir / "config.yaml"
+        self._config.write_text(config)
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server and wait until it answers ``GET /``.
+
+        Raises:
+            RuntimeError: it exited or did not answer in time (the log's tail is in the message).
+        """
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        log = self.log_path.open("ab")
+        try:
+            self._proc = subprocess.Popen(
+                [str(self.binary), "--config", str(self._config), "--node-ip", self.node_ip],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            log.close()
+        deadline = time.monotonic() + _READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(
+                    f"livekit-server exited with {self._proc.returncode}:\n{self.log_tail()}"
+                )
+            if self.answers():
+                return
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(
+            f"livekit-server did not answer within {_READY_TIMEOUT} s:\n{self.log_tail()}"
+        )
+
+    def answers(self) -> bool:
+        """Whether ``GET /`` answers 200 right now."""
+        try:
+            with urllib.request.urlopen(self.info.http_url + "/", timeout=1) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    @property
+    def running(self) -> bool:
+        """Whether the server process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 10 s) and reap it."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def kill(self) -> None:
+        """Kill the server with SIGKILL (for fault tests) and reap it."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def restart(self) -> None:
+        """Start the server again on the same port with the same keys."""
+        self.stop()
+        self.start()
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the server's log."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self) -> LocalServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def make_token(
+    info: ServerInfo,
+    *,
+    identity: str,
+    room: str,
+    name: str | None = None,
+    metadata: str | None = None,
+    attributes: Mapping[str, str] | None = None,
+    can_update_own_metadata: bool = True,
+    can_publish: bool = True,
+    can_subscribe: bool = True,
+    can_publish_data: bool = True,
+    ttl: timedelta = timedelta(hours=1),
+) -> str:
+    """An access token for ``identity`` in ``room``, signed with the server's key (livekit-api)."""
+    from livekit import api
+
+    grants = api.VideoGrants(
+        room_join=True,
+        room=room,
+        can_publish=can_publish,
+        can_subscribe=can_subscribe,
+        can_publish_data=can_publish_data,
+        can_update_own_metadata=can_update_own_metadata,
+    )
+    token = (
+        api.AccessToken(info.api_key, info.api_secret)
+        .with_identity(identity)
+        .with_grants(grants)
+        .with_ttl(ttl)
+    )
+    if name is not None:
+        token = token.with_name(name)
+    if metadata is not None:
+        token = token.with_metadata(metadata)
+    if attributes is not None:
+        token = token.with_attributes(dict(attributes))
+    return str(token.to_jwt())
+
+
+@final
+@dataclass(frozen=True)
+class ParticipantSnapshot:
+    """A participant as the server's RoomService reports it."""
+
+    identity: str
+    name: str
+    metadata: str
+    attributes: Mapping[str, str]
+
+
+def list_participants(info: ServerInfo, room: str) -> list[ParticipantSnapshot]:
+    """Ask the server's RoomService who is in ``room`` (blocking; call from a worker thread).
+
+    livekit-api is asyncio-only, so the call runs in ``asyncio.run`` on a fresh thread: usable
+    from trio, asyncio or plain code alike.
+    """
+    result: list[ParticipantSnapshot] = []
+    failure: list[BaseException] = []
+
+    async def query() -> None:
+        from livekit import api
+
+        async with api.LiveKitAPI(info.http_url, info.api_key, info.api_secret) as client:
+            response = await client.room.list_participants(api.ListParticipantsRequest(room=room))
+            for p in response.participants:
+                result.append(
+                    ParticipantSnapshot(
+                        identity=p.identity,
+                        name=p.name,
+                        metadata=p.metadata,
+                        attributes=MappingProxyType(dict(p.attributes)),
+                    )
+                )
+
+    def run() -> None:
+        try:
+            asyncio.run(query())
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="lkanyio-roomservice")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result
+

@@ -1,0 +1,80 @@
+"""Fixtures: every async test on asyncio and trio, and one real livekit-server per run.
+
+Unless LIVEKIT_URL/LIVEKIT_API_KEY/LIVEKIT_API_SECRET name an external server, the test process
+moves itself into a private network namespace at import (before any thread starts) and runs
+livekit-server there: no traffic leaves the namespace.  If that is impossible the run fails: the
+integration tests never skip.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from lkanyio.testing import (
+    LocalServer,
+    ServerInfo,
+    enter_private_netns,
+    external_server_from_env,
+    make_token,
+)
+
+_EXTERNAL = external_server_from_env()
+_NODE_IP: str | None = None
+if _EXTERNAL is None:
+    try:
+        _NODE_IP = enter_private_netns()
+    except RuntimeError as exc:
+        raise pytest.UsageError(
+            f"cannot create the private network namespace the integration tests run in: {exc}"
+        ) from exc
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def livekit_server() -> Iterator[LocalServer | None]:
+    if _EXTERNAL is not None:
+        yield None
+        return
+    assert _NODE_IP is not None
+    with LocalServer(node_ip=_NODE_IP) as server:
+        yield server
+
+
+@pytest.fixture
+def server_info(livekit_server: LocalServer | None) -> ServerInfo:
+    if livekit_server is None:
+        assert _EXTERNAL is not None
+        return _EXTERNAL
+    if not livekit_server.running:  # a fault test killed it: bring it back for the next test
+        livekit_server.start()
+    return livekit_server.info
+
+
+@pytest.fixture
+def token_factory(server_info: ServerInfo) -> Callable[..., str]:
+    def make(identity: str, room: str, **grants: Any) -> str:
+        return make_token(server_info, identity=identity, room=room, **grants)
+
+    return make
+
+
+@pytest.fixture
+def room_name() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    server = item.funcargs.get("livekit_server") if hasattr(item, "funcargs") else None
+    if report.failed and isinstance(server, LocalServer):
+        report.sections.append(("livekit-server log (tail)", server.log_tail()))
