@@ -9,10 +9,10 @@ from typing import Any
 
 import anyio
 import pytest
-from lkanyio.testing import list_participants
 
 import lkanyio
 from _util import assert_no_leaks, next_event
+from lkanyio.testing import list_participants
 
 pytestmark = pytest.mark.anyio
 
