@@ -16,7 +16,7 @@ if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
 from . import _events as ev
-from ._bridge import OwnedHandle, copy_native, get_bridge
+from ._bridge import OwnedHandle, copy_native, get_bridge, redact
 from ._errors import ConnectError, ConnectionLostError, ResourceClosedError
 from ._participant import (
     LocalParticipant,
@@ -333,7 +333,8 @@ class Room:
     def _adopt(self, cb: Any) -> None:
         """Build the room's state from the connect callback (runs in the dispatcher)."""
         if cb.WhichOneof("message") != "result":
-            raise ConnectError(cb.error or "the connection failed")
+            # The server echoes a refused token in its 401 body: never show it.
+            raise ConnectError(redact(cb.error) or "the connection failed")
         result = cb.result
         bridge = get_bridge()
         self._handle = OwnedHandle(result.room.handle.id)
