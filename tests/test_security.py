@@ -1,0 +1,224 @@
+"""Secrets stay secret and connections stay verified (both backends).
+
+* Access tokens and the API secret never reach a log record (native records included, at
+  TRACE), a repr or an exception message.
+* Only ``ws``/``wss``/``http``/``https`` URLs are accepted.
+* TLS is verified: ``wss://`` to a plain-HTTP port fails with a ``ConnectError``, it never
+  falls back to an unencrypted connection.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+import textwrap
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import anyio
+import pytest
+
+import lkanyio
+from _util import assert_no_leaks, collect_for
+from lkanyio.testing import ServerInfo, make_token
+
+pytestmark = pytest.mark.anyio
+
+TokenFactory = Callable[..., str]
+
+SUBPROCESS_BOUND = 120.0
+"""Hang guard for a child process that joins a room and leaves it."""
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks_after() -> Iterator[None]:
+    yield
+    gc.collect()
+    assert_no_leaks()
+
+
+def _secrets_of(token: str, info: ServerInfo) -> list[str]:
+    """What must never be shown: the token, its signature, and the API secret."""
+    return [token, token.rsplit(".", 1)[-1], info.api_secret]
+
+
+def _assert_clean(text: str, secrets: list[str], where: str) -> None:
+    for secret in secrets:
+        assert secret not in text, f"a secret leaked into {where}: {text[:300]!r}"
+
+
+# -- logs: a child process with the native core at TRACE --------------------------------------
+
+_LOG_CHILD = textwrap.dedent(
+    """
+    import json, logging, sys
+    import anyio
+    import lkanyio
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append((record.name, record.levelno, record.getMessage()))
+
+    root = logging.getLogger("lkanyio")
+    root.setLevel(1)
+    root.addHandler(Keep(level=1))
+    url, token, bad_token = sys.argv[1], sys.argv[2], sys.argv[3]
+    errors = []
+
+    async def main():
+        async with lkanyio.connect(url, token) as room:
+            await room.local_participant.publish_data(b"hello")
+            await room.local_participant.set_metadata("m")
+            await anyio.sleep(1)
+        try:
+            async with lkanyio.connect(url, bad_token):
+                pass
+        except lkanyio.ConnectError as exc:
+            errors.append(str(exc))
+
+    anyio.run(main, backend=sys.argv[4])
+    json.dump({"records": records, "errors": errors}, sys.stdout)
+    """
+)
+
+
+async def test_tokens_and_secret_never_reach_the_logs(
+    server_info: ServerInfo, token_factory: TokenFactory, room_name: str, anyio_backend: str
+) -> None:
+    token = token_factory("alice", room_name)
+    # Signed with another key: the server refuses it, and the refusal is logged.
+    bad_token = make_token(
+        ServerInfo(
+            url=server_info.url,
+            http_url=server_info.http_url,
+            api_key=server_info.api_key,
+            api_secret="a-wrong-secret-that-is-long-enough-0123456789",
+        ),
+        identity="mallory",
+        room=room_name,
+    )
+    env = {**os.environ, "LKANYIO_NATIVE_LOG_LEVEL": "trace", "PYTHONWARNINGS": "error"}
+    with anyio.fail_after(SUBPROCESS_BOUND):
+        done = await anyio.run_process(
+            [sys.executable, "-c", _LOG_CHILD, server_info.url, token, bad_token, anyio_backend],
+            env=env,
+            check=False,
+        )
+    stderr = done.stderr.decode(errors="replace")
+    assert done.returncode == 0, stderr[-3000:]
+    result = json.loads(done.stdout)
+    records: list[tuple[str, int, str]] = result["records"]
+    # The check is only meaningful if the native core really logged at TRACE/DEBUG level,
+    # including the signalling it does with the token.
+    native = [r for r in records if r[0] == "lkanyio.native"]
+    assert len(native) > 50, records[:20]
+    assert any(level < 20 for _name, level, _msg in native)
+    assert result["errors"], "the bad token was not refused"
+    secrets = _secrets_of(token, server_info) + _secrets_of(bad_token, server_info)
+    for name, _level, message in records:
+        _assert_clean(message, secrets, f"the {name} log")
+    _assert_clean("\n".join(result["errors"]), secrets, "a ConnectError")
+    _assert_clean(stderr, secrets, "stderr")
+
+
+# -- reprs and exception messages, in process -------------------------------------------------
+
+
+async def test_reprs_never_show_the_token(
+    server_info: ServerInfo, token_factory: TokenFactory, room_name: str
+) -> None:
+    token = token_factory("alice", room_name)
+    secrets = _secrets_of(token, server_info)
+    _assert_clean(repr(server_info), [server_info.api_secret], "repr(ServerInfo)")
+    room = lkanyio.connect(server_info.url, token)
+    _assert_clean(repr(room), secrets, "repr(Room) before joining")
+    async with room:
+        async with (
+            room.events() as events,
+            lkanyio.connect(server_info.url, token_factory("bob", room_name)),
+        ):
+            # The server sends every participant a fresh token right after joining.
+            seen = await collect_for(events, 2.0)
+            refreshed = [e for e in seen if isinstance(e, lkanyio.TokenRefreshed)]
+            assert refreshed, seen
+            assert refreshed[0].token.count(".") == 2  # a JWT, kept for the application
+            for event in refreshed:
+                secrets += [event.token, event.token.rsplit(".", 1)[-1]]
+            shown = [room, room.local_participant, *room.remote_participants.values(), *seen]
+            for obj in shown:
+                _assert_clean(repr(obj), secrets, f"repr({type(obj).__name__})")
+                _assert_clean(str(obj), secrets, f"str({type(obj).__name__})")
+    _assert_clean(repr(room), secrets, "repr(Room) after leaving")
+
+
+async def test_refused_token_is_not_echoed_in_the_error(
+    server_info: ServerInfo, room_name: str
+) -> None:
+    # The server's 401 body repeats the token it refused; the ConnectError must not.
+    wrong_key = ServerInfo(
+        url=server_info.url,
+        http_url=server_info.http_url,
+        api_key=server_info.api_key,
+        api_secret="a-wrong-secret-that-is-long-enough-0123456789",
+    )
+    token = make_token(wrong_key, identity="mallory", room=room_name)
+    with anyio.fail_after(30), pytest.raises(lkanyio.ConnectError, match="401") as refused:
+        async with lkanyio.connect(server_info.url, token):
+            pass
+    shown = "".join(traceback.format_exception(refused.value)) + repr(refused.value)
+    _assert_clean(shown, _secrets_of(token, wrong_key), "the ConnectError")
+    assert "<redacted>" in str(refused.value)
+
+
+# -- URLs and TLS ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://10.213.7.1:7880",
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "10.213.7.1:7880",
+        "//10.213.7.1:7880",
+        "",
+        "ws://",
+        "wss:///path-only",
+        "WS+unix://socket",
+        "gopher://10.213.7.1:7880",
+    ],
+)
+def test_only_websocket_and_http_urls_are_accepted(url: str) -> None:
+    with pytest.raises(ValueError, match="ws://"):
+        lkanyio.connect(url, "token")
+
+
+@pytest.mark.parametrize("url", [b"ws://10.213.7.1:7880", None, 7880])
+def test_url_of_the_wrong_type_is_a_type_error(url: Any) -> None:
+    with pytest.raises(TypeError, match="url"):
+        lkanyio.connect(url, "token")
+
+
+async def test_tls_is_verified_and_never_downgraded(
+    server_info: ServerInfo, token_factory: TokenFactory, room_name: str
+) -> None:
+    # The server speaks plain HTTP on its port: a wss:// connection to it must fail during the
+    # TLS handshake instead of quietly talking in the clear.
+    plain = server_info.url.split("://", 1)[1]
+    token = token_factory("alice", room_name)
+    for scheme in ("wss", "https"):
+        with anyio.fail_after(60), pytest.raises(lkanyio.ConnectError) as failed:
+            async with lkanyio.connect(
+                f"{scheme}://{plain}", token, options=lkanyio.RoomOptions(join_retries=0)
+            ):
+                pytest.fail(f"{scheme}:// joined a plain-HTTP server")
+        # rustls (native core v0.13.2) reads the server's HTTP answer as a TLS record:
+        # "received corrupt message of type InvalidContentType".
+        message = str(failed.value).lower()
+        assert "invalidcontenttype" in message or "tls" in message, message
+        _assert_clean(message, _secrets_of(token, server_info), "the TLS ConnectError")
