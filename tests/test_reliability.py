@@ -10,6 +10,8 @@ roughly 15-30 s with ``Disconnected(reason=UNKNOWN)``.  :data:`GIVE_UP_BOUND` is
 from __future__ import annotations
 
 import gc
+import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,6 +28,9 @@ TokenFactory = Callable[..., str]
 GIVE_UP_BOUND = 90.0
 """How long the native core may take to declare a killed server gone (a hang guard: 10 retries
 paced by 5 s, each bounded by the 5 s signal timeout, stay well below it)."""
+
+SUBPROCESS_BOUND = 120.0
+"""Hang guard for a child process that joins a room and leaves it."""
 
 
 @pytest.fixture(autouse=True)
@@ -74,3 +79,85 @@ async def test_server_killed_ends_the_block_with_connection_lost(
     assert kinds.index(lkanyio.Reconnecting) < kinds.index(lkanyio.Disconnected)
     assert lkanyio.Reconnected not in kinds
     assert_no_leaks()
+
+
+# -- fork: the native core cannot cross it; the child gets a clear error, not a crash ---------
+
+_FORK_CHILD = textwrap.dedent(
+    """
+    import os, sys, warnings
+    import anyio
+    import lkanyio
+
+    warnings.simplefilter("ignore", DeprecationWarning)  # fork() of a threaded process
+    url, token, backend = sys.argv[1], sys.argv[2], sys.argv[3]
+    frame = lkanyio.AudioFrame(bytes(960), sample_rate=48000, num_channels=1,
+                               samples_per_channel=480)
+
+    async def parent_use():
+        # Start the native core and keep a native object alive across the fork.
+        async with lkanyio.connect(url, token) as room:
+            await room.local_participant.publish_data(b"before fork")
+        source = lkanyio.AudioSource(48000, 1)
+        await source.capture_frame(frame)
+        return source
+
+    source = anyio.run(parent_use, backend=backend)
+    assert lkanyio.statistics().started
+
+    def expect_fork_error(what, call):
+        try:
+            call()
+        except lkanyio.LiveKitError as exc:
+            if "fork" not in str(exc):
+                print(f"{what}: unclear error {exc!r}", flush=True)
+                return False
+            return True
+        except BaseException as exc:
+            print(f"{what}: wrong exception {exc!r}", flush=True)
+            return False
+        print(f"{what}: no error", flush=True)
+        return False
+
+    async def join():
+        async with lkanyio.connect(url, token):
+            pass
+
+    async def capture():
+        await source.capture_frame(frame)
+
+    pid = os.fork()
+    if pid == 0:
+        checks = [
+            expect_fork_error("connect", lambda: anyio.run(join, backend=backend)),
+            expect_fork_error("new source", lambda: lkanyio.AudioSource(48000, 1)),
+            expect_fork_error("inherited source", lambda: anyio.run(capture, backend=backend)),
+        ]
+        source.close()  # dropping an inherited handle in the child is a no-op, not a crash
+        del source
+        sys.exit(0 if all(checks) else 3)  # a normal exit: atexit handlers run in the child
+    _, status = os.waitpid(pid, 0)
+    # The parent is unaffected by its child.
+    async def parent_again():
+        async with lkanyio.connect(url, token) as room:
+            await room.local_participant.publish_data(b"after fork")
+    anyio.run(parent_again, backend=backend)
+    source.close()
+    print("child status", status, flush=True)
+    sys.exit(0 if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else 4)
+    """
+)
+
+
+async def test_use_after_fork_is_a_clear_error_in_the_child(
+    server_info: Any, token_factory: TokenFactory, room_name: str, anyio_backend: str
+) -> None:
+    token = token_factory("forker", room_name)
+    with anyio.fail_after(SUBPROCESS_BOUND):
+        done = await anyio.run_process(
+            [sys.executable, "-c", _FORK_CHILD, server_info.url, token, anyio_backend],
+            check=False,
+        )
+    output = (done.stdout + done.stderr).decode(errors="replace")
+    assert done.returncode == 0, output[-3000:]
+    assert "child status 0" in output
