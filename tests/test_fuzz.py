@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -306,3 +307,106 @@ def test_known_native_aborts(case: str) -> None:
     )
     assert done.returncode == 0, done.stderr[-500:]
     assert b"survived" in done.stdout
+
+
+# -- bad input: the room's entry points, in process -----------------------------------------
+
+_junk = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.binary(max_size=20),
+    st.sampled_from(
+        [
+            "",
+            "\ud800",  # a lone surrogate: not encodable as UTF-8
+            "ok\udfffok",
+            "\x00",
+            "x" * 70_000,
+            b"\x00" * 70_000,
+            ["alice", 3],
+            {"k": None},
+            {"\ud800": "v"},
+            {"k": "\udc00"},
+            object(),
+            math.nan,
+            -math.inf,
+        ]
+    ),
+)
+
+_CALLS = (
+    "publish_data",
+    "publish_data_topic",
+    "publish_data_to",
+    "publish_data_reliable",
+    "set_metadata",
+    "set_name",
+    "set_attributes",
+    "publish_dtmf_code",
+    "publish_dtmf_digit",
+    "publish_transcription",
+    "events",
+    "connect_url",
+    "connect_token",
+    "connect_options",
+    "join_retries",
+)
+
+
+async def _call_with(room: lkanyio.Room, url: str, call: str, junk: Any) -> None:
+    lp = room.local_participant
+    if call == "publish_data":
+        await lp.publish_data(junk)
+    elif call == "publish_data_topic":
+        await lp.publish_data(b"x", topic=junk)
+    elif call == "publish_data_to":
+        await lp.publish_data(b"x", destination_identities=junk)
+    elif call == "publish_data_reliable":
+        await lp.publish_data(b"x", reliable=junk)
+    elif call == "set_metadata":
+        await lp.set_metadata(junk)
+    elif call == "set_name":
+        await lp.set_name(junk)
+    elif call == "set_attributes":
+        await lp.set_attributes(junk)
+    elif call == "publish_dtmf_code":
+        await lp.publish_dtmf(code=junk, digit="1")
+    elif call == "publish_dtmf_digit":
+        await lp.publish_dtmf(code=1, digit=junk)
+    elif call == "publish_transcription":
+        await lp.publish_transcription(junk)
+    elif call == "events":
+        room.events(max_buffered=junk).close()
+    elif call == "connect_url":
+        lkanyio.connect(junk, "token")
+    elif call == "connect_token":
+        lkanyio.connect(url, junk)
+    elif call == "connect_options":
+        lkanyio.connect(url, "token", options=junk)
+    else:
+        lkanyio.connect(url, "token", options=lkanyio.RoomOptions(join_retries=junk))
+
+
+@_FIXTURES_ARE_REUSED
+@given(calls=st.lists(st.tuples(st.sampled_from(_CALLS), _junk), min_size=1, max_size=6))
+async def test_bad_input_is_a_clear_error_and_the_room_keeps_working(
+    server_info: Any, token_factory: TokenFactory, calls: list[tuple[str, Any]]
+) -> None:
+    room_name = f"junk-{uuid.uuid4().hex[:12]}"
+    async with lkanyio.connect(server_info.url, token_factory("alice", room_name)) as room:
+        for call, junk in calls:
+            with anyio.fail_after(DRAIN_BOUND):
+                try:
+                    await _call_with(room, server_info.url, call, junk)
+                except lkanyio.ConnectionLostError:
+                    raise
+                except (TypeError, ValueError, lkanyio.LiveKitError):
+                    pass
+        assert room.connected
+        with anyio.fail_after(DRAIN_BOUND):
+            await room.local_participant.publish_data(b"still alive")
+            await room.local_participant.set_metadata("still alive")
+    await _drained()
