@@ -10,16 +10,18 @@ roughly 15-30 s with ``Disconnected(reason=UNKNOWN)``.  :data:`GIVE_UP_BOUND` is
 from __future__ import annotations
 
 import gc
+import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
 import pytest
 
 import lkanyio
-from _util import assert_no_leaks
+from _util import EVENT_WAIT, assert_no_leaks, next_event
 
 pytestmark = pytest.mark.anyio
 
@@ -161,3 +163,83 @@ async def test_use_after_fork_is_a_clear_error_in_the_child(
     output = (done.stdout + done.stderr).decode(errors="replace")
     assert done.returncode == 0, output[-3000:]
     assert "child status 0" in output
+
+
+# -- network cut: the link goes down for a few seconds, then comes back --------------------
+
+OUTAGE_NOTICE_BOUND = 45.0
+"""How long the native core may take to notice a dead network (measured: ~15 s, its ping
+timeout); a hang guard."""
+RECOVERY_BOUND = 60.0
+"""How long resuming may take once the network is back (measured: well under 1 s)."""
+
+
+def _link(state: str) -> None:
+    # Every address in the test namespace (the server's and the clients') is local, so local
+    # delivery goes through ``lo``: taking ``lo`` down cuts every connection, while taking the
+    # veth ``lkv0`` down changes nothing.  The namespace is the test process's own.
+    subprocess.run(["ip", "link", "set", "lo", state], check=True, capture_output=True)
+
+
+async def _wait_for(events: lkanyio.EventStream[Any], kind: type[Any], bound: float) -> None:
+    with anyio.fail_after(bound):
+        async for event in events:
+            if isinstance(event, kind):
+                return
+    raise AssertionError(f"the room's events ended before {kind.__name__}")
+
+
+@pytest.fixture
+def network_restored() -> Iterator[None]:
+    yield
+    _link("up")
+
+
+@pytest.mark.usefixtures("network_restored")
+async def test_network_cut_reconnects_and_delivers_exactly_once(
+    livekit_server: Any, server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    if livekit_server is None:
+        pytest.skip("needs the private network namespace (its link is cut)")
+    async with AsyncExitStack() as stack:
+        alice = await stack.enter_async_context(
+            lkanyio.connect(server_info.url, token_factory("alice", room_name))
+        )
+        bob = await stack.enter_async_context(
+            lkanyio.connect(server_info.url, token_factory("bob", room_name))
+        )
+        with anyio.fail_after(20):
+            while not alice.remote_participants or not bob.remote_participants:
+                await anyio.sleep(0.02)
+        alice_events = await stack.enter_async_context(alice.events())
+        bob_events = await stack.enter_async_context(bob.events())
+
+        _link("down")
+        try:
+            await _wait_for(alice_events, lkanyio.Reconnecting, OUTAGE_NOTICE_BOUND)
+            await _wait_for(bob_events, lkanyio.Reconnecting, OUTAGE_NOTICE_BOUND)
+            assert alice.connection_state == lkanyio.ConnectionState.RECONNECTING
+            await anyio.sleep(2)  # stay down a little longer
+        finally:
+            _link("up")
+        await _wait_for(alice_events, lkanyio.Reconnected, RECOVERY_BOUND)
+        await _wait_for(bob_events, lkanyio.Reconnected, RECOVERY_BOUND)
+        assert alice.connection_state == lkanyio.ConnectionState.CONNECTED
+        assert bob.connection_state == lkanyio.ConnectionState.CONNECTED
+
+        payload = f"after the outage {room_name}".encode()
+        await alice.local_participant.publish_data(payload, topic="outage")
+        got = await next_event(bob_events, lkanyio.DataReceived, lambda e: e.topic == "outage")
+        assert got.data == payload
+        assert got.kind == lkanyio.DataPacketKind.RELIABLE
+        # Exactly once: no duplicate follows (reliable delivery is ordered, so a marker sent
+        # after it arrives after any duplicate would have).
+        await alice.local_participant.publish_data(b"marker", topic="outage")
+        rest = []
+        with anyio.fail_after(EVENT_WAIT):
+            async for event in bob_events:
+                if isinstance(event, lkanyio.DataReceived) and event.topic == "outage":
+                    rest.append(event.data)
+                    if event.data == b"marker":
+                        break
+        assert rest == [b"marker"]
