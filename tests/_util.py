@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TypeVar
 
 import anyio
@@ -10,6 +11,8 @@ import anyio
 import lkanyio
 
 E = TypeVar("E")
+
+TokenFactory = Callable[..., str]
 
 EVENT_WAIT = 20.0
 """Upper bound for an event that must arrive (a hang guard, never a timing assertion)."""
@@ -43,3 +46,22 @@ def assert_no_leaks() -> None:
     assert stats.pending_requests == 0, stats
     assert stats.bound_handles == 0, stats
     assert stats.live_handles == 0, stats
+
+
+@asynccontextmanager
+async def joined(
+    server_info: Any, token_factory: TokenFactory, room_name: str, *identities: str
+) -> AsyncIterator[list[lkanyio.Room]]:
+    """Join every identity (in order) and wait until each sees all the others."""
+    async with AsyncExitStack() as stack:
+        rooms = [
+            await stack.enter_async_context(
+                lkanyio.connect(server_info.url, token_factory(identity, room_name))
+            )
+            for identity in identities
+        ]
+        with anyio.fail_after(20):
+            for room in rooms:
+                while len(room.remote_participants) < len(rooms) - 1:
+                    await anyio.sleep(0.02)
+        yield rooms

@@ -3,46 +3,22 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
 import pytest
 
 import lkanyio
-from _util import assert_no_leaks, next_event
+from _util import TokenFactory, assert_no_leaks, joined, next_event
 from lkanyio.testing import list_participants
 
 pytestmark = pytest.mark.anyio
-
-TokenFactory = Callable[..., str]
-
 
 @pytest.fixture(autouse=True)
 def _no_leaks_after() -> Any:
     yield
     gc.collect()
     assert_no_leaks()
-
-
-@asynccontextmanager
-async def joined(
-    server_info: Any, token_factory: TokenFactory, room_name: str, *identities: str
-) -> AsyncIterator[list[lkanyio.Room]]:
-    """Join every identity (in order) and wait until each sees all the others."""
-    async with AsyncExitStack() as stack:
-        rooms = [
-            await stack.enter_async_context(
-                lkanyio.connect(server_info.url, token_factory(identity, room_name))
-            )
-            for identity in identities
-        ]
-        with anyio.fail_after(20):
-            for room in rooms:
-                while len(room.remote_participants) < len(rooms) - 1:
-                    await anyio.sleep(0.02)
-        yield rooms
 
 
 async def test_connect_state_and_participants(

@@ -52,6 +52,9 @@ from ._room import DISCONNECT_TIMEOUT as DISCONNECT_TIMEOUT
 from ._room import Room as Room
 from ._room import RoomOptions as RoomOptions
 from ._room import connect as connect
+from ._rpc import RpcError as RpcError
+from ._rpc import RpcHandler as RpcHandler
+from ._rpc import RpcInvocationData as RpcInvocationData
 from ._streams import EventStream as EventStream
 from ._streams import EventStreamStatistics as EventStreamStatistics
 from ._track import LocalAudioTrack as LocalAudioTrack

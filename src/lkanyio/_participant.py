@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, final, overload
 
 from ._bridge import OwnedHandle, buffer_pointer, get_bridge
 from ._errors import (
@@ -23,6 +23,7 @@ from ._publication import (
     TrackPublication,
     TrackPublishOptions,
 )
+from ._rpc import RpcHandler, RpcServer, perform_rpc
 from ._types import ConnectionQuality, DisconnectReason, ParticipantKind, ParticipantState
 
 if TYPE_CHECKING:
@@ -212,11 +213,76 @@ class LocalParticipant(Participant):
     server may still have applied the change (it was already on its way).
     """
 
-    __slots__ = ("_room",)
+    __slots__ = ("_room", "_rpc")
 
     def __init__(self, owned: participant_pb2.OwnedParticipant, room: Room) -> None:
         super().__init__(owned)
         self._room = room
+        self._rpc: RpcServer | None = None
+
+    # -- RPC -----------------------------------------------------------------------------------
+
+    async def perform_rpc(
+        self,
+        *,
+        destination_identity: str,
+        method: str,
+        payload: str,
+        response_timeout: float = 10.0,
+    ) -> str:
+        """Call ``method`` on another participant and return its response payload.
+
+        ``response_timeout`` is the protocol's deadline, enforced by the peer as well (its
+        handler is cancelled when it passes); your own cancel scopes still apply on top.
+
+        Raises:
+            RpcError: the call failed (``code`` tells why: unsupported method, timeout,
+                application error raised by the handler, payload too large …).
+            ValueError: a payload over 15 KiB or a non-positive timeout.
+        """
+        self._room._check_connected()
+        return await perform_rpc(
+            self._handle.id,
+            destination_identity=destination_identity,
+            method=method,
+            payload=payload,
+            response_timeout=response_timeout,
+        )
+
+    @overload
+    def register_rpc_method(self, method: str) -> Callable[[RpcHandler], RpcHandler]: ...
+
+    @overload
+    def register_rpc_method(self, method: str, handler: RpcHandler) -> RpcHandler: ...
+
+    def register_rpc_method(
+        self, method: str, handler: RpcHandler | None = None
+    ) -> RpcHandler | Callable[[RpcHandler], RpcHandler]:
+        """Serve ``method``: ``handler(data: RpcInvocationData) -> str`` (also a decorator).
+
+        Each call runs as a task in the room's task group, cancelled when the caller's deadline
+        passes or the room closes.  Returning sends the payload; raising :class:`RpcError`
+        sends that error; any other exception reaches the caller as ``APPLICATION_ERROR``
+        with the exception's message.  Registering a method again replaces its handler.
+        """
+        if handler is None:
+
+            def decorator(fn: RpcHandler) -> RpcHandler:
+                self.register_rpc_method(method, fn)
+                return fn
+
+            return decorator
+        self._room._check_connected()
+        if self._rpc is None:
+            self._rpc = RpcServer(self._room, self._handle.id)
+            self._room._rpc_handler = self._rpc.on_invocation
+        self._rpc.register(method, handler)
+        return handler
+
+    def unregister_rpc_method(self, method: str) -> None:
+        """Stop serving ``method`` (callers then get ``UNSUPPORTED_METHOD``)."""
+        if self._rpc is not None and not self._handle.closed:
+            self._rpc.unregister(method)
 
     @property
     def track_publications(self) -> Mapping[str, LocalTrackPublication]:
