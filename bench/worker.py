@@ -1,0 +1,389 @@
+"""One benchmark side in its own process (the native core allows one client per process).
+
+    python bench/worker.py SIDE WORKLOAD [--url U --key K --secret S]
+
+SIDE is ``lkanyio-trio``, ``lkanyio-asyncio``, ``official`` (livekit.rtc, asyncio) or ``floor``
+(the bare native library through lkanyio's cffi shim, no event loop).  Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import select
+import sys
+import time
+from typing import Any
+
+SEQ_WARMUP, SEQ_COUNT = 500, 5000
+CONCURRENCY = (10, 100, 1000, 5000)
+AUDIO_FRAMES = 500  # 5 s of 10 ms frames (sources play out in real time)
+DATA_MESSAGES = 2000
+SCALE_K = int(os.environ.get("LKANYIO_BENCH_K", "100"))
+
+
+def cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def token(args: argparse.Namespace, identity: str, room: str) -> str:
+    from livekit import api
+
+    grants = api.VideoGrants(room_join=True, room=room, can_update_own_metadata=True)
+    return str(
+        api.AccessToken(args.key, args.secret).with_identity(identity).with_grants(grants).to_jwt()
+    )
+
+
+def tone(sample_rate: int = 48_000) -> bytes:
+    import math
+    from array import array
+
+    n = sample_rate // 100
+    return array("h", (int(8000 * math.sin(2 * math.pi * 440 * i / sample_rate)) for i in range(n))).tobytes()
+
+
+# -- lkanyio -------------------------------------------------------------------------------------
+
+
+async def lk_run(workload: str, args: argparse.Namespace) -> dict[str, Any]:
+    import anyio
+
+    import lkanyio
+
+    if workload in ("roundtrip", "concurrency"):
+        async with lkanyio.AudioSource(48_000, 1) as source:
+            async with lkanyio.LocalAudioTrack.create_audio_track("t", source) as track:
+
+                async def one() -> None:
+                    try:
+                        await track.get_stats()
+                    except lkanyio.NativeError:
+                        pass
+
+                if workload == "roundtrip":
+                    lat = []
+                    for i in range(SEQ_WARMUP + SEQ_COUNT):
+                        t = time.perf_counter_ns()
+                        await one()
+                        if i >= SEQ_WARMUP:
+                            lat.append((time.perf_counter_ns() - t) / 1e3)
+                    return {"p50_us": pct(lat, 0.5), "p99_us": pct(lat, 0.99)}
+                out = {}
+                for n in CONCURRENCY:
+                    done, t = 0, time.perf_counter()
+                    while done < max(n, 10_000):
+                        async with anyio.create_task_group() as tg:
+                            for _ in range(n):
+                                tg.start_soon(one)
+                        done += n
+                    out[f"n{n}_req_s"] = done / (time.perf_counter() - t)
+                return out
+    if workload == "audio":
+        frame = lkanyio.AudioFrame(tone(), sample_rate=48_000, num_channels=1, samples_per_channel=480)
+        async with lkanyio.AudioSource(48_000, 1) as source:
+            async with lkanyio.LocalAudioTrack.create_audio_track("t", source) as track:
+                async with lkanyio.AudioStream(track, sample_rate=48_000, num_channels=1) as stream:
+                    received = 0
+
+                    async def consume() -> None:
+                        nonlocal received
+                        async for _ in stream:
+                            received += 1
+                            if received >= AUDIO_FRAMES:
+                                return
+
+                    c0, t0 = cpu(), time.perf_counter()
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(consume)
+                        for _ in range(AUDIO_FRAMES):
+                            await source.capture_frame(frame)
+                    c1, t1 = cpu(), time.perf_counter()
+        return {
+            "frames_s": received / (t1 - t0),
+            "cpu_s_per_10k_frames": (c1 - c0) / received * 10_000,
+        }
+    if workload == "data":
+        room_name = f"bench-data-{os.getpid()}"
+        lat: list[float] = []
+        async with lkanyio.connect(args.url, token(args, "rx", room_name)) as rx, rx.events() as events:
+            async with lkanyio.connect(args.url, token(args, "tx", room_name)) as tx:
+                with anyio.fail_after(20):
+                    while "tx" not in rx.remote_participants:
+                        await anyio.sleep(0.01)
+                pad = b"x" * (1024 - 8)
+                done = anyio.Event()
+
+                async def receive() -> None:
+                    async for event in events:
+                        if isinstance(event, lkanyio.DataReceived):
+                            sent = int.from_bytes(event.data[:8], "little")
+                            lat.append((time.perf_counter_ns() - sent) / 1e3)
+                            if len(lat) >= DATA_MESSAGES:
+                                done.set()
+                                return
+
+                t0 = time.perf_counter()
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(receive)
+                    for _ in range(DATA_MESSAGES):
+                        await tx.local_participant.publish_data(
+                            time.perf_counter_ns().to_bytes(8, "little") + pad
+                        )
+                    with anyio.fail_after(60):
+                        await done.wait()
+                elapsed = time.perf_counter() - t0
+        return {"msgs_s": len(lat) / elapsed, "p50_us": pct(lat, 0.5), "p99_us": pct(lat, 0.99)}
+    if workload == "scale":
+        # Structured: each participant's `async with` lives in its own task until told to leave.
+        rss0 = rss_kib()
+        times: list[float] = []
+        stop = anyio.Event()
+
+        async def participant(i: int) -> None:
+            t = time.perf_counter()
+            room_name = f"bench-scale-{os.getpid()}-{i}"
+            async with lkanyio.connect(args.url, token(args, f"p{i}", room_name)):
+                times.append(time.perf_counter() - t)
+                await stop.wait()
+
+        async with anyio.create_task_group() as tg:
+            for i in range(SCALE_K):
+                tg.start_soon(participant, i)
+            with anyio.fail_after(120):
+                while len(times) < SCALE_K:
+                    await anyio.sleep(0.05)
+            rss1 = rss_kib()
+            await anyio.sleep(2)
+            c0 = cpu()
+            await anyio.sleep(5)
+            idle = (cpu() - c0) / 5
+            stop.set()
+        return {
+            "k": SCALE_K,
+            "connect_p50_s": pct(times, 0.5),
+            "connect_p99_s": pct(times, 0.99),
+            "rss_kib_per_participant": (rss1 - rss0) / SCALE_K,
+            "idle_cpu_fraction": idle,
+        }
+    raise SystemExit(f"unknown workload {workload}")
+
+
+# -- the official asyncio SDK ------------------------------------------------------------------
+
+
+async def official_run(workload: str, args: argparse.Namespace) -> dict[str, Any]:
+    import asyncio
+
+    from livekit import rtc
+
+    if workload in ("roundtrip", "concurrency"):
+        source = rtc.AudioSource(48_000, 1)
+        track = rtc.LocalAudioTrack.create_audio_track("t", source)
+
+        async def one() -> None:
+            try:
+                await track.get_stats()
+            except Exception:
+                pass
+
+        if workload == "roundtrip":
+            lat = []
+            for i in range(SEQ_WARMUP + SEQ_COUNT):
+                t = time.perf_counter_ns()
+                await one()
+                if i >= SEQ_WARMUP:
+                    lat.append((time.perf_counter_ns() - t) / 1e3)
+            return {"p50_us": pct(lat, 0.5), "p99_us": pct(lat, 0.99)}
+        out = {}
+        for n in CONCURRENCY:
+            done, t = 0, time.perf_counter()
+            while done < max(n, 2_000) and (done == 0 or time.perf_counter() - t < 30):
+                await asyncio.gather(*(one() for _ in range(n)))
+                done += n
+            out[f"n{n}_req_s"] = done / (time.perf_counter() - t)
+        return out
+    if workload == "audio":
+        source = rtc.AudioSource(48_000, 1)
+        track = rtc.LocalAudioTrack.create_audio_track("t", source)
+        stream = rtc.AudioStream(track, sample_rate=48_000, num_channels=1)
+        frame = rtc.AudioFrame(tone(), 48_000, 1, 480)
+        received = 0
+
+        async def consume() -> None:
+            nonlocal received
+            async for _ in stream:
+                received += 1
+                if received >= AUDIO_FRAMES:
+                    return
+
+        c0, t0 = cpu(), time.perf_counter()
+        consumer = asyncio.ensure_future(consume())
+        for _ in range(AUDIO_FRAMES):
+            await source.capture_frame(frame)
+        await consumer
+        c1, t1 = cpu(), time.perf_counter()
+        await stream.aclose()
+        return {"frames_s": received / (t1 - t0), "cpu_s_per_10k_frames": (c1 - c0) / received * 10_000}
+    if workload == "data":
+        room_name = f"bench-data-{os.getpid()}"
+        rx, tx = rtc.Room(), rtc.Room()
+        lat: list[float] = []
+        done = asyncio.Event()
+
+        def on_data(packet: Any) -> None:
+            sent = int.from_bytes(packet.data[:8], "little")
+            lat.append((time.perf_counter_ns() - sent) / 1e3)
+            if len(lat) >= DATA_MESSAGES:
+                done.set()
+
+        rx.on("data_received", on_data)
+        await rx.connect(args.url, token(args, "rx", room_name))
+        await tx.connect(args.url, token(args, "tx", room_name))
+        for _ in range(2000):
+            if "tx" in rx.remote_participants:
+                break
+            await asyncio.sleep(0.01)
+        pad = b"x" * (1024 - 8)
+        t0 = time.perf_counter()
+        for _ in range(DATA_MESSAGES):
+            await tx.local_participant.publish_data(time.perf_counter_ns().to_bytes(8, "little") + pad)
+        await asyncio.wait_for(done.wait(), 60)
+        elapsed = time.perf_counter() - t0
+        await tx.disconnect()
+        await rx.disconnect()
+        return {"msgs_s": len(lat) / elapsed, "p50_us": pct(lat, 0.5), "p99_us": pct(lat, 0.99)}
+    if workload == "scale":
+        rss0 = rss_kib()
+        times: list[float] = []
+        rooms = [rtc.Room() for _ in range(SCALE_K)]
+
+        async def enter(i: int) -> None:
+            t = time.perf_counter()
+            await rooms[i].connect(args.url, token(args, f"p{i}", f"bench-scale-{os.getpid()}-{i}"))
+            times.append(time.perf_counter() - t)
+
+        await asyncio.gather(*(enter(i) for i in range(SCALE_K)))
+        rss1 = rss_kib()
+        await asyncio.sleep(2)
+        c0 = cpu()
+        await asyncio.sleep(5)
+        idle = (cpu() - c0) / 5
+        await asyncio.gather(*(room.disconnect() for room in rooms))
+        return {
+            "k": SCALE_K,
+            "connect_p50_s": pct(times, 0.5),
+            "connect_p99_s": pct(times, 0.99),
+            "rss_kib_per_participant": (rss1 - rss0) / SCALE_K,
+            "idle_cpu_fraction": idle,
+        }
+    raise SystemExit(f"unknown workload {workload}")
+
+
+# -- the floor: the bare native library -------------------------------------------------------
+
+
+def floor_run(workload: str) -> dict[str, Any]:
+    from lkanyio._native import ffi, lib
+
+    from lkanyio._bridge import get_bridge
+    from lkanyio._proto import audio_frame_pb2, ffi_pb2
+
+    bridge = get_bridge()
+    req = ffi_pb2.FfiRequest()
+    src = req.new_audio_source
+    src.type = audio_frame_pb2.AUDIO_SOURCE_NATIVE
+    src.sample_rate, src.num_channels, src.queue_size_ms = 48_000, 1, 1000
+    source = bridge.request(req).new_audio_source.source.handle.id
+    req = ffi_pb2.FfiRequest()
+    req.create_audio_track.name, req.create_audio_track.source_handle = "t", source
+    track = bridge.request(req).create_audio_track.track.handle.id
+    res, res_len = ffi.new("const uint8_t **"), ffi.new("size_t *")
+    poller = select.epoll()
+    poller.register(lib.lk_shim_wakeup_fd(), select.EPOLLIN)
+    next_id = [(1 << 63) + (1 << 40)]
+
+    def send() -> None:
+        r = ffi_pb2.FfiRequest()
+        r.get_stats.track_handle = track
+        r.get_stats.request_async_id = next_id[0]
+        next_id[0] += 1
+        data = r.SerializeToString()
+        lib.lk_shim_drop_handle(lib.lk_shim_request(data, len(data), res, res_len))
+
+    def wait_callbacks(count: int) -> None:
+        got = 0
+        while got < count:
+            poller.poll(1)
+            head = lib.lk_shim_drain()
+            ev = head
+            while ev != ffi.NULL:
+                event = ffi_pb2.FfiEvent.FromString(ffi.buffer(ev.data, ev.len)[:])
+                got += event.WhichOneof("message") == "get_stats"
+                ev = ev.next
+            lib.lk_shim_free_events(head)
+
+    if workload == "roundtrip":
+        lat = []
+        for i in range(SEQ_WARMUP + SEQ_COUNT):
+            t = time.perf_counter_ns()
+            send()
+            wait_callbacks(1)
+            if i >= SEQ_WARMUP:
+                lat.append((time.perf_counter_ns() - t) / 1e3)
+        return {"p50_us": pct(lat, 0.5), "p99_us": pct(lat, 0.99)}
+    if workload == "concurrency":
+        out = {}
+        for n in CONCURRENCY:
+            done, t = 0, time.perf_counter()
+            while done < max(n, 10_000):
+                for _ in range(n):
+                    send()
+                wait_callbacks(n)
+                done += n
+            out[f"n{n}_req_s"] = done / (time.perf_counter() - t)
+        return out
+    return {"note": "no bare-library floor for this workload"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("side")
+    parser.add_argument("workload")
+    parser.add_argument("--url", default="")
+    parser.add_argument("--key", default="")
+    parser.add_argument("--secret", default="")
+    args = parser.parse_args()
+    if args.side == "floor":
+        result = floor_run(args.workload)
+    elif args.side == "official":
+        import asyncio
+
+        result = asyncio.run(official_run(args.workload, args))
+    else:
+        import anyio
+
+        backend = args.side.split("-", 1)[1]
+        result = anyio.run(lk_run, args.workload, args, backend=backend)
+    print(json.dumps(result))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
