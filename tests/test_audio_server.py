@@ -1,0 +1,138 @@
+"""Audio through a real server (both backends): tone fidelity, mute, unsubscribe, slow consumers."""
+
+from __future__ import annotations
+
+import gc
+import math
+from array import array
+from typing import Any
+
+import anyio
+import pytest
+
+import lkanyio
+from _util import TokenFactory, assert_no_leaks, joined, next_event
+from lkanyio.demo import dominant_frequency
+
+pytestmark = pytest.mark.anyio
+
+RATE = 48_000
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks_after() -> Any:
+    yield
+    gc.collect()
+    assert_no_leaks()
+
+
+def sine_frames(hz: float, seconds: float) -> list[lkanyio.AudioFrame]:
+    per = RATE // 100
+    return [
+        lkanyio.AudioFrame(
+            array(
+                "h",
+                (
+                    int(12_000 * math.sin(2 * math.pi * hz * (i * per + k) / RATE))
+                    for k in range(per)
+                ),
+            ).tobytes(),
+            sample_rate=RATE,
+            num_channels=1,
+            samples_per_channel=per,
+        )
+        for i in range(round(seconds * 100))
+    ]
+
+
+async def publish_tone(
+    room: lkanyio.Room, hz: float, seconds: float, ready: anyio.Event | None = None
+) -> None:
+    async with lkanyio.AudioSource(RATE, 1) as source:
+        async with lkanyio.LocalAudioTrack.create_audio_track("tone", source) as track:
+            publication = await room.local_participant.publish_track(track)
+            await publication.wait_for_subscription()
+            if ready is not None:
+                await ready.wait()
+            for frame in sine_frames(hz, seconds):
+                await source.capture_frame(frame)
+            await source.wait_for_playout()
+
+
+async def test_a_sine_arrives_at_its_frequency(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        async with bob.events() as events, anyio.create_task_group() as tg:
+            tg.start_soon(publish_tone, alice, 440.0, 4.0)
+            subscribed = await next_event(events, lkanyio.TrackSubscribed)
+            samples: list[int] = []
+            async with lkanyio.AudioStream(subscribed.track, sample_rate=RATE) as stream:
+                with anyio.fail_after(20):
+                    async for event in stream:
+                        # Skip the leading silence until the tone starts.
+                        if samples or max(event.frame.data, default=0) > 2000:
+                            samples.extend(event.frame.data)
+                        if len(samples) >= RATE * 2:
+                            break
+                assert stream.statistics().dropped == 0
+            assert abs(dominant_frequency(samples, RATE) - 440.0) <= 5.0
+
+
+async def test_mute_unmute_and_unsubscribe(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        async with bob.events() as events:
+            async with lkanyio.AudioSource(RATE, 1) as source:
+                async with lkanyio.LocalAudioTrack.create_audio_track("mic", source) as track:
+                    await alice.local_participant.publish_track(track)
+                    subscribed = await next_event(events, lkanyio.TrackSubscribed)
+                    track.mute()
+                    muted = await next_event(events, lkanyio.TrackMuted)
+                    assert muted.publication is subscribed.publication
+                    assert muted.publication.muted
+                    track.unmute()
+                    unmuted = await next_event(events, lkanyio.TrackUnmuted)
+                    assert not unmuted.publication.muted
+
+                    stream = lkanyio.AudioStream(subscribed.track, sample_rate=RATE)
+                    async with stream:
+                        subscribed.publication.set_subscribed(False)
+                        gone = await next_event(events, lkanyio.TrackUnsubscribed)
+                        assert gone.publication is subscribed.publication
+                        assert not subscribed.publication.subscribed
+                        # The stream ends instead of hanging once the track is gone.
+                        with anyio.fail_after(10):
+                            async for _ in stream:
+                                pass
+                    subscribed.publication.set_subscribed(True)
+                    again = await next_event(events, lkanyio.TrackSubscribed)
+                    assert again.publication is subscribed.publication
+
+
+async def test_slow_consumer_drops_while_a_fast_one_keeps_up(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        async with bob.events() as events, anyio.create_task_group() as tg:
+            ready = anyio.Event()
+            tg.start_soon(publish_tone, alice, 300.0, 3.0, ready)
+            track = (await next_event(events, lkanyio.TrackSubscribed)).track
+            slow = lkanyio.AudioStream(track, max_buffered=5, overflow="drop_oldest")
+            fast = lkanyio.AudioStream(track)
+            async with slow, fast:
+                ready.set()
+                fast_frames = 0
+                with anyio.fail_after(20):
+                    async for _ in fast:
+                        fast_frames += 1
+                        if fast_frames >= 200:  # 2 s of 10 ms frames
+                            break
+                stats = slow.statistics()
+                # The slow stream kept only its newest 5 frames and counted the rest as drops:
+                # nothing was waiting on it, and the fast stream lost nothing meanwhile.
+                assert stats.buffered == 5
+                assert stats.dropped >= 150
+                assert fast.statistics().dropped == 0
+                assert not fast.statistics().overflowed
