@@ -136,3 +136,27 @@ async def test_slow_consumer_drops_while_a_fast_one_keeps_up(
                 assert stats.dropped >= 150
                 assert fast.statistics().dropped == 0
                 assert not fast.statistics().overflowed
+
+
+async def test_stats_of_a_published_track_and_of_the_session(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        async with bob.events() as events:
+            async with lkanyio.AudioSource(RATE, 1) as source:
+                async with lkanyio.LocalAudioTrack.create_audio_track("mic", source) as track:
+                    await alice.local_participant.publish_track(track)
+                    subscribed = await next_event(events, lkanyio.TrackSubscribed)
+                    for frame in sine_frames(200.0, 0.5):
+                        await source.capture_frame(frame)
+                    stats = await track.get_stats()
+                    assert stats.of_type("outbound_rtp"), stats
+                    # The subscriber reports once packets have arrived.
+                    with anyio.fail_after(10):
+                        while not (await subscribed.track.get_stats()).of_type("inbound_rtp"):
+                            await anyio.sleep(0.1)
+                    session = await alice.get_rtc_stats()
+                    assert session.publisher.of_type("outbound_rtp")
+                    assert session.publisher.of_type("transport")
+    with pytest.raises(lkanyio.ResourceClosedError):
+        await alice.get_rtc_stats()

@@ -51,6 +51,7 @@ from ._publication import VideoEncoding as VideoEncoding
 from ._room import DISCONNECT_TIMEOUT as DISCONNECT_TIMEOUT
 from ._room import Room as Room
 from ._room import RoomOptions as RoomOptions
+from ._room import SessionStats as SessionStats
 from ._room import connect as connect
 from ._rpc import RpcError as RpcError
 from ._rpc import RpcHandler as RpcHandler

@@ -17,7 +17,7 @@ if sys.version_info < (3, 11):  # pragma: no cover
 
 from . import _events as ev
 from ._bridge import OwnedHandle, copy_native, get_bridge, redact
-from ._errors import ConnectError, ConnectionLostError, ResourceClosedError
+from ._errors import ConnectError, ConnectionLostError, NativeError, ResourceClosedError
 from ._participant import (
     LocalParticipant,
     Participant,
@@ -28,6 +28,7 @@ from ._participant import (
 from ._proto import ffi_pb2, room_pb2
 from ._publication import RemoteTrackPublication
 from ._streams import EventStream
+from ._track import TrackStats
 from ._types import (
     ConnectionQuality,
     ConnectionState,
@@ -39,7 +40,7 @@ from ._types import (
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
-__all__ = ["DISCONNECT_TIMEOUT", "Room", "RoomOptions", "connect"]
+__all__ = ["DISCONNECT_TIMEOUT", "Room", "RoomOptions", "SessionStats", "connect"]
 
 _log = logging.getLogger("lkanyio")
 
@@ -78,6 +79,20 @@ class RoomOptions:
 
 
 _DEFAULT_OPTIONS = RoomOptions()
+
+
+@final
+@dataclass(frozen=True)
+class SessionStats:
+    """WebRTC statistics of a room's two peer connections.
+
+    Attributes:
+        publisher: reports of the connection that sends this client's tracks and data.
+        subscriber: reports of the connection that receives the others' tracks and data.
+    """
+
+    publisher: TrackStats
+    subscriber: TrackStats
 
 
 def _check_url(url: object) -> str:
@@ -239,6 +254,27 @@ class Room:
                 self._sid_known = anyio.Event()
             await self._sid_known.wait()
         return self._info.sid
+
+    async def get_rtc_stats(self) -> SessionStats:
+        """Ask WebRTC for the statistics of the room's publisher and subscriber connections.
+
+        Raises:
+            NativeError: with the native core's message.
+            ResourceClosedError: the room is not connected.
+        """
+        req = ffi_pb2.FfiRequest()
+        req.get_session_stats.room_handle = self._require_connected_handle()
+        cb = await get_bridge().request_async(req)
+        if cb.WhichOneof("message") != "result":
+            raise NativeError(f"get_rtc_stats failed: {cb.error}")
+        return SessionStats(
+            publisher=TrackStats(tuple(cb.result.publisher_stats)),
+            subscriber=TrackStats(tuple(cb.result.subscriber_stats)),
+        )
+
+    def _require_connected_handle(self) -> int:
+        self._check_connected()
+        return self._require_handle()
 
     def events(self, *, max_buffered: int = 1024) -> EventStream[ev.RoomEvent]:
         """Subscribe to the room's events.

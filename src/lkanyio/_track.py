@@ -40,7 +40,7 @@ __all__ = [
 @final
 @dataclass(frozen=True)
 class TrackStats:
-    """WebRTC statistics of a track, as the native core reports them.
+    """WebRTC statistics reports (of a track, or one side of a room's session).
 
     Attributes:
         reports: the ``RtcStats`` protobuf messages of the pinned protocol, one per WebRTC stats
