@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, final, overload
 
+from . import _data_streams as _ds
 from ._bridge import OwnedHandle, buffer_pointer, get_bridge
+from ._data_streams import ByteStreamInfo, TextStreamInfo, TextStreamWriter
 from ._errors import (
     LiveKitError,
     PublishDataError,
@@ -27,6 +29,8 @@ from ._rpc import RpcHandler, RpcServer, perform_rpc
 from ._types import ConnectionQuality, DisconnectReason, ParticipantKind, ParticipantState
 
 if TYPE_CHECKING:
+    from os import PathLike
+
     from ._room import Room
     from ._track import LocalTrack
 
@@ -219,6 +223,96 @@ class LocalParticipant(Participant):
         super().__init__(owned)
         self._room = room
         self._rpc: RpcServer | None = None
+
+    # -- data streams --------------------------------------------------------------------------
+
+    async def send_text(
+        self,
+        text: str,
+        *,
+        topic: str = "",
+        attributes: Mapping[str, str] | None = None,
+        destination_identities: Sequence[str] = (),
+    ) -> TextStreamInfo:
+        """Send ``text`` as one text stream (any length: it is chunked for you).
+
+        Raises:
+            DataStreamError: the native core or the server refused the stream.
+        """
+        return await _ds.send_text(
+            self,
+            text,
+            topic=topic,
+            attributes=attributes,
+            destination_identities=destination_identities,
+        )
+
+    async def send_bytes(
+        self,
+        data: bytes | bytearray | memoryview,
+        *,
+        topic: str = "",
+        name: str | None = None,
+        mime_type: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+        destination_identities: Sequence[str] = (),
+    ) -> ByteStreamInfo:
+        """Send ``data`` as one byte stream.
+
+        Raises:
+            DataStreamError: the native core or the server refused the stream.
+        """
+        return await _ds.send_bytes(
+            self,
+            bytes(data) if isinstance(data, (bytearray, memoryview)) else data,
+            is_file=False,
+            topic=topic,
+            name=name,
+            mime_type=mime_type,
+            attributes=attributes,
+            destination_identities=destination_identities,
+        )
+
+    async def send_file(
+        self,
+        path: str | PathLike[str],
+        *,
+        topic: str = "",
+        name: str | None = None,
+        mime_type: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+        destination_identities: Sequence[str] = (),
+    ) -> ByteStreamInfo:
+        """Send a file as a byte stream (read by the native core, in chunks).
+
+        Raises:
+            DataStreamError: the file could not be read or the stream was refused.
+        """
+        return await _ds.send_bytes(
+            self,
+            path,
+            is_file=True,
+            topic=topic,
+            name=name,
+            mime_type=mime_type,
+            attributes=attributes,
+            destination_identities=destination_identities,
+        )
+
+    def stream_text(
+        self,
+        *,
+        topic: str = "",
+        attributes: Mapping[str, str] | None = None,
+        destination_identities: Sequence[str] = (),
+    ) -> TextStreamWriter:
+        """Open a text stream to write chunk by chunk: ``async with lp.stream_text() as w:``."""
+        return TextStreamWriter(
+            self,
+            topic=topic,
+            attributes=attributes,
+            destination_identities=destination_identities,
+        )
 
     # -- RPC -----------------------------------------------------------------------------------
 

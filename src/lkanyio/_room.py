@@ -17,6 +17,7 @@ if sys.version_info < (3, 11):  # pragma: no cover
 
 from . import _events as ev
 from ._bridge import OwnedHandle, copy_native, get_bridge, redact
+from ._data_streams import ByteStreamReader, TextStreamReader
 from ._errors import ConnectError, ConnectionLostError, NativeError, ResourceClosedError
 from ._participant import (
     LocalParticipant,
@@ -191,7 +192,8 @@ class Room:
         self._sid_known: anyio.Event | None = None
         self._unpublished: dict[str, Any] = {}
         self._rpc_handler: Callable[[Any], None] | None = None
-        self._stream_opened_handler: Callable[[str, Any], None] | None = None
+        self._stream_subscribers: list[tuple[str, str | None, EventStream[Any]]] = []
+        self._unclaimed_streams = 0
 
     # -- public state -------------------------------------------------------------------------
 
@@ -420,6 +422,9 @@ class Room:
         for stream in list(self._subscribers):
             stream.end()
         self._subscribers.clear()
+        for _kind, _topic, readers in self._stream_subscribers:
+            readers.end()
+        self._stream_subscribers.clear()
         if self._sid_known is not None:
             self._sid_known.set()
         for participant in self._remote.values():
@@ -749,11 +754,57 @@ class Room:
         self._token = m.token
         return ev.TokenRefreshed(m.token)
 
+    def text_streams(self, topic: str | None = None) -> EventStream[TextStreamReader]:
+        """Receive incoming text streams (on ``topic``, or on every topic) as readers.
+
+        Each stream goes to one subscriber: the first whose topic matches.  A stream nobody
+        subscribed for is released at once and counted in :attr:`unclaimed_streams`.
+        """
+        return self._subscribe_streams("text", topic)
+
+    def byte_streams(self, topic: str | None = None) -> EventStream[ByteStreamReader]:
+        """Receive incoming byte streams and files (see :meth:`text_streams`)."""
+        return self._subscribe_streams("byte", topic)
+
+    def _subscribe_streams(self, kind: str, topic: str | None) -> EventStream[Any]:
+        if topic is not None and not isinstance(topic, str):
+            raise TypeError("topic must be a str or None")
+        entry: tuple[str, str | None, EventStream[Any]]
+
+        def unsubscribe() -> None:
+            if entry in self._stream_subscribers:
+                self._stream_subscribers.remove(entry)
+
+        stream: EventStream[Any] = EventStream(
+            max_buffered=256, overflow="fail", on_close=unsubscribe, what=f"{kind} streams"
+        )
+        entry = (kind, topic, stream)
+        if self._closed:
+            stream.end()
+        else:
+            self._stream_subscribers.append(entry)
+        return stream
+
+    @property
+    def unclaimed_streams(self) -> int:
+        """Incoming data streams released because nobody subscribed to their topic."""
+        return self._unclaimed_streams
+
     def _ev_stream_opened(self, which: str, m: Any) -> None:
-        if self._stream_opened_handler is not None:
-            self._stream_opened_handler(which, m)
-            return
-        # Nobody reads data streams in this room: release the reader at once.
+        kind = "text" if which == "text_stream_opened" else "byte"
+        topic = m.reader.info.topic
+        for entry_kind, entry_topic, stream in self._stream_subscribers:
+            if entry_kind == kind and entry_topic in (None, topic):
+                reader: TextStreamReader | ByteStreamReader = (
+                    TextStreamReader(m.reader, m.participant_identity)
+                    if kind == "text"
+                    else ByteStreamReader(m.reader, m.participant_identity)
+                )
+                if stream.send_nowait(reader):
+                    return
+                reader.close()
+        # Nobody reads these streams: release the reader at once, and count it.
+        self._unclaimed_streams += 1
         get_bridge().drop_native(m.reader.handle.id)
 
     def __repr__(self) -> str:

@@ -1,0 +1,361 @@
+"""Data streams: text and bytes sent in chunks to the room, received as readers per topic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from os import PathLike, fspath
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, final
+
+import anyio
+
+from ._bridge import OwnedHandle, get_bridge
+from ._errors import LiveKitError
+from ._proto import ffi_pb2
+from ._streams import EventStream
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from ._participant import LocalParticipant
+
+__all__ = [
+    "ByteStreamInfo",
+    "ByteStreamReader",
+    "DataStreamError",
+    "TextStreamInfo",
+    "TextStreamReader",
+    "TextStreamWriter",
+]
+
+T = TypeVar("T", str, bytes)
+Kind = Literal["text", "byte"]
+
+
+class DataStreamError(LiveKitError):
+    """Sending or reading a data stream failed (the native description is the message)."""
+
+
+@final
+@dataclass(frozen=True)
+class TextStreamInfo:
+    """What a text stream says about itself."""
+
+    stream_id: str
+    topic: str
+    mime_type: str
+    timestamp: int
+    total_length: int | None
+    attributes: Mapping[str, str]
+
+
+@final
+@dataclass(frozen=True)
+class ByteStreamInfo:
+    """What a byte stream says about itself (``name`` is the file name for files)."""
+
+    stream_id: str
+    topic: str
+    mime_type: str
+    timestamp: int
+    total_length: int | None
+    attributes: Mapping[str, str]
+    name: str
+
+
+def _text_info(info: Any) -> TextStreamInfo:
+    return TextStreamInfo(
+        stream_id=info.stream_id,
+        topic=info.topic,
+        mime_type=info.mime_type,
+        timestamp=info.timestamp,
+        total_length=info.total_length if info.HasField("total_length") else None,
+        attributes=MappingProxyType(dict(info.attributes)),
+    )
+
+
+def _byte_info(info: Any) -> ByteStreamInfo:
+    return ByteStreamInfo(
+        stream_id=info.stream_id,
+        topic=info.topic,
+        mime_type=info.mime_type,
+        timestamp=info.timestamp,
+        total_length=info.total_length if info.HasField("total_length") else None,
+        attributes=MappingProxyType(dict(info.attributes)),
+        name=info.name,
+    )
+
+
+def _check_error(cb: Any, what: str) -> None:
+    if cb.HasField("error"):
+        raise DataStreamError(f"{what} failed: {cb.error.description}")
+
+
+class _Reader(Generic[T]):
+    """An incoming stream: iterate its chunks, or ``read_all``; closing it frees its handle."""
+
+    _kind: Kind
+
+    def __init__(self, owned: Any, sender_identity: str) -> None:
+        self._handle = OwnedHandle(owned.handle.id)
+        self.sender_identity = sender_identity
+        self._chunks: EventStream[T] | None = None
+        self._consumed = False
+
+    def _start(self) -> EventStream[T]:
+        if self._consumed:
+            raise LiveKitError("this stream has already been read")
+        self._consumed = True
+        bridge = get_bridge()
+        chunks: EventStream[T] = EventStream(
+            max_buffered=1 << 20, overflow="fail", what=f"{self._kind} stream chunks"
+        )
+
+        def sink(message: Any) -> None:
+            which = message.WhichOneof("detail")
+            if which == "chunk_received":
+                chunks.send_nowait(message.chunk_received.content)
+            elif which == "eos":
+                bridge.unbind(self._handle.id)
+                error = message.eos.error.description if message.eos.HasField("error") else ""
+                chunks.end(DataStreamError(error) if error else None)
+
+        bridge.bind(self._handle.id, sink)
+        req = ffi_pb2.FfiRequest()
+        getattr(req, f"{self._kind}_read_incremental").reader_handle = self._handle.id
+        try:
+            bridge.request(req)
+        except BaseException:
+            bridge.unbind(self._handle.id)
+            raise
+        self._chunks = chunks
+        return chunks
+
+    def __aiter__(self) -> _Reader[T]:
+        if self._chunks is None:
+            self._start()
+        return self
+
+    async def __anext__(self) -> T:
+        chunks = self._chunks if self._chunks is not None else self._start()
+        try:
+            return await chunks.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def read_all(self) -> T:
+        """Wait for the whole stream and return its content.
+
+        Raises:
+            DataStreamError: the stream failed or was aborted by the sender.
+        """
+        if self._consumed:
+            raise LiveKitError("this stream has already been read")
+        self._consumed = True
+        req = ffi_pb2.FfiRequest()
+        getattr(req, f"{self._kind}_read_all").reader_handle = self._handle.id
+        cb = await get_bridge().request_async(req)
+        _check_error(cb, "reading the stream")
+        content: T = cb.content
+        return content
+
+    def close(self) -> None:
+        """Stop reading and free the reader (idempotent)."""
+        if not self._handle.closed:
+            get_bridge().unbind(self._handle.id)
+        if self._chunks is not None:
+            self._chunks.close()
+        self._handle.close()
+
+    async def aclose(self) -> None:
+        """Stop reading and free the reader."""
+        self.close()
+        await anyio.lowlevel.checkpoint()
+
+    async def __aenter__(self) -> _Reader[T]:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@final
+class TextStreamReader(_Reader[str]):
+    """An incoming text stream (an async iterator of text chunks)."""
+
+    _kind: Kind = "text"
+
+    def __init__(self, owned: Any, sender_identity: str) -> None:
+        super().__init__(owned, sender_identity)
+        self.info = _text_info(owned.info)
+
+
+@final
+class ByteStreamReader(_Reader[bytes]):
+    """An incoming byte stream or file (an async iterator of byte chunks)."""
+
+    _kind: Kind = "byte"
+
+    def __init__(self, owned: Any, sender_identity: str) -> None:
+        super().__init__(owned, sender_identity)
+        self.info = _byte_info(owned.info)
+
+
+def _options(
+    out: Any,
+    *,
+    topic: str,
+    attributes: Mapping[str, str] | None,
+    destination_identities: Sequence[str],
+) -> None:
+    if not isinstance(topic, str):
+        raise TypeError("topic must be a str")
+    if isinstance(destination_identities, (str, bytes)):
+        raise TypeError("destination_identities must be a sequence of identities, not one string")
+    out.topic = topic
+    out.destination_identities.extend(destination_identities)
+    for key, value in (attributes or {}).items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError("attributes must map str to str")
+        out.attributes[key] = value
+
+
+async def send_text(
+    lp: LocalParticipant,
+    text: str,
+    *,
+    topic: str,
+    attributes: Mapping[str, str] | None,
+    destination_identities: Sequence[str],
+) -> TextStreamInfo:
+    """See ``LocalParticipant.send_text``."""
+    if not isinstance(text, str):
+        raise TypeError("send_text takes a str")
+    req = lp._request()
+    msg = req.send_text
+    msg.local_participant_handle = lp._handle.id
+    msg.text = text
+    _options(
+        msg.options,
+        topic=topic,
+        attributes=attributes,
+        destination_identities=destination_identities,
+    )
+    cb = await get_bridge().request_async(req)
+    _check_error(cb, "send_text")
+    return _text_info(cb.info)
+
+
+async def send_bytes(
+    lp: LocalParticipant,
+    data: bytes | str | PathLike[str],
+    *,
+    is_file: bool,
+    topic: str,
+    name: str | None,
+    mime_type: str | None,
+    attributes: Mapping[str, str] | None,
+    destination_identities: Sequence[str],
+) -> ByteStreamInfo:
+    """See ``LocalParticipant.send_bytes`` / ``send_file``."""
+    req = lp._request()
+    msg: Any
+    if is_file:
+        if not isinstance(data, (str, PathLike)):
+            raise TypeError("send_file takes a path")
+        msg = req.send_file
+        msg.file_path = fspath(data)
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        msg = req.send_bytes
+        msg.bytes = bytes(data)
+    else:
+        raise TypeError("send_bytes takes bytes")
+    msg.local_participant_handle = lp._handle.id
+    _options(
+        msg.options,
+        topic=topic,
+        attributes=attributes,
+        destination_identities=destination_identities,
+    )
+    if name is not None:
+        msg.options.name = name
+    if mime_type is not None:
+        msg.options.mime_type = mime_type
+    cb = await get_bridge().request_async(req)
+    _check_error(cb, "send_file" if is_file else "send_bytes")
+    return _byte_info(cb.info)
+
+
+@final
+class TextStreamWriter:
+    """An outgoing text stream: ``await writer.write(chunk)``; leaving ``async with`` closes it."""
+
+    def __init__(
+        self,
+        lp: LocalParticipant,
+        *,
+        topic: str,
+        attributes: Mapping[str, str] | None,
+        destination_identities: Sequence[str],
+    ) -> None:
+        self._lp = lp
+        self._handle: OwnedHandle | None = None
+        self._options = (topic, attributes, destination_identities)
+        self.info: TextStreamInfo | None = None
+
+    async def __aenter__(self) -> TextStreamWriter:
+        topic, attributes, destinations = self._options
+        req = self._lp._request()
+        req.text_stream_open.local_participant_handle = self._lp._handle.id
+        _options(
+            req.text_stream_open.options,
+            topic=topic,
+            attributes=attributes,
+            destination_identities=destinations,
+        )
+
+        def adopt(cb: Any) -> OwnedHandle:
+            _check_error(cb, "stream_text")
+            self.info = _text_info(cb.writer.info)
+            return OwnedHandle(cb.writer.handle.id)
+
+        self._handle = await get_bridge().request_async(req, on_deliver=adopt)
+        return self
+
+    async def write(self, text: str) -> None:
+        """Send one chunk (chunks arrive in order)."""
+        if not isinstance(text, str):
+            raise TypeError("write takes a str")
+        if self._handle is None:
+            raise LiveKitError("use the writer inside 'async with'")
+        req = ffi_pb2.FfiRequest()
+        req.text_stream_write.writer_handle = self._handle.id
+        req.text_stream_write.text = text
+        cb = await get_bridge().request_async(req)
+        _check_error(cb, "writing the stream")
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        handle, self._handle = self._handle, None
+        if handle is None:
+            return
+        try:
+            with anyio.move_on_after(5, shield=True):
+                req = ffi_pb2.FfiRequest()
+                req.text_stream_close.writer_handle = handle.id
+                if exc is not None:
+                    req.text_stream_close.reason = type(exc).__name__
+                cb = await get_bridge().request_async(req)
+                if exc is None:
+                    _check_error(cb, "closing the stream")
+        finally:
+            handle.close()

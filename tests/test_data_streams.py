@@ -1,0 +1,116 @@
+"""Data streams between two participants on a real server (both backends)."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import lkanyio
+from _util import EVENT_WAIT, TokenFactory, assert_no_leaks, joined
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks_after() -> Any:
+    yield
+    gc.collect()
+    assert_no_leaks()
+
+
+async def test_send_text_topic_attributes_and_read_all(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        async with bob.text_streams("chat") as readers:
+            text = "héllo ✓ " * 5000  # ~50 KB: several chunks
+            info = await alice.local_participant.send_text(
+                text, topic="chat", attributes={"lang": "fr"}
+            )
+            with anyio.fail_after(EVENT_WAIT):
+                reader = await readers.receive()
+            async with reader:
+                assert reader.sender_identity == "alice"
+                assert reader.info.stream_id == info.stream_id
+                assert reader.info.topic == "chat"
+                assert dict(reader.info.attributes) == {"lang": "fr"}
+                with anyio.fail_after(EVENT_WAIT):
+                    assert await reader.read_all() == text
+                with pytest.raises(lkanyio.LiveKitError, match="already been read"):
+                    await reader.read_all()
+
+
+async def test_stream_text_chunks_arrive_in_order(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        async with bob.text_streams() as readers:
+            async with alice.local_participant.stream_text(topic="live") as writer:
+                for i in range(50):
+                    await writer.write(f"<{i}>")
+            with anyio.fail_after(EVENT_WAIT):
+                reader = await readers.receive()
+                async with reader:
+                    received = "".join([chunk async for chunk in reader])
+            assert received == "".join(f"<{i}>" for i in range(50))
+            assert reader.info.topic == "live"
+
+
+async def test_a_5_mb_file_arrives_byte_identical(
+    server_info: Any, token_factory: TokenFactory, room_name: str, tmp_path: Path
+) -> None:
+    payload = os.urandom(5 * 1024 * 1024)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(payload)
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        async with bob.byte_streams("files") as readers:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(
+                    lambda: alice.local_participant.send_file(
+                        path, topic="files", mime_type="application/octet-stream"
+                    )
+                )
+                with anyio.fail_after(120):
+                    reader = await readers.receive()
+                    async with reader:
+                        assert reader.info.name == "blob.bin"
+                        digest = hashlib.sha256()
+                        size = 0
+                        async for chunk in reader:
+                            digest.update(chunk)
+                            size += len(chunk)
+            assert size == len(payload)
+            assert digest.hexdigest() == hashlib.sha256(payload).hexdigest()
+
+
+async def test_reader_closed_early_and_unclaimed_streams_free_their_handles(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        before = lkanyio.statistics().live_handles
+        async with bob.byte_streams("big") as readers:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(
+                    lambda: alice.local_participant.send_bytes(b"x" * 500_000, topic="big")
+                )
+                with anyio.fail_after(EVENT_WAIT):
+                    reader = await readers.receive()
+                    assert lkanyio.statistics().live_handles == before + 1
+                    async for _chunk in reader:
+                        break  # stop after the first chunk
+                    await reader.aclose()
+                    assert lkanyio.statistics().live_handles == before
+        # A stream on a topic nobody listens to is released and counted.
+        await alice.local_participant.send_text("nobody", topic="unheard")
+        with anyio.fail_after(EVENT_WAIT):
+            while bob.unclaimed_streams == 0:
+                await anyio.sleep(0.02)
+        assert lkanyio.statistics().live_handles == before
+        with pytest.raises(TypeError):
+            await alice.local_participant.send_text(b"bytes")  # type: ignore[arg-type]
