@@ -28,6 +28,10 @@ from ._data_streams import DataStreamError as DataStreamError
 from ._data_streams import TextStreamInfo as TextStreamInfo
 from ._data_streams import TextStreamReader as TextStreamReader
 from ._data_streams import TextStreamWriter as TextStreamWriter
+from ._e2ee import E2EEManager as E2EEManager
+from ._e2ee import E2EEOptions as E2EEOptions
+from ._e2ee import FrameCryptor as FrameCryptor
+from ._e2ee import KeyDerivationFunction as KeyDerivationFunction
 from ._errors import ConnectError as ConnectError
 from ._errors import ConnectionLostError as ConnectionLostError
 from ._errors import EventStreamOverflowError as EventStreamOverflowError

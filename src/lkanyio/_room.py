@@ -18,7 +18,14 @@ if sys.version_info < (3, 11):  # pragma: no cover
 from . import _events as ev
 from ._bridge import OwnedHandle, copy_native, get_bridge, redact
 from ._data_streams import ByteStreamReader, TextStreamReader
-from ._errors import ConnectError, ConnectionLostError, NativeError, ResourceClosedError
+from ._e2ee import E2EEManager, E2EEOptions
+from ._errors import (
+    ConnectError,
+    ConnectionLostError,
+    LiveKitError,
+    NativeError,
+    ResourceClosedError,
+)
 from ._participant import (
     LocalParticipant,
     Participant,
@@ -62,14 +69,20 @@ class RoomOptions:
         dynacast: pause video layers nobody watches.
         adaptive_stream: let the server adapt video quality to what is rendered.
         join_retries: how often the native core retries the initial connection.
+        e2ee: end-to-end encryption; then ``room.e2ee`` manages the keys.
     """
 
     auto_subscribe: bool = True
     dynacast: bool = False
     adaptive_stream: bool = False
     join_retries: int | None = None
+    e2ee: E2EEOptions | None = None
 
     def _to_proto(self, out: room_pb2.RoomOptions) -> None:
+        if self.e2ee is not None:
+            if not isinstance(self.e2ee, E2EEOptions):
+                raise TypeError("e2ee must be a lkanyio.E2EEOptions")
+            self.e2ee._to_proto(out.encryption)
         out.auto_subscribe = self.auto_subscribe
         out.dynacast = self.dynacast
         out.adaptive_stream = self.adaptive_stream
@@ -256,6 +269,17 @@ class Room:
                 self._sid_known = anyio.Event()
             await self._sid_known.wait()
         return self._info.sid
+
+    @property
+    def e2ee(self) -> E2EEManager:
+        """The end-to-end encryption key manager.
+
+        Raises:
+            LiveKitError: the room was joined without ``RoomOptions(e2ee=...)``.
+        """
+        if self._options.e2ee is None:
+            raise LiveKitError("this room was joined without end-to-end encryption")
+        return E2EEManager(self)
 
     async def get_rtc_stats(self) -> SessionStats:
         """Ask WebRTC for the statistics of the room's publisher and subscriber connections.
