@@ -24,13 +24,12 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 import anyio
 import anyio.lowlevel
-from anyio.abc import ObjectReceiveStream
 
 from ._bridge import OwnedHandle, buffer_pointer, get_bridge
 from ._errors import NativeError
 from ._frames import AudioFrame, _check_count
+from ._native_stream import NativeStream
 from ._proto import audio_frame_pb2, ffi_pb2
-from ._streams import EventStream, EventStreamStatistics, OverflowPolicy
 from ._track import Track
 from ._types import TrackKind
 
@@ -38,6 +37,8 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from typing_extensions import Self
+
+    from ._streams import OverflowPolicy
 
 __all__ = [
     "AudioFrameEvent",
@@ -308,41 +309,8 @@ class AudioFrameEvent:
     frame: AudioFrame
 
 
-def _stream_sink(
-    stream_ref: weakref.ReferenceType[AudioStream], handle_id: int
-) -> Any:
-    """Build the sink of one native audio stream.
-
-    It holds the :class:`AudioStream` weakly (an abandoned stream can be collected; its handle
-    is then dropped and the native end of stream unbinds the sink), copies each frame once and
-    drops its native buffer at once, and unbinds itself at the end of the stream once the
-    stream's handle has been dropped.
-    """
-    bridge = get_bridge()
-
-    def sink(event: Any) -> None:
-        stream = stream_ref()
-        which = event.WhichOneof("message")
-        if which == "frame_received":
-            owned = event.frame_received.frame
-            try:
-                if stream is not None and stream._accepting:
-                    frame = _copy_frame(owned.info)
-                    if frame is not None:
-                        stream._deliver(AudioFrameEvent(frame))
-            finally:
-                bridge.drop_native(owned.handle.id)
-        elif which == "eos":
-            if stream is None:
-                bridge.unbind(handle_id)
-            else:
-                stream._on_eos()
-
-    return sink
-
-
 @final
-class AudioStream(ObjectReceiveStream[AudioFrameEvent]):
+class AudioStream(NativeStream[AudioFrameEvent]):
     """The decoded audio of a track, as a bounded stream of :class:`AudioFrameEvent`.
 
     Works for local tracks (you hear what you capture, sample for sample) and for subscribed
@@ -406,94 +374,19 @@ class AudioStream(ObjectReceiveStream[AudioFrameEvent]):
         msg.sample_rate = sample_rate
         msg.num_channels = num_channels
         msg.frame_size_ms = frame_size_ms
-        self._handle = OwnedHandle(bridge.request(req).new_audio_stream.stream.handle.id)
-        self._handle_id = self._handle.id
-        self._eos = False
-        self._bound = False
         self._sample_rate = sample_rate
         self._num_channels = num_channels
-        self._events: EventStream[AudioFrameEvent] = EventStream(
-            max_buffered=max_buffered, overflow=overflow, on_close=self._release,
-            what="audio stream",
+        self._open(
+            bridge.request(req).new_audio_stream.stream.handle.id,
+            max_buffered=max_buffered,
+            overflow=overflow,
         )
-        try:
-            bridge.bind(self._handle_id, _stream_sink(weakref.ref(self), self._handle_id))
-        except BaseException:
-            self._events.close()
-            raise
-        self._bound = True
 
-    # -- called by the sink (event loop thread, synchronous) ---------------------------------
+    _what = "audio stream"
 
-    @property
-    def _accepting(self) -> bool:
-        return not self._handle.closed
-
-    def _deliver(self, event: AudioFrameEvent) -> None:
-        if not self._events.send_nowait(event):
-            # The buffer overflowed ("fail"): the stream is over, stop the native one too.
-            self._release()
-
-    def _on_eos(self) -> None:
-        self._eos = True
-        self._events.end()
-        if self._handle.closed:
-            self._unbind()
-
-    # -- release -----------------------------------------------------------------------------
-
-    def _unbind(self) -> None:
-        if self._bound:
-            self._bound = False
-            get_bridge().unbind(self._handle_id)
-        self._ended.set()
-
-    def _release(self) -> None:
-        """Drop the native stream.
-
-        Its sink stays bound until the native end of stream (which the drop triggers), to free
-        the frames already on their way.
-        """
-        if self._handle.closed:
-            return
-        self._handle.close()
-        if self._eos or not self._bound:
-            self._unbind()
-
-    def close(self) -> None:
-        """Stop the stream and discard buffered frames (idempotent, synchronous).
-
-        The native stream is released at once; lkanyio stops routing its handle when the
-        native end of stream arrives, a moment later (:meth:`aclose` waits for it).
-        """
-        self._events.close()
-
-    async def aclose(self) -> None:
-        """Stop the stream and wait (shielded, at most 1 s) until the native side has ended it."""
-        self.close()
-        with anyio.move_on_after(_STREAM_CLOSE_WAIT, shield=True):
-            await self._ended.wait()
-        await anyio.lowlevel.checkpoint()
-
-    # -- consumer ----------------------------------------------------------------------------
-
-    async def receive(self) -> AudioFrameEvent:
-        """Wait for the next frame.
-
-        Raises:
-            anyio.EndOfStream: the track went away (ends ``async for``).
-            anyio.ClosedResourceError: you closed the stream.
-            EventStreamOverflowError: the buffer overflowed with ``overflow="fail"``.
-        """
-        return await self._events.receive()
-
-    def receive_nowait(self) -> AudioFrameEvent:
-        """Return the next frame if one is buffered (see :meth:`receive`).
-
-        Raises:
-            anyio.WouldBlock: nothing is buffered yet.
-        """
-        return self._events.receive_nowait()
+    def _convert(self, received: Any) -> AudioFrameEvent | None:
+        frame = _copy_frame(received.frame.info)
+        return None if frame is None else AudioFrameEvent(frame)
 
     @property
     def sample_rate(self) -> int:
@@ -504,10 +397,6 @@ class AudioStream(ObjectReceiveStream[AudioFrameEvent]):
     def num_channels(self) -> int:
         """Channels of the frames."""
         return self._num_channels
-
-    def statistics(self) -> EventStreamStatistics:
-        """Return the buffer's counters (buffered, received, dropped, overflowed)."""
-        return self._events.statistics()
 
     def __repr__(self) -> str:
         return f"<AudioStream {self._sample_rate} Hz x {self._num_channels} ch>"
