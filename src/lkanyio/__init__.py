@@ -70,6 +70,7 @@ from ._streams import EventStream as EventStream
 from ._streams import EventStreamStatistics as EventStreamStatistics
 from ._track import LocalAudioTrack as LocalAudioTrack
 from ._track import LocalTrack as LocalTrack
+from ._track import LocalVideoTrack as LocalVideoTrack
 from ._track import RemoteAudioTrack as RemoteAudioTrack
 from ._track import RemoteTrack as RemoteTrack
 from ._track import RemoteVideoTrack as RemoteVideoTrack
@@ -86,6 +87,12 @@ from ._types import ParticipantState as ParticipantState
 from ._types import StreamState as StreamState
 from ._types import TrackKind as TrackKind
 from ._types import TrackSource as TrackSource
+from ._video import VideoBufferType as VideoBufferType
+from ._video import VideoFrame as VideoFrame
+from ._video import VideoFrameEvent as VideoFrameEvent
+from ._video import VideoRotation as VideoRotation
+from ._video import VideoSource as VideoSource
+from ._video import VideoStream as VideoStream
 
 __version__ = "0.1.0.dev0"
 

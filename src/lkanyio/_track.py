@@ -24,10 +24,12 @@ if TYPE_CHECKING:
 
     from ._audio import AudioSource
     from ._proto import stats_pb2
+    from ._video import VideoSource
 
 __all__ = [
     "LocalAudioTrack",
     "LocalTrack",
+    "LocalVideoTrack",
     "RemoteAudioTrack",
     "RemoteTrack",
     "RemoteVideoTrack",
@@ -240,6 +242,41 @@ class LocalAudioTrack(LocalTrack):
     @property
     def source(self) -> AudioSource:
         """The source the track plays."""
+        return self._source
+
+
+@final
+class LocalVideoTrack(LocalTrack):
+    """A video track fed by a :class:`~lkanyio.VideoSource`, ready to publish."""
+
+    __slots__ = ("_source",)
+
+    _source: VideoSource
+
+    @classmethod
+    def create_video_track(cls, name: str, source: VideoSource) -> LocalVideoTrack:
+        """Create a track that shows what is captured into ``source``.
+
+        Raises:
+            TypeError: if ``name`` is not a ``str`` or ``source`` not a ``VideoSource``.
+            ResourceClosedError: if ``source`` has been closed.
+        """
+        from ._video import VideoSource
+
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
+        if not isinstance(source, VideoSource):
+            raise TypeError(f"source must be a VideoSource, not {type(source).__name__}")
+        req = ffi_pb2.FfiRequest()
+        req.create_video_track.name = name
+        req.create_video_track.source_handle = source._handle.id
+        track = cls._from_owned(get_bridge().request(req).create_video_track.track)
+        track._source = source
+        return track
+
+    @property
+    def source(self) -> VideoSource:
+        """The source the track shows."""
         return self._source
 
 

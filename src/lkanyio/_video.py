@@ -1,0 +1,369 @@
+"""Video: frames (with conversion), sources that publish them, and streams that receive them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, final
+
+import anyio
+
+from ._bridge import OwnedHandle, buffer_pointer, copy_native, get_bridge
+from ._errors import NativeError
+from ._native_stream import NativeStream
+from ._proto import ffi_pb2, video_frame_pb2
+from ._types import TrackKind
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from ._streams import OverflowPolicy
+    from ._track import Track
+
+__all__ = [
+    "VideoBufferType",
+    "VideoFrame",
+    "VideoFrameEvent",
+    "VideoRotation",
+    "VideoSource",
+    "VideoStream",
+]
+
+_MAX_DIMENSION: Final = 16_384
+
+
+class VideoBufferType(enum.IntEnum):
+    """Pixel layout of a :class:`VideoFrame`."""
+
+    RGBA = video_frame_pb2.RGBA
+    ABGR = video_frame_pb2.ABGR
+    ARGB = video_frame_pb2.ARGB
+    BGRA = video_frame_pb2.BGRA
+    RGB24 = video_frame_pb2.RGB24
+    I420 = video_frame_pb2.I420
+    I420A = video_frame_pb2.I420A
+    I422 = video_frame_pb2.I422
+    I444 = video_frame_pb2.I444
+    I010 = video_frame_pb2.I010
+    NV12 = video_frame_pb2.NV12
+
+
+class VideoRotation(enum.IntEnum):
+    """Rotation to apply when displaying a frame."""
+
+    DEG_0 = video_frame_pb2.VIDEO_ROTATION_0
+    DEG_90 = video_frame_pb2.VIDEO_ROTATION_90
+    DEG_180 = video_frame_pb2.VIDEO_ROTATION_180
+    DEG_270 = video_frame_pb2.VIDEO_ROTATION_270
+
+
+_PACKED_BYTES: Final = {
+    VideoBufferType.RGBA: 4,
+    VideoBufferType.ABGR: 4,
+    VideoBufferType.ARGB: 4,
+    VideoBufferType.BGRA: 4,
+    VideoBufferType.RGB24: 3,
+}
+
+
+def planes(buffer_type: VideoBufferType, width: int, height: int) -> list[tuple[int, int]]:
+    """``(stride, size)`` of each plane, in order, for tightly packed frames."""
+    if buffer_type in _PACKED_BYTES:
+        stride = width * _PACKED_BYTES[buffer_type]
+        return [(stride, stride * height)]
+    cw, ch = (width + 1) // 2, (height + 1) // 2
+    y = (width, width * height)
+    if buffer_type == VideoBufferType.I420:
+        return [y, (cw, cw * ch), (cw, cw * ch)]
+    if buffer_type == VideoBufferType.I420A:
+        return [y, (cw, cw * ch), (cw, cw * ch), y]
+    if buffer_type == VideoBufferType.I422:
+        return [y, (cw, cw * height), (cw, cw * height)]
+    if buffer_type == VideoBufferType.I444:
+        return [y, y, y]
+    if buffer_type == VideoBufferType.I010:
+        return [(width * 2, width * height * 2), (cw * 2, cw * ch * 2), (cw * 2, cw * ch * 2)]
+    if buffer_type == VideoBufferType.NV12:
+        return [y, (cw * 2, cw * ch * 2)]
+    raise ValueError(f"unknown video buffer type {buffer_type!r}")  # pragma: no cover
+
+
+def _check_dimension(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 0 < value <= _MAX_DIMENSION:
+        raise ValueError(f"{name} must be between 1 and {_MAX_DIMENSION}, got {value}")
+    return value
+
+
+@final
+class VideoFrame:
+    """One video frame: tightly packed planes in a ``bytearray`` (zero-copy through :attr:`data`).
+
+    Every dimension, type and size is checked here, so nothing that could make the native core
+    abort (0×0 frames, wrong strides, short buffers) ever reaches it.
+    """
+
+    __slots__ = ("_data", "_height", "_type", "_width")
+
+    def __init__(
+        self, width: int, height: int, buffer_type: VideoBufferType, data: Any
+    ) -> None:
+        self._width = _check_dimension("width", width)
+        self._height = _check_dimension("height", height)
+        try:
+            self._type = VideoBufferType(buffer_type)
+        except ValueError:
+            raise ValueError(f"unknown video buffer type {buffer_type!r}") from None
+        try:
+            view = memoryview(data)
+        except TypeError:
+            raise TypeError(
+                f"video data must be a bytes-like object, not {type(data).__name__}"
+            ) from None
+        if not view.c_contiguous:
+            raise ValueError("video data must be C-contiguous")
+        expected = sum(size for _stride, size in planes(self._type, width, height))
+        if view.nbytes != expected:
+            raise ValueError(
+                f"a {width}x{height} {self._type.name} frame needs {expected} bytes, "
+                f"got {view.nbytes}"
+            )
+        self._data = bytearray(view.cast("B"))
+
+    @classmethod
+    def create(cls, width: int, height: int, buffer_type: VideoBufferType) -> VideoFrame:
+        """A zero-filled frame."""
+        size = sum(s for _stride, s in planes(VideoBufferType(buffer_type), width, height))
+        return cls(width, height, buffer_type, bytearray(size))
+
+    @property
+    def width(self) -> int:
+        """Width in pixels."""
+        return self._width
+
+    @property
+    def height(self) -> int:
+        """Height in pixels."""
+        return self._height
+
+    @property
+    def type(self) -> VideoBufferType:
+        """Pixel layout."""
+        return self._type
+
+    @property
+    def data(self) -> memoryview:
+        """The planes, in order, as a writable zero-copy view."""
+        return memoryview(self._data)
+
+    def _info(self, out: video_frame_pb2.VideoBufferInfo) -> object:
+        """Describe the frame for the native core; returns the object pinning the memory."""
+        address, pinned = buffer_pointer(self._data)
+        out.type = int(self._type)  # type: ignore[assignment]
+        out.width = self._width
+        out.height = self._height
+        out.data_ptr = address
+        layout = planes(self._type, self._width, self._height)
+        out.stride = layout[0][0] if self._type in _PACKED_BYTES else 0
+        if self._type not in _PACKED_BYTES:
+            offset = 0
+            for stride, size in layout:
+                component = out.components.add()
+                component.data_ptr = address + offset
+                component.stride = stride
+                component.size = size
+                offset += size
+        return pinned
+
+    def convert(self, buffer_type: VideoBufferType, *, flip_y: bool = False) -> VideoFrame:
+        """Return this frame in another pixel layout (done by the native core).
+
+        Raises:
+            NativeError: the native core cannot convert between these layouts.
+        """
+        target = VideoBufferType(buffer_type)
+        req = ffi_pb2.FfiRequest()
+        req.video_convert.flip_y = flip_y
+        req.video_convert.dst_type = int(target)  # type: ignore[assignment]
+        pinned = self._info(req.video_convert.buffer)
+        resp = get_bridge().request(req).video_convert
+        del pinned
+        if resp.error:
+            raise NativeError(f"video conversion failed: {resp.error}")
+        return _copy_owned_buffer(resp.buffer)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, VideoFrame):
+            return NotImplemented
+        return (self._width, self._height, self._type, self._data) == (
+            other._width,
+            other._height,
+            other._type,
+            other._data,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<VideoFrame {self._width}x{self._height} {self._type.name}>"
+
+
+def _copy_buffer(info: Any) -> VideoFrame:
+    """Copy the native video buffer ``info`` describes into a tightly packed :class:`VideoFrame`."""
+    buffer_type = VideoBufferType(info.type)
+    layout = planes(buffer_type, info.width, info.height)
+    regions = (
+        [(info.data_ptr, info.stride)]
+        if buffer_type in _PACKED_BYTES
+        else [(c.data_ptr, c.stride) for c in info.components]
+    )
+    parts: list[bytes] = []
+    for (stride, size), (address, native_stride) in zip(layout, regions, strict=True):
+        if native_stride in (0, stride):
+            parts.append(copy_native(address, size))
+        else:  # padded rows: copy each row's pixels only
+            parts.extend(
+                copy_native(address + row * native_stride, stride) for row in range(size // stride)
+            )
+    return VideoFrame(info.width, info.height, buffer_type, b"".join(parts))
+
+
+def _copy_owned_buffer(owned: Any) -> VideoFrame:
+    """Copy a native video buffer and drop it."""
+    try:
+        return _copy_buffer(owned.info)
+    finally:
+        get_bridge().drop_native(owned.handle.id)
+
+
+@final
+class VideoSource:
+    """Frames you publish through a :class:`~lkanyio.LocalVideoTrack` (async context manager).
+
+    ``capture_frame`` hands a frame to the native core at once (there is no backpressure for
+    video: the encoder keeps the newest frames).
+    """
+
+    def __init__(self, width: int, height: int, *, is_screencast: bool = False) -> None:
+        _check_dimension("width", width)
+        _check_dimension("height", height)
+        req = ffi_pb2.FfiRequest()
+        req.new_video_source.type = video_frame_pb2.VIDEO_SOURCE_NATIVE
+        req.new_video_source.resolution.width = width
+        req.new_video_source.resolution.height = height
+        req.new_video_source.is_screencast = is_screencast
+        owned = get_bridge().request(req).new_video_source.source
+        self._handle = OwnedHandle(owned.handle.id)
+        self.width = width
+        self.height = height
+
+    def capture_frame(
+        self,
+        frame: VideoFrame,
+        *,
+        timestamp_us: int = 0,
+        rotation: VideoRotation = VideoRotation.DEG_0,
+    ) -> None:
+        """Publish one frame (copied by the native core before this returns)."""
+        if not isinstance(frame, VideoFrame):
+            raise TypeError("capture_frame takes a lkanyio.VideoFrame")
+        req = ffi_pb2.FfiRequest()
+        msg = req.capture_video_frame
+        msg.source_handle = self._handle.id
+        msg.timestamp_us = timestamp_us
+        msg.rotation = int(VideoRotation(rotation))  # type: ignore[assignment]
+        pinned = frame._info(msg.buffer)
+        get_bridge().request(req)
+        del pinned
+
+    @property
+    def closed(self) -> bool:
+        """Whether the source has been released."""
+        return self._handle.closed
+
+    def close(self) -> None:
+        """Release the source (idempotent)."""
+        self._handle.close()
+
+    async def aclose(self) -> None:
+        """Release the source."""
+        self.close()
+        await anyio.lowlevel.checkpoint()
+
+    async def __aenter__(self) -> VideoSource:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@final
+@dataclass(frozen=True)
+class VideoFrameEvent:
+    """One received frame, with its capture timestamp and rotation."""
+
+    frame: VideoFrame
+    timestamp_us: int
+    rotation: VideoRotation
+
+
+@final
+class VideoStream(NativeStream[VideoFrameEvent]):
+    """The decoded video of a track, as a bounded stream of :class:`VideoFrameEvent`.
+
+    By default it keeps only the newest ``max_buffered`` frames (``overflow="drop_oldest"``)
+    and counts what it dropped in :meth:`statistics`: a slow consumer sees fresh frames and
+    never slows anything else down.
+
+    Args:
+        track: a video track (local or remote).
+        format: convert frames to this layout (default: as decoded, usually I420).
+        max_buffered: how many frames may wait for you.
+        overflow: ``"drop_oldest"`` (default) or ``"fail"``.
+    """
+
+    _what = "video stream"
+
+    def __init__(
+        self,
+        track: Track,
+        *,
+        format: VideoBufferType | None = None,
+        max_buffered: int = 2,
+        overflow: OverflowPolicy = "drop_oldest",
+    ) -> None:
+        from ._track import Track
+
+        if not isinstance(track, Track) or track.kind != TrackKind.VIDEO:
+            raise TypeError(f"VideoStream needs a video track, not {track!r}")
+        if not isinstance(max_buffered, int) or max_buffered < 1:
+            raise ValueError("max_buffered must be a positive int")
+        if overflow not in ("fail", "drop_oldest"):
+            raise ValueError(f"overflow must be 'fail' or 'drop_oldest', not {overflow!r}")
+        self._ended = anyio.Event()  # also checks that an event loop is running
+        req = ffi_pb2.FfiRequest()
+        msg = req.new_video_stream
+        msg.track_handle = track._handle.id
+        msg.type = video_frame_pb2.VIDEO_STREAM_NATIVE
+        msg.normalize_stride = True
+        if format is not None:
+            msg.format = int(VideoBufferType(format))  # type: ignore[assignment]
+        self._open(
+            get_bridge().request(req).new_video_stream.stream.handle.id,
+            max_buffered=max_buffered,
+            overflow=overflow,
+        )
+
+    def _convert(self, received: Any) -> VideoFrameEvent:
+        # The base drops the native buffer after this returns; copy without dropping here.
+        frame = _copy_buffer(received.buffer.info)
+        return VideoFrameEvent(frame, received.timestamp_us, VideoRotation(received.rotation))
+
+    def __repr__(self) -> str:
+        return "<VideoStream>"

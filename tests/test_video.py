@@ -1,0 +1,110 @@
+"""Video frames, conversion, sources and streams (offline and through a real server)."""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+import anyio
+import pytest
+
+import lkanyio
+from _util import EVENT_WAIT, TokenFactory, assert_no_leaks, joined, next_event
+from lkanyio import VideoBufferType as VBT
+
+W, H = 320, 240
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks_after() -> Any:
+    yield
+    gc.collect()
+    assert_no_leaks()
+
+
+def solid(rgb: tuple[int, int, int], width: int = W, height: int = H) -> lkanyio.VideoFrame:
+    return lkanyio.VideoFrame(width, height, VBT.RGBA, bytes([*rgb, 255]) * (width * height))
+
+
+def mean_rgb(frame: lkanyio.VideoFrame) -> tuple[float, float, float]:
+    rgba = frame if frame.type == VBT.RGBA else frame.convert(VBT.RGBA)
+    data = rgba.data
+    n = rgba.width * rgba.height
+    return (sum(data[0::4]) / n, sum(data[1::4]) / n, sum(data[2::4]) / n)
+
+
+def test_convert_round_trip_keeps_the_colour() -> None:
+    frame = solid((200, 40, 90))
+    i420 = frame.convert(VBT.I420)
+    assert (i420.type, i420.width, i420.height) == (VBT.I420, W, H)
+    assert len(i420.data) == W * H + 2 * (W // 2) * (H // 2)
+    back = i420.convert(VBT.RGBA)
+    for got, want in zip(mean_rgb(back), (200, 40, 90), strict=True):
+        assert abs(got - want) <= 4
+    assert frame.convert(VBT.BGRA).data[0:4].tobytes() == bytes([90, 40, 200, 255])
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ((0, 0, VBT.RGBA, b""), ValueError),
+        ((4, 4, VBT.RGBA, b"\0" * 63), ValueError),
+        ((4, 4, VBT.I420, b"\0" * 16), ValueError),
+        ((-4, 4, VBT.RGBA, b""), ValueError),
+        ((4, 4, 99, b"\0" * 64), ValueError),
+        ((4.0, 4, VBT.RGBA, b"\0" * 64), TypeError),
+        ((4, 4, VBT.RGBA, "not bytes" * 8), TypeError),
+        ((4, 4, VBT.RGBA, memoryview(b"\0" * 128)[::2]), ValueError),
+    ],
+)
+def test_frames_that_would_abort_the_native_core_are_rejected(
+    args: tuple[Any, ...], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        lkanyio.VideoFrame(*args)
+
+
+@pytest.mark.anyio
+async def test_a_colour_pattern_through_the_server(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        async with bob.events() as events, lkanyio.VideoSource(W, H) as source:
+            async with lkanyio.LocalVideoTrack.create_video_track("cam", source) as track:
+                await alice.local_participant.publish_track(
+                    track, lkanyio.TrackPublishOptions(source=lkanyio.TrackSource.CAMERA)
+                )
+                subscribed = await next_event(events, lkanyio.TrackSubscribed)
+                assert isinstance(subscribed.track, lkanyio.RemoteVideoTrack)
+                colours = [(220, 30, 30), (30, 200, 40)]
+                async with (
+                    lkanyio.VideoStream(subscribed.track) as stream,
+                    lkanyio.VideoStream(subscribed.track, max_buffered=1) as slow,
+                    anyio.create_task_group() as tg,
+                ):
+
+                    async def feed() -> None:
+                        for i in range(10_000):
+                            source.capture_frame(solid(colours[(i // 15) % 2]))
+                            await anyio.sleep(1 / 30)
+
+                    tg.start_soon(feed)
+                    seen: list[tuple[float, float, float]] = []
+                    with anyio.fail_after(EVENT_WAIT):
+                        async for event in stream:
+                            size = (event.frame.width, event.frame.height)
+                            assert size in ((W, H), (W // 2, H // 2))
+                            seen.append(mean_rgb(event.frame))
+                            if len(seen) >= 60:
+                                break
+                    tg.cancel_scope.cancel()
+                    # The decoder delivers both colours (lossy codec: within a tolerance).
+                    def close_to(c: tuple[float, ...], want: tuple[int, ...]) -> bool:
+                        return all(abs(a - b) <= 30 for a, b in zip(c, want, strict=True))
+
+                    for colour in colours:
+                        assert any(close_to(c, colour) for c in seen), (colour, seen[:5])
+                    # Nobody read `slow`: it kept its newest frame and counted the others.
+                    stats = slow.statistics()
+                    assert stats.buffered == 1
+                    assert stats.dropped > 0
