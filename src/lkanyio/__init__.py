@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
+from ._apm import AudioProcessingModule as AudioProcessingModule
 from ._audio import AudioFrameEvent as AudioFrameEvent
 from ._audio import AudioResampler as AudioResampler
 from ._audio import AudioResamplerQuality as AudioResamplerQuality
