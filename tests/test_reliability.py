@@ -83,6 +83,59 @@ async def test_server_killed_ends_the_block_with_connection_lost(
     assert_no_leaks()
 
 
+async def test_server_killed_while_streaming_audio_releases_everything(
+    livekit_server: Any, server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    if livekit_server is None:
+        pytest.skip("needs the local livekit-server (it is killed)")
+    frame = lkanyio.AudioFrame(
+        bytes(960), sample_rate=48_000, num_channels=1, samples_per_channel=480
+    )
+    bob_hears = anyio.Event()
+    lost: dict[str, lkanyio.DisconnectReason | None] = {}
+
+    async def alice() -> None:
+        with pytest.raises(lkanyio.ConnectionLostError) as info:
+            async with (
+                lkanyio.connect(server_info.url, token_factory("alice", room_name)) as room,
+                lkanyio.AudioSource(48_000, 1) as source,
+                lkanyio.LocalAudioTrack.create_audio_track("mic", source) as track,
+            ):
+                await room.local_participant.publish_track(track)
+                while True:  # streams until the lost connection cancels the block
+                    await source.capture_frame(frame)
+        lost["alice"] = info.value.reason
+
+    async def bob() -> None:
+        with pytest.raises(lkanyio.ConnectionLostError) as info:
+            async with (
+                lkanyio.connect(server_info.url, token_factory("bob", room_name)) as room,
+                room.events() as events,
+            ):
+                subscribed = await next_event(events, lkanyio.TrackSubscribed)
+                async with lkanyio.AudioStream(subscribed.track) as stream:
+                    received = 0
+                    async for _frame in stream:
+                        received += 1
+                        if received == 20:
+                            bob_hears.set()
+                # The stream ends as soon as the native core gives up alice's track (it starts
+                # a full reconnect); the room itself lasts until the core gives up.
+                await anyio.sleep_forever()
+        lost["bob"] = info.value.reason
+
+    with anyio.fail_after(GIVE_UP_BOUND):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(alice)
+            tg.start_soon(bob)
+            with anyio.fail_after(EVENT_WAIT):
+                await bob_hears.wait()
+            livekit_server.kill()
+    assert set(lost) == {"alice", "bob"}
+    assert all(isinstance(reason, lkanyio.DisconnectReason) for reason in lost.values())
+    assert_no_leaks()
+
+
 # -- fork: the native core cannot cross it; the child gets a clear error, not a crash ---------
 
 _FORK_CHILD = textwrap.dedent(
