@@ -98,6 +98,11 @@ async def test_a_colour_pattern_through_the_server(
                             if len(seen) >= 60:
                                 break
                     tg.cancel_scope.cancel()
+                    # Quality and size hints are accepted for a subscribed video track.
+                    subscribed.publication.set_video_quality(lkanyio.VideoQuality.LOW)
+                    subscribed.publication.set_video_dimensions(width=W // 2, height=H // 2)
+                    with pytest.raises(ValueError, match="VideoQuality"):
+                        subscribed.publication.set_video_quality(7)  # type: ignore[arg-type]
                     # The decoder delivers both colours (lossy codec: within a tolerance).
                     def close_to(c: tuple[float, ...], want: tuple[int, ...]) -> bool:
                         return all(abs(a - b) <= 30 for a, b in zip(c, want, strict=True))

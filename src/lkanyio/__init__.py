@@ -59,6 +59,7 @@ from ._publication import RemoteTrackPublication as RemoteTrackPublication
 from ._publication import TrackPublication as TrackPublication
 from ._publication import TrackPublishOptions as TrackPublishOptions
 from ._publication import VideoEncoding as VideoEncoding
+from ._publication import VideoQuality as VideoQuality
 from ._room import DISCONNECT_TIMEOUT as DISCONNECT_TIMEOUT
 from ._room import Room as Room
 from ._room import RoomOptions as RoomOptions

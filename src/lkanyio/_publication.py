@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
 
 import anyio
 
 from ._bridge import OwnedHandle, get_bridge
-from ._proto import ffi_pb2, room_pb2, track_pb2
+from ._proto import ffi_pb2, room_pb2, track_pb2, track_publication_pb2
 from ._types import EncryptionType, TrackKind, TrackSource
 
 if TYPE_CHECKING:
@@ -21,7 +22,16 @@ __all__ = [
     "TrackPublication",
     "TrackPublishOptions",
     "VideoEncoding",
+    "VideoQuality",
 ]
+
+
+class VideoQuality(enum.IntEnum):
+    """Simulcast layer of a subscribed video track."""
+
+    LOW = track_publication_pb2.VIDEO_QUALITY_LOW
+    MEDIUM = track_publication_pb2.VIDEO_QUALITY_MEDIUM
+    HIGH = track_publication_pb2.VIDEO_QUALITY_HIGH
 
 
 @final
@@ -221,6 +231,14 @@ class RemoteTrackPublication(TrackPublication):
         msg.track_publication_handle = self._handle.id
         msg.width = width
         msg.height = height
+        get_bridge().request(req)
+
+    def set_video_quality(self, quality: VideoQuality) -> None:
+        """Ask the server for the low, medium or high simulcast layer of a video track."""
+        req = ffi_pb2.FfiRequest()
+        msg = req.set_remote_track_publication_quality
+        msg.track_publication_handle = self._handle.id
+        msg.quality = int(VideoQuality(quality))  # type: ignore[assignment]
         get_bridge().request(req)
 
     def _close(self) -> None:
