@@ -57,6 +57,20 @@ _STREAM_CLOSE_WAIT: Final = 1.0
 """How long ``AudioStream.aclose`` waits (shielded) for the native end of stream."""
 
 
+MAX_CHANNELS: Final = 8
+"""Most channels an :class:`AudioSource` or :class:`AudioResampler` takes (huge counts abort the
+native core)."""
+MAX_QUEUE_MS: Final = 60_000
+"""Longest native queue of an :class:`AudioSource`, in milliseconds."""
+
+
+def _check_channels(name: str, value: object) -> int:
+    channels = _check_count(name, value)
+    if channels > MAX_CHANNELS:
+        raise ValueError(f"{name} must be at most {MAX_CHANNELS}, got {channels}")
+    return channels
+
+
 def _check_rate(name: str, value: object) -> int:
     rate = _check_count(name, value)
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
@@ -117,11 +131,15 @@ class AudioSource:
 
     def __init__(self, sample_rate: int, num_channels: int, *, queue_size_ms: int = 1000) -> None:
         _check_rate("sample_rate", sample_rate)
-        _check_count("num_channels", num_channels)
+        _check_channels("num_channels", num_channels)
         if isinstance(queue_size_ms, bool) or not isinstance(queue_size_ms, int):
             raise TypeError(f"queue_size_ms must be an int, not {type(queue_size_ms).__name__}")
-        if queue_size_ms < 0:
-            raise ValueError(f"queue_size_ms must be 0 or more, got {queue_size_ms}")
+        if not 0 <= queue_size_ms <= MAX_QUEUE_MS or queue_size_ms % 10:
+            # The native core panics (aborting the process) on anything else.
+            raise ValueError(
+                f"queue_size_ms must be 0 or a multiple of 10 up to {MAX_QUEUE_MS}, "
+                f"got {queue_size_ms}"
+            )
         req = ffi_pb2.FfiRequest()
         msg = req.new_audio_source
         msg.type = audio_frame_pb2.AUDIO_SOURCE_NATIVE
@@ -450,9 +468,11 @@ class AudioResampler:
         num_channels: int = 1,
         quality: AudioResamplerQuality = AudioResamplerQuality.MEDIUM,
     ) -> None:
-        _check_count("input_rate", input_rate)
-        _check_count("output_rate", output_rate)
-        _check_count("num_channels", num_channels)
+        # Rates and channel counts outside these bounds make the native core fail to allocate
+        # (aborting the process).
+        _check_rate("input_rate", input_rate)
+        _check_rate("output_rate", output_rate)
+        _check_channels("num_channels", num_channels)
         quality = AudioResamplerQuality(quality)
         req = ffi_pb2.FfiRequest()
         msg = req.new_sox_resampler
