@@ -406,7 +406,7 @@ class LocalParticipant(Participant):
         Raises:
             PublishDataError: the native core or the server refused the packet (for example
                 because it is over the size limit).
-            TypeError: a payload or identity of the wrong type.
+            TypeError: a payload, identity, topic or ``reliable`` of the wrong type.
         """
         if isinstance(payload, str):
             data = payload.encode()
@@ -416,6 +416,9 @@ class LocalParticipant(Participant):
             raise TypeError(f"payload must be bytes or str, not {type(payload).__name__}")
         identities = _check_identities(destination_identities)
         _check_str("topic", topic)
+        if not isinstance(reliable, bool):
+            # protobuf would take 1 or 0.5 and raise OverflowError for 2**63.
+            raise TypeError(f"reliable must be a bool, not {type(reliable).__name__}")
         req = self._request()
         msg = req.publish_data
         msg.local_participant_handle = self._handle.id
