@@ -260,22 +260,26 @@ async def test_closing_a_stream_mid_iteration_releases_everything() -> None:
         after = statistics()
         assert after.live_handles == before.live_handles
         assert after.bound_handles == before.bound_handles
-        # Frames already on their way when the stream closed were freed, not left unrouted.
-        assert after.unrouted_events == before.unrouted_events
         with pytest.raises(anyio.ClosedResourceError):
             await stream.receive()
 
 
 @pytest.mark.anyio
-async def test_sync_close_releases_handle_at_once_and_routing_at_end_of_stream() -> None:
+async def test_sync_close_releases_handle_and_routing_at_once() -> None:
     async with local_track() as (_source, track):
         before = statistics()
         stream = AudioStream(track)
         await stream.receive()
         stream.close()
+        # No waiting for the native end of stream (some native streams never send one):
+        # frames already on their way arrive unrouted and the bridge frees their buffers.
+        after = statistics()
+        assert (after.live_handles, after.bound_handles) == (
+            before.live_handles,
+            before.bound_handles,
+        )
+        await anyio.sleep(0.2)
         assert statistics().live_handles == before.live_handles
-        await wait_until(lambda: statistics().bound_handles == before.bound_handles)
-        assert statistics().unrouted_events == before.unrouted_events
         stream.close()  # idempotent
         await stream.aclose()
 

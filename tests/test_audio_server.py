@@ -79,6 +79,45 @@ async def test_a_sine_arrives_at_its_frequency(
             assert abs(dominant_frequency(samples, RATE) - 440.0) <= 5.0
 
 
+async def test_a_stream_by_participant_follows_the_microphone_it_publishes_later(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        alice_seen_by_bob = bob.remote_participants["alice"]
+        with pytest.raises(TypeError, match="TrackSource"):
+            lkanyio.AudioStream.from_participant(alice_seen_by_bob, 2)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="participant"):
+            lkanyio.AudioStream.from_participant("alice")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="num_channels"):
+            lkanyio.AudioStream.from_participant(alice_seen_by_bob, num_channels=3)
+        async with (
+            lkanyio.AudioStream.from_participant(
+                alice_seen_by_bob, lkanyio.TrackSource.MICROPHONE, sample_rate=RATE
+            ) as stream,
+            anyio.create_task_group() as tg,
+        ):
+            # Nothing is published yet; the stream waits for it.
+            tg.start_soon(publish_microphone, alice, 660.0, 4.0)
+            samples: list[int] = []
+            with anyio.fail_after(20):
+                async for event in stream:
+                    if samples or max(event.frame.data, default=0) > 2000:
+                        samples.extend(event.frame.data)
+                    if len(samples) >= RATE * 2:
+                        break
+            assert abs(dominant_frequency(samples, RATE) - 660.0) <= 5.0
+
+
+async def publish_microphone(room: lkanyio.Room, hz: float, seconds: float) -> None:
+    async with lkanyio.AudioSource(RATE, 1) as source:
+        async with lkanyio.LocalAudioTrack.create_audio_track("mic", source) as track:
+            await room.local_participant.publish_track(
+                track, lkanyio.TrackPublishOptions(source=lkanyio.TrackSource.MICROPHONE)
+            )
+            for frame in sine_frames(hz, seconds):
+                await source.capture_frame(frame)
+
+
 async def test_mute_unmute_and_unsubscribe(
     server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:

@@ -69,7 +69,14 @@ async def test_a_colour_pattern_through_the_server(
     server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:
     async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
-        async with bob.events() as events, lkanyio.VideoSource(W, H) as source:
+        async with (
+            bob.events() as events,
+            lkanyio.VideoSource(W, H) as source,
+            # Opened before anything is published: it follows alice's camera, whichever track.
+            lkanyio.VideoStream.from_participant(
+                bob.remote_participants["alice"], lkanyio.TrackSource.CAMERA
+            ) as by_source,
+        ):
             async with lkanyio.LocalVideoTrack.create_video_track("cam", source) as track:
                 await alice.local_participant.publish_track(
                     track, lkanyio.TrackPublishOptions(source=lkanyio.TrackSource.CAMERA)
@@ -97,6 +104,10 @@ async def test_a_colour_pattern_through_the_server(
                             seen.append(mean_rgb(event.frame))
                             if len(seen) >= 60:
                                 break
+                    with anyio.fail_after(EVENT_WAIT):
+                        followed = await by_source.receive()
+                    followed_size = (followed.frame.width, followed.frame.height)
+                    assert followed_size in ((W, H), (W // 2, H // 2))
                     tg.cancel_scope.cancel()
                     # Quality and size hints are accepted for a subscribed video track.
                     subscribed.publication.set_video_quality(lkanyio.VideoQuality.LOW)

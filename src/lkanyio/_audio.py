@@ -31,13 +31,14 @@ from ._frames import AudioFrame, _check_count
 from ._native_stream import NativeStream
 from ._proto import audio_frame_pb2, ffi_pb2
 from ._track import Track
-from ._types import TrackKind
+from ._types import TrackKind, TrackSource
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     from typing_extensions import Self
 
+    from ._participant import Participant
     from ._streams import OverflowPolicy
 
 __all__ = [
@@ -52,10 +53,6 @@ MIN_SAMPLE_RATE: Final = 8_000
 """Lowest sample rate of an :class:`AudioSource` or :class:`AudioStream`, in Hz."""
 MAX_SAMPLE_RATE: Final = 384_000
 """Highest sample rate of an :class:`AudioSource` or :class:`AudioStream`, in Hz."""
-
-_STREAM_CLOSE_WAIT: Final = 1.0
-"""How long ``AudioStream.aclose`` waits (shielded) for the native end of stream."""
-
 
 MAX_CHANNELS: Final = 8
 """Most channels an :class:`AudioSource` or :class:`AudioResampler` takes (huge counts abort the
@@ -371,6 +368,51 @@ class AudioStream(NativeStream[AudioFrameEvent]):
     ) -> None:
         if not isinstance(track, Track) or track.kind != TrackKind.AUDIO:
             raise TypeError(f"AudioStream needs an audio track, not {track!r}")
+        self._start(track._handle.id, None, sample_rate, num_channels, frame_size_ms,
+                    max_buffered, overflow)
+
+    @classmethod
+    def from_participant(
+        cls,
+        participant: Participant,
+        source: TrackSource = TrackSource.MICROPHONE,
+        *,
+        sample_rate: int = 48_000,
+        num_channels: int = 1,
+        frame_size_ms: int = 10,
+        max_buffered: int = 500,
+        overflow: OverflowPolicy = "fail",
+    ) -> AudioStream:
+        """The audio of ``participant``'s track from ``source``, whichever track that is.
+
+        The stream can be opened before the participant publishes: frames start once the
+        track is subscribed.  The options are those of :class:`AudioStream`.
+
+        Raises:
+            TypeError: ``participant`` is not a participant or ``source`` not a TrackSource.
+            ValueError: an option is out of range.
+        """
+        from ._participant import Participant
+
+        if not isinstance(participant, Participant):
+            raise TypeError(f"from_participant needs a participant, not {participant!r}")
+        if not isinstance(source, TrackSource):
+            raise TypeError(f"source must be a TrackSource, not {source!r}")
+        stream = cls.__new__(cls)
+        stream._start(None, (participant._handle.id, source), sample_rate, num_channels,
+                      frame_size_ms, max_buffered, overflow)
+        return stream
+
+    def _start(
+        self,
+        track_handle: int | None,
+        participant_source: tuple[int, TrackSource] | None,
+        sample_rate: int,
+        num_channels: int,
+        frame_size_ms: int,
+        max_buffered: int,
+        overflow: OverflowPolicy,
+    ) -> None:
         _check_rate("sample_rate", sample_rate)
         _check_count("num_channels", num_channels)
         if num_channels > 2:
@@ -382,23 +424,28 @@ class AudioStream(NativeStream[AudioFrameEvent]):
         _check_count("max_buffered", max_buffered)
         if overflow not in ("fail", "drop_oldest"):
             raise ValueError(f"overflow must be 'fail' or 'drop_oldest', not {overflow!r}")
-        track_handle = track._handle.id
         bridge = get_bridge()
-        self._ended = anyio.Event()  # also checks that an event loop is running
+        anyio.get_current_task()  # streams are created in async code (checks for a loop)
         req = ffi_pb2.FfiRequest()
-        msg = req.new_audio_stream
-        msg.track_handle = track_handle
+        if participant_source is None:
+            msg: Any = req.new_audio_stream
+            msg.track_handle = track_handle
+        else:
+            msg = req.audio_stream_from_participant
+            msg.participant_handle, source = participant_source
+            msg.track_source = int(source)
         msg.type = audio_frame_pb2.AUDIO_STREAM_NATIVE
         msg.sample_rate = sample_rate
         msg.num_channels = num_channels
         msg.frame_size_ms = frame_size_ms
         self._sample_rate = sample_rate
         self._num_channels = num_channels
-        self._open(
-            bridge.request(req).new_audio_stream.stream.handle.id,
-            max_buffered=max_buffered,
-            overflow=overflow,
-        )
+        resp = bridge.request(req)
+        owned = (
+            resp.new_audio_stream if participant_source is None
+            else resp.audio_stream_from_participant
+        ).stream
+        self._open(owned.handle.id, max_buffered=max_buffered, overflow=overflow)
 
     _what = "audio stream"
 

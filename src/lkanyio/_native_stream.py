@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import ObjectReceiveStream
@@ -15,17 +15,12 @@ __all__ = ["NativeStream"]
 
 E = TypeVar("E")
 
-_STREAM_CLOSE_WAIT: Final = 1.0
-"""Seconds ``aclose`` waits (shielded) for the native end of stream after dropping the handle."""
-
-
-def _stream_sink(stream_ref: weakref.ReferenceType[NativeStream[Any]], handle_id: int) -> Any:
+def _stream_sink(stream_ref: weakref.ReferenceType[NativeStream[Any]]) -> Any:
     """Build the sink of one native media stream.
 
-    It holds the stream weakly (an abandoned stream can be collected; its handle is then
-    dropped and the native end of stream unbinds the sink), copies each frame once and drops
-    its native buffer at once, and unbinds itself at the end of the stream once the stream's
-    handle has been dropped.
+    It holds the stream weakly (an abandoned stream can be collected: its handle is dropped
+    and its routing removed by finalizers), copies each frame once and drops its native
+    buffer at once.
     """
     bridge = get_bridge()
 
@@ -41,19 +36,17 @@ def _stream_sink(stream_ref: weakref.ReferenceType[NativeStream[Any]], handle_id
                         stream._deliver(item)
             finally:
                 bridge.drop_native(stream_buffer_handle(received))
-        elif which == "eos":
-            if stream is None:
-                bridge.unbind(handle_id)
-            else:
-                stream._on_eos()
+        elif which == "eos" and stream is not None:
+            stream._on_eos()
 
     return sink
 
 
 def stream_buffer_handle(received: Any) -> int:
     """The native buffer handle of an audio (``frame``) or video (``buffer``) frame event."""
-    owned = received.frame if received.HasField("frame") else received.buffer
-    return int(owned.handle.id)
+    # HasField("frame") raises on a video event (it has no such field), so ask the descriptor.
+    field = "buffer" if "buffer" in received.DESCRIPTOR.fields_by_name else "frame"
+    return int(getattr(received, field).handle.id)
 
 
 class NativeStream(ObjectReceiveStream[E]):
@@ -64,25 +57,20 @@ class NativeStream(ObjectReceiveStream[E]):
     """
 
     _what = "media stream"
-    _ended: anyio.Event
-    """Set once the native side has ended the stream; subclasses create it before the native
-    stream (creating it also checks that an event loop is running)."""
 
     def _open(self, handle_id: int, *, max_buffered: int, overflow: OverflowPolicy) -> None:
         bridge = get_bridge()
         self._handle = OwnedHandle(handle_id)
-        self._handle_id = handle_id
-        self._eos = False
-        self._bound = False
         self._events: EventStream[E] = EventStream(
             max_buffered=max_buffered, overflow=overflow, on_close=self._release, what=self._what
         )
         try:
-            bridge.bind(handle_id, _stream_sink(weakref.ref(self), handle_id))
+            bridge.bind(handle_id, _stream_sink(weakref.ref(self)))
         except BaseException:
             self._events.close()
             raise
-        self._bound = True
+        # Stops the routing once the stream is released, or collected without being closed.
+        self._unbind = weakref.finalize(self, bridge.unbind, handle_id)
 
     def _convert(self, received: Any) -> E | None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -99,44 +87,33 @@ class NativeStream(ObjectReceiveStream[E]):
             self._release()
 
     def _on_eos(self) -> None:
-        self._eos = True
         self._events.end()
-        if self._handle.closed:
-            self._unbind()
+        self._release()
 
     # -- release -----------------------------------------------------------------------------
 
-    def _unbind(self) -> None:
-        if self._bound:
-            self._bound = False
-            get_bridge().unbind(self._handle_id)
-        self._ended.set()
-
     def _release(self) -> None:
-        """Drop the native stream.
+        """Drop the native stream and stop routing its handle.
 
-        Its sink stays bound until the native end of stream (which the drop triggers), to free
-        the frames already on their way.
+        Not every native stream confirms a drop with an end of stream (a video stream opened
+        from a participant never does), so lkanyio does not wait for one: frames already on
+        their way arrive unrouted, and the bridge frees their buffers.
         """
         if self._handle.closed:
             return
         self._handle.close()
-        if self._eos or not self._bound:
-            self._unbind()
+        self._unbind()
 
     def close(self) -> None:
         """Stop the stream and discard buffered frames (idempotent, synchronous).
 
-        The native stream is released at once; lkanyio stops routing its handle when the
-        native end of stream arrives, a moment later (:meth:`aclose` waits for it).
+        The native stream is released and its frames stop being routed at once.
         """
         self._events.close()
 
     async def aclose(self) -> None:
-        """Stop the stream and wait (shielded, at most 1 s) until the native side has ended it."""
+        """Stop the stream (see :meth:`close`)."""
         self.close()
-        with anyio.move_on_after(_STREAM_CLOSE_WAIT, shield=True):
-            await self._ended.wait()
         await anyio.lowlevel.checkpoint()
 
     # -- consumer ----------------------------------------------------------------------------

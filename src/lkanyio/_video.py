@@ -12,11 +12,12 @@ from ._bridge import OwnedHandle, buffer_pointer, copy_native, get_bridge
 from ._errors import NativeError
 from ._native_stream import NativeStream
 from ._proto import ffi_pb2, video_frame_pb2
-from ._types import TrackKind
+from ._types import TrackKind, TrackSource
 
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from ._participant import Participant
     from ._streams import OverflowPolicy
     from ._track import Track
 
@@ -342,23 +343,68 @@ class VideoStream(NativeStream[VideoFrameEvent]):
 
         if not isinstance(track, Track) or track.kind != TrackKind.VIDEO:
             raise TypeError(f"VideoStream needs a video track, not {track!r}")
+        self._start(track._handle.id, None, format, max_buffered, overflow)
+
+    @classmethod
+    def from_participant(
+        cls,
+        participant: Participant,
+        source: TrackSource = TrackSource.CAMERA,
+        *,
+        format: VideoBufferType | None = None,
+        max_buffered: int = 2,
+        overflow: OverflowPolicy = "drop_oldest",
+    ) -> VideoStream:
+        """The video of ``participant``'s track from ``source``, whichever track that is.
+
+        The stream can be opened before the participant publishes: frames start once the
+        track is subscribed.  The options are those of :class:`VideoStream`.
+
+        Raises:
+            TypeError: ``participant`` is not a participant or ``source`` not a TrackSource.
+            ValueError: an option is out of range.
+        """
+        from ._participant import Participant
+
+        if not isinstance(participant, Participant):
+            raise TypeError(f"from_participant needs a participant, not {participant!r}")
+        if not isinstance(source, TrackSource):
+            raise TypeError(f"source must be a TrackSource, not {source!r}")
+        stream = cls.__new__(cls)
+        stream._start(None, (participant._handle.id, source), format, max_buffered, overflow)
+        return stream
+
+    def _start(
+        self,
+        track_handle: int | None,
+        participant_source: tuple[int, TrackSource] | None,
+        format: VideoBufferType | None,
+        max_buffered: int,
+        overflow: OverflowPolicy,
+    ) -> None:
         if not isinstance(max_buffered, int) or max_buffered < 1:
             raise ValueError("max_buffered must be a positive int")
         if overflow not in ("fail", "drop_oldest"):
             raise ValueError(f"overflow must be 'fail' or 'drop_oldest', not {overflow!r}")
-        self._ended = anyio.Event()  # also checks that an event loop is running
+        anyio.get_current_task()  # streams are created in async code (checks for a loop)
         req = ffi_pb2.FfiRequest()
-        msg = req.new_video_stream
-        msg.track_handle = track._handle.id
+        if participant_source is None:
+            msg: Any = req.new_video_stream
+            msg.track_handle = track_handle
+        else:
+            msg = req.video_stream_from_participant
+            msg.participant_handle, source = participant_source
+            msg.track_source = int(source)
         msg.type = video_frame_pb2.VIDEO_STREAM_NATIVE
         msg.normalize_stride = True
         if format is not None:
-            msg.format = int(VideoBufferType(format))  # type: ignore[assignment]
-        self._open(
-            get_bridge().request(req).new_video_stream.stream.handle.id,
-            max_buffered=max_buffered,
-            overflow=overflow,
-        )
+            msg.format = int(VideoBufferType(format))
+        resp = get_bridge().request(req)
+        owned = (
+            resp.new_video_stream if participant_source is None
+            else resp.video_stream_from_participant
+        ).stream
+        self._open(owned.handle.id, max_buffered=max_buffered, overflow=overflow)
 
     def _convert(self, received: Any) -> VideoFrameEvent:
         # The base drops the native buffer after this returns; copy without dropping here.
