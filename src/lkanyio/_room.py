@@ -201,6 +201,7 @@ class Room:
         self._closing = False
         self._closed = False
         self._eos: anyio.Event | None = None
+        self._ready_sent = False
         self._lost: ConnectionLostError | None = None
         self._sid_known: anyio.Event | None = None
         self._unpublished: dict[str, Any] = {}
@@ -390,7 +391,14 @@ class Room:
         req.connect.token = self._token
         self._options._to_proto(req.connect.options)
         await get_bridge().request_async(req, on_deliver=self._adopt, on_late=_late_connect)
-        get_bridge().request(_ready_request(self._require_handle()))
+        self._send_ready()
+
+    def _send_ready(self) -> None:
+        """Let the native room deliver its events (and, later, complete its disconnect)."""
+        handle = self._require_handle()
+        if not self._ready_sent:
+            self._ready_sent = True
+            get_bridge().request(_ready_request(handle))
 
     def _adopt(self, cb: Any) -> None:
         """Build the room's state from the connect callback (runs in the dispatcher)."""
@@ -427,6 +435,10 @@ class Room:
         handle = self._handle
         try:
             if handle is not None and self._eos is not None and not self._eos.is_set():
+                # A connect cancelled after its answer was adopted never said "ready"; the
+                # native room would then never finish its disconnect, and the server would
+                # keep a ghost until its departure timeout.
+                self._send_ready()
                 req = ffi_pb2.FfiRequest()
                 req.disconnect.room_handle = handle.id
                 req.disconnect.reason = DisconnectReason.CLIENT_INITIATED  # type: ignore[assignment]
