@@ -29,6 +29,12 @@ from ._data_streams import DataStreamError as DataStreamError
 from ._data_streams import TextStreamInfo as TextStreamInfo
 from ._data_streams import TextStreamReader as TextStreamReader
 from ._data_streams import TextStreamWriter as TextStreamWriter
+from ._data_tracks import DataTrackError as DataTrackError
+from ._data_tracks import DataTrackFrame as DataTrackFrame
+from ._data_tracks import DataTrackInfo as DataTrackInfo
+from ._data_tracks import DataTrackStream as DataTrackStream
+from ._data_tracks import LocalDataTrack as LocalDataTrack
+from ._data_tracks import RemoteDataTrack as RemoteDataTrack
 from ._e2ee import E2EEManager as E2EEManager
 from ._e2ee import E2EEOptions as E2EEOptions
 from ._e2ee import FrameCryptor as FrameCryptor

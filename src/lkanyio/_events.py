@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, TypeAlias
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from ._data_tracks import RemoteDataTrack
     from ._participant import (
         Participant,
         ParticipantPermissions,
@@ -33,6 +34,8 @@ __all__ = [
     "ConnectionQualityChanged",
     "ConnectionStateChanged",
     "DataReceived",
+    "DataTrackPublished",
+    "DataTrackUnpublished",
     "Disconnected",
     "E2EEStateChanged",
     "LocalTrackPublished",
@@ -146,6 +149,22 @@ class TrackSubscriptionFailed:
     participant: RemoteParticipant
     track_sid: str
     error: str
+
+
+@dataclass(frozen=True, slots=True)
+class DataTrackPublished:
+    """A remote participant published a data track (subscribe with ``track.subscribe()``)."""
+
+    participant: RemoteParticipant
+    track: RemoteDataTrack
+
+
+@dataclass(frozen=True, slots=True)
+class DataTrackUnpublished:
+    """A remote participant unpublished a data track (its streams end)."""
+
+    participant: RemoteParticipant
+    track: RemoteDataTrack
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +329,8 @@ RoomEvent: TypeAlias = (
     | TrackSubscribed
     | TrackUnsubscribed
     | TrackSubscriptionFailed
+    | DataTrackPublished
+    | DataTrackUnpublished
     | TrackMuted
     | TrackUnmuted
     | ActiveSpeakersChanged

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, final, overload
 from . import _data_streams as _ds
 from ._bridge import OwnedHandle, buffer_pointer, get_bridge
 from ._data_streams import ByteStreamInfo, TextStreamInfo, TextStreamWriter
+from ._data_tracks import DataTrackError, LocalDataTrack, RemoteDataTrack
 from ._errors import (
     LiveKitError,
     PublishDataError,
@@ -111,12 +112,13 @@ def _check_identities(identities: Sequence[str]) -> list[str]:
 class Participant:
     """State shared by local and remote participants (kept current by the room's events)."""
 
-    __slots__ = ("__weakref__", "_handle", "_info", "_publications", "_quality")
+    __slots__ = ("__weakref__", "_data_tracks", "_handle", "_info", "_publications", "_quality")
 
     def __init__(self, owned: participant_pb2.OwnedParticipant) -> None:
         self._handle = OwnedHandle(owned.handle.id)
         self._info = owned.info
         self._publications: dict[str, Any] = {}
+        self._data_tracks: dict[str, Any] = {}
         self._quality = ConnectionQuality.GOOD
 
     @property
@@ -190,6 +192,9 @@ class Participant:
         for publication in self._publications.values():
             publication._close()
         self._publications.clear()
+        for track in self._data_tracks.values():
+            track._close()
+        self._data_tracks.clear()
         self._handle.close()
 
     def __repr__(self) -> str:
@@ -206,6 +211,11 @@ class RemoteParticipant(Participant):
     def track_publications(self) -> Mapping[str, RemoteTrackPublication]:
         """Published tracks by sid (a read-only view)."""
         return MappingProxyType(self._publications)
+
+    @property
+    def data_tracks(self) -> Mapping[str, RemoteDataTrack]:
+        """Published data tracks by sid (a read-only view)."""
+        return MappingProxyType(self._data_tracks)
 
 
 @final
@@ -382,6 +392,46 @@ class LocalParticipant(Participant):
     def track_publications(self) -> Mapping[str, LocalTrackPublication]:
         """Published tracks by sid (a read-only view)."""
         return MappingProxyType(self._publications)
+
+    @property
+    def data_tracks(self) -> Mapping[str, LocalDataTrack]:
+        """Data tracks this participant publishes, by sid (a read-only view)."""
+        return MappingProxyType(self._data_tracks)
+
+    async def publish_data_track(self, name: str) -> LocalDataTrack:
+        """Publish a data track called ``name`` (unique among this participant's tracks).
+
+        Use the result with ``async with`` to unpublish it on exit.  A cancelled call that the
+        server still completes is unpublished as soon as its late answer arrives.
+
+        Raises:
+            DataTrackError: the native core or the server refused (for example a duplicate
+                name, or a server without data tracks).
+            ValueError: ``name`` is empty.
+        """
+        _check_str("name", name)
+        if not name:
+            raise ValueError("a data track needs a non-empty name")
+        req = self._request()
+        msg = req.publish_data_track
+        msg.local_participant_handle = self._handle.id
+        msg.options.name = name
+
+        def adopt(cb: Any) -> LocalDataTrack:
+            if cb.WhichOneof("result") != "track":
+                raise DataTrackError(cb.error.message or "the data track was not published")
+            track = LocalDataTrack(cb.track, self)
+            self._data_tracks[track.sid] = track
+            return track
+
+        def unpublish_late(cb: Any) -> None:
+            if cb.WhichOneof("result") == "track":
+                LocalDataTrack(cb.track, self).unpublish_nowait()
+
+        result: LocalDataTrack = await get_bridge().request_async(
+            req, on_deliver=adopt, on_late=unpublish_late
+        )
+        return result
 
     def _request(self) -> ffi_pb2.FfiRequest:
         self._room._check_connected()

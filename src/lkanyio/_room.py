@@ -610,6 +610,28 @@ class Room:
             return None
         return ev.TrackSubscriptionFailed(participant, m.track_sid, m.error)
 
+    def _ev_data_track_published(self, m: Any) -> ev.RoomEvent | None:
+        from ._data_tracks import RemoteDataTrack
+
+        participant = self._remote.get(m.track.publisher_identity)
+        if participant is None:
+            get_bridge().drop_native(m.track.handle.id)
+            return None
+        track = RemoteDataTrack(m.track)
+        old = participant._data_tracks.pop(track.sid, None)
+        if old is not None:
+            old._close()
+        participant._data_tracks[track.sid] = track
+        return ev.DataTrackPublished(participant, track)
+
+    def _ev_data_track_unpublished(self, m: Any) -> ev.RoomEvent | None:
+        for participant in self._remote.values():
+            track = participant._data_tracks.pop(m.sid, None)
+            if track is not None:
+                track._close()
+                return ev.DataTrackUnpublished(participant, track)
+        return None
+
     def _mute(self, m: Any, muted: bool) -> tuple[Participant, Any] | None:
         participant = self._participant(m.participant_identity)
         if participant is None:
@@ -871,6 +893,8 @@ _HANDLERS: Final[dict[str | None, _Handler]] = {
     "track_subscribed": Room._ev_track_subscribed,
     "track_unsubscribed": Room._ev_track_unsubscribed,
     "track_subscription_failed": Room._ev_track_subscription_failed,
+    "data_track_published": Room._ev_data_track_published,
+    "data_track_unpublished": Room._ev_data_track_unpublished,
     "track_muted": Room._ev_track_muted,
     "track_unmuted": Room._ev_track_unmuted,
     "active_speakers_changed": Room._ev_active_speakers_changed,

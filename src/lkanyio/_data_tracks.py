@@ -1,0 +1,404 @@
+"""Data tracks: named tracks of small frames, pushed by the publisher and pulled by subscribers.
+
+A data track is LiveKit's low-latency, unordered-but-framed channel: the publisher pushes
+frames without waiting (:meth:`LocalDataTrack.try_push` fails at once when it cannot keep up),
+each subscriber pulls them through a :class:`DataTrackStream`, asking the native core for one
+frame at a time, so a slow subscriber never makes lkanyio buffer more than one frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, final
+
+import anyio
+from anyio.abc import ObjectReceiveStream
+
+from ._bridge import OwnedHandle, buffer_pointer, get_bridge
+from ._errors import LiveKitError
+from ._proto import ffi_pb2
+from ._streams import EventStream, EventStreamStatistics
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from typing_extensions import Self
+
+    from ._participant import LocalParticipant
+
+__all__ = [
+    "DataTrackError",
+    "DataTrackFrame",
+    "DataTrackInfo",
+    "DataTrackStream",
+    "LocalDataTrack",
+    "RemoteDataTrack",
+]
+
+_U64: Final = 1 << 64
+_MAX_BUFFER: Final = 1 << 16
+"""Largest ``buffer_size`` a subscription takes (frames the native core holds for you)."""
+
+
+class DataTrackError(LiveKitError):
+    """Publishing, pushing to or subscribing to a data track failed (native message)."""
+
+
+@final
+@dataclass(frozen=True)
+class DataTrackInfo:
+    """What a published data track says about itself.
+
+    Attributes:
+        sid: server id of the track (it may change after a reconnect; ``name`` does not).
+        name: the publisher's name for the track, unique per publisher.
+        uses_e2ee: whether its frames are end-to-end encrypted.
+    """
+
+    sid: str
+    name: str
+    uses_e2ee: bool
+
+
+@final
+@dataclass(frozen=True)
+class DataTrackFrame:
+    """One frame received on a data track.
+
+    Attributes:
+        payload: the bytes the publisher pushed.
+        user_timestamp: the publisher's timestamp for the frame, if it gave one.
+    """
+
+    payload: bytes
+    user_timestamp: int | None = None
+
+
+def _info(info: Any) -> DataTrackInfo:
+    return DataTrackInfo(sid=info.sid, name=info.name, uses_e2ee=info.uses_e2ee)
+
+
+def _payload(payload: object) -> bytes:
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, (bytearray, memoryview)):
+        buffer_pointer(payload)  # rejects non-contiguous views with a clear error
+        return bytes(payload)
+    raise TypeError(f"payload must be bytes-like, not {type(payload).__name__}")
+
+
+def _timestamp(user_timestamp: object) -> int | None:
+    if user_timestamp is None:
+        return None
+    if isinstance(user_timestamp, bool) or not isinstance(user_timestamp, int):
+        raise TypeError(f"user_timestamp must be an int, not {type(user_timestamp).__name__}")
+    if not 0 <= user_timestamp < _U64:
+        raise ValueError("user_timestamp must be in [0, 2**64)")
+    return user_timestamp
+
+
+@final
+class LocalDataTrack:
+    """A data track this participant publishes (from ``publish_data_track``).
+
+    Use it as an async context manager to unpublish it on exit; the room unpublishes what is
+    left when it closes.
+    """
+
+    __slots__ = ("__weakref__", "_handle", "_info", "_participant")
+
+    def __init__(self, owned: Any, participant: LocalParticipant) -> None:
+        self._handle = OwnedHandle(owned.handle.id)
+        self._info = _info(owned.info)
+        self._participant = participant
+
+    @property
+    def info(self) -> DataTrackInfo:
+        """Name, sid and encryption of the track."""
+        return self._info
+
+    @property
+    def name(self) -> str:
+        """The track's name."""
+        return self._info.name
+
+    @property
+    def sid(self) -> str:
+        """The track's server id."""
+        return self._info.sid
+
+    def try_push(
+        self, payload: bytes | bytearray | memoryview, *, user_timestamp: int | None = None
+    ) -> None:
+        """Send one frame to the track's subscribers, without waiting.
+
+        Raises:
+            DataTrackError: the frame was not sent: the track is unpublished, the room is not
+                connected, or frames are pushed faster than they can leave (the native
+                message says which). Nothing was queued; push again later or drop it.
+            TypeError: ``payload`` is not bytes-like.
+        """
+        data = _payload(payload)
+        timestamp = _timestamp(user_timestamp)
+        if self._handle.closed:
+            raise DataTrackError(f"data track {self.name!r} was unpublished")
+        req = ffi_pb2.FfiRequest()
+        msg = req.local_data_track_try_push
+        msg.track_handle = self._handle.id
+        msg.frame.payload = data
+        if timestamp is not None:
+            msg.frame.user_timestamp = timestamp
+        result = get_bridge().request(req).local_data_track_try_push
+        if result.HasField("error"):
+            raise DataTrackError(result.error.message or "the frame was not pushed")
+
+    def is_published(self) -> bool:
+        """Whether the track is still published."""
+        if self._handle.closed:
+            return False
+        req = ffi_pb2.FfiRequest()
+        req.local_data_track_is_published.track_handle = self._handle.id
+        return bool(get_bridge().request(req).local_data_track_is_published.is_published)
+
+    def unpublish_nowait(self) -> None:
+        """Unpublish the track and release it (idempotent, synchronous)."""
+        if self._handle.closed:
+            return
+        self._participant._data_tracks.pop(self.sid, None)
+        req = ffi_pb2.FfiRequest()
+        req.local_data_track_unpublish.track_handle = self._handle.id
+        try:
+            get_bridge().request(req)
+        finally:
+            self._handle.close()
+
+    async def unpublish(self) -> None:
+        """Unpublish the track and release it (idempotent)."""
+        self.unpublish_nowait()
+        await anyio.lowlevel.checkpoint()
+
+    def _close(self) -> None:
+        """Release the handle without asking to unpublish (the room is going away)."""
+        self._handle.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.unpublish_nowait()
+
+    def __repr__(self) -> str:
+        return f"<LocalDataTrack name={self.name!r} sid={self.sid!r}>"
+
+
+@final
+class RemoteDataTrack:
+    """A data track another participant publishes (from a ``DataTrackPublished`` event).
+
+    The room owns it: it is released when the track is unpublished or the room closes.
+    """
+
+    __slots__ = ("__weakref__", "_handle", "_info", "_publisher")
+
+    def __init__(self, owned: Any) -> None:
+        self._handle = OwnedHandle(owned.handle.id)
+        self._info = _info(owned.info)
+        self._publisher: str = owned.publisher_identity
+
+    @property
+    def info(self) -> DataTrackInfo:
+        """Name, sid and encryption of the track."""
+        return self._info
+
+    @property
+    def name(self) -> str:
+        """The track's name."""
+        return self._info.name
+
+    @property
+    def sid(self) -> str:
+        """The track's server id."""
+        return self._info.sid
+
+    @property
+    def publisher_identity(self) -> str:
+        """Identity of the participant who publishes it."""
+        return self._publisher
+
+    def _checked_handle(self) -> int:
+        if self._handle.closed:
+            raise DataTrackError(f"data track {self.name!r} of {self._publisher!r} is gone")
+        return self._handle.id
+
+    def is_published(self) -> bool:
+        """Whether the track is still published."""
+        if self._handle.closed:
+            return False
+        req = ffi_pb2.FfiRequest()
+        req.remote_data_track_is_published.track_handle = self._handle.id
+        return bool(get_bridge().request(req).remote_data_track_is_published.is_published)
+
+    def set_pipeline_options(self, *, max_partial_frames: int) -> None:
+        """Set how many partly received frames the native core reassembles at once.
+
+        More tolerates more reordering from a fast publisher at the cost of memory; it applies
+        to every subscription of this track, from the next packet on.
+
+        Raises:
+            ValueError: ``max_partial_frames`` is not in [1, 65536].
+        """
+        if isinstance(max_partial_frames, bool) or not isinstance(max_partial_frames, int):
+            raise TypeError("max_partial_frames must be an int")
+        if not 1 <= max_partial_frames <= _MAX_BUFFER:
+            raise ValueError(f"max_partial_frames must be in [1, {_MAX_BUFFER}]")
+        req = ffi_pb2.FfiRequest()
+        msg = req.remote_data_track_set_pipeline_options
+        msg.track_handle = self._checked_handle()
+        msg.options.max_partial_frames = max_partial_frames
+        get_bridge().request(req)
+
+    def subscribe(self, *, buffer_size: int | None = None) -> DataTrackStream:
+        """Subscribe: frames arrive through the returned stream until you close it.
+
+        Use the stream with ``async with`` (it unsubscribes on exit) and ``async for``.
+
+        Args:
+            buffer_size: frames the native core holds while you are not reading (1 to
+                65536; ``None`` for its default). When it is full, the oldest frames are lost
+                there; lkanyio itself holds at most one.
+
+        Raises:
+            DataTrackError: the track is gone. A subscription the server refuses ends the
+                stream's iteration with ``DataTrackError`` instead.
+        """
+        if buffer_size is not None:
+            if isinstance(buffer_size, bool) or not isinstance(buffer_size, int):
+                raise TypeError("buffer_size must be an int or None")
+            if not 1 <= buffer_size <= _MAX_BUFFER:
+                raise ValueError(f"buffer_size must be in [1, {_MAX_BUFFER}]")
+        req = ffi_pb2.FfiRequest()
+        msg = req.subscribe_data_track
+        msg.track_handle = self._checked_handle()
+        msg.options.SetInParent()
+        if buffer_size is not None:
+            msg.options.buffer_size = buffer_size
+        owned = get_bridge().request(req).subscribe_data_track.stream
+        return DataTrackStream(owned.handle.id, self)
+
+    def _close(self) -> None:
+        self._handle.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<RemoteDataTrack name={self.name!r} sid={self.sid!r} "
+            f"publisher={self._publisher!r}>"
+        )
+
+
+@final
+class DataTrackStream(ObjectReceiveStream[DataTrackFrame]):
+    """A subscription to a remote data track, as an async stream of :class:`DataTrackFrame`.
+
+    Each ``receive`` asks the native core for the next frame, so frames wait there (up to the
+    subscription's ``buffer_size``), not in Python.  Iteration ends when the track is
+    unpublished; it raises :class:`DataTrackError` if the subscription failed.
+    """
+
+    def __init__(self, handle_id: int, track: RemoteDataTrack) -> None:
+        self._track = track
+        self._handle = OwnedHandle(handle_id)
+        self._handle_id = handle_id
+        self._requested = False  # a read request is out and its frame has not come back
+        self._frames: EventStream[DataTrackFrame] = EventStream(
+            max_buffered=1, overflow="fail", on_close=self._release, what="data track stream"
+        )
+        bridge = get_bridge()
+        try:
+            bridge.bind(handle_id, self._on_event)
+        except BaseException:
+            self._handle.close()
+            raise
+
+    @property
+    def track(self) -> RemoteDataTrack:
+        """The track this stream receives."""
+        return self._track
+
+    def _on_event(self, event: Any) -> None:
+        which = event.WhichOneof("detail")
+        if which == "frame_received":
+            self._requested = False
+            frame = event.frame_received.frame
+            self._frames.send_nowait(
+                DataTrackFrame(
+                    payload=frame.payload,
+                    user_timestamp=(
+                        frame.user_timestamp if frame.HasField("user_timestamp") else None
+                    ),
+                )
+            )
+        elif which == "eos":
+            self._on_eos(event.eos)
+
+    def _on_eos(self, eos: Any) -> None:
+        self._requested = False
+        error = None
+        if eos.HasField("error"):
+            error = DataTrackError(f"subscription failed: {eos.error.message}")
+        self._frames.end(error)
+        self._release()
+
+    def _release(self) -> None:
+        if self._handle.closed:
+            return
+        get_bridge().unbind(self._handle_id)
+        self._handle.close()
+
+    def _request_frame(self) -> None:
+        if self._requested or self._handle.closed:
+            return
+        req = ffi_pb2.FfiRequest()
+        req.data_track_stream_read.stream_handle = self._handle_id
+        self._requested = True
+        try:
+            result = get_bridge().request(req).data_track_stream_read
+        except BaseException:
+            self._requested = False
+            raise
+        if result.HasField("eos_event"):
+            self._on_eos(result.eos_event)
+
+    async def receive(self) -> DataTrackFrame:
+        """Wait for the next frame.
+
+        Raises:
+            anyio.EndOfStream: the track was unpublished or the room closed (ends ``async for``).
+            anyio.ClosedResourceError: you closed the stream.
+            DataTrackError: the subscription failed.
+        """
+        if not self._frames.statistics().buffered:
+            # Ask for one frame.  If this call is cancelled the frame still comes and waits
+            # here for the next receive, which then asks for nothing more.
+            self._request_frame()
+        return await self._frames.receive()
+
+    def close(self) -> None:
+        """Unsubscribe and discard a frame that was on its way (idempotent, synchronous)."""
+        self._frames.close()
+
+    async def aclose(self) -> None:
+        """Unsubscribe (see :meth:`close`)."""
+        self.close()
+        await anyio.lowlevel.checkpoint()
+
+    def statistics(self) -> EventStreamStatistics:
+        """Return the stream's counters (``received`` counts frames delivered to you)."""
+        return self._frames.statistics()
+
+    def __repr__(self) -> str:
+        return f"<DataTrackStream of {self._track!r}>"
