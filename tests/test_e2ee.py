@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import cmath
 import gc
+import math
 from typing import Any
 
 import anyio
@@ -23,6 +25,17 @@ def _no_leaks_after() -> Any:
     yield
     gc.collect()
     assert_no_leaks()
+
+
+def tone_share(samples: list[int], hz: float) -> float:
+    """Share of the last half second's energy that is a sine at ``hz`` (1.0: a pure tone)."""
+    window = samples[-RATE // 2 :]
+    energy = sum(x * x for x in window)
+    if not energy:
+        return 0.0
+    w = 2 * math.pi * hz / RATE
+    acc = sum(x * cmath.exp(-1j * w * k) for k, x in enumerate(window))
+    return min(1.0, 2 * abs(acc) ** 2 / (len(window) * energy))
 
 
 async def _listen(events: lkanyio.EventStream[Any], states: list[Any]) -> list[int]:
@@ -76,10 +89,12 @@ async def test_shared_key_decodes_and_a_wrong_key_gets_nothing(
 
         assert abs(dominant_frequency(heard["bob"], RATE) - 440.0) <= 5.0
         assert ("alice", lkanyio.EncryptionState.OK) in bob_states
-        # No plaintext reaches the wrong key: only silence comes out of the decoder.
+        # No plaintext reaches the wrong key.  What its decoder outputs varies from run to
+        # run: silence, concealment noise (seen: peak 98) or noise decoded from ciphertext
+        # (seen: peak 7,816), so the check is that none of it is the tone.
         assert heard["carol"]
-        # Silence, or at most a little concealment noise (seen: peak 98); the tone peaks ~12,000.
-        assert max(map(abs, heard["carol"])) < 1200
+        assert tone_share(heard["bob"], 440.0) > 0.5
+        assert tone_share(heard["carol"], 440.0) < 0.05
         assert ("alice", lkanyio.EncryptionState.DECRYPTION_FAILED) in carol_states
 
         cryptors = bob.e2ee.frame_cryptors()
