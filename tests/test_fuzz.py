@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import math
@@ -72,6 +73,10 @@ OPERATIONS = (
     "set_attributes",
     "publish_dtmf",
     "connect",
+    "data_track",
+    "send_text",
+    "rpc",
+    "publish_audio",
 )
 
 _step = st.tuples(
@@ -93,6 +98,31 @@ async def _run(op: str, room: lkanyio.Room, url: str, token: Callable[[], str], 
         await lp.set_attributes({"n": str(n)})
     elif op == "publish_dtmf":
         await lp.publish_dtmf(code=n % 16, digit="0123456789*#ABCD"[n % 16])
+    elif op == "data_track":
+        # Names are unique per publisher; a concurrent twin gets the duplicate-name error.
+        try:
+            async with await lp.publish_data_track(f"track {n}") as track:
+                track.try_push(b"frame")
+                await anyio.sleep(0.01)
+        except lkanyio.DataTrackError:
+            pass
+    elif op == "send_text":
+        await lp.send_text(f"text {n} " * 200, topic="fuzz")
+    elif op == "rpc":
+        # Nobody by that name: the call waits for the server's answer or its timeout.
+        with contextlib.suppress(lkanyio.RpcError):
+            await lp.perform_rpc(destination_identity="nobody", method="m", payload="p")
+    elif op == "publish_audio":
+        async with (
+            lkanyio.AudioSource(48_000, 1) as source,
+            lkanyio.LocalAudioTrack.create_audio_track(f"a{n}", source) as audio,
+        ):
+            publication = await lp.publish_track(audio)
+            await source.capture_frame(
+                lkanyio.AudioFrame(bytes(960), sample_rate=48_000, num_channels=1,
+                                   samples_per_channel=480)
+            )
+            await lp.unpublish_track(publication.sid)
     else:
         async with lkanyio.connect(url, token()):
             await anyio.sleep_forever()
@@ -345,6 +375,9 @@ _CALLS = (
     "connect_token",
     "connect_options",
     "join_retries",
+    "data_track_name",
+    "data_track_push",
+    "data_track_timestamp",
 )
 
 
@@ -378,6 +411,15 @@ async def _call_with(room: lkanyio.Room, url: str, call: str, junk: Any) -> None
         lkanyio.connect(url, junk)
     elif call == "connect_options":
         lkanyio.connect(url, "token", options=junk)
+    elif call == "data_track_name":
+        async with await lp.publish_data_track(junk):
+            pass
+    elif call in ("data_track_push", "data_track_timestamp"):
+        async with await lp.publish_data_track("junk") as track:
+            if call == "data_track_push":
+                track.try_push(junk)
+            else:
+                track.try_push(b"x", user_timestamp=junk)
     else:
         lkanyio.connect(url, "token", options=lkanyio.RoomOptions(join_retries=junk))
 
