@@ -114,3 +114,34 @@ async def test_reader_closed_early_and_unclaimed_streams_free_their_handles(
         assert lkanyio.statistics().live_handles == before
         with pytest.raises(TypeError):
             await alice.local_participant.send_text(b"bytes")  # type: ignore[arg-type]
+
+
+async def test_stream_bytes_chunks_arrive_in_order_with_name_and_mime_type(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    chunks = [bytes([i]) * (1000 + i) for i in range(40)]
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        async with bob.byte_streams("raw") as readers:
+            writer = alice.local_participant.stream_bytes(
+                topic="raw", name="frames.bin", mime_type="application/x-test",
+                attributes={"k": "v"},
+            )
+            with pytest.raises(lkanyio.LiveKitError, match="async with"):
+                await writer.write(b"too early")
+            async with writer:
+                assert writer.info is not None
+                with pytest.raises(TypeError, match="bytes"):
+                    await writer.write("text")  # type: ignore[arg-type]
+                for chunk in chunks:
+                    await writer.write(chunk)
+            with pytest.raises(lkanyio.LiveKitError, match="once"):
+                async with writer:
+                    pass
+            with anyio.fail_after(EVENT_WAIT):
+                reader = await readers.receive()
+                async with reader:
+                    received = b"".join([chunk async for chunk in reader])
+            assert received == b"".join(chunks)
+            assert reader.info.stream_id == writer.info.stream_id
+            assert (reader.info.name, reader.info.mime_type) == ("frames.bin", "application/x-test")
+            assert dict(reader.info.attributes) == {"k": "v"}

@@ -25,6 +25,7 @@ from ._bridge import BridgeStatistics as BridgeStatistics
 from ._bridge import statistics as statistics
 from ._data_streams import ByteStreamInfo as ByteStreamInfo
 from ._data_streams import ByteStreamReader as ByteStreamReader
+from ._data_streams import ByteStreamWriter as ByteStreamWriter
 from ._data_streams import DataStreamError as DataStreamError
 from ._data_streams import TextStreamInfo as TextStreamInfo
 from ._data_streams import TextStreamReader as TextStreamReader

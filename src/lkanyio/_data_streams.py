@@ -17,11 +17,14 @@ from ._streams import EventStream
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from typing_extensions import Self
+
     from ._participant import LocalParticipant
 
 __all__ = [
     "ByteStreamInfo",
     "ByteStreamReader",
+    "ByteStreamWriter",
     "DataStreamError",
     "TextStreamInfo",
     "TextStreamReader",
@@ -30,6 +33,9 @@ __all__ = [
 
 T = TypeVar("T", str, bytes)
 Kind = Literal["text", "byte"]
+
+_CLOSE_WAIT = 5.0
+"""Seconds a writer's exit waits (shielded) for the native core to close the stream."""
 
 
 class DataStreamError(LiveKitError):
@@ -291,9 +297,15 @@ async def send_bytes(
     return _byte_info(cb.info)
 
 
-@final
-class TextStreamWriter:
-    """An outgoing text stream: ``await writer.write(chunk)``; leaving ``async with`` closes it."""
+class _Writer(Generic[T]):
+    """An outgoing stream: ``await writer.write(chunk)``; leaving ``async with`` closes it.
+
+    Chunks arrive in order.  Leaving the block on an exception closes the stream with that
+    exception's type name as the reason, so readers see it end with an error, not a short
+    stream that looks complete.
+    """
+
+    _kind: Kind
 
     def __init__(
         self,
@@ -302,40 +314,60 @@ class TextStreamWriter:
         topic: str,
         attributes: Mapping[str, str] | None,
         destination_identities: Sequence[str],
+        name: str | None = None,
+        mime_type: str | None = None,
     ) -> None:
         self._lp = lp
         self._handle: OwnedHandle | None = None
-        self._options = (topic, attributes, destination_identities)
-        self.info: TextStreamInfo | None = None
+        self._entered = False
+        self._options = (topic, attributes, destination_identities, name, mime_type)
 
-    async def __aenter__(self) -> TextStreamWriter:
-        topic, attributes, destinations = self._options
+    def _adopt_info(self, info: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _set_chunk(self, msg: Any, chunk: T) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        if self._entered:
+            raise LiveKitError("a stream writer can be entered once")
+        self._entered = True
+        topic, attributes, destinations, name, mime_type = self._options
         req = self._lp._request()
-        req.text_stream_open.local_participant_handle = self._lp._handle.id
+        msg = getattr(req, f"{self._kind}_stream_open")
+        msg.local_participant_handle = self._lp._handle.id
         _options(
-            req.text_stream_open.options,
+            msg.options,
             topic=topic,
             attributes=attributes,
             destination_identities=destinations,
         )
+        if name is not None:
+            msg.options.name = name
+        if mime_type is not None:
+            msg.options.mime_type = mime_type
 
         def adopt(cb: Any) -> OwnedHandle:
-            _check_error(cb, "stream_text")
-            self.info = _text_info(cb.writer.info)
+            _check_error(cb, f"opening the {self._kind} stream")
+            self._adopt_info(cb.writer.info)
             return OwnedHandle(cb.writer.handle.id)
 
         self._handle = await get_bridge().request_async(req, on_deliver=adopt)
         return self
 
-    async def write(self, text: str) -> None:
-        """Send one chunk (chunks arrive in order)."""
-        if not isinstance(text, str):
-            raise TypeError("write takes a str")
+    async def write(self, chunk: T) -> None:
+        """Send one chunk (chunks arrive in order).
+
+        Raises:
+            DataStreamError: the native core or the server refused the chunk.
+            LiveKitError: the writer is not open (use it inside ``async with``).
+        """
         if self._handle is None:
             raise LiveKitError("use the writer inside 'async with'")
         req = ffi_pb2.FfiRequest()
-        req.text_stream_write.writer_handle = self._handle.id
-        req.text_stream_write.text = text
+        msg = getattr(req, f"{self._kind}_stream_write")
+        msg.writer_handle = self._handle.id
+        self._set_chunk(msg, chunk)
         cb = await get_bridge().request_async(req)
         _check_error(cb, "writing the stream")
 
@@ -349,13 +381,52 @@ class TextStreamWriter:
         if handle is None:
             return
         try:
-            with anyio.move_on_after(5, shield=True):
+            with anyio.move_on_after(_CLOSE_WAIT, shield=True):
                 req = ffi_pb2.FfiRequest()
-                req.text_stream_close.writer_handle = handle.id
+                msg = getattr(req, f"{self._kind}_stream_close")
+                msg.writer_handle = handle.id
                 if exc is not None:
-                    req.text_stream_close.reason = type(exc).__name__
+                    msg.reason = type(exc).__name__
                 cb = await get_bridge().request_async(req)
                 if exc is None:
                     _check_error(cb, "closing the stream")
         finally:
             handle.close()
+
+
+@final
+class TextStreamWriter(_Writer[str]):
+    """An outgoing text stream (from ``LocalParticipant.stream_text``).
+
+    ``info`` is set once the stream is open (inside ``async with``).
+    """
+
+    _kind: Kind = "text"
+    info: TextStreamInfo | None = None
+
+    def _adopt_info(self, info: Any) -> None:
+        self.info = _text_info(info)
+
+    def _set_chunk(self, msg: Any, chunk: str) -> None:
+        if not isinstance(chunk, str):
+            raise TypeError("write takes a str")
+        msg.text = chunk
+
+
+@final
+class ByteStreamWriter(_Writer[bytes]):
+    """An outgoing byte stream (from ``LocalParticipant.stream_bytes``).
+
+    ``info`` is set once the stream is open (inside ``async with``).
+    """
+
+    _kind: Kind = "byte"
+    info: ByteStreamInfo | None = None
+
+    def _adopt_info(self, info: Any) -> None:
+        self.info = _byte_info(info)
+
+    def _set_chunk(self, msg: Any, chunk: bytes) -> None:
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise TypeError("write takes bytes")
+        msg.bytes = bytes(chunk)

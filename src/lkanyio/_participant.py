@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, final, overload
 
 from . import _data_streams as _ds
 from ._bridge import OwnedHandle, buffer_pointer, get_bridge
-from ._data_streams import ByteStreamInfo, TextStreamInfo, TextStreamWriter
+from ._data_streams import ByteStreamInfo, ByteStreamWriter, TextStreamInfo, TextStreamWriter
 from ._data_tracks import DataTrackError, LocalDataTrack, RemoteDataTrack
 from ._errors import (
     LiveKitError,
@@ -322,6 +322,29 @@ class LocalParticipant(Participant):
             topic=topic,
             attributes=attributes,
             destination_identities=destination_identities,
+        )
+
+    def stream_bytes(
+        self,
+        *,
+        topic: str = "",
+        name: str | None = None,
+        mime_type: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+        destination_identities: Sequence[str] = (),
+    ) -> ByteStreamWriter:
+        """Open a byte stream to write chunk by chunk: ``async with lp.stream_bytes() as w:``.
+
+        Readers get it on ``room.byte_streams(topic)`` with ``name`` and ``mime_type`` in its
+        info.  Leaving the block on an exception ends the stream with an error for them.
+        """
+        return ByteStreamWriter(
+            self,
+            topic=topic,
+            attributes=attributes,
+            destination_identities=destination_identities,
+            name=name,
+            mime_type=mime_type,
         )
 
     # -- RPC -----------------------------------------------------------------------------------
