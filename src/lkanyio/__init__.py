@@ -10,10 +10,8 @@
                 print(event)
 """
 
-from __future__ import annotations
-
-import contextlib
-import logging
+import contextlib as _contextlib
+import logging as _logging
 
 from ._apm import AudioProcessingModule as AudioProcessingModule
 from ._audio import AudioFrameEvent as AudioFrameEvent
@@ -107,14 +105,14 @@ __version__ = "0.1.0.dev0"
 
 # A library does not print on its own: native warnings reach stderr only once the application
 # configures logging (the "lkanyio" and "lkanyio.native" loggers).
-logging.getLogger("lkanyio").addHandler(logging.NullHandler())
+_logging.getLogger("lkanyio").addHandler(_logging.NullHandler())
 
 
 def _fix_module_names() -> None:
     """Show public names as ``lkanyio.X`` in reprs and tracebacks."""
     for name, value in list(globals().items()):
         if not name.startswith("_") and getattr(value, "__module__", "").startswith("lkanyio._"):
-            with contextlib.suppress(AttributeError, TypeError):
+            with _contextlib.suppress(AttributeError, TypeError):
                 value.__module__ = __name__
 
 

@@ -7,7 +7,7 @@ objects (already updated when the event is delivered).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias, final
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -65,6 +65,7 @@ __all__ = [
     "TranscriptionReceived",
 ]
 
+@final
 @dataclass(frozen=True, slots=True)
 class ParticipantConnected:
     """A remote participant joined."""
@@ -72,6 +73,7 @@ class ParticipantConnected:
     participant: RemoteParticipant
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class ParticipantDisconnected:
     """A remote participant left (it is no longer in ``room.remote_participants``)."""
@@ -80,6 +82,7 @@ class ParticipantDisconnected:
     reason: DisconnectReason
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class ParticipantActive:
     """A remote participant finished joining and is fully active."""
@@ -87,6 +90,7 @@ class ParticipantActive:
     participant: RemoteParticipant
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class LocalTrackPublished:
     """A track this client published is live on the server."""
@@ -94,6 +98,7 @@ class LocalTrackPublished:
     publication: LocalTrackPublication
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class LocalTrackUnpublished:
     """A track this client published was unpublished."""
@@ -101,6 +106,7 @@ class LocalTrackUnpublished:
     publication: LocalTrackPublication
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class LocalTrackSubscribed:
     """A remote participant subscribed to one of this client's tracks."""
@@ -108,6 +114,7 @@ class LocalTrackSubscribed:
     publication: LocalTrackPublication
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class TrackPublished:
     """A remote participant published a track."""
@@ -116,6 +123,7 @@ class TrackPublished:
     publication: RemoteTrackPublication
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class TrackUnpublished:
     """A remote participant unpublished a track."""
@@ -124,6 +132,7 @@ class TrackUnpublished:
     publication: RemoteTrackPublication
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class TrackSubscribed:
     """This client subscribed to a remote track: media can be received from ``track``."""
@@ -133,6 +142,7 @@ class TrackSubscribed:
     track: RemoteTrack
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class TrackUnsubscribed:
     """This client unsubscribed from a remote track."""
@@ -142,6 +152,7 @@ class TrackUnsubscribed:
     track: RemoteTrack
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class TrackSubscriptionFailed:
     """Subscribing to a remote track failed."""
@@ -151,6 +162,7 @@ class TrackSubscriptionFailed:
     error: str
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class DataTrackPublished:
     """A remote participant published a data track (subscribe with ``track.subscribe()``)."""
@@ -159,6 +171,7 @@ class DataTrackPublished:
     track: RemoteDataTrack
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class DataTrackUnpublished:
     """A remote participant unpublished a data track (its streams end)."""
@@ -167,6 +180,7 @@ class DataTrackUnpublished:
     track: RemoteDataTrack
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class TrackMuted:
     """A participant (local or remote) muted a track."""
@@ -175,6 +189,7 @@ class TrackMuted:
     publication: TrackPublication
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class TrackUnmuted:
     """A participant (local or remote) unmuted a track."""
@@ -183,6 +198,7 @@ class TrackUnmuted:
     publication: TrackPublication
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class ActiveSpeakersChanged:
     """The set of participants currently speaking changed (loudest first)."""
@@ -190,6 +206,7 @@ class ActiveSpeakersChanged:
     speakers: tuple[Participant, ...]
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class RoomMetadataChanged:
     """The room's metadata changed."""
@@ -198,6 +215,7 @@ class RoomMetadataChanged:
     metadata: str
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class RoomSidChanged:
     """The room's server id became known."""
@@ -205,6 +223,7 @@ class RoomSidChanged:
     sid: str
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class ParticipantMetadataChanged:
     """A participant's metadata changed."""
@@ -214,6 +233,7 @@ class ParticipantMetadataChanged:
     metadata: str
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class ParticipantNameChanged:
     """A participant's name changed."""
@@ -223,6 +243,7 @@ class ParticipantNameChanged:
     name: str
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class ParticipantAttributesChanged:
     """Some of a participant's attributes changed (``changed`` has only those; "" = deleted)."""
@@ -231,6 +252,7 @@ class ParticipantAttributesChanged:
     changed: Mapping[str, str]
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class ParticipantPermissionsChanged:
     """The server changed what a participant may do."""
@@ -239,6 +261,7 @@ class ParticipantPermissionsChanged:
     permissions: ParticipantPermissions
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class ConnectionQualityChanged:
     """A participant's connection quality changed."""
@@ -247,6 +270,7 @@ class ConnectionQualityChanged:
     quality: ConnectionQuality
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class ConnectionStateChanged:
     """This client's connection state changed."""
@@ -254,16 +278,19 @@ class ConnectionStateChanged:
     state: ConnectionState
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Reconnecting:
     """The connection dropped; the native core is trying to resume it."""
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Reconnected:
     """The connection was resumed."""
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Disconnected:
     """This client left the room (the last event of every stream)."""
@@ -271,6 +298,7 @@ class Disconnected:
     reason: DisconnectReason
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class DataReceived:
     """A data packet arrived.
@@ -284,6 +312,7 @@ class DataReceived:
     topic: str
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class SipDTMFReceived:
     """A DTMF tone event arrived."""
@@ -293,6 +322,7 @@ class SipDTMFReceived:
     participant: RemoteParticipant | None
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class TranscriptionReceived:
     """A transcription arrived (of a remote track, or of one of this client's tracks)."""
@@ -302,6 +332,7 @@ class TranscriptionReceived:
     track_sid: str
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class E2EEStateChanged:
     """A participant's end-to-end encryption state changed."""
@@ -310,6 +341,7 @@ class E2EEStateChanged:
     state: EncryptionState
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class TokenRefreshed:
     """The server issued a fresh access token (kept out of ``repr`` and logs)."""

@@ -1,0 +1,80 @@
+"""The public API is complete, typed and tidy (no live server, no event loop)."""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import sys
+from pathlib import Path
+
+import pytest
+
+import lkanyio
+
+# Classes users receive and read but are meant to share a base: the rest are @final.
+BASES = {"LocalTrack", "Participant", "RemoteTrack", "Track", "TrackPublication"}
+
+PUBLIC = sorted(
+    name
+    for name in dir(lkanyio)
+    if not name.startswith("_") and not inspect.ismodule(getattr(lkanyio, name))
+)
+SUBMODULES = ["testing"]
+
+
+def test_no_stray_modules_are_public() -> None:
+    assert len(PUBLIC) > 50, PUBLIC
+    modules = [
+        n for n in dir(lkanyio) if not n.startswith("_") and inspect.ismodule(getattr(lkanyio, n))
+    ]
+    assert set(modules) <= set(SUBMODULES), modules
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_public_names_say_they_are_lkanyio(name: str) -> None:
+    value = getattr(lkanyio, name)
+    if inspect.isclass(value) or inspect.isfunction(value):
+        assert value.__module__ == "lkanyio", f"{name} shows as {value.__module__}.{name}"
+
+
+def _is_final(cls: type) -> bool:
+    if sys.version_info >= (3, 11):
+        return bool(getattr(cls, "__final__", False))
+    # typing.final marks classes only from 3.11 on; before that, read the decorators.
+    lines, _ = inspect.getsourcelines(cls)
+    return any(line.strip() == "@final" for line in lines[: lines.index(next(
+        line for line in lines if line.lstrip().startswith("class ")))])
+
+
+def test_public_classes_are_final_except_the_shared_bases() -> None:
+    open_classes = sorted(
+        name
+        for name in PUBLIC
+        if inspect.isclass(value := getattr(lkanyio, name))
+        and not issubclass(value, (enum.Enum, BaseException))
+        and not _is_final(value)
+    )
+    assert open_classes == sorted(BASES)
+
+
+def test_every_public_name_is_visible_to_mypy_strict(tmp_path: Path) -> None:
+    """``mypy --strict`` sees each name as an explicit export (no implicit re-exports)."""
+    from mypy import api
+
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import lkanyio\n"
+        + "".join(f"import lkanyio.{name}\n" for name in SUBMODULES)
+        + "".join(f"_{i} = lkanyio.{name}\n" for i, name in enumerate(PUBLIC))
+    )
+    root = Path(__file__).resolve().parents[1]
+    stdout, stderr, status = api.run(
+        [
+            "--strict",
+            "--no-error-summary",
+            "--config-file", str(root / "pyproject.toml"),
+            "--cache-dir", str(root / ".mypy_cache"),
+            str(probe),
+        ]
+    )
+    assert status == 0, stdout + stderr
