@@ -19,7 +19,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter_ns
@@ -130,18 +130,30 @@ class BridgeStatistics:
 
 
 class _Waiter:
-    """One awaiting request: the callback message, once delivered, and the event to wake on."""
+    """One awaiting request: the callback message, once delivered, and how to wake its task.
 
-    __slots__ = ("error", "event", "message", "on_deliver", "result")
+    Deliberately lean, since every request in flight keeps one alive: no ``anyio.Event``
+    (its wrappers cost several GC-tracked objects per request and made throughput sag with
+    thousands in flight), and the waiter itself is the receiver the correlator calls.  The
+    task parks on ``future`` (asyncio) or as ``task`` (trio); calling the waiter (in the
+    dispatcher) wakes it.  A trio task woken by cancellation clears ``task`` first, and a
+    cancelled asyncio future is done, so a callback arriving afterwards is recorded but
+    never wakes anything.
+    """
+
+    __slots__ = ("done", "error", "future", "message", "on_deliver", "result", "task", "wake")
 
     def __init__(self, on_deliver: Callable[[Any], Any] | None) -> None:
-        self.event = anyio.Event()
         self.on_deliver = on_deliver
+        self.done = False
         self.message: Any = None
         self.result: Any = None
         self.error: Exception | None = None
+        self.future: Any = None  # asyncio: the future the task awaits
+        self.task: Any = None  # trio: the parked task, and ``wake`` reschedules it
+        self.wake: Callable[[Any], object] = _ignore
 
-    def deliver(self, message: Any) -> None:
+    def __call__(self, message: Any) -> None:
         self.message = message
         if self.on_deliver is None:
             self.result = message
@@ -150,18 +162,70 @@ class _Waiter:
                 self.result = self.on_deliver(message)
             except Exception as exc:  # handed to the waiting task, never to the dispatcher
                 self.error = exc
-        self.event.set()
+        self.done = True
+        future = self.future
+        if future is not None:
+            if not future.done():
+                future.set_result(None)
+            return
+        task = self.task
+        if task is not None:
+            self.task = None
+            self.wake(task)
+
+    def abort(self, _: Any) -> Any:
+        """Trio's abort callback: the parked task is being cancelled."""
+        self.task = None
+        return _trio_abort_succeeded()
+
+
+def _ignore(_: Any) -> None:
+    """A ``wake`` for a waiter nobody parked on."""
+
+
+def _trio_abort_succeeded() -> Any:
+    from trio.lowlevel import Abort
+
+    return Abort.SUCCEEDED
+
+
+def _never() -> bool:
+    return False
 
 
 class _Driver:
-    """Wakes up in one event loop whenever the shim has events."""
+    """Wakes up in one event loop whenever the shim has events.
 
-    __slots__ = ("alive", "loop", "thread")
+    It also carries that loop's primitives for parking a request's task: ``create_future``
+    on asyncio; ``current_task``/``wait_task_rescheduled``/``reschedule`` on trio.
+    ``idle()`` tells whether no other task of that loop is ready to run: only then may a lone
+    request spin on the shim's queue instead of yielding (see ``Bridge.request_async``).
+    """
 
-    def __init__(self, loop: object) -> None:
+    __slots__ = (
+        "alive",
+        "create_future",
+        "current_task",
+        "idle",
+        "loop",
+        "reschedule",
+        "thread",
+        "wait_task_rescheduled",
+    )
+
+    def __init__(self, loop: object, idle: Callable[[], bool] = _never) -> None:
         self.loop = loop
+        self.idle = idle
+        self.create_future: Callable[[], Any] | None = None
+        self.current_task: Callable[[], Any] = _never
+        self.wait_task_rescheduled: Callable[[Any], Awaitable[Any]] = _never_awaitable
+        self.reschedule: Callable[[Any], object] = _ignore
         self.thread = threading.get_ident()
         self.alive = True
+
+
+async def _never_awaitable(_: Any) -> None:  # pragma: no cover - replaced on trio drivers
+    raise AssertionError("not a trio driver")
 
 
 _OWNED_HANDLE: Final = "livekit.proto.FfiOwnedHandle"
@@ -376,30 +440,36 @@ class Bridge:
         if which is None:
             raise ValueError("empty FfiRequest")
         self._check_usable()
-        self.ensure_driver()
+        driver = self.ensure_driver()
         waiter = _Waiter(on_deliver)
         core = self._core
-        async_id = core.register(waiter.deliver)
+        async_id = core.register(waiter)
         getattr(request, which).request_async_id = async_id
         try:
             self._send(request, which)
         except BaseException:
             core.forget(async_id)
             raise
-        event = waiter.event
-        if core.waiting_count() == 1:
-            # Latency path: this is the only request in flight.  Many callbacks come back within
-            # microseconds, and the shim needs no GIL, so draining its queue for a bounded moment
-            # saves the sleep in the selector and the thread wakeup that would follow.
+        if core.waiting_count() == 1 and driver.idle():
+            # Latency path: this is the only request in flight and no other task is ready to
+            # run.  Many callbacks come back within microseconds, and the shim needs no GIL, so
+            # draining its queue for a bounded moment saves the sleep in the selector and the
+            # thread wakeup that would follow.  With runnable tasks (say, a batch of requests
+            # being started) spinning would serialize them, so the request yields instead.
             deadline = perf_counter_ns() + _SPIN_NS
             pump = self._pump
-            while not event.is_set() and perf_counter_ns() < deadline:
+            while not waiter.done and perf_counter_ns() < deadline:
                 pump()
         try:
-            if event.is_set():
+            if waiter.done:
                 await anyio.lowlevel.checkpoint()
+            elif driver.create_future is not None:
+                waiter.future = future = driver.create_future()
+                await future
             else:
-                await event.wait()
+                waiter.task = driver.current_task()
+                waiter.wake = driver.reschedule
+                await driver.wait_task_rescheduled(waiter.abort)
         except BaseException:
             if (
                 not core.abandon(async_id, on_late)
@@ -460,8 +530,8 @@ class Bridge:
 
     # -- the driver --------------------------------------------------------------------------
 
-    def ensure_driver(self) -> None:
-        """Make sure the running event loop wakes up for native events.
+    def ensure_driver(self) -> _Driver:
+        """Make sure the running event loop wakes up for native events; return its driver.
 
         Raises:
             RuntimeError: if another event loop is serving the bridge right now (lkanyio serves
@@ -481,26 +551,32 @@ class Bridge:
         driver = self._driver
         if driver is not None and driver.alive:
             if driver.loop is loop:
-                return
+                return driver
             if self._loop_running(driver):
                 raise RuntimeError(
                     "lkanyio is already in use by another running event loop; the native core "
                     "allows one client per process, served by one loop at a time"
                 )
             self._stop_driver(driver)
-        driver = _Driver(loop)
-        self._driver = driver
         if library == "asyncio":
-            import asyncio
-
-            aloop = asyncio.get_running_loop()
-            aloop.add_reader(self._wakeup_fd, self._pump)
+            # CPython's loops keep their runnable callbacks in ``_ready``; a loop without it
+            # (uvloop …) never counts as idle, so requests always yield there.
+            ready = getattr(loop, "_ready", None)
+            idle: Callable[[], bool] = _never if ready is None else (lambda: not ready)
+            driver = _Driver(loop, idle)
+            driver.create_future = loop.create_future  # type: ignore[attr-defined]
+            loop.add_reader(self._wakeup_fd, self._pump)  # type: ignore[attr-defined]
         else:
-            import trio
-
+            statistics = trio.lowlevel.current_statistics
+            driver = _Driver(loop, lambda: not statistics().tasks_runnable)
+            driver.current_task = trio.lowlevel.current_task
+            driver.wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
+            driver.reschedule = trio.lowlevel.reschedule
             trio.lowlevel.spawn_system_task(self._trio_driver, driver, name="lkanyio-dispatcher")
+        self._driver = driver
         # Events may have queued while no loop was listening.
         self._pump()
+        return driver
 
     @staticmethod
     def _loop_running(driver: _Driver) -> bool:
