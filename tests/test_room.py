@@ -373,3 +373,23 @@ async def test_cancelled_connect_never_hangs_and_cleans_up(
             if not any(p.identity.startswith("ghost") for p in listed):
                 break
             await anyio.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    ("current", "requested", "applied"),
+    [
+        ({}, {}, True),
+        ({"a": "1"}, {"a": "1"}, True),
+        ({"a": "1", "b": "2"}, {"a": "1"}, True),  # merged: other keys stay
+        ({"a": "1"}, {"a": "2"}, False),
+        ({}, {"a": "1"}, False),
+        ({}, {"a": ""}, True),  # an empty value deletes the key
+        ({"a": "1"}, {"a": ""}, False),
+    ],
+)
+def test_attributes_applied_follows_the_servers_merge_rule(
+    current: dict[str, str], requested: dict[str, str], applied: bool
+) -> None:
+    from lkanyio._participant import attributes_applied
+
+    assert attributes_applied(current, requested) is applied

@@ -46,6 +46,14 @@ __all__ = [
 
 _DEFAULT_PUBLISH_OPTIONS = TrackPublishOptions()
 
+_LOST_ANSWER = "request timeout"
+"""How the native core ends an update whose answer it did not see (see ``_update_self``)."""
+
+
+def attributes_applied(current: Mapping[str, str], requested: Mapping[str, str]) -> bool:
+    """Whether ``current`` attributes show every requested change (an empty value deletes)."""
+    return all(current.get(key, "") == value for key, value in requested.items())
+
 
 @final
 @dataclass(frozen=True)
@@ -568,9 +576,7 @@ class LocalParticipant(Participant):
         req = self._request()
         req.set_local_metadata.local_participant_handle = self._handle.id
         req.set_local_metadata.metadata = _check_str("metadata", metadata)
-        cb = await get_bridge().request_async(req)
-        if cb.error:
-            raise LiveKitError(f"set_metadata failed: {cb.error}")
+        await self._update_self("set_metadata", req, lambda: self.metadata == metadata)
 
     async def set_name(self, name: str) -> None:
         """Change this participant's display name.
@@ -583,9 +589,7 @@ class LocalParticipant(Participant):
         req = self._request()
         req.set_local_name.local_participant_handle = self._handle.id
         req.set_local_name.name = _check_str("name", name)
-        cb = await get_bridge().request_async(req)
-        if cb.error:
-            raise LiveKitError(f"set_name failed: {cb.error}")
+        await self._update_self("set_name", req, lambda: self.name == name)
 
     async def set_attributes(self, attributes: Mapping[str, str]) -> None:
         """Set attributes (merged into the existing ones; an empty value deletes a key).
@@ -600,13 +604,28 @@ class LocalParticipant(Participant):
         req = self._request()
         msg = req.set_local_attributes
         msg.local_participant_handle = self._handle.id
-        for key, value in attributes.items():
+        requested = dict(attributes)
+        for key, value in requested.items():
             entry = msg.attributes.add()
             entry.key = _check_str("attribute key", key)
             entry.value = _check_str("attribute value", value)
+        await self._update_self(
+            "set_attributes", req, lambda: attributes_applied(self.attributes, requested)
+        )
+
+    async def _update_self(
+        self, what: str, req: ffi_pb2.FfiRequest, applied: Callable[[], bool]
+    ) -> None:
+        """Send a metadata/name/attributes update and raise on a refusal.
+
+        The native core (v0.13.2) listens for the server's answer only after sending the
+        update, so an answer that comes back quickly is lost and the call fails after 5 s with
+        "request timeout" although the server applied it.  The server's participant update
+        reaches the room well before then, so on that one error the room's state decides.
+        """
         cb = await get_bridge().request_async(req)
-        if cb.error:
-            raise LiveKitError(f"set_attributes failed: {cb.error}")
+        if cb.error and not (cb.error.endswith(_LOST_ANSWER) and applied()):
+            raise LiveKitError(f"{what} failed: {cb.error}")
 
     async def publish_track(
         self, track: LocalTrack, options: TrackPublishOptions | None = None
