@@ -19,7 +19,7 @@ PUBLIC = sorted(
     for name in dir(lkanyio)
     if not name.startswith("_") and not inspect.ismodule(getattr(lkanyio, name))
 )
-SUBMODULES = ["testing"]
+SUBMODULES = ["demo", "testing"]
 
 
 def test_no_stray_modules_are_public() -> None:
