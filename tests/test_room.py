@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 import lkanyio
-from _util import TokenFactory, assert_no_leaks, joined, next_event
+from _util import EVENT_WAIT, TokenFactory, assert_no_leaks, joined, next_event
 from lkanyio.testing import list_participants
 
 pytestmark = pytest.mark.anyio
@@ -151,6 +151,35 @@ async def test_metadata_name_attributes_seen_by_peer_and_server(
         assert by_identity["alice"].metadata == "meta-1"
         assert by_identity["alice"].name == "Alice A."
         assert dict(by_identity["alice"].attributes) == {"role": "host", "lang": "fr"}
+
+
+async def test_back_to_back_updates_do_not_undo_each_other(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    # The native core builds each update from its cached name/metadata, which the server's
+    # participant update refreshes only after the call's own answer: without lkanyio waiting
+    # for that refresh, set_attributes right after set_name sent the old name back.
+    token = token_factory("alice", room_name, name="Alice")
+    async with lkanyio.connect(server_info.url, token) as alice:
+        lp = alice.local_participant
+        for round_ in range(3):
+            await lp.set_metadata(f"meta-{round_}")
+            await lp.set_name(f"Alice {round_}")
+            await lp.set_attributes({"round": str(round_)})
+            assert (lp.metadata, lp.name, lp.attributes.get("round")) == (
+                f"meta-{round_}",
+                f"Alice {round_}",
+                str(round_),
+            )
+        final = ("meta-2", "Alice 2", {"round": "2"})
+        with anyio.move_on_after(EVENT_WAIT):  # the server's view may lag by a broadcast
+            while True:
+                listed = await anyio.to_thread.run_sync(list_participants, server_info, room_name)
+                (me,) = [p for p in listed if p.identity == "alice"]
+                if (me.metadata, me.name, dict(me.attributes)) == final:
+                    break
+                await anyio.sleep(0.1)
+        assert (me.metadata, me.name, dict(me.attributes)) == final
 
 
 async def test_update_without_grant_is_a_clear_error(

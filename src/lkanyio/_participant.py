@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, final, overload
+
+import anyio
 
 from . import _data_streams as _ds
 from ._bridge import OwnedHandle, buffer_pointer, get_bridge
@@ -47,6 +50,7 @@ __all__ = [
 _DEFAULT_PUBLISH_OPTIONS = TrackPublishOptions()
 
 _LOST_ANSWER = "request timeout"
+_UPDATE_SEEN_WAIT = 5.0
 """How the native core ends an update whose answer it did not see (see ``_update_self``)."""
 
 
@@ -616,16 +620,46 @@ class LocalParticipant(Participant):
     async def _update_self(
         self, what: str, req: ffi_pb2.FfiRequest, applied: Callable[[], bool]
     ) -> None:
-        """Send a metadata/name/attributes update and raise on a refusal.
+        """Send a metadata/name/attributes update; return once the room shows it.
 
-        The native core (v0.13.2) listens for the server's answer only after sending the
-        update, so an answer that comes back quickly is lost and the call fails after 5 s with
-        "request timeout" although the server applied it.  The server's participant update
-        reaches the room well before then, so on that one error the room's state decides.
+        Two native-core (v0.13.2) quirks are handled here:
+
+        * It builds every update from its cached name, metadata and attributes, which only the
+          server's participant update refreshes, and that arrives after the call's own answer.
+          Returning at the answer let ``set_attributes`` right after ``set_name`` send the old
+          name back, and the server reverted it.  So the call also waits (at most
+          ``_UPDATE_SEEN_WAIT`` seconds) until the room's state shows the change.
+        * It listens for the server's answer only after sending, so a quick answer can be lost
+          (about 1 call in 25 here) and the native call ends after 5 s with "request timeout"
+          although the server applied the update.  So a change that the room's state shows is
+          success without waiting for that answer.  An update the state already showed before
+          it was sent (a no-op) waits for the answer, so a refusal is never masked.
         """
-        cb = await get_bridge().request_async(req)
-        if cb.error and not (cb.error.endswith(_LOST_ANSWER) and applied()):
-            raise LiveKitError(f"{what} failed: {cb.error}")
+        room = self._room
+        answer: list[Any] = []
+        failure: list[Exception] = []
+        changes = not applied()
+        async with anyio.create_task_group() as tg:
+
+            async def seen() -> None:
+                if await room._wait_state(applied, math.inf):
+                    tg.cancel_scope.cancel()  # the answer may be lost: do not wait for it
+
+            if changes:
+                tg.start_soon(seen)
+            try:
+                answer.append(await get_bridge().request_async(req))
+            except Exception as exc:  # raised below, not wrapped in an exception group
+                failure.append(exc)
+            tg.cancel_scope.cancel()
+        if failure:
+            raise failure[0]
+        if not answer:
+            return  # the room shows the change (the abandoned answer is dropped if it comes)
+        error = answer[0].error
+        if error and not (error.endswith(_LOST_ANSWER) and applied()):
+            raise LiveKitError(f"{what} failed: {error}")
+        await room._wait_state(applied, _UPDATE_SEEN_WAIT)
 
     async def publish_track(
         self, track: LocalTrack, options: TrackPublishOptions | None = None

@@ -202,6 +202,7 @@ class Room:
         self._closed = False
         self._eos: anyio.Event | None = None
         self._ready_sent = False
+        self._changed: anyio.Event | None = None  # set (and dropped) after each room event
         self._lost: ConnectionLostError | None = None
         self._sid_known: anyio.Event | None = None
         self._unpublished: dict[str, Any] = {}
@@ -510,6 +511,22 @@ class Room:
             event = handler(self, getattr(message, which))
             if event is not None:
                 self._emit(event)
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
+
+    async def _wait_state(self, predicate: Callable[[], bool], bound: float) -> bool:
+        """Wait until ``predicate()`` holds, re-checking after each room event.
+
+        Gives up (returning ``False``) after ``bound`` seconds or when the room is no longer
+        connected; never raises for either.
+        """
+        with anyio.move_on_after(bound):
+            while not predicate() and self._state == ConnectionState.CONNECTED:
+                if self._changed is None:
+                    self._changed = anyio.Event()
+                await self._changed.wait()
+        return predicate()
 
     def _ev_participant_connected(self, m: Any) -> ev.RoomEvent | None:
         participant = RemoteParticipant(m.info)
