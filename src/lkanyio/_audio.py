@@ -392,14 +392,8 @@ class AudioStream(NativeStream[AudioFrameEvent]):
             TypeError: ``participant`` is not a participant or ``source`` not a TrackSource.
             ValueError: an option is out of range.
         """
-        from ._participant import Participant
-
-        if not isinstance(participant, Participant):
-            raise TypeError(f"from_participant needs a participant, not {participant!r}")
-        if not isinstance(source, TrackSource):
-            raise TypeError(f"source must be a TrackSource, not {source!r}")
         stream = cls.__new__(cls)
-        stream._start(None, (participant._handle.id, source), sample_rate, num_channels,
+        stream._start(None, cls._participant_source(participant, source), sample_rate, num_channels,
                       frame_size_ms, max_buffered, overflow)
         return stream
 

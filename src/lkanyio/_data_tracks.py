@@ -97,20 +97,14 @@ def _timestamp(user_timestamp: object) -> int | None:
     return user_timestamp
 
 
-@final
-class LocalDataTrack:
-    """A data track this participant publishes (from ``publish_data_track``).
+class _DataTrack:
+    """What local and remote data tracks share: a native handle and the track's info."""
 
-    Use it as an async context manager to unpublish it on exit; the room unpublishes what is
-    left when it closes.
-    """
+    __slots__ = ("__weakref__", "_handle", "_info")
 
-    __slots__ = ("__weakref__", "_handle", "_info", "_participant")
-
-    def __init__(self, owned: Any, participant: LocalParticipant) -> None:
+    def __init__(self, owned: Any) -> None:
         self._handle = OwnedHandle(owned.handle.id)
         self._info = _info(owned.info)
-        self._participant = participant
 
     @property
     def info(self) -> DataTrackInfo:
@@ -126,6 +120,25 @@ class LocalDataTrack:
     def sid(self) -> str:
         """The track's server id."""
         return self._info.sid
+
+    def _close(self) -> None:
+        """Release the handle (the room is going away, or the track was unpublished)."""
+        self._handle.close()
+
+
+@final
+class LocalDataTrack(_DataTrack):
+    """A data track this participant publishes (from ``publish_data_track``).
+
+    Use it as an async context manager to unpublish it on exit; the room unpublishes what is
+    left when it closes.
+    """
+
+    __slots__ = ("_participant",)
+
+    def __init__(self, owned: Any, participant: LocalParticipant) -> None:
+        super().__init__(owned)
+        self._participant = participant
 
     def try_push(
         self, payload: bytes | bytearray | memoryview, *, user_timestamp: int | None = None
@@ -177,10 +190,6 @@ class LocalDataTrack:
         self.unpublish_nowait()
         await anyio.lowlevel.checkpoint()
 
-    def _close(self) -> None:
-        """Release the handle without asking to unpublish (the room is going away)."""
-        self._handle.close()
-
     async def __aenter__(self) -> Self:
         return self
 
@@ -197,33 +206,17 @@ class LocalDataTrack:
 
 
 @final
-class RemoteDataTrack:
+class RemoteDataTrack(_DataTrack):
     """A data track another participant publishes (from a ``DataTrackPublished`` event).
 
     The room owns it: it is released when the track is unpublished or the room closes.
     """
 
-    __slots__ = ("__weakref__", "_handle", "_info", "_publisher")
+    __slots__ = ("_publisher",)
 
     def __init__(self, owned: Any) -> None:
-        self._handle = OwnedHandle(owned.handle.id)
-        self._info = _info(owned.info)
+        super().__init__(owned)
         self._publisher: str = owned.publisher_identity
-
-    @property
-    def info(self) -> DataTrackInfo:
-        """Name, sid and encryption of the track."""
-        return self._info
-
-    @property
-    def name(self) -> str:
-        """The track's name."""
-        return self._info.name
-
-    @property
-    def sid(self) -> str:
-        """The track's server id."""
-        return self._info.sid
 
     @property
     def publisher_identity(self) -> str:
@@ -289,9 +282,6 @@ class RemoteDataTrack:
             msg.options.buffer_size = buffer_size
         owned = get_bridge().request(req).subscribe_data_track.stream
         return DataTrackStream(owned.handle.id, self)
-
-    def _close(self) -> None:
-        self._handle.close()
 
     def __repr__(self) -> str:
         return (

@@ -72,6 +72,22 @@ class NativeStream(ObjectReceiveStream[E]):
         # Stops the routing once the stream is released, or collected without being closed.
         self._unbind = weakref.finalize(self, bridge.unbind, handle_id)
 
+    @staticmethod
+    def _participant_source(participant: object, source: object) -> tuple[int, Any]:
+        """Check the arguments of ``from_participant``; return (participant handle, source).
+
+        Raises:
+            TypeError: ``participant`` is not a participant or ``source`` not a TrackSource.
+        """
+        from ._participant import Participant
+        from ._types import TrackSource
+
+        if not isinstance(participant, Participant):
+            raise TypeError(f"from_participant needs a participant, not {participant!r}")
+        if not isinstance(source, TrackSource):
+            raise TypeError(f"source must be a TrackSource, not {source!r}")
+        return participant._handle.id, source
+
     def _convert(self, received: Any) -> E | None:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -364,14 +364,9 @@ class VideoStream(NativeStream[VideoFrameEvent]):
             TypeError: ``participant`` is not a participant or ``source`` not a TrackSource.
             ValueError: an option is out of range.
         """
-        from ._participant import Participant
-
-        if not isinstance(participant, Participant):
-            raise TypeError(f"from_participant needs a participant, not {participant!r}")
-        if not isinstance(source, TrackSource):
-            raise TypeError(f"source must be a TrackSource, not {source!r}")
         stream = cls.__new__(cls)
-        stream._start(None, (participant._handle.id, source), format, max_buffered, overflow)
+        stream._start(None, cls._participant_source(participant, source), format, max_buffered,
+                      overflow)
         return stream
 
     def _start(
