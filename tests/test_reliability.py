@@ -83,6 +83,47 @@ async def test_server_killed_ends_the_block_with_connection_lost(
     assert_no_leaks()
 
 
+async def test_server_restarted_within_the_reconnect_window_reconnects(
+    livekit_server: Any, server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    if livekit_server is None:
+        pytest.skip("needs the local livekit-server (it is killed)")
+    async with AsyncExitStack() as stack:
+        rooms = [
+            await stack.enter_async_context(
+                lkanyio.connect(server_info.url, token_factory(identity, room_name))
+            )
+            for identity in ("alice", "bob")
+        ]
+        alice, bob = rooms
+        streams = [await stack.enter_async_context(room.events()) for room in rooms]
+        with anyio.fail_after(EVENT_WAIT):
+            while "alice" not in bob.remote_participants:
+                await anyio.sleep(0.02)
+
+        livekit_server.kill()
+        for events in streams:
+            await next_event(events, lkanyio.Reconnecting)
+        # A fresh server knows nothing of the old sessions: the native core has to join again.
+        await anyio.to_thread.run_sync(livekit_server.start)
+        with anyio.fail_after(GIVE_UP_BOUND):
+            for room, events in zip(rooms, streams, strict=True):
+                async for event in events:
+                    assert not isinstance(event, lkanyio.Disconnected), event
+                    if isinstance(event, lkanyio.Reconnected):
+                        break
+                assert room.connection_state == lkanyio.ConnectionState.CONNECTED
+            while "alice" not in bob.remote_participants:
+                await anyio.sleep(0.05)
+            # Data flows again, in both directions.
+            await alice.local_participant.publish_data(b"after the restart", topic="r")
+            got = await next_event(streams[1], lkanyio.DataReceived)
+            assert (got.data, got.participant.identity) == (b"after the restart", "alice")
+            await bob.local_participant.publish_data(b"and back", topic="r")
+            back = await next_event(streams[0], lkanyio.DataReceived)
+            assert back.data == b"and back"
+
+
 async def test_server_killed_while_streaming_audio_releases_everything(
     livekit_server: Any, server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:
