@@ -421,11 +421,11 @@ class AudioStream(NativeStream[AudioFrameEvent]):
         bridge = get_bridge()
         anyio.get_current_task()  # streams are created in async code (checks for a loop)
         req = ffi_pb2.FfiRequest()
+        which = "audio_stream_from_participant" if participant_source else "new_audio_stream"
+        msg = getattr(req, which)
         if participant_source is None:
-            msg: Any = req.new_audio_stream
             msg.track_handle = track_handle
         else:
-            msg = req.audio_stream_from_participant
             msg.participant_handle, source = participant_source
             msg.track_source = int(source)
         msg.type = audio_frame_pb2.AUDIO_STREAM_NATIVE
@@ -434,11 +434,7 @@ class AudioStream(NativeStream[AudioFrameEvent]):
         msg.frame_size_ms = frame_size_ms
         self._sample_rate = sample_rate
         self._num_channels = num_channels
-        resp = bridge.request(req)
-        owned = (
-            resp.new_audio_stream if participant_source is None
-            else resp.audio_stream_from_participant
-        ).stream
+        owned = getattr(bridge.request(req), which).stream
         self._open(owned.handle.id, max_buffered=max_buffered, overflow=overflow)
 
     _what = "audio stream"

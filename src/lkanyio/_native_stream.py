@@ -15,12 +15,12 @@ __all__ = ["NativeStream"]
 
 E = TypeVar("E")
 
-def _stream_sink(stream_ref: weakref.ReferenceType[NativeStream[Any]]) -> Any:
+def _stream_sink(stream_ref: weakref.ReferenceType[NativeStream[Any]], buffer_field: str) -> Any:
     """Build the sink of one native media stream.
 
     It holds the stream weakly (an abandoned stream can be collected: its handle is dropped
     and its routing removed by finalizers), copies each frame once and drops its native
-    buffer at once.
+    buffer (the frame event's ``buffer_field``) at once, also when the stream is gone.
     """
     bridge = get_bridge()
 
@@ -35,18 +35,11 @@ def _stream_sink(stream_ref: weakref.ReferenceType[NativeStream[Any]]) -> Any:
                     if item is not None:
                         stream._deliver(item)
             finally:
-                bridge.drop_native(stream_buffer_handle(received))
+                bridge.drop_native(getattr(received, buffer_field).handle.id)
         elif which == "eos" and stream is not None:
             stream._on_eos()
 
     return sink
-
-
-def stream_buffer_handle(received: Any) -> int:
-    """The native buffer handle of an audio (``frame``) or video (``buffer``) frame event."""
-    # HasField("frame") raises on a video event (it has no such field), so ask the descriptor.
-    field = "buffer" if "buffer" in received.DESCRIPTOR.fields_by_name else "frame"
-    return int(getattr(received, field).handle.id)
 
 
 class NativeStream(ObjectReceiveStream[E]):
@@ -57,6 +50,8 @@ class NativeStream(ObjectReceiveStream[E]):
     """
 
     _what = "media stream"
+    _buffer_field = "frame"
+    """The field of a ``frame_received`` event holding the native buffer (video: ``buffer``)."""
 
     def _open(self, handle_id: int, *, max_buffered: int, overflow: OverflowPolicy) -> None:
         bridge = get_bridge()
@@ -65,7 +60,7 @@ class NativeStream(ObjectReceiveStream[E]):
             max_buffered=max_buffered, overflow=overflow, on_close=self._release, what=self._what
         )
         try:
-            bridge.bind(handle_id, _stream_sink(weakref.ref(self)))
+            bridge.bind(handle_id, _stream_sink(weakref.ref(self), self._buffer_field))
         except BaseException:
             self._events.close()
             raise

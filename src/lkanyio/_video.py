@@ -330,6 +330,7 @@ class VideoStream(NativeStream[VideoFrameEvent]):
     """
 
     _what = "video stream"
+    _buffer_field = "buffer"
 
     def __init__(
         self,
@@ -383,22 +384,18 @@ class VideoStream(NativeStream[VideoFrameEvent]):
             raise ValueError(f"overflow must be 'fail' or 'drop_oldest', not {overflow!r}")
         anyio.get_current_task()  # streams are created in async code (checks for a loop)
         req = ffi_pb2.FfiRequest()
+        which = "video_stream_from_participant" if participant_source else "new_video_stream"
+        msg = getattr(req, which)
         if participant_source is None:
-            msg: Any = req.new_video_stream
             msg.track_handle = track_handle
         else:
-            msg = req.video_stream_from_participant
             msg.participant_handle, source = participant_source
             msg.track_source = int(source)
         msg.type = video_frame_pb2.VIDEO_STREAM_NATIVE
         msg.normalize_stride = True
         if format is not None:
             msg.format = int(VideoBufferType(format))
-        resp = get_bridge().request(req)
-        owned = (
-            resp.new_video_stream if participant_source is None
-            else resp.video_stream_from_participant
-        ).stream
+        owned = getattr(get_bridge().request(req), which).stream
         self._open(owned.handle.id, max_buffered=max_buffered, overflow=overflow)
 
     def _convert(self, received: Any) -> VideoFrameEvent:
