@@ -50,8 +50,9 @@ __all__ = [
 _DEFAULT_PUBLISH_OPTIONS = TrackPublishOptions()
 
 _LOST_ANSWER = "request timeout"
-_UPDATE_SEEN_WAIT = 5.0
 """How the native core ends an update whose answer it did not see (see ``_update_self``)."""
+_UPDATE_SEEN_WAIT = 5.0
+"""Seconds an accepted update waits for the room's state to show it (see ``_update_self``)."""
 
 
 def attributes_applied(current: Mapping[str, str], requested: Mapping[str, str]) -> bool:
@@ -636,27 +637,26 @@ class LocalParticipant(Participant):
           it was sent (a no-op) waits for the answer, so a refusal is never masked.
         """
         room = self._room
-        answer: list[Any] = []
-        failure: list[Exception] = []
-        changes = not applied()
+        answer: Any = None
+        failure: Exception | None = None
         async with anyio.create_task_group() as tg:
 
             async def seen() -> None:
                 if await room._wait_state(applied, math.inf):
                     tg.cancel_scope.cancel()  # the answer may be lost: do not wait for it
 
-            if changes:
+            if not applied():
                 tg.start_soon(seen)
             try:
-                answer.append(await get_bridge().request_async(req))
+                answer = await get_bridge().request_async(req)
             except Exception as exc:  # raised below, not wrapped in an exception group
-                failure.append(exc)
+                failure = exc
             tg.cancel_scope.cancel()
-        if failure:
-            raise failure[0]
-        if not answer:
+        if failure is not None:
+            raise failure
+        if answer is None:
             return  # the room shows the change (the abandoned answer is dropped if it comes)
-        error = answer[0].error
+        error = answer.error
         if error and not (error.endswith(_LOST_ANSWER) and applied()):
             raise LiveKitError(f"{what} failed: {error}")
         await room._wait_state(applied, _UPDATE_SEEN_WAIT)

@@ -202,9 +202,8 @@ class Room:
         self._closed = False
         self._eos: anyio.Event | None = None
         self._ready_sent = False
-        self._changed: anyio.Event | None = None  # set (and dropped) after each room event
+        self._changed: anyio.Event | None = None  # see _notify_changed
         self._lost: ConnectionLostError | None = None
-        self._sid_known: anyio.Event | None = None
         self._unpublished: dict[str, Any] = {}
         self._rpc_handler: Callable[[Any], None] | None = None
         self._stream_subscribers: list[tuple[str, str | None, EventStream[Any]]] = []
@@ -267,9 +266,7 @@ class Room:
         """
         while not self._info.sid:
             self._check_connected()
-            if self._sid_known is None:
-                self._sid_known = anyio.Event()
-            await self._sid_known.wait()
+            await self._next_change()
         return self._info.sid
 
     @property
@@ -462,8 +459,7 @@ class Room:
         for _kind, _topic, readers in self._stream_subscribers:
             readers.end()
         self._stream_subscribers.clear()
-        if self._sid_known is not None:
-            self._sid_known.set()
+        self._notify_changed()
         for participant in self._remote.values():
             participant._close()
         self._remote.clear()
@@ -511,21 +507,32 @@ class Room:
             event = handler(self, getattr(message, which))
             if event is not None:
                 self._emit(event)
+        self._notify_changed()
+
+    def _notify_changed(self) -> None:
+        """Wake every task waiting for the room's state to change.
+
+        Called after each room event (once the state is updated) and when the room closes.
+        """
         changed, self._changed = self._changed, None
         if changed is not None:
             changed.set()
 
+    async def _next_change(self) -> None:
+        """Wait for the next :meth:`_notify_changed`."""
+        if self._changed is None:
+            self._changed = anyio.Event()
+        await self._changed.wait()
+
     async def _wait_state(self, predicate: Callable[[], bool], bound: float) -> bool:
-        """Wait until ``predicate()`` holds, re-checking after each room event.
+        """Wait until ``predicate()`` holds, re-checking after each change of the room's state.
 
         Gives up (returning ``False``) after ``bound`` seconds or when the room is no longer
         connected; never raises for either.
         """
         with anyio.move_on_after(bound):
             while not predicate() and self._state == ConnectionState.CONNECTED:
-                if self._changed is None:
-                    self._changed = anyio.Event()
-                await self._changed.wait()
+                await self._next_change()
         return predicate()
 
     def _ev_participant_connected(self, m: Any) -> ev.RoomEvent | None:
@@ -680,9 +687,6 @@ class Room:
 
     def _ev_room_sid_changed(self, m: Any) -> ev.RoomEvent | None:
         self._info.sid = m.sid
-        if self._sid_known is not None:
-            self._sid_known.set()
-            self._sid_known = None
         return ev.RoomSidChanged(m.sid)
 
     def _ev_room_updated(self, m: Any) -> ev.RoomEvent | None:
@@ -777,8 +781,6 @@ class Room:
             self._lost = ConnectionLostError(
                 f"disconnected from the room: {reason.name}", reason=reason
             )
-            if self._sid_known is not None:
-                self._sid_known.set()
             if self._tg is not None:
                 self._tg.cancel_scope.cancel()
         return ev.Disconnected(reason)
