@@ -16,6 +16,7 @@ from anyio.abc import ObjectReceiveStream
 
 from ._bridge import OwnedHandle, buffer_pointer, get_bridge
 from ._errors import LiveKitError
+from ._frames import _check_count
 from ._proto import ffi_pb2
 from ._streams import EventStream, EventStreamStatistics
 
@@ -87,6 +88,12 @@ def _payload(payload: object) -> bytes:
     raise TypeError(f"payload must be bytes-like, not {type(payload).__name__}")
 
 
+def _check_buffer(name: str, value: object) -> None:
+    """Accept an int in [1, ``_MAX_BUFFER``] (TypeError or ValueError otherwise)."""
+    if _check_count(name, value) > _MAX_BUFFER:
+        raise ValueError(f"{name} must be in [1, {_MAX_BUFFER}], got {value}")
+
+
 def _timestamp(user_timestamp: object) -> int | None:
     if user_timestamp is None:
         return None
@@ -101,10 +108,20 @@ class _DataTrack:
     """What local and remote data tracks share: a native handle and the track's info."""
 
     __slots__ = ("__weakref__", "_handle", "_info")
+    _side: str  # "local" or "remote": the prefix of the native requests for this kind of track
 
     def __init__(self, owned: Any) -> None:
         self._handle = OwnedHandle(owned.handle.id)
         self._info = _info(owned.info)
+
+    def is_published(self) -> bool:
+        """Whether the track is still published."""
+        if self._handle.closed:
+            return False
+        req = ffi_pb2.FfiRequest()
+        which = f"{self._side}_data_track_is_published"
+        getattr(req, which).track_handle = self._handle.id
+        return bool(getattr(get_bridge().request(req), which).is_published)
 
     @property
     def info(self) -> DataTrackInfo:
@@ -135,6 +152,7 @@ class LocalDataTrack(_DataTrack):
     """
 
     __slots__ = ("_participant",)
+    _side = "local"
 
     def __init__(self, owned: Any, participant: LocalParticipant) -> None:
         super().__init__(owned)
@@ -164,14 +182,6 @@ class LocalDataTrack(_DataTrack):
         result = get_bridge().request(req).local_data_track_try_push
         if result.HasField("error"):
             raise DataTrackError(result.error.message or "the frame was not pushed")
-
-    def is_published(self) -> bool:
-        """Whether the track is still published."""
-        if self._handle.closed:
-            return False
-        req = ffi_pb2.FfiRequest()
-        req.local_data_track_is_published.track_handle = self._handle.id
-        return bool(get_bridge().request(req).local_data_track_is_published.is_published)
 
     def unpublish_nowait(self) -> None:
         """Unpublish the track and release it (idempotent, synchronous)."""
@@ -213,6 +223,7 @@ class RemoteDataTrack(_DataTrack):
     """
 
     __slots__ = ("_publisher",)
+    _side = "remote"
 
     def __init__(self, owned: Any) -> None:
         super().__init__(owned)
@@ -228,14 +239,6 @@ class RemoteDataTrack(_DataTrack):
             raise DataTrackError(f"data track {self.name!r} of {self._publisher!r} is gone")
         return self._handle.id
 
-    def is_published(self) -> bool:
-        """Whether the track is still published."""
-        if self._handle.closed:
-            return False
-        req = ffi_pb2.FfiRequest()
-        req.remote_data_track_is_published.track_handle = self._handle.id
-        return bool(get_bridge().request(req).remote_data_track_is_published.is_published)
-
     def set_pipeline_options(self, *, max_partial_frames: int) -> None:
         """Set how many partly received frames the native core reassembles at once.
 
@@ -245,10 +248,7 @@ class RemoteDataTrack(_DataTrack):
         Raises:
             ValueError: ``max_partial_frames`` is not in [1, 65536].
         """
-        if isinstance(max_partial_frames, bool) or not isinstance(max_partial_frames, int):
-            raise TypeError("max_partial_frames must be an int")
-        if not 1 <= max_partial_frames <= _MAX_BUFFER:
-            raise ValueError(f"max_partial_frames must be in [1, {_MAX_BUFFER}]")
+        _check_buffer("max_partial_frames", max_partial_frames)
         req = ffi_pb2.FfiRequest()
         msg = req.remote_data_track_set_pipeline_options
         msg.track_handle = self._checked_handle()
@@ -270,10 +270,7 @@ class RemoteDataTrack(_DataTrack):
                 stream's iteration with ``DataTrackError`` instead.
         """
         if buffer_size is not None:
-            if isinstance(buffer_size, bool) or not isinstance(buffer_size, int):
-                raise TypeError("buffer_size must be an int or None")
-            if not 1 <= buffer_size <= _MAX_BUFFER:
-                raise ValueError(f"buffer_size must be in [1, {_MAX_BUFFER}]")
+            _check_buffer("buffer_size", buffer_size)
         req = ffi_pb2.FfiRequest()
         msg = req.subscribe_data_track
         msg.track_handle = self._checked_handle()
