@@ -57,6 +57,21 @@ def livekit_server() -> Iterator[LocalServer | None]:
 
 
 @pytest.fixture
+def local_server(livekit_server: LocalServer | None) -> LocalServer:
+    """The local server, for fault tests that kill it or cut its network namespace's link.
+
+    An external server (LIVEKIT_URL) allows neither: a developer's run skips these tests,
+    but CI must run them all, so there it is an error.
+    """
+    if livekit_server is None:
+        reason = "fault tests kill the server or cut its link: they need the local one"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return livekit_server
+
+
+@pytest.fixture
 def server_info(livekit_server: LocalServer | None) -> ServerInfo:
     if livekit_server is None:
         assert _EXTERNAL is not None

@@ -43,10 +43,9 @@ def _no_leaks_after() -> Iterator[None]:
 
 
 async def test_server_killed_ends_the_block_with_connection_lost(
-    livekit_server: Any, server_info: Any, token_factory: TokenFactory, room_name: str
+    local_server: Any, server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:
-    if livekit_server is None:
-        pytest.skip("needs the local livekit-server (it is killed)")
+    livekit_server = local_server
     request_errors: list[lkanyio.LiveKitError] = []
     with anyio.fail_after(GIVE_UP_BOUND):
         with pytest.raises(lkanyio.ConnectionLostError) as lost:
@@ -84,10 +83,9 @@ async def test_server_killed_ends_the_block_with_connection_lost(
 
 
 async def test_server_restarted_within_the_reconnect_window_reconnects(
-    livekit_server: Any, server_info: Any, token_factory: TokenFactory, room_name: str
+    local_server: Any, server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:
-    if livekit_server is None:
-        pytest.skip("needs the local livekit-server (it is killed)")
+    livekit_server = local_server
     async with AsyncExitStack() as stack:
         rooms = [
             await stack.enter_async_context(
@@ -125,10 +123,9 @@ async def test_server_restarted_within_the_reconnect_window_reconnects(
 
 
 async def test_server_killed_while_streaming_audio_releases_everything(
-    livekit_server: Any, server_info: Any, token_factory: TokenFactory, room_name: str
+    local_server: Any, server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:
-    if livekit_server is None:
-        pytest.skip("needs the local livekit-server (it is killed)")
+    livekit_server = local_server
     frame = lkanyio.AudioFrame(
         bytes(960), sample_rate=48_000, num_channels=1, samples_per_channel=480
     )
@@ -289,12 +286,10 @@ def network_restored() -> Iterator[None]:
     _link("up")
 
 
-@pytest.mark.usefixtures("network_restored")
+@pytest.mark.usefixtures("local_server", "network_restored")
 async def test_network_cut_reconnects_and_delivers_exactly_once(
-    livekit_server: Any, server_info: Any, token_factory: TokenFactory, room_name: str
+    server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:
-    if livekit_server is None:
-        pytest.skip("needs the private network namespace (its link is cut)")
     async with AsyncExitStack() as stack:
         alice = await stack.enter_async_context(
             lkanyio.connect(server_info.url, token_factory("alice", room_name))
