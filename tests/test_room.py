@@ -216,7 +216,9 @@ async def _publish_transcription(
             await next_event(bob_events, lkanyio.TrackSubscribed)
             await alice.local_participant.publish_transcription(
                 lkanyio.Transcription(
-                    participant_identity="alice", track_sid=publication.sid, segments=[segment]
+                    participant_identity=alice.local_participant.identity,
+                    track_sid=publication.sid,
+                    segments=[segment],
                 )
             )
             return publication.sid, segment
@@ -232,23 +234,26 @@ async def test_publish_transcription_is_accepted(
             await alice.local_participant.publish_transcription("text")  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="livekit-server v1.13.5 with native core v0.13.2 does not deliver legacy "
-    "transcription packets: measured with the official SDK too (it receives nothing). "
-    "Strict: this starts failing the day the stack delivers them, so the test gets promoted.",
-)
-async def test_transcription_delivery(
+async def test_transcription_from_an_agent_arrives_intact(
     server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:
-    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+    # livekit-server forwards transcriptions only from agent participants
+    # (pkg/rtc/participant.go: DataPacket_Transcription is dropped unless IsAgent()).
+    async with lkanyio.connect(
+        server_info.url, token_factory("agent", room_name, kind="agent")
+    ) as agent, lkanyio.connect(server_info.url, token_factory("bob", room_name)) as bob:
+        with anyio.fail_after(20):
+            while "agent" not in bob.remote_participants:
+                await anyio.sleep(0.02)
+        assert bob.remote_participants["agent"].kind == lkanyio.ParticipantKind.AGENT
         async with bob.events() as events:
-            sid, segment = await _publish_transcription(alice, events)
-            with anyio.fail_after(5):
+            sid, segment = await _publish_transcription(agent, events)
+            with anyio.fail_after(10):
                 got = await next_event(events, lkanyio.TranscriptionReceived)
             assert got.segments == (segment,)
             assert got.track_sid == sid
+            assert got.participant is not None
+            assert got.participant.identity == "agent"
 
 
 async def test_publish_subscribe_unpublish_audio(

@@ -546,6 +546,9 @@ class LocalParticipant(Participant):
     async def publish_transcription(self, transcription: Transcription) -> None:
         """Send a transcription to the room.
 
+        livekit-server forwards transcriptions only from agent participants (an access token
+        of kind ``agent``); from any other participant this succeeds and nobody receives it.
+
         Raises:
             PublishTranscriptionError: the native core or the server refused it.
         """

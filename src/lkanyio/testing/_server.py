@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Final, final
+from typing import TYPE_CHECKING, Final, Literal, final
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -301,9 +301,14 @@ def make_token(
     can_publish: bool = True,
     can_subscribe: bool = True,
     can_publish_data: bool = True,
+    kind: Literal["standard", "egress", "ingress", "sip", "agent"] | None = None,
     ttl: timedelta = timedelta(hours=1),
 ) -> str:
-    """An access token for ``identity`` in ``room``, signed with the server's key (livekit-api)."""
+    """An access token for ``identity`` in ``room``, signed with the server's key (livekit-api).
+
+    ``kind`` sets the participant kind (``"agent"``, ``"standard"``, ...): livekit-server forwards
+    transcriptions only from agents.
+    """
     from livekit import api
 
     grants = api.VideoGrants(
@@ -326,6 +331,8 @@ def make_token(
         token = token.with_metadata(metadata)
     if attributes is not None:
         token = token.with_attributes(dict(attributes))
+    if kind is not None:
+        token = token.with_kind(kind)
     return str(token.to_jwt())
 
 
