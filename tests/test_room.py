@@ -400,8 +400,12 @@ async def test_cancelled_connect_never_hangs_and_cleans_up(
     with anyio.fail_after(20):
         while lkanyio.statistics().late_handlers or lkanyio.statistics().live_handles:
             await anyio.sleep(0.05)
-    # No ghost stays in the room on the server.
-    with anyio.fail_after(20):
+    # No ghost stays in the room on the server.  A room lkanyio failed to leave keeps its ICE
+    # connection up and stays forever.  The native core itself now and then loses its Leave (it
+    # sends it and closes the socket without waiting: 4 of ~1,500 leaves under load here, and
+    # once in CI); the server then drops that participant when its ICE fails, ~21 s later.  So
+    # the bound is past the server's own clean-up, not a measure of how fast leaving is.
+    with anyio.fail_after(45):
         while True:
             listed = await anyio.to_thread.run_sync(list_participants, server_info, room_name)
             if not any(p.identity.startswith("ghost") for p in listed):
