@@ -4,7 +4,8 @@
   TRACE), a repr or an exception message.
 * Only ``ws``/``wss``/``http``/``https`` URLs are accepted.
 * TLS is verified: ``wss://`` to a plain-HTTP port fails with a ``ConnectError``, it never
-  falls back to an unencrypted connection.
+  falls back to an unencrypted connection; a TLS server whose certificate no trusted root signed
+  is refused with a certificate error, and the same server is accepted once its CA is trusted.
 """
 
 from __future__ import annotations
@@ -12,11 +13,16 @@ from __future__ import annotations
 import gc
 import json
 import os
+import subprocess
 import sys
 import textwrap
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import pytest
@@ -222,3 +228,163 @@ async def test_tls_is_verified_and_never_downgraded(
         message = str(failed.value).lower()
         assert "invalidcontenttype" in message or "tls" in message, message
         _assert_clean(message, _secrets_of(token, server_info), "the TLS ConnectError")
+
+
+# A TLS-terminating proxy in front of the real server, with a certificate of a test-made CA.
+
+_TLS_PROXY = textwrap.dedent(
+    """
+    import asyncio, ssl, sys
+
+    host, cert, key, up_host, up_port = sys.argv[1:6]
+
+    async def pipe(reader, writer):
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def handle(reader, writer):
+        print("handshake completed", flush=True)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(up_host, int(up_port))
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def main():
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        server = await asyncio.start_server(handle, host, 0, ssl=context)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+    """
+)
+
+
+@dataclass(frozen=True)
+class _Pki:
+    ca: Path
+    cert: Path
+    key: Path
+    host: str
+
+
+@pytest.fixture
+def pki(tmp_path: Path, server_info: ServerInfo) -> _Pki:
+    """A CA made for this test and a server certificate it signed for the server's node IP."""
+    host = server_info.node_ip or "127.0.0.1"
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp_path)
+
+    ext = tmp_path / "server.ext"
+    ext.write_text(
+        f"subjectAltName=IP:{host}\nbasicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+    )
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=test CA")
+    openssl("req", "-new", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=s")
+    ca = ["-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-extfile", "server.ext"]
+    openssl("x509", "-req", "-in", "server.csr", *ca, "-days", "1", "-out", "server.pem")
+    return _Pki(tmp_path / "ca.pem", tmp_path / "server.pem", tmp_path / "server.key", host)
+
+
+@asynccontextmanager
+async def _tls_proxy(pki: _Pki, upstream: str) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """Run the proxy; yield its ``wss://`` URL and the lines it printed (one per handshake)."""
+    parts = urlsplit(upstream)
+    assert parts.hostname
+    assert parts.port
+    args = [str(pki.host), str(pki.cert), str(pki.key), parts.hostname, str(parts.port)]
+    async with await anyio.open_process([sys.executable, "-c", _TLS_PROXY, *args]) as proxy:
+        assert proxy.stdout is not None
+        lines: list[bytes] = []
+        buffered = b""
+        with anyio.fail_after(30):
+            while b"\n" not in buffered:
+                buffered += await proxy.stdout.receive()
+        port, buffered = buffered.split(b"\n", 1)
+
+        async def read_lines() -> None:
+            nonlocal buffered
+            assert proxy.stdout is not None
+            async for chunk in proxy.stdout:
+                buffered += chunk
+                *done, buffered = buffered.split(b"\n")
+                lines.extend(done)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read_lines)
+                yield f"wss://{pki.host}:{int(port)}", lines
+                tg.cancel_scope.cancel()
+        finally:
+            proxy.terminate()
+
+
+async def test_tls_certificate_of_an_untrusted_ca_is_refused(
+    server_info: ServerInfo, token_factory: TokenFactory, room_name: str, pki: _Pki
+) -> None:
+    token = token_factory("alice", room_name)
+    async with _tls_proxy(pki, server_info.url) as (url, _lines):
+        with anyio.fail_after(60), pytest.raises(lkanyio.ConnectError) as failed:
+            async with lkanyio.connect(url, token, options=lkanyio.RoomOptions(join_retries=0)):
+                pytest.fail("joined through a certificate no trusted root signed")
+    # rustls (native core v0.13.2): "invalid peer certificate: UnknownIssuer".
+    message = str(failed.value).lower()
+    assert "certificate" in message, message
+    assert "unknownissuer" in message, message
+    _assert_clean(message, _secrets_of(token, server_info), "the TLS ConnectError")
+
+
+_TRUSTING_CHILD = textwrap.dedent(
+    """
+    import sys
+    import anyio
+    import lkanyio
+
+    async def main():
+        async with lkanyio.connect(sys.argv[1], sys.argv[2]) as room:
+            await room.local_participant.set_metadata("joined over TLS")
+            print("joined as", room.local_participant.identity, flush=True)
+
+    anyio.run(main, backend=sys.argv[3])
+    """
+)
+
+
+async def test_tls_certificate_of_a_trusted_ca_is_accepted(
+    server_info: ServerInfo,
+    token_factory: TokenFactory,
+    room_name: str,
+    pki: _Pki,
+    anyio_backend: str,
+) -> None:
+    # The refusal above is about trust: the same proxy and certificate work for a process that
+    # trusts the CA (SSL_CERT_FILE, read by rustls-native-certs when the core connects).
+    token = token_factory("alice", room_name)
+    env = {**os.environ, "SSL_CERT_FILE": str(pki.ca), "PYTHONWARNINGS": "error"}
+    env.pop("SSL_CERT_DIR", None)
+    async with _tls_proxy(pki, server_info.url) as (url, lines):
+        with anyio.fail_after(SUBPROCESS_BOUND):
+            done = await anyio.run_process(
+                [sys.executable, "-c", _TRUSTING_CHILD, url, token, anyio_backend],
+                env=env,
+                check=False,
+            )
+        output = (done.stdout + done.stderr).decode(errors="replace")
+        assert done.returncode == 0, output[-3000:]
+        assert "joined as alice" in output, output[-3000:]
+        with anyio.fail_after(10):  # it went through the proxy, over TLS
+            while b"handshake completed" not in lines:
+                await anyio.sleep(0.01)
