@@ -10,7 +10,7 @@ import pytest
 
 import lkanyio
 from _util import EVENT_WAIT, TokenFactory, assert_no_leaks, joined, next_event
-from lkanyio.testing import list_participants
+from lkanyio.testing import list_participants, remove_participant
 
 pytestmark = pytest.mark.anyio
 
@@ -290,6 +290,76 @@ async def test_publish_subscribe_unpublish_audio(
                     assert dict(remote.track_publications) == {}
                     with pytest.raises(lkanyio.UnpublishTrackError):
                         await lp.unpublish_track(publication.sid)
+
+
+async def test_waiting_for_a_subscriber_ends_when_the_track_or_room_goes(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    # Alone in the room (and the second track not subscribable by anyone), nobody ever
+    # subscribes: a waiter must not hang once the track is unpublished or the room is left.
+    caught: list[BaseException] = []
+
+    async def wait(publication: lkanyio.LocalTrackPublication) -> None:
+        try:
+            await publication.wait_for_subscription()
+        except lkanyio.ResourceClosedError as exc:
+            caught.append(exc)
+
+    async with lkanyio.AudioSource(48_000, 1) as source:
+        async with lkanyio.LocalAudioTrack.create_audio_track("mic", source) as track:
+            with anyio.fail_after(EVENT_WAIT):
+                async with lkanyio.connect(
+                    server_info.url, token_factory("alone", room_name)
+                ) as room, anyio.create_task_group() as tg:
+                    lp = room.local_participant
+                    publication = await lp.publish_track(track)
+                    tg.start_soon(wait, publication)
+                    await anyio.wait_all_tasks_blocked()
+                    await lp.unpublish_track(publication.sid)
+                    await anyio.wait_all_tasks_blocked()
+                    assert len(caught) == 1
+                    with pytest.raises(lkanyio.ResourceClosedError):
+                        await publication.wait_for_subscription()
+
+                    publication = await lp.publish_track(track)
+                    tg.start_soon(wait, publication)
+                    await anyio.wait_all_tasks_blocked()
+                    await room.disconnect()
+            assert len(caught) == 2
+
+
+async def test_removed_by_the_server_ends_the_block_with_connection_lost(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    # The block is cancelled and ends with ConnectionLostError carrying the reason; the
+    # cancellation that ended it is not shown as a cause.
+    with anyio.fail_after(EVENT_WAIT), pytest.raises(lkanyio.ConnectionLostError) as info:
+        async with lkanyio.connect(server_info.url, token_factory("alice", room_name)) as room:
+            await room.wait_for_sid()
+            await anyio.to_thread.run_sync(remove_participant, server_info, room_name, "alice")
+            await anyio.sleep_forever()
+    assert info.value.reason == lkanyio.DisconnectReason.PARTICIPANT_REMOVED
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
+
+    # An operation after the loss fails with the same error and reason.  A failure of the
+    # block's own that the room's cancellation then buries (any cleanup await is cancelled)
+    # is not lost: it is the cause.
+    with anyio.fail_after(EVENT_WAIT), pytest.raises(lkanyio.ConnectionLostError) as info:
+        async with lkanyio.connect(server_info.url, token_factory("bob", room_name)) as room:
+            async with room.events() as events:
+                await anyio.to_thread.run_sync(remove_participant, server_info, room_name, "bob")
+                with anyio.CancelScope(shield=True):
+                    await next_event(events, lkanyio.Disconnected)
+                    with pytest.raises(lkanyio.ConnectionLostError) as op:
+                        await room.local_participant.publish_data(b"too late")
+                    assert op.value.reason == lkanyio.DisconnectReason.PARTICIPANT_REMOVED
+                try:
+                    raise KeyError("the block's own failure")
+                finally:
+                    await anyio.lowlevel.checkpoint()  # cleanup: cancelled, burying the KeyError
+    assert info.value.reason == lkanyio.DisconnectReason.PARTICIPANT_REMOVED
+    assert isinstance(info.value.__cause__, KeyError)
 
 
 async def test_several_subscribers_and_unsubscribe(

@@ -35,7 +35,12 @@ class ResourceClosedError(LiveKitError):
 
 
 class ConnectionLostError(LiveKitError):
-    """The server or the network ended the session; the cause is chained when known.
+    """The server or the network ended the session.
+
+    A room's ``async with`` block is cancelled when that happens and ends with this error.  If the
+    block failed on its own first (an operation that failed because of the loss, or any error
+    that the cancellation then buried in a cleanup ``await``), that failure is its ``__cause__``.
+    Any other error that leaves the block uncancelled propagates unchanged.
 
     Attributes:
         reason: the :class:`~lkanyio.DisconnectReason` the native core reported, if any.

@@ -732,6 +732,7 @@ class LocalParticipant(Participant):
                 raise UnpublishTrackError(cb.error)
             publication = self._publications.pop(track_sid, None)
             if publication is not None:
+                publication._end()
                 self._room._unpublished[track_sid] = publication
 
         await get_bridge().request_async(req, on_deliver=forget)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, final
 import anyio
 
 from ._bridge import OwnedHandle, get_bridge
+from ._errors import ResourceClosedError
 from ._proto import ffi_pb2, room_pb2, track_pb2, track_publication_pb2
 from ._types import EncryptionType, TrackKind, TrackSource
 
@@ -164,12 +165,14 @@ class TrackPublication:
 class LocalTrackPublication(TrackPublication):
     """A track this participant published."""
 
-    __slots__ = ("_subscribed", "_track")
+    __slots__ = ("_gone", "_has_subscriber", "_subscribed", "_track")
 
     def __init__(self, owned: track_pb2.OwnedTrackPublication, track: LocalTrack) -> None:
         super().__init__(owned)
         self._track = track
         self._subscribed: anyio.Event | None = None
+        self._has_subscriber = False
+        self._gone = False
 
     @property
     def track(self) -> LocalTrack:
@@ -177,15 +180,35 @@ class LocalTrackPublication(TrackPublication):
         return self._track
 
     async def wait_for_subscription(self) -> None:
-        """Wait until at least one remote participant has subscribed to this track."""
-        if self._subscribed is None:
-            self._subscribed = anyio.Event()
-        await self._subscribed.wait()
+        """Wait until at least one remote participant has subscribed to this track.
+
+        Raises:
+            ResourceClosedError: the track was unpublished, or the room left, before anyone
+                subscribed (also when that happens while waiting).
+        """
+        if self._has_subscriber:
+            return
+        if not self._gone:
+            if self._subscribed is None:
+                self._subscribed = anyio.Event()
+            await self._subscribed.wait()
+        if not self._has_subscriber:
+            raise ResourceClosedError("the track was unpublished before anyone subscribed")
 
     def _mark_subscribed(self) -> None:
-        if self._subscribed is None:
-            self._subscribed = anyio.Event()
-        self._subscribed.set()
+        self._has_subscriber = True
+        if self._subscribed is not None:
+            self._subscribed.set()
+
+    def _end(self) -> None:
+        """No longer published: waiters for a subscription wake up and raise."""
+        self._gone = True
+        if self._subscribed is not None:
+            self._subscribed.set()
+
+    def _close(self) -> None:
+        super()._close()
+        self._end()
 
 
 @final

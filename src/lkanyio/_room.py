@@ -374,8 +374,16 @@ class Room:
                 raise group.exceptions[0] from None
             raise
         lost = self._lost
-        if lost is not None and (exc_type is None or suppressed or _is_cancellation(exc)):
-            raise lost
+        if lost is None or isinstance(exc, ConnectionLostError):
+            return suppressed
+        if exc is None or suppressed or _is_cancellation(exc):
+            # The block was cancelled because the session ended.  That cancellation is ours, but
+            # it may have buried the block's own failure (cleanup awaits are cancelled too):
+            # chain that one.
+            raise lost from _failure_behind(exc)
+        if isinstance(exc, LiveKitError):
+            # An operation in the block failed because the session ended: say so, and chain it.
+            raise lost from exc
         return suppressed
 
     async def disconnect(self) -> None:
@@ -886,6 +894,17 @@ class Room:
 
     def __repr__(self) -> str:
         return f"<Room name={self.name!r} sid={self.sid!r} state={self._state.name}>"
+
+
+def _failure_behind(exc: BaseException | None) -> BaseException | None:
+    """The first exception behind a cancellation that is neither one nor a lost connection."""
+    seen = 0
+    while exc is not None and seen < 16:
+        if not _is_cancellation(exc) and not isinstance(exc, ConnectionLostError):
+            return exc
+        exc = exc.__context__
+        seen += 1
+    return None
 
 
 def _is_cancellation(exc: BaseException | None) -> bool:

@@ -24,4 +24,5 @@ from ._server import enter_private_netns as enter_private_netns
 from ._server import external_server_from_env as external_server_from_env
 from ._server import list_participants as list_participants
 from ._server import make_token as make_token
+from ._server import remove_participant as remove_participant
 from ._server import server_binary as server_binary

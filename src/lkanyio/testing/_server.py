@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Final, Literal, final
+from typing import TYPE_CHECKING, Any, Final, Literal, final
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Awaitable, Callable, Mapping
 
 __all__ = [
     "LocalServer",
@@ -38,6 +38,7 @@ __all__ = [
     "enter_private_netns",
     "external_server_from_env",
     "list_participants",
+    "remove_participant",
     "make_token",
     "server_binary",
 ]
@@ -347,33 +348,23 @@ class ParticipantSnapshot:
     attributes: Mapping[str, str]
 
 
-def list_participants(info: ServerInfo, room: str) -> list[ParticipantSnapshot]:
-    """Ask the server's RoomService who is in ``room`` (blocking; call from a worker thread).
+def _room_service(info: ServerInfo, call: Callable[[Any], Awaitable[None]]) -> None:
+    """Run ``call(client)`` with a RoomService client (livekit-api is asyncio-only).
 
-    livekit-api is asyncio-only, so the call runs in ``asyncio.run`` on a fresh thread: usable
-    from trio, asyncio or plain code alike.
+    It runs in ``asyncio.run`` on a fresh thread, so it is usable from trio, asyncio or plain
+    code alike; it blocks, so call it from a worker thread in async code.
     """
-    result: list[ParticipantSnapshot] = []
     failure: list[BaseException] = []
 
-    async def query() -> None:
+    async def session() -> None:
         from livekit import api
 
         async with api.LiveKitAPI(info.http_url, info.api_key, info.api_secret) as client:
-            response = await client.room.list_participants(api.ListParticipantsRequest(room=room))
-            for p in response.participants:
-                result.append(
-                    ParticipantSnapshot(
-                        identity=p.identity,
-                        name=p.name,
-                        metadata=p.metadata,
-                        attributes=MappingProxyType(dict(p.attributes)),
-                    )
-                )
+            await call(client)
 
     def run() -> None:
         try:
-            asyncio.run(query())
+            asyncio.run(session())
         except BaseException as exc:  # handed to the caller's thread
             failure.append(exc)
 
@@ -382,5 +373,41 @@ def list_participants(info: ServerInfo, room: str) -> list[ParticipantSnapshot]:
     thread.join()
     if failure:
         raise failure[0]
+
+
+def list_participants(info: ServerInfo, room: str) -> list[ParticipantSnapshot]:
+    """Ask the server's RoomService who is in ``room`` (blocking; call from a worker thread)."""
+    result: list[ParticipantSnapshot] = []
+
+    async def query(client: Any) -> None:
+        from livekit import api
+
+        response = await client.room.list_participants(api.ListParticipantsRequest(room=room))
+        for p in response.participants:
+            result.append(
+                ParticipantSnapshot(
+                    identity=p.identity,
+                    name=p.name,
+                    metadata=p.metadata,
+                    attributes=MappingProxyType(dict(p.attributes)),
+                )
+            )
+
+    _room_service(info, query)
     return result
 
+
+def remove_participant(info: ServerInfo, room: str, identity: str) -> None:
+    """Have the server's RoomService remove a participant (blocking; from a worker thread).
+
+    The participant's client sees a server-initiated disconnect (``PARTICIPANT_REMOVED``).
+    """
+
+    async def remove(client: Any) -> None:
+        from livekit import api
+
+        await client.room.remove_participant(
+            api.RoomParticipantIdentity(room=room, identity=identity)
+        )
+
+    _room_service(info, remove)
