@@ -22,7 +22,6 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 SIDES = ("lkanyio-trio", "lkanyio-asyncio", "official", "floor")
 WORKLOADS = ("roundtrip", "concurrency", "audio", "data", "scale")
-FLOOR_WORKLOADS = ("roundtrip", "concurrency")
 # (metric, label, "lower" or "higher" is better)
 METRICS: dict[str, list[tuple[str, str, str]]] = {
     "roundtrip": [("p50_us", "p50 µs", "lower"), ("p99_us", "p99 µs", "lower")],
@@ -87,8 +86,6 @@ def main() -> int:
         for workload in workloads:
             results[workload] = {}
             for side in SIDES:
-                if side == "floor" and workload not in FLOOR_WORKLOADS:
-                    continue
                 reps = 1 if workload == "scale" else args.reps
                 runs = [run_side(side, workload, server_info) for _ in range(reps)]
                 results[workload][side] = runs

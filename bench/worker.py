@@ -3,7 +3,8 @@
     python bench/worker.py SIDE WORKLOAD [--url U --key K --secret S]
 
 SIDE is ``lkanyio-trio``, ``lkanyio-asyncio``, ``official`` (livekit.rtc, asyncio) or ``floor``
-(the bare native library through lkanyio's cffi shim, no event loop).  Prints one JSON object.
+(the bare native library through lkanyio's cffi shim, no event loop: bench/floor.py).  Prints one
+JSON object.
 """
 
 from __future__ import annotations
@@ -11,52 +12,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import select
 import sys
 import time
 from typing import Any
 
-SEQ_WARMUP, SEQ_COUNT = 500, 5000
-CONCURRENCY = (10, 100, 1000, 5000)
-AUDIO_FRAMES = 500  # 5 s of 10 ms frames (sources play out in real time)
-DATA_MESSAGES = 2000
-SCALE_K = int(os.environ.get("LKANYIO_BENCH_K", "100"))
-
-
-def cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def rss_kib() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+import common
+from common import (
+    AUDIO_FRAMES,
+    CONCURRENCY,
+    DATA_MESSAGES,
+    SCALE_K,
+    SEQ_COUNT,
+    SEQ_WARMUP,
+    cpu,
+    pct,
+    rss_kib,
+    tone,
+)
 
 
 def token(args: argparse.Namespace, identity: str, room: str) -> str:
-    from livekit import api
-
-    grants = api.VideoGrants(room_join=True, room=room, can_update_own_metadata=True)
-    return str(
-        api.AccessToken(args.key, args.secret).with_identity(identity).with_grants(grants).to_jwt()
-    )
-
-
-def tone(sample_rate: int = 48_000) -> bytes:
-    import math
-    from array import array
-
-    n = sample_rate // 100
-    return array("h", (int(8000 * math.sin(2 * math.pi * 440 * i / sample_rate)) for i in range(n))).tobytes()
+    return common.token(args.key, args.secret, identity, room)
 
 
 # -- lkanyio -------------------------------------------------------------------------------------
@@ -296,72 +272,6 @@ async def official_run(workload: str, args: argparse.Namespace) -> dict[str, Any
     raise SystemExit(f"unknown workload {workload}")
 
 
-# -- the floor: the bare native library -------------------------------------------------------
-
-
-def floor_run(workload: str) -> dict[str, Any]:
-    from lkanyio._native import ffi, lib
-
-    from lkanyio._bridge import get_bridge
-    from lkanyio._proto import audio_frame_pb2, ffi_pb2
-
-    bridge = get_bridge()
-    req = ffi_pb2.FfiRequest()
-    src = req.new_audio_source
-    src.type = audio_frame_pb2.AUDIO_SOURCE_NATIVE
-    src.sample_rate, src.num_channels, src.queue_size_ms = 48_000, 1, 1000
-    source = bridge.request(req).new_audio_source.source.handle.id
-    req = ffi_pb2.FfiRequest()
-    req.create_audio_track.name, req.create_audio_track.source_handle = "t", source
-    track = bridge.request(req).create_audio_track.track.handle.id
-    res, res_len = ffi.new("const uint8_t **"), ffi.new("size_t *")
-    poller = select.epoll()
-    poller.register(lib.lk_shim_wakeup_fd(), select.EPOLLIN)
-    next_id = [(1 << 63) + (1 << 40)]
-
-    def send() -> None:
-        r = ffi_pb2.FfiRequest()
-        r.get_stats.track_handle = track
-        r.get_stats.request_async_id = next_id[0]
-        next_id[0] += 1
-        data = r.SerializeToString()
-        lib.lk_shim_drop_handle(lib.lk_shim_request(data, len(data), res, res_len))
-
-    def wait_callbacks(count: int) -> None:
-        got = 0
-        while got < count:
-            poller.poll(1)
-            head = lib.lk_shim_drain()
-            ev = head
-            while ev != ffi.NULL:
-                event = ffi_pb2.FfiEvent.FromString(ffi.buffer(ev.data, ev.len)[:])
-                got += event.WhichOneof("message") == "get_stats"
-                ev = ev.next
-            lib.lk_shim_free_events(head)
-
-    if workload == "roundtrip":
-        lat = []
-        for i in range(SEQ_WARMUP + SEQ_COUNT):
-            t = time.perf_counter_ns()
-            send()
-            wait_callbacks(1)
-            if i >= SEQ_WARMUP:
-                lat.append((time.perf_counter_ns() - t) / 1e3)
-        return {"p50_us": pct(lat, 0.5), "p99_us": pct(lat, 0.99)}
-    if workload == "concurrency":
-        out = {}
-        for n in CONCURRENCY:
-            done, t = 0, time.perf_counter()
-            while done < max(n, 10_000):
-                for _ in range(n):
-                    send()
-                wait_callbacks(n)
-                done += n
-            out[f"n{n}_req_s"] = done / (time.perf_counter() - t)
-        return out
-    return {"note": "no bare-library floor for this workload"}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("side")
@@ -371,7 +281,9 @@ def main() -> None:
     parser.add_argument("--secret", default="")
     args = parser.parse_args()
     if args.side == "floor":
-        result = floor_run(args.workload)
+        from floor import floor_run
+
+        result = floor_run(args.workload, args.url, args.key, args.secret)
     elif args.side == "official":
         import asyncio
 

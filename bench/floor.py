@@ -1,0 +1,363 @@
+"""The floor: each workload's work done by the bare native library, with no event loop.
+
+A plain loop serializes protobuf requests, hands them to the native core through lkanyio's cffi
+shim (``lk_shim_request``) and takes the shim's event queue (``lk_shim_drain``): no tasks, no
+waiters, no routing.  Whatever an SDK adds on top of this is its own cost.
+
+How the loop waits for events depends on what the workload measures:
+
+* roundtrip, concurrency, data (latency and throughput): busy-poll the queue and never sleep,
+  so events are seen the moment the core queues them.  An empty poll calls sched_yield():
+  on a 2-core machine a spinning loop that never yields starves the core's own threads (and
+  the server), and was measured slower than lkanyio, which is no floor;
+* audio, scale (CPU and memory): block in epoll on the shim's wakeup fd; spinning would bill
+  its own CPU to the workload.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+from typing import TYPE_CHECKING, Any
+
+from common import (
+    AUDIO_FRAMES,
+    CONCURRENCY,
+    DATA_MESSAGES,
+    SCALE_K,
+    SEQ_COUNT,
+    SEQ_WARMUP,
+    cpu,
+    pct,
+    rss_kib,
+    token,
+    tone,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+FOREVER = None  # spin_ns: busy-poll until done
+
+
+class Bare:
+    """The native core through the shim: send requests, drain events, nothing else."""
+
+    def __init__(self) -> None:
+        from lkanyio._native import ffi, lib
+
+        from lkanyio._bridge import get_bridge
+        from lkanyio._proto import ffi_pb2
+
+        self.bridge = get_bridge()  # loads the library and initializes the core (no loop)
+        self.ffi, self.lib, self.pb = ffi, lib, ffi_pb2
+        self.res, self.res_len = ffi.new("const uint8_t **"), ffi.new("size_t *")
+        self.poller = select.epoll()
+        self.poller.register(lib.lk_shim_wakeup_fd(), select.EPOLLIN)
+        self.next_id = (1 << 63) + (1 << 40)  # a range the core never hands out
+
+    def request(self, req: Any) -> Any:
+        """A synchronous request: its response."""
+        return self.bridge.request(req)
+
+    def send(self, req: Any, which: str) -> int:
+        """Send an async request; return the async id its callback will carry."""
+        async_id = self.next_id
+        self.next_id += 1
+        getattr(req, which).request_async_id = async_id
+        data = req.SerializeToString()
+        handle = self.lib.lk_shim_request(data, len(data), self.res, self.res_len)
+        if handle == 0:
+            raise RuntimeError(f"the native core rejected {which}")
+        self.lib.lk_shim_drop_handle(handle)
+        return async_id
+
+    def run_until(
+        self,
+        done: Callable[[], bool],
+        on_event: Callable[[Any], None],
+        *,
+        spin_ns: int | None,
+        timeout: float = 60.0,
+    ) -> None:
+        """Drain the queue into ``on_event`` until ``done()``.
+
+        Busy-polls (yielding the CPU when the queue is empty) for ``spin_ns`` nanoseconds, or
+        for ever with ``FOREVER``; after that, sleeps in epoll until the shim signals events.
+        """
+        lib, ffi, parse = self.lib, self.ffi, self.pb.FfiEvent.FromString
+        now = time.perf_counter_ns()
+        spin_end = None if spin_ns is None else now + spin_ns
+        deadline = now + int(timeout * 1e9)
+        while not done():
+            now = time.perf_counter_ns()
+            if now > deadline:
+                raise TimeoutError("the floor waited too long for native events")
+            if spin_end is not None and now >= spin_end:
+                self.poller.poll(0.5)
+            head = lib.lk_shim_drain()
+            if head == ffi.NULL:
+                if spin_end is None or now < spin_end:
+                    os.sched_yield()  # never sleep, but let the core's threads have this CPU
+                continue
+            ev = head
+            while ev != ffi.NULL:
+                on_event(parse(ffi.buffer(ev.data, ev.len)[:]))
+                ev = ev.next
+            lib.lk_shim_free_events(head)
+
+    def copy(self, address: int, length: int) -> bytes:
+        return bytes(self.ffi.buffer(self.ffi.cast("uint8_t *", address), length))
+
+    def drop(self, handle: int) -> None:
+        self.lib.lk_shim_drop_handle(handle)
+
+    def connect(self, url: str, tok: str) -> int:
+        """Build and send a connect request (lkanyio's default options); its async id."""
+        req = self.pb.FfiRequest()
+        req.connect.url, req.connect.token = url, tok
+        opts = req.connect.options
+        opts.auto_subscribe, opts.dynacast, opts.adaptive_stream = True, False, False
+        return self.send(req, "connect")
+
+    def ready(self, room: int) -> None:
+        req = self.pb.FfiRequest()
+        req.ready_for_room_event.room_handle = room
+        self.request(req)
+
+    def disconnect(self, room: int) -> int:
+        from lkanyio._proto import participant_pb2
+
+        req = self.pb.FfiRequest()
+        req.disconnect.room_handle = room
+        req.disconnect.reason = participant_pb2.CLIENT_INITIATED
+        return self.send(req, "disconnect")
+
+
+def _audio_track(bare: Bare) -> tuple[int, int]:
+    from lkanyio._proto import audio_frame_pb2
+
+    req = bare.pb.FfiRequest()
+    src = req.new_audio_source
+    src.type = audio_frame_pb2.AUDIO_SOURCE_NATIVE
+    src.sample_rate, src.num_channels, src.queue_size_ms = 48_000, 1, 1000
+    source = bare.request(req).new_audio_source.source.handle.id
+    req = bare.pb.FfiRequest()
+    req.create_audio_track.name, req.create_audio_track.source_handle = "t", source
+    return source, bare.request(req).create_audio_track.track.handle.id
+
+
+def requests(workload: str) -> dict[str, Any]:
+    """roundtrip / concurrency: get_stats on an unpublished track (fails in the core, in µs)."""
+    bare = Bare()
+    _source, track = _audio_track(bare)
+    got = [0]
+
+    def on_event(event: Any) -> None:
+        got[0] += event.WhichOneof("message") == "get_stats"
+
+    def send() -> None:
+        req = bare.pb.FfiRequest()
+        req.get_stats.track_handle = track
+        bare.send(req, "get_stats")
+
+    def wait(count: int) -> None:
+        target = got[0] + count
+        bare.run_until(lambda: got[0] >= target, on_event, spin_ns=FOREVER)
+
+    if workload == "roundtrip":
+        lat = []
+        for i in range(SEQ_WARMUP + SEQ_COUNT):
+            t = time.perf_counter_ns()
+            send()
+            wait(1)
+            if i >= SEQ_WARMUP:
+                lat.append((time.perf_counter_ns() - t) / 1e3)
+        return {"p50_us": pct(lat, 0.5), "p99_us": pct(lat, 0.99)}
+    out = {}
+    for n in CONCURRENCY:
+        done, t0 = 0, time.perf_counter()
+        while done < max(n, 10_000):
+            for _ in range(n):
+                send()
+            wait(n)
+            done += n
+        out[f"n{n}_req_s"] = done / (time.perf_counter() - t0)
+    return out
+
+
+def audio() -> dict[str, Any]:
+    """AudioSource -> local track -> AudioStream: capture 10 ms frames one by one, copy each out."""
+    from lkanyio._proto import audio_frame_pb2
+
+    bare = Bare()
+    source, track = _audio_track(bare)
+    req = bare.pb.FfiRequest()
+    ns = req.new_audio_stream
+    ns.track_handle, ns.type = track, audio_frame_pb2.AUDIO_STREAM_NATIVE
+    ns.sample_rate, ns.num_channels, ns.frame_size_ms = 48_000, 1, 10
+    stream = bare.request(req).new_audio_stream.stream.handle.id
+    pinned = bare.ffi.from_buffer(tone())
+    address = int(bare.ffi.cast("uintptr_t", pinned))
+    captured: set[int] = set()
+    received = [0]
+
+    def on_event(event: Any) -> None:
+        which = event.WhichOneof("message")
+        if which == "capture_audio_frame":
+            if event.capture_audio_frame.error:
+                raise RuntimeError(event.capture_audio_frame.error)
+            captured.add(event.capture_audio_frame.async_id)
+        elif which == "audio_stream_event" and event.audio_stream_event.HasField("frame_received"):
+            frame = event.audio_stream_event.frame_received.frame
+            info = frame.info
+            bytearray(bare.copy(info.data_ptr, info.samples_per_channel * info.num_channels * 2))
+            bare.drop(frame.handle.id)
+            received[0] += 1
+
+    c0, t0 = cpu(), time.perf_counter()
+    for _ in range(AUDIO_FRAMES):
+        req = bare.pb.FfiRequest()
+        msg = req.capture_audio_frame
+        msg.source_handle = source
+        msg.buffer.data_ptr, msg.buffer.sample_rate = address, 48_000
+        msg.buffer.num_channels, msg.buffer.samples_per_channel = 1, 480
+        async_id = bare.send(req, "capture_audio_frame")
+        bare.run_until(lambda a=async_id: a in captured, on_event, spin_ns=0)
+    bare.run_until(lambda: received[0] >= AUDIO_FRAMES, on_event, spin_ns=0)
+    c1, t1 = cpu(), time.perf_counter()
+    for handle in (stream, track, source):
+        bare.drop(handle)
+    return {
+        "frames_s": received[0] / (t1 - t0),
+        "cpu_s_per_10k_frames": (c1 - c0) / received[0] * 10_000,
+    }
+
+
+def data(url: str, key: str, secret: str) -> dict[str, Any]:
+    """Two participants in one process; tx publishes 1 KiB reliable packets one after another."""
+    import os
+
+    bare = Bare()
+    room_name = f"bench-data-{os.getpid()}"
+    connected: dict[int, Any] = {}
+    callbacks: set[int] = set()
+    rx_room = [0]
+    tx_seen = [False]
+    lat: list[float] = []
+
+    def on_event(event: Any) -> None:
+        which = event.WhichOneof("message")
+        if which == "connect":
+            connected[event.connect.async_id] = event.connect
+        elif which in ("publish_data", "disconnect"):
+            message = getattr(event, which)
+            if getattr(message, "error", ""):
+                raise RuntimeError(message.error)
+            callbacks.add(message.async_id)
+        elif which == "room_event" and event.room_event.room_handle == rx_room[0]:
+            room_event = event.room_event
+            kind = room_event.WhichOneof("message")
+            if kind == "participant_connected":
+                tx_seen[0] |= room_event.participant_connected.info.info.identity == "tx"
+            elif kind == "data_packet_received" and room_event.data_packet_received.HasField("user"):
+                owned = room_event.data_packet_received.user.data
+                payload = bare.copy(owned.data.data_ptr, owned.data.data_len)
+                bare.drop(owned.handle.id)
+                sent = int.from_bytes(payload[:8], "little")
+                lat.append((time.perf_counter_ns() - sent) / 1e3)
+
+    def join(identity: str) -> tuple[int, int]:
+        async_id = bare.connect(url, token(key, secret, identity, room_name))
+        bare.run_until(lambda: async_id in connected, on_event, spin_ns=0, timeout=30)
+        cb = connected[async_id]
+        if cb.WhichOneof("message") != "result":
+            raise RuntimeError(f"connect failed: {cb.error}")
+        room = cb.result.room.handle.id
+        if identity == "rx":
+            rx_room[0] = room
+        bare.ready(room)
+        return room, cb.result.local_participant.handle.id
+
+    rx, _ = join("rx")
+    tx, tx_participant = join("tx")
+    bare.run_until(lambda: tx_seen[0], on_event, spin_ns=0, timeout=20)
+    payload = bare.ffi.new("uint8_t[]", b"x" * 1024)
+    address = int(bare.ffi.cast("uintptr_t", payload))
+    t0 = time.perf_counter()
+    for _ in range(DATA_MESSAGES):
+        bare.ffi.memmove(payload, time.perf_counter_ns().to_bytes(8, "little"), 8)
+        req = bare.pb.FfiRequest()
+        msg = req.publish_data
+        msg.local_participant_handle, msg.data_ptr, msg.data_len = tx_participant, address, 1024
+        msg.reliable = True
+        async_id = bare.send(req, "publish_data")
+        bare.run_until(lambda a=async_id: a in callbacks, on_event, spin_ns=FOREVER)
+    bare.run_until(lambda: len(lat) >= DATA_MESSAGES, on_event, spin_ns=FOREVER)
+    elapsed = time.perf_counter() - t0
+    left = [bare.disconnect(room) for room in (tx, rx)]
+    bare.run_until(lambda: all(a in callbacks for a in left), on_event, spin_ns=0, timeout=30)
+    return {"msgs_s": len(lat) / elapsed, "p50_us": pct(lat, 0.5), "p99_us": pct(lat, 0.99)}
+
+
+def scale(url: str, key: str, secret: str) -> dict[str, Any]:
+    """K participants, one room each, connected concurrently, then idle."""
+    import os
+
+    rss0 = rss_kib()  # before the core is loaded, as on the lkanyio side
+    bare = Bare()
+    tokens = [token(key, secret, f"p{i}", f"bench-scale-{os.getpid()}-{i}") for i in range(SCALE_K)]
+    started: dict[int, float] = {}
+    times: list[float] = []
+    rooms: list[int] = []
+    left: set[int] = set()
+
+    def on_event(event: Any) -> None:
+        which = event.WhichOneof("message")
+        if which == "connect":
+            elapsed = time.perf_counter() - started.pop(event.connect.async_id)
+            if event.connect.WhichOneof("message") != "result":
+                raise RuntimeError(f"connect failed: {event.connect.error}")
+            times.append(elapsed)
+            room = event.connect.result.room.handle.id
+            rooms.append(room)
+            bare.ready(room)
+        elif which == "disconnect":
+            left.add(event.disconnect.async_id)
+
+    for tok in tokens:
+        t = time.perf_counter()
+        started[bare.connect(url, tok)] = t
+    bare.run_until(lambda: len(times) >= SCALE_K, on_event, spin_ns=0, timeout=120)
+    rss1 = rss_kib()
+
+    def idle(seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        bare.run_until(lambda: time.perf_counter() >= end, on_event, spin_ns=0)
+
+    idle(2)
+    c0, w0 = cpu(), time.perf_counter()
+    idle(5)
+    idle_cpu = (cpu() - c0) / (time.perf_counter() - w0)
+    waiting = {bare.disconnect(room) for room in rooms}
+    bare.run_until(lambda: waiting <= left, on_event, spin_ns=0, timeout=60)
+    return {
+        "k": SCALE_K,
+        "connect_p50_s": pct(times, 0.5),
+        "connect_p99_s": pct(times, 0.99),
+        "rss_kib_per_participant": (rss1 - rss0) / SCALE_K,
+        "idle_cpu_fraction": idle_cpu,
+    }
+
+
+def floor_run(workload: str, url: str, key: str, secret: str) -> dict[str, Any]:
+    if workload in ("roundtrip", "concurrency"):
+        return requests(workload)
+    if workload == "audio":
+        return audio()
+    if workload == "data":
+        return data(url, key, secret)
+    if workload == "scale":
+        return scale(url, key, secret)
+    raise SystemExit(f"unknown workload {workload}")
