@@ -1,11 +1,11 @@
 """Benchmarks: lkanyio (trio, asyncio) against the official asyncio SDK, in one run.
 
-    ./scripts/bench [--workloads roundtrip,concurrency,audio,data,scale] [--reps 3]
+    ./scripts/bench [--workloads roundtrip,concurrency,audio,data,scale] [--sides ...] [--reps 3]
 
 Every side runs in its own process (the native core allows one client per process), against the
 same native library and the same livekit-server (started in a private network namespace, as the
 tests do).  Prints medians over repetitions and ratios to the official SDK; writes the raw numbers
-to bench/results/latest.json.
+to bench/results/latest.json.  Exits non-zero if any run of any side failed.
 """
 
 from __future__ import annotations
@@ -54,19 +54,34 @@ def run_side(side: str, workload: str, server: Any) -> dict[str, Any]:
     cmd = [sys.executable, str(HERE / "worker.py"), side, workload]
     if server is not None:
         cmd += ["--url", server.url, "--key", server.api_key, "--secret", server.api_secret]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": "timed out after 600 s"}
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
         return {"error": f"exit {proc.returncode}: {tail}"}
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    try:
+        result = dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    except (IndexError, ValueError):
+        return {"error": f"no result on stdout: {proc.stdout[-200:]!r}"}
+    missing = [metric for metric, _label, _better in METRICS[workload] if metric not in result]
+    if missing:
+        return {"error": f"no {', '.join(missing)} in {result}"}
+    return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--sides", default=",".join(SIDES))
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
     workloads = [w for w in args.workloads.split(",") if w]
+    sides = [s for s in args.sides.split(",") if s]
+    unknown = sorted(set(workloads) - set(WORKLOADS)) + sorted(set(sides) - set(SIDES))
+    if unknown:
+        parser.error(f"unknown workload or side: {', '.join(unknown)}")
 
     server_info = None
     stack = None
@@ -85,7 +100,7 @@ def main() -> int:
     try:
         for workload in workloads:
             results[workload] = {}
-            for side in SIDES:
+            for side in sides:
                 reps = 1 if workload == "scale" else args.reps
                 runs = [run_side(side, workload, server_info) for _ in range(reps)]
                 results[workload][side] = runs
@@ -99,36 +114,52 @@ def main() -> int:
         values = [r[metric] for r in results[workload].get(side, []) if metric in r]
         return statistics.median(values) if values else None
 
+    def cell(workload: str, side: str, metric: str) -> str:
+        v = median(workload, side, metric)
+        if v is None:
+            return "FAILED" if side in results[workload] else "–"
+        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.3g}"
+
+    def ratio(v: float | None, ref: float | None) -> str:
+        return "–" if v is None or not ref else f"{v / ref:.2f}×"
+
     lines = [
         "| workload | metric | lkanyio trio | lkanyio asyncio | official | floor | trio/official | asyncio/official |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for workload in workloads:
         for metric, label, _better in METRICS[workload]:
-            vals = {side: median(workload, side, metric) for side in SIDES}
-
-            def fmt(v: float | None) -> str:
-                if v is None:
-                    return "–"
-                return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.3g}"
-
-            def ratio(v: float | None, ref: float | None) -> str:
-                return "–" if v is None or not ref else f"{v / ref:.2f}×"
-
-            off = vals["official"]
+            off = median(workload, "official", metric)
+            cells = " | ".join(cell(workload, side, metric) for side in SIDES)
             lines.append(
-                f"| {workload} | {label} | {fmt(vals['lkanyio-trio'])} | {fmt(vals['lkanyio-asyncio'])} "
-                f"| {fmt(off)} | {fmt(vals['floor'])} | {ratio(vals['lkanyio-trio'], off)} "
-                f"| {ratio(vals['lkanyio-asyncio'], off)} |"
+                f"| {workload} | {label} | {cells} "
+                f"| {ratio(median(workload, 'lkanyio-trio', metric), off)} "
+                f"| {ratio(median(workload, 'lkanyio-asyncio', metric), off)} |"
             )
     table = "\n".join(lines)
     print(table)
     print(f"\n(medians of {args.reps} runs per side; scale: 1 run; total {elapsed:.0f} s)")
+    failures = [
+        f"{workload} {side}: {run['error']}"
+        for workload, by_side in results.items()
+        for side, runs in by_side.items()
+        for run in runs
+        if "error" in run
+    ]
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(
-        json.dumps({"results": results, "table": table, "seconds": elapsed}, indent=2)
+        json.dumps(
+            {"results": results, "table": table, "seconds": elapsed, "failures": failures},
+            indent=2,
+        )
+        + "\n"
     )
+    if failures:
+        print(f"\n{len(failures)} failed run(s):", file=sys.stderr)
+        for failure in failures:
+            print(f"  {failure}", file=sys.stderr)
+        return 1
     return 0
 
 
