@@ -116,6 +116,24 @@ async def test_reader_closed_early_and_unclaimed_streams_free_their_handles(
             await alice.local_participant.send_text(b"bytes")  # type: ignore[arg-type]
 
 
+async def test_readers_left_in_a_closed_subscription_are_freed_and_counted(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        before = lkanyio.statistics().live_handles
+        async with bob.text_streams("queued") as readers:
+            for n in range(3):
+                await alice.local_participant.send_text(f"message {n}", topic="queued")
+            with anyio.fail_after(EVENT_WAIT):
+                while readers.statistics().buffered < 3:
+                    await anyio.sleep(0.02)
+            assert lkanyio.statistics().live_handles == before + 3
+            assert bob.unclaimed_streams == 0
+        # Closing the subscription frees the three readers nobody received, and counts them.
+        assert bob.unclaimed_streams == 3
+        assert lkanyio.statistics().live_handles == before
+
+
 async def test_stream_bytes_chunks_arrive_in_order_with_name_and_mime_type(
     server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:

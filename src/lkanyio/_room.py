@@ -861,7 +861,11 @@ class Room:
                 self._stream_subscribers.remove(entry)
 
         stream: EventStream[Any] = EventStream(
-            max_buffered=256, overflow="fail", on_close=unsubscribe, what=f"{kind} streams"
+            max_buffered=256,
+            overflow="fail",
+            on_close=unsubscribe,
+            discard=self._release_unclaimed,
+            what=f"{kind} streams",
         )
         entry = (kind, topic, stream)
         if self._closed:
@@ -872,7 +876,11 @@ class Room:
 
     @property
     def unclaimed_streams(self) -> int:
-        """Incoming data streams released because nobody subscribed to their topic."""
+        """Incoming data streams released unread.
+
+        Counts streams nobody subscribed to, and readers still waiting in a
+        :meth:`text_streams`/:meth:`byte_streams` subscription when it was closed or overflowed.
+        """
         return self._unclaimed_streams
 
     def _ev_stream_opened(self, which: str, m: Any) -> None:
@@ -887,10 +895,16 @@ class Room:
                 )
                 if stream.send_nowait(reader):
                     return
-                reader.close()
+                self._release_unclaimed(reader)
+                return
         # Nobody reads these streams: release the reader at once, and count it.
         self._unclaimed_streams += 1
         get_bridge().drop_native(m.reader.handle.id)
+
+    def _release_unclaimed(self, reader: TextStreamReader | ByteStreamReader) -> None:
+        """A reader nobody will receive (its subscription closed or overflowed): free it."""
+        self._unclaimed_streams += 1
+        reader.close()
 
     def __repr__(self) -> str:
         return f"<Room name={self.name!r} sid={self.sid!r} state={self._state.name}>"

@@ -70,6 +70,7 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
         max_buffered: int,
         overflow: OverflowPolicy,
         on_close: Callable[[], None] | None = None,
+        discard: Callable[[T], None] | None = None,
         what: str = "event stream",
     ) -> None:
         if max_buffered < 1:
@@ -80,6 +81,7 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
         self._max = max_buffered
         self._policy: OverflowPolicy = overflow
         self._on_close = on_close
+        self._discard = discard  # releases an item nobody will receive (one that owns a handle)
         self._what = what
         self._wakeup: anyio.Event | None = None
         self._closed = False  # closed by the consumer
@@ -102,8 +104,10 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
         items = self._items
         if len(items) >= self._max:
             if self._policy == "drop_oldest":
-                items.popleft()
+                oldest = items.popleft()
                 self._dropped += 1
+                if self._discard is not None:
+                    self._discard(oldest)
             else:
                 self._overflowed = True
                 self.end(
@@ -173,7 +177,11 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
         if self._closed:
             return
         self._closed = True
-        self._items.clear()
+        discard = self._discard
+        while self._items:
+            item = self._items.popleft()
+            if discard is not None:
+                discard(item)
         self._wake()
         on_close, self._on_close = self._on_close, None
         if on_close is not None:
