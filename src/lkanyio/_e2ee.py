@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, final
 
 from ._bridge import get_bridge
+from ._errors import LiveKitError, NativeError
 from ._proto import e2ee_pb2, ffi_pb2
 
 if TYPE_CHECKING:
@@ -36,13 +37,19 @@ class E2EEOptions:
     """End-to-end encryption for a room (AES-GCM frame encryption, as the other SDKs).
 
     Give every participant the same ``shared_key``, or leave it out and set per-participant
-    keys through ``room.e2ee`` after joining.  Keys never appear in reprs or logs.
+    keys through ``room.e2ee`` after joining (``set_key``: every participant sets the same key
+    for a given identity).  A room joined without ``shared_key`` uses per-participant keys only.
+    Keys never appear in reprs or logs.
 
     Attributes:
         shared_key: one key for every participant.
         ratchet_salt: salt of the key ratchet (the LiveKit default interoperates).
-        ratchet_window_size: how many ratchet steps a receiver tries on a decryption failure.
-        failure_tolerance: decryption failures tolerated before giving up (-1: no limit).
+        ratchet_window_size: how many ratchet steps a receiver tries on a decryption failure
+            (0: only the exact key it holds).
+        failure_tolerance: decryption failures tolerated before a track's state becomes
+            ``EncryptionState.DECRYPTION_FAILED``.  With the default -1 (no limit) that state is
+            never reported: a wrong key yields no usable audio and no ``E2EEStateChanged``.  Set
+            it to 0 or more to be told.
         key_ring_size: how many key indexes are kept.
         key_derivation_function: PBKDF2 (LiveKit default) or HKDF.
     """
@@ -85,6 +92,35 @@ class E2EEManager:
 
     def __init__(self, room: Room) -> None:
         self._room = room
+        options = room._options.e2ee
+        self._ring_size = options.key_ring_size if options is not None else 0
+        self._shared = options is not None and options.shared_key is not None
+
+    def _require_shared(self) -> None:
+        # Without a shared key at join the native core keeps per-participant keys only, and
+        # silently ignores set_shared_key (get_shared_key then answers None).
+        if not self._shared:
+            raise LiveKitError(
+                "this room was joined with per-participant keys (no E2EEOptions.shared_key): "
+                "use set_key/ratchet_key"
+            )
+
+    def _index(self, key_index: object) -> int:
+        # The native core quietly maps an index outside the ring onto another slot (16 and -1
+        # both land on 0 with the default ring of 16), so a key would overwrite another.
+        if not isinstance(key_index, int) or isinstance(key_index, bool):
+            raise TypeError(f"key_index must be an int, not {type(key_index).__name__}")
+        if not 0 <= key_index < self._ring_size:
+            raise ValueError(
+                f"key_index must be in 0..{self._ring_size - 1} (key_ring_size), not {key_index}"
+            )
+        return key_index
+
+    @staticmethod
+    def _identity(participant_identity: object) -> str:
+        if not isinstance(participant_identity, str):
+            raise TypeError("participant_identity must be a str")
+        return participant_identity
 
     def _request(self) -> tuple[ffi_pb2.FfiRequest, e2ee_pb2.E2eeRequest]:
         req = ffi_pb2.FfiRequest()
@@ -110,45 +146,80 @@ class E2EEManager:
         ]
 
     def set_shared_key(self, key: bytes, *, key_index: int = 0) -> None:
-        """Set the key every participant shares."""
+        """Set the key every participant shares.
+
+        Raises:
+            LiveKitError: the room was joined without a shared key.
+            ValueError: an empty key, or ``key_index`` outside ``0 .. key_ring_size - 1``.
+            TypeError: a key that is not bytes.
+        """
+        self._require_shared()
         req, msg = self._request()
         msg.set_shared_key.shared_key = _check_key(key)
-        msg.set_shared_key.key_index = key_index
+        msg.set_shared_key.key_index = self._index(key_index)
         self._send(req)
 
     def ratchet_shared_key(self, *, key_index: int = 0) -> bytes:
-        """Ratchet the shared key forward and return the new key."""
+        """Ratchet the shared key forward and return the new key.
+
+        Raises:
+            LiveKitError: the room was joined without a shared key.
+            NativeError: no shared key is set at ``key_index``.
+            ValueError: ``key_index`` outside ``0 .. key_ring_size - 1``.
+        """
+        self._require_shared()
         req, msg = self._request()
-        msg.ratchet_shared_key.key_index = key_index
-        return bytes(self._send(req).ratchet_shared_key.new_key)
+        msg.ratchet_shared_key.key_index = self._index(key_index)
+        new_key = bytes(self._send(req).ratchet_shared_key.new_key)
+        if not new_key:  # the native core answers an empty key when there is nothing to ratchet
+            raise NativeError(f"no shared key to ratchet at key_index {key_index}")
+        return new_key
 
     def get_shared_key(self, *, key_index: int = 0) -> bytes | None:
         """The shared key at ``key_index``, if set."""
         req, msg = self._request()
-        msg.get_shared_key.key_index = key_index
+        msg.get_shared_key.key_index = self._index(key_index)
         resp = self._send(req).get_shared_key
         return bytes(resp.key) if resp.HasField("key") else None
 
     def set_key(self, participant_identity: str, key: bytes, *, key_index: int = 0) -> None:
-        """Set the key of one participant (per-participant keys)."""
+        """Set the key of one participant (per-participant keys).
+
+        Every participant sets the same key for a given identity: the sender encrypts its
+        tracks with its own key, receivers decrypt with the key they hold for the sender.
+
+        Raises:
+            ValueError: an empty key, or ``key_index`` outside ``0 .. key_ring_size - 1``.
+            TypeError: a key that is not bytes, or an identity that is not a str.
+        """
         req, msg = self._request()
-        msg.set_key.participant_identity = participant_identity
+        msg.set_key.participant_identity = self._identity(participant_identity)
         msg.set_key.key = _check_key(key)
-        msg.set_key.key_index = key_index
+        msg.set_key.key_index = self._index(key_index)
         self._send(req)
 
     def ratchet_key(self, participant_identity: str, *, key_index: int = 0) -> bytes:
-        """Ratchet one participant's key forward and return the new key."""
+        """Ratchet one participant's key forward and return the new key.
+
+        Raises:
+            NativeError: no key is set for that participant at ``key_index``.
+            ValueError: ``key_index`` outside ``0 .. key_ring_size - 1``.
+        """
         req, msg = self._request()
-        msg.ratchet_key.participant_identity = participant_identity
-        msg.ratchet_key.key_index = key_index
-        return bytes(self._send(req).ratchet_key.new_key)
+        msg.ratchet_key.participant_identity = self._identity(participant_identity)
+        msg.ratchet_key.key_index = self._index(key_index)
+        new_key = bytes(self._send(req).ratchet_key.new_key)
+        if not new_key:  # the native core answers an empty key when there is nothing to ratchet
+            raise NativeError(
+                f"no key of {participant_identity!r} to ratchet at key_index {key_index}"
+            )
+        return new_key
 
     def get_key(self, participant_identity: str, *, key_index: int = 0) -> bytes | None:
         """One participant's key at ``key_index``, if set."""
         req, msg = self._request()
-        msg.get_key.participant_identity = participant_identity
-        msg.get_key.key_index = key_index
+        msg.get_key.participant_identity = self._identity(participant_identity)
+        msg.get_key.key_index = self._index(key_index)
         resp = self._send(req).get_key
         return bytes(resp.key) if resp.HasField("key") else None
 
