@@ -31,6 +31,10 @@ __all__ = [
 ]
 
 _MAX_DIMENSION: Final = 16_384
+_MIN_CAPTURE_DIMENSION: Final = 4
+"""WebRTC crops the frames of a video source to multiples of 4 pixels and aborts the process
+(``Check failed: width > 0``) when that leaves nothing: sources and captured frames narrower or
+shorter than this are refused (a source sends a black frame of its own size on its own)."""
 
 
 class VideoBufferType(enum.IntEnum):
@@ -58,6 +62,8 @@ class VideoRotation(enum.IntEnum):
     DEG_270 = video_frame_pb2.VIDEO_ROTATION_270
 
 
+_ABGR_TARGETS: Final = (VideoBufferType.RGBA, VideoBufferType.BGRA, VideoBufferType.I420)
+
 _PACKED_BYTES: Final = {
     VideoBufferType.RGBA: 4,
     VideoBufferType.ABGR: 4,
@@ -68,7 +74,7 @@ _PACKED_BYTES: Final = {
 
 
 def planes(buffer_type: VideoBufferType, width: int, height: int) -> list[tuple[int, int]]:
-    """``(stride, size)`` of each plane, in order, for tightly packed frames."""
+    """``(stride, size)`` of each plane, in order, for tightly packed frames (both in bytes)."""
     if buffer_type in _PACKED_BYTES:
         stride = width * _PACKED_BYTES[buffer_type]
         return [(stride, stride * height)]
@@ -87,6 +93,15 @@ def planes(buffer_type: VideoBufferType, width: int, height: int) -> list[tuple[
     if buffer_type == VideoBufferType.NV12:
         return [y, (cw * 2, cw * ch * 2)]
     raise ValueError(f"unknown video buffer type {buffer_type!r}")  # pragma: no cover
+
+
+def _native_stride_unit(buffer_type: VideoBufferType) -> int:
+    """Bytes per unit of the plane strides the native core reads and writes.
+
+    I010 strides count 16-bit samples (as WebRTC's I010 buffers do): a stride in bytes makes
+    the converter's size assertion fail, which aborts the process.
+    """
+    return 2 if buffer_type == VideoBufferType.I010 else 1
 
 
 def _check_dimension(name: str, value: object) -> int:
@@ -133,6 +148,18 @@ class VideoFrame:
         self._data = bytearray(view.cast("B"))
 
     @classmethod
+    def _adopt(
+        cls, width: int, height: int, buffer_type: VideoBufferType, data: bytearray
+    ) -> VideoFrame:
+        """Wrap ``data`` without copying; the caller guarantees that the sizes are consistent."""
+        frame = cls.__new__(cls)
+        frame._width = width
+        frame._height = height
+        frame._type = buffer_type
+        frame._data = data
+        return frame
+
+    @classmethod
     def create(cls, width: int, height: int, buffer_type: VideoBufferType) -> VideoFrame:
         """A zero-filled frame."""
         size = sum(s for _stride, s in planes(VideoBufferType(buffer_type), width, height))
@@ -168,22 +195,67 @@ class VideoFrame:
         layout = planes(self._type, self._width, self._height)
         out.stride = layout[0][0] if self._type in _PACKED_BYTES else 0
         if self._type not in _PACKED_BYTES:
+            unit = _native_stride_unit(self._type)
             offset = 0
             for stride, size in layout:
                 component = out.components.add()
                 component.data_ptr = address + offset
-                component.stride = stride
+                component.stride = stride // unit
                 component.size = size
                 offset += size
         return pinned
 
+    def _flipped(self) -> VideoFrame:
+        """A copy with the rows of every plane in reverse order."""
+        out = bytearray(len(self._data))
+        view = memoryview(self._data)
+        offset = 0
+        for stride, size in planes(self._type, self._width, self._height):
+            rows = size // stride
+            for row in range(rows):
+                src = offset + row * stride
+                dst = offset + (rows - 1 - row) * stride
+                out[dst : dst + stride] = view[src : src + stride]
+            offset += size
+        return VideoFrame._adopt(self._width, self._height, self._type, out)
+
+    def _abgr_as_rgba(self) -> VideoFrame:
+        """This ABGR frame as RGBA: each pixel's four bytes in reverse order."""
+        src = self._data
+        out = bytearray(len(src))
+        out[0::4], out[1::4], out[2::4], out[3::4] = src[3::4], src[2::4], src[1::4], src[0::4]
+        return VideoFrame._adopt(self._width, self._height, VideoBufferType.RGBA, out)
+
     def convert(self, buffer_type: VideoBufferType, *, flip_y: bool = False) -> VideoFrame:
         """Return this frame in another pixel layout (done by the native core).
 
+        The native core aborts the process on two kinds of conversion, so lkanyio does them
+        itself: every ABGR source (lkanyio reorders it to RGBA, then converts to RGBA, BGRA or
+        I420) and NV12 to NV12 (a copy).
+
         Raises:
+            ValueError: ``buffer_type`` is not a VideoBufferType, or ABGR to something other
+                than RGBA, BGRA or I420.
             NativeError: the native core cannot convert between these layouts.
         """
-        target = VideoBufferType(buffer_type)
+        try:
+            target = VideoBufferType(buffer_type)
+        except ValueError:
+            raise ValueError(f"unknown video buffer type {buffer_type!r}") from None
+        if self._type == VideoBufferType.ABGR:
+            # The core asserts that an ABGR source is RGBA and aborts: reorder here instead.
+            if target not in _ABGR_TARGETS:
+                names = ", ".join(t.name for t in _ABGR_TARGETS)
+                raise ValueError(f"ABGR frames convert only to {names}, not to {target.name}")
+            rgba = self._abgr_as_rgba()
+            if target == VideoBufferType.RGBA:
+                return rgba._flipped() if flip_y else rgba
+            return rgba.convert(target, flip_y=flip_y)
+        if self._type == target == VideoBufferType.NV12:
+            # The core passes a wrong destination stride to its NV12 copy and aborts.
+            if flip_y:
+                return self._flipped()
+            return VideoFrame._adopt(self._width, self._height, self._type, bytearray(self._data))
         req = ffi_pb2.FfiRequest()
         req.video_convert.flip_y = flip_y
         req.video_convert.dst_type = int(target)  # type: ignore[assignment]
@@ -238,17 +310,30 @@ def _copy_owned_buffer(owned: Any) -> VideoFrame:
         get_bridge().drop_native(owned.handle.id)
 
 
+def _check_capture_size(width: int, height: int) -> None:
+    if min(width, height) < _MIN_CAPTURE_DIMENSION:
+        raise ValueError(
+            f"video sources and captured frames must be at least {_MIN_CAPTURE_DIMENSION}x"
+            f"{_MIN_CAPTURE_DIMENSION} pixels (WebRTC aborts the process on smaller ones), "
+            f"got {width}x{height}"
+        )
+
+
 @final
 class VideoSource:
     """Frames you publish through a :class:`~lkanyio.LocalVideoTrack` (async context manager).
 
     ``capture_frame`` hands a frame to the native core at once (there is no backpressure for
     video: the encoder keeps the newest frames).
+
+    Raises:
+        ValueError: ``width`` or ``height`` is below 4 or above 16384 (WebRTC aborts the process
+            on sources smaller than 4x4 pixels).
+        TypeError: ``width`` or ``height`` is not an int.
     """
 
     def __init__(self, width: int, height: int, *, is_screencast: bool = False) -> None:
-        _check_dimension("width", width)
-        _check_dimension("height", height)
+        _check_capture_size(_check_dimension("width", width), _check_dimension("height", height))
         req = ffi_pb2.FfiRequest()
         req.new_video_source.type = video_frame_pb2.VIDEO_SOURCE_NATIVE
         req.new_video_source.resolution.width = width
@@ -266,9 +351,21 @@ class VideoSource:
         timestamp_us: int = 0,
         rotation: VideoRotation = VideoRotation.DEG_0,
     ) -> None:
-        """Publish one frame (copied by the native core before this returns)."""
+        """Publish one frame (copied by the native core before this returns).
+
+        NV12 and I010 frames are converted to I420 first: the native capture path aborts the
+        process on NV12 and misreads I010.
+
+        Raises:
+            TypeError: ``frame`` is not a :class:`VideoFrame`.
+            ValueError: the frame is narrower or shorter than 4 pixels (WebRTC aborts the
+                process on those).
+        """
         if not isinstance(frame, VideoFrame):
             raise TypeError("capture_frame takes a lkanyio.VideoFrame")
+        _check_capture_size(frame.width, frame.height)
+        if frame.type in (VideoBufferType.NV12, VideoBufferType.I010):
+            frame = frame.convert(VideoBufferType.I420)
         req = ffi_pb2.FfiRequest()
         msg = req.capture_video_frame
         msg.source_handle = self._handle.id
