@@ -46,6 +46,7 @@ def assert_no_leaks() -> None:
     assert stats.pending_requests == 0, stats
     assert stats.bound_handles == 0, stats
     assert stats.live_handles == 0, stats
+    assert stats.live_subscriptions == 0, stats
 
 
 @asynccontextmanager

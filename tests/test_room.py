@@ -366,10 +366,13 @@ async def test_several_subscribers_and_unsubscribe(
     server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:
     async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        before = lkanyio.statistics().live_subscriptions
         first = bob.events()
         second = bob.events()
         closed = bob.events()
+        assert lkanyio.statistics().live_subscriptions == before + 3
         closed.close()
+        assert lkanyio.statistics().live_subscriptions == before + 2
         await alice.local_participant.publish_data(b"one", topic="fan")
         a = await next_event(first, lkanyio.DataReceived)
         b = await next_event(second, lkanyio.DataReceived)
@@ -378,8 +381,16 @@ async def test_several_subscribers_and_unsubscribe(
             await closed.receive()
         assert closed not in bob._subscribers
         first.close()
+        assert lkanyio.statistics().live_subscriptions == before + 1
         second.close()
         assert not bob._subscribers
+        assert lkanyio.statistics().live_subscriptions == before
+        # A subscription the room ends (it is left) stops counting too, unclosed.
+        left = alice.events()
+        assert lkanyio.statistics().live_subscriptions == before + 1
+        await alice.disconnect()
+        assert lkanyio.statistics().live_subscriptions == before
+        left.close()
 
 
 async def test_overflowing_subscriber_fails_loudly_and_others_are_unaffected(

@@ -31,6 +31,7 @@ import sniffio
 from ._core import Correlator
 from ._errors import LiveKitError, NativeError, ResourceClosedError
 from ._proto import ffi_pb2, wheel_root
+from ._streams import live_streams
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -112,6 +113,8 @@ class BridgeStatistics:
         events_received: events the native core has delivered to the shim since start.
         events_lost: events the shim could not copy (out of memory).
         logs_filtered: native log batches dropped in the shim as below the forwarded level.
+        live_subscriptions: event, frame and reader streams still subscribed (neither closed
+            by you nor ended by lkanyio).
     """
 
     started: bool
@@ -127,6 +130,7 @@ class BridgeStatistics:
     events_received: int
     events_lost: int
     logs_filtered: int
+    live_subscriptions: int
 
 
 class _Waiter:
@@ -701,6 +705,7 @@ class Bridge:
             events_received=int(total[0]),
             events_lost=int(lost[0]),
             logs_filtered=int(filtered[0]),
+            live_subscriptions=live_streams(),
         )
 
 
@@ -723,12 +728,13 @@ def get_bridge() -> Bridge:
 def statistics() -> BridgeStatistics:
     """Return lkanyio's process-wide counters: pending requests, routed handles, live handles.
 
-    After every ``async with`` block has ended, ``pending_requests``, ``bound_handles`` and
-    ``live_handles`` are zero: that is the leak check lkanyio's own tests run.  Calling this
+    After every ``async with`` block has ended, ``pending_requests``, ``bound_handles``,
+    ``live_handles`` and ``live_subscriptions`` are zero: that is the leak check lkanyio's own
+    tests run.  Calling this
     does not load the native core.
     """
     if _bridge is None:
-        return BridgeStatistics(False, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        return BridgeStatistics(False, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, live_streams())
     return _bridge.statistics()
 
 

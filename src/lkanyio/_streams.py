@@ -32,6 +32,14 @@ __all__ = ["EventStream", "EventStreamStatistics", "OverflowPolicy"]
 
 T = TypeVar("T")
 
+_live = 0  # streams neither closed by their consumer nor ended by their producer
+
+
+def live_streams() -> int:
+    """How many event streams are live subscriptions right now (for :func:`lkanyio.statistics`)."""
+    return _live
+
+
 OverflowPolicy = Literal["fail", "drop_oldest"]
 """What a full stream does with a new item: end loudly (``"fail"``) or drop the oldest."""
 
@@ -90,6 +98,16 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
         self._received = 0
         self._dropped = 0
         self._overflowed = False
+        global _live
+        _live += 1
+        self._live = True
+
+    def _retire(self) -> None:
+        """This stream stops being a live subscription (closed, ended or collected)."""
+        if self._live:
+            self._live = False
+            global _live
+            _live -= 1
 
     # -- producer side (synchronous, in the event loop thread) -------------------------------
 
@@ -127,6 +145,7 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
             return
         self._ended = True
         self._error = error
+        self._retire()
         self._wake()
 
     def _wake(self) -> None:
@@ -177,6 +196,7 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
         if self._closed:
             return
         self._closed = True
+        self._retire()
         discard = self._discard
         while self._items:
             item = self._items.popleft()
@@ -208,6 +228,8 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
         )
 
     def __del__(self) -> None:
+        if getattr(self, "_live", False):
+            self._retire()
         if not getattr(self, "_closed", True) and not getattr(self, "_ended", True):
             warnings.warn(
                 f"unclosed {self._what}; use it with 'async with' or call close()",
