@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import cmath
 import gc
+import json
 import math
+import os
+import secrets
+import sys
+import textwrap
 from typing import Any
 
 import anyio
@@ -250,3 +256,219 @@ async def test_key_indexes_outside_the_ring_and_missing_keys_are_errors(
         assert bob.e2ee.get_shared_key() is None
         bob.e2ee.set_key("bob", KEY)
         assert bob.e2ee.get_key("bob") == KEY
+
+
+# -- secrets: no key reaches a log record (native ones at TRACE), a repr or an error ---------
+
+_SECRETS_CHILD = textwrap.dedent(
+    """
+    import json, logging, math, sys, traceback
+    from array import array
+    import anyio
+    import lkanyio
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append((record.name, record.levelno, record.getMessage()))
+
+    root = logging.getLogger("lkanyio")
+    root.setLevel(1)
+    root.addHandler(Keep(level=1))
+    url, backend, a_tok, b_tok, c_tok, d_tok = sys.argv[1:7]
+    keys = {name: bytes.fromhex(value) for name, value in json.load(sys.stdin).items()}
+    shown, errors, ratcheted, frames_heard = [], [], [], {}
+
+    def show(*objects):
+        for obj in objects:
+            shown.extend((repr(obj), str(obj)))
+
+    def bad(call):
+        try:
+            call()
+        except Exception as exc:
+            errors.append("".join(traceback.format_exception(exc)) + repr(exc))
+        else:
+            raise AssertionError("no error")
+
+    per = 480
+    tone = [
+        lkanyio.AudioFrame(
+            array("h", (int(9000 * math.sin(2 * math.pi * 440 * (i * per + k) / 48000))
+                        for k in range(per))).tobytes(),
+            sample_rate=48000, num_channels=1, samples_per_channel=per,
+        )
+        for i in range(200)
+    ]
+
+    async def speak(room):
+        async with (
+            lkanyio.AudioSource(48000, 1) as source,
+            lkanyio.LocalAudioTrack.create_audio_track("tone", source) as track,
+        ):
+            publication = await room.local_participant.publish_track(track)
+            await publication.wait_for_subscription()
+            for frame in tone:
+                await source.capture_frame(frame)
+            await source.wait_for_playout()
+
+    async def listen(name, room):
+        async with room.events() as events:
+            async for event in events:
+                show(event)
+                if isinstance(event, lkanyio.TrackSubscribed):
+                    async with lkanyio.AudioStream(event.track) as stream:
+                        frames_heard[name] = 0
+                        async for _ in stream:
+                            frames_heard[name] += 1
+                            if frames_heard[name] == 100:
+                                return
+
+    async def session(first, second, options, setup):
+        show(options, options.e2ee)
+        async with (
+            lkanyio.connect(url, first, options=options) as speaker,
+            lkanyio.connect(url, second, options=options) as listener,
+        ):
+            for room in (speaker, listener):
+                setup(room.e2ee)
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(speak, speaker)
+                    tg.start_soon(listen, listener.local_participant.identity, listener)
+            for room in (speaker, listener):
+                manager = room.e2ee
+                show(room, manager, *manager.frame_cryptors())
+            return speaker.e2ee, listener.e2ee
+
+    async def main():
+        shared = lkanyio.RoomOptions(
+            e2ee=lkanyio.E2EEOptions(shared_key=keys["shared"], failure_tolerance=3)
+        )
+
+        def shared_setup(manager):
+            manager.set_shared_key(keys["shared 2"], key_index=1)
+            assert manager.get_shared_key(key_index=1) == keys["shared 2"]
+
+        await session(a_tok, b_tok, shared, shared_setup)
+
+        per_participant = lkanyio.RoomOptions(e2ee=lkanyio.E2EEOptions(failure_tolerance=3))
+
+        def keys_setup(manager):
+            manager.set_key("carol", keys["carol"])
+            manager.set_key("dave", keys["dave"])
+            assert manager.get_key("carol") == keys["carol"]
+
+        await session(c_tok, d_tok, per_participant, keys_setup)
+        async with lkanyio.connect(url, a_tok, options=shared) as room:
+            manager = room.e2ee
+            ratcheted.append(manager.ratchet_shared_key())
+            manager.set_shared_key(keys["shared 2"], key_index=1)
+            ratcheted.append(manager.ratchet_shared_key(key_index=1))
+            manager.set_key("carol", keys["carol"])
+            ratcheted.append(manager.ratchet_key("carol"))
+            show(manager.get_shared_key(key_index=5))
+            bad(lambda: manager.set_shared_key(keys["shared"].hex()))
+            bad(lambda: manager.set_shared_key(memoryview(keys["shared"])))
+            bad(lambda: manager.set_shared_key(keys["shared"], key_index=16))
+            bad(lambda: manager.set_key("carol", keys["carol"].decode("latin-1")))
+            bad(lambda: manager.set_key("carol", keys["carol"], key_index=-1))
+            bad(lambda: manager.ratchet_key("nobody"))
+            bad(lambda: manager.ratchet_shared_key(key_index=9))
+        async with lkanyio.connect(url, c_tok, options=per_participant) as room:
+            bad(lambda: room.e2ee.set_shared_key(keys["carol"]))
+        for wrong in (
+            lkanyio.E2EEOptions(shared_key=keys["shared"].decode("latin-1")),
+            lkanyio.E2EEOptions(shared_key=keys["shared"], ratchet_window_size=-1),
+            lkanyio.E2EEOptions(shared_key=keys["shared"], ratchet_salt=b""),
+        ):
+            show(wrong)
+
+            async def join(wrong=wrong):
+                async with lkanyio.connect(url, a_tok, options=lkanyio.RoomOptions(e2ee=wrong)):
+                    pass
+
+            try:
+                await join()
+            except Exception as exc:
+                errors.append("".join(traceback.format_exception(exc)) + repr(exc))
+            else:
+                raise AssertionError("joined with bad E2EE options")
+
+    anyio.run(main, backend=backend)
+    json.dump(
+        {
+            "records": records,
+            "shown": shown,
+            "errors": errors,
+            "ratcheted": [key.hex() for key in ratcheted],
+            "frames_heard": frames_heard,
+        },
+        sys.stdout,
+    )
+    """
+)
+
+
+def _forms(key: bytes) -> list[str]:
+    """Ways a key could be shown: raw, hex, base64, Python's and Rust's ``Debug`` of bytes."""
+    b64 = base64.b64encode(key).decode()
+    forms = [
+        key.hex(),
+        key.hex().upper(),
+        b64.rstrip("="),
+        base64.urlsafe_b64encode(key).decode().rstrip("="),
+        repr(key)[2:-1],
+        ", ".join(str(byte) for byte in key),  # Rust: [12, 200, ...]
+        ",".join(str(byte) for byte in key),
+    ]
+    if key.isascii() and key.decode().isprintable():
+        forms.append(key.decode())
+    return forms
+
+
+async def test_keys_never_reach_logs_reprs_or_errors(
+    server_info: Any, token_factory: TokenFactory, room_name: str, anyio_backend: str
+) -> None:
+    keys = {
+        "shared": f"shared-{secrets.token_urlsafe(24)}".encode(),  # printable
+        "shared 2": secrets.token_bytes(32),
+        "carol": f"carol-{secrets.token_urlsafe(24)}".encode(),
+        "dave": secrets.token_bytes(32),
+    }
+    # alice and bob share a key; carol and dave, in another room, use per-participant keys.
+    tokens = [token_factory(name, room_name) for name in ("alice", "bob")]
+    tokens += [token_factory(name, f"{room_name}-keys") for name in ("carol", "dave")]
+    env = {**os.environ, "LKANYIO_NATIVE_LOG_LEVEL": "trace", "PYTHONWARNINGS": "error"}
+    with anyio.fail_after(240):
+        done = await anyio.run_process(
+            [sys.executable, "-c", _SECRETS_CHILD, server_info.url, anyio_backend, *tokens],
+            input=json.dumps({name: key.hex() for name, key in keys.items()}).encode(),
+            env=env,
+            check=False,
+        )
+    stderr = done.stderr.decode(errors="replace")
+    assert done.returncode == 0, stderr[-3000:]
+    result = json.loads(done.stdout)
+    records: list[tuple[str, int, str]] = result["records"]
+    native = [r for r in records if r[0] == "lkanyio.native"]
+    # Only meaningful if the native core logged in detail while keys were set and used.
+    assert len(native) > 50, records[:20]
+    assert any(level < 20 for _name, level, _msg in native)
+    assert any("frame_crypto" in message for _name, _level, message in native)
+    assert result["frames_heard"] == {"bob": 100, "dave": 100}  # encrypted media flowed
+    ratcheted = [bytes.fromhex(key) for key in result["ratcheted"]]
+    assert len(ratcheted) == 3
+    assert all(ratcheted)
+    secret_forms = [form for key in [*keys.values(), *ratcheted] for form in _forms(key)]
+    assert len(result["errors"]) == 11
+    texts = [
+        *((f"the {name} log", message) for name, _level, message in records),
+        *(("a repr or str", text) for text in result["shown"]),
+        *(("an error", text) for text in result["errors"]),
+        ("stderr", stderr),
+    ]
+    for where, text in texts:
+        for form in secret_forms:
+            assert form not in text, f"a key leaked into {where}: {text[:300]!r}"
