@@ -193,6 +193,25 @@ async def test_update_without_grant_is_a_clear_error(
             await alice.local_participant.set_name("nope")
 
 
+async def test_publishing_a_track_without_the_grant_is_a_publish_track_error(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    # The server never answers a publication it does not allow; the native core gives up
+    # after 10 s with its own message, which reaches the caller, and the room still works.
+    token = token_factory("alice", room_name, can_publish=False)
+    async with lkanyio.connect(server_info.url, token) as alice:
+        lp = alice.local_participant
+        async with lkanyio.AudioSource(48_000, 1) as source:
+            async with lkanyio.LocalAudioTrack.create_audio_track("mic", source) as track:
+                with anyio.fail_after(EVENT_WAIT), pytest.raises(
+                    lkanyio.PublishTrackError, match="timed out"
+                ):
+                    await lp.publish_track(track)
+        assert dict(lp.track_publications) == {}
+        await lp.publish_data(b"still connected")
+        assert lkanyio.statistics().pending_requests == 0
+
+
 async def test_dtmf_arrives_intact(
     server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:

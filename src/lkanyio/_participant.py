@@ -489,6 +489,9 @@ class LocalParticipant(Participant):
             destination_identities: send only to these participants (default: everyone).
             topic: lets receivers tell kinds of messages apart.
 
+        Without ``canPublishData`` in the access token this succeeds and the server drops the
+        packet (it reports nothing back).
+
         Raises:
             PublishDataError: the native core or the server refused the packet (for example
                 because it is over the size limit).
@@ -529,8 +532,12 @@ class LocalParticipant(Participant):
             code: the DTMF code (0–15).
             digit: the matching character (``"0"``–``"9"``, ``"*"``, ``"#"``, ``"A"``–``"D"``).
 
+        Like :meth:`publish_data`, without ``canPublishData`` this succeeds and the server
+        drops it.
+
         Raises:
-            PublishDTMFError: the native core or the server refused it.
+            PublishDTMFError: the native core refused it.
+            ValueError: a code outside 0–15.
         """
         if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= 15:
             raise ValueError(f"DTMF code must be an int from 0 to 15, not {code!r}")
