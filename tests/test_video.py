@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import struct
+import tracemalloc
 from typing import Any
 
 import anyio
@@ -42,6 +44,71 @@ def test_convert_round_trip_keeps_the_colour() -> None:
     for got, want in zip(mean_rgb(back), (200, 40, 90), strict=True):
         assert abs(got - want) <= 4
     assert frame.convert(VBT.BGRA).data[0:4].tobytes() == bytes([90, 40, 200, 255])
+
+
+def test_conversions_the_native_core_cannot_do_are_right() -> None:
+    # ABGR: every ABGR source used to abort the process; lkanyio reorders it to RGBA first.
+    abgr = lkanyio.VideoFrame(2, 2, VBT.ABGR, bytes([255, 90, 40, 200]) * 3 + bytes([255, 0, 0, 0]))
+    rgba = abgr.convert(VBT.RGBA)
+    assert rgba.data.tobytes() == bytes([200, 40, 90, 255]) * 3 + bytes([0, 0, 0, 255])
+    pixel, last = bytes([200, 40, 90, 255]), bytes([0, 0, 0, 255])
+    assert abgr.convert(VBT.RGBA, flip_y=True).data.tobytes() == pixel + last + pixel * 2
+    assert abgr.convert(VBT.BGRA).data[0:4].tobytes() == bytes([90, 40, 200, 255])
+    big_abgr = lkanyio.VideoFrame(W, H, VBT.ABGR, bytes([255, 90, 40, 200]) * (W * H))
+    assert mean_rgb(big_abgr.convert(VBT.I420)) == mean_rgb(solid((200, 40, 90)).convert(VBT.I420))
+    with pytest.raises(ValueError, match="ABGR frames convert only to"):
+        abgr.convert(VBT.I444)
+    # I010 (10-bit samples): its strides count samples, not bytes.
+    y, u, v = solid((200, 40, 90), 2, 2).convert(VBT.I420).data[3:6]
+    i010 = lkanyio.VideoFrame(
+        W, H, VBT.I010,
+        b"".join(
+            struct.pack("<H", value << 2) * count
+            for value, count in [(y, W * H), (u, W * H // 4), (v, W * H // 4)]
+        ),
+    )
+    for target in (VBT.RGBA, VBT.BGRA, VBT.I420):
+        for got, want in zip(mean_rgb(i010.convert(target)), (200, 40, 90), strict=True):
+            assert abs(got - want) <= 4, target
+    # NV12 to NV12 (the native core aborts): a copy, rows reversed with flip_y.
+    nv12 = lkanyio.VideoFrame(2, 4, VBT.NV12, bytes(range(8)) + bytes(range(100, 104)))
+    copy = nv12.convert(VBT.NV12)
+    assert copy == nv12
+    assert copy.data.obj is not nv12.data.obj
+    flipped = nv12.convert(VBT.NV12, flip_y=True)
+    assert flipped.data.tobytes() == bytes([6, 7, 4, 5, 2, 3, 0, 1, 102, 103, 100, 101])
+    # flip_y means the same for lkanyio's conversions and the native core's.
+    i420 = lkanyio.VideoFrame(2, 4, VBT.I420, bytes(range(8)) + bytes([1, 2, 3, 4]))
+    assert i420.convert(VBT.I420, flip_y=True).data[:8].tobytes() == flipped.data[:8].tobytes()
+
+
+def test_sources_and_frames_smaller_than_4x4_are_refused() -> None:
+    for width, height in [(1, 1), (3, 64), (64, 3)]:
+        with pytest.raises(ValueError, match="at least 4x4"):
+            lkanyio.VideoSource(width, height)
+    source = lkanyio.VideoSource(64, 48)
+    try:
+        for width, height in [(2, 2), (3, 48)]:
+            with pytest.raises(ValueError, match="at least 4x4"):
+                source.capture_frame(solid((1, 2, 3), width, height))
+        source.capture_frame(solid((1, 2, 3), 4, 4))
+    finally:
+        source.close()
+
+
+def test_a_native_frame_is_copied_once() -> None:
+    # Conversions and received frames share the copy out of native memory; tracemalloc sees
+    # only Python allocations, so the peak is the new frame plus small change.
+    i420 = solid((200, 40, 90), 1024, 1024).convert(VBT.I420)
+    size = 1024 * 1024 * 4
+    tracemalloc.start()
+    try:
+        rgba = i420.convert(VBT.RGBA)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(rgba.data) == size
+    assert peak < size * 1.25, peak
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, final
 
 import anyio
 
-from ._bridge import OwnedHandle, buffer_pointer, copy_native, get_bridge
+from ._bridge import OwnedHandle, buffer_pointer, get_bridge
 from ._errors import NativeError
 from ._native_stream import NativeStream
 from ._proto import ffi_pb2, video_frame_pb2
@@ -29,6 +30,8 @@ __all__ = [
     "VideoSource",
     "VideoStream",
 ]
+
+_log = logging.getLogger("lkanyio")
 
 _MAX_DIMENSION: Final = 16_384
 _MIN_CAPTURE_DIMENSION: Final = 4
@@ -283,23 +286,37 @@ class VideoFrame:
 
 
 def _copy_buffer(info: Any) -> VideoFrame:
-    """Copy the native video buffer ``info`` describes into a tightly packed :class:`VideoFrame`."""
+    """Copy the native video buffer ``info`` describes into a tightly packed :class:`VideoFrame`.
+
+    The planes are copied once, straight into the frame's ``bytearray``.
+    """
+    from ._native import ffi
+
     buffer_type = VideoBufferType(info.type)
-    layout = planes(buffer_type, info.width, info.height)
+    width, height = info.width, info.height
+    _check_dimension("width", width)
+    _check_dimension("height", height)
+    layout = planes(buffer_type, width, height)
+    unit = _native_stride_unit(buffer_type)
     regions = (
         [(info.data_ptr, info.stride)]
         if buffer_type in _PACKED_BYTES
-        else [(c.data_ptr, c.stride) for c in info.components]
+        else [(c.data_ptr, c.stride * unit) for c in info.components]
     )
-    parts: list[bytes] = []
+    if len(regions) != len(layout) or not all(address for address, _stride in regions):
+        raise NativeError(f"the native core described a malformed {buffer_type.name} buffer")
+    data = bytearray(sum(size for _stride, size in layout))
+    dest = ffi.from_buffer(data)
+    offset = 0
     for (stride, size), (address, native_stride) in zip(layout, regions, strict=True):
+        src = ffi.cast("uint8_t *", address)
         if native_stride in (0, stride):
-            parts.append(copy_native(address, size))
+            ffi.memmove(dest + offset, src, size)
         else:  # padded rows: copy each row's pixels only
-            parts.extend(
-                copy_native(address + row * native_stride, stride) for row in range(size // stride)
-            )
-    return VideoFrame(info.width, info.height, buffer_type, b"".join(parts))
+            for row in range(size // stride):
+                ffi.memmove(dest + offset + row * stride, src + row * native_stride, stride)
+        offset += size
+    return VideoFrame._adopt(width, height, buffer_type, data)
 
 
 def _copy_owned_buffer(owned: Any) -> VideoFrame:
@@ -495,9 +512,13 @@ class VideoStream(NativeStream[VideoFrameEvent]):
         owned = getattr(get_bridge().request(req), which).stream
         self._open(owned.handle.id, max_buffered=max_buffered, overflow=overflow)
 
-    def _convert(self, received: Any) -> VideoFrameEvent:
+    def _convert(self, received: Any) -> VideoFrameEvent | None:
         # The base drops the native buffer after this returns; copy without dropping here.
-        frame = _copy_buffer(received.buffer.info)
+        try:
+            frame = _copy_buffer(received.buffer.info)
+        except (NativeError, ValueError) as exc:  # never seen: skip the frame, keep the stream
+            _log.warning("video stream: skipped a frame: %s", exc)
+            return None
         return VideoFrameEvent(frame, received.timestamp_us, VideoRotation(received.rotation))
 
     def __repr__(self) -> str:
