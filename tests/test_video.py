@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import struct
 import tracemalloc
 from typing import Any
@@ -131,6 +132,81 @@ def test_frames_that_would_abort_the_native_core_are_rejected(
         lkanyio.VideoFrame(*args)
 
 
+# The pattern published through the server: four quadrants, top row A|B, bottom row C|D or
+# D|C (swapped every SWAP_EVERY frames).  No mirror, flip or half-turn of either phase is a
+# phase, so a flipped image fails, and a stale one never shows the swaps.
+PALETTE = [(220, 30, 30), (30, 200, 40), (40, 40, 220), (230, 220, 40)]
+# Palette index of (top-left, top-right, bottom-left, bottom-right) in each phase.
+PHASES: list[tuple[int, ...]] = [(0, 1, 2, 3), (0, 1, 3, 2)]
+SWAP_EVERY = 15
+
+
+def quadrants(phase: int) -> lkanyio.VideoFrame:
+    tl, tr, bl, br = (bytes([*PALETTE[i], 255]) for i in PHASES[phase])
+    top = (tl * (W // 2) + tr * (W // 2)) * (H // 2)
+    bottom = (bl * (W // 2) + br * (W // 2)) * (H // 2)
+    return lkanyio.VideoFrame(W, H, VBT.RGBA, top + bottom)
+
+
+def region_rgb(
+    rgba: lkanyio.VideoFrame, x0: float, x1: float, y0: float, y1: float
+) -> tuple[float, float, float]:
+    """Mean colour of the rectangle between the given fractions of the width and height."""
+    data, stride = rgba.data, rgba.width * 4
+    left, right = int(rgba.width * x0), int(rgba.width * x1)
+    rows = range(int(rgba.height * y0), int(rgba.height * y1))
+    sums = [0, 0, 0]
+    for y in rows:
+        row = data[y * stride + left * 4 : y * stride + right * 4]
+        for c in range(3):
+            sums[c] += sum(row[c::4])
+    n = len(rows) * (right - left)
+    return (sums[0] / n, sums[1] / n, sums[2] / n)
+
+
+def read_phase(frame: lkanyio.VideoFrame) -> int | None:
+    """Which phase ``frame`` shows (None if some quadrant is no palette colour).
+
+    Quadrants are sampled away from their edges (codec blur) at relative positions, so any
+    simulcast layer or scaling reads the same.
+
+    Raises:
+        AssertionError: every quadrant is a palette colour but the layout is no phase.
+    """
+    rgba = frame if frame.type == VBT.RGBA else frame.convert(VBT.RGBA)
+    found = []
+    for y0 in (0.1, 0.6):
+        for x0 in (0.1, 0.6):
+            colour = region_rgb(rgba, x0, x0 + 0.3, y0, y0 + 0.3)
+            near = [
+                i for i, want in enumerate(PALETTE)
+                if all(abs(a - b) <= 50 for a, b in zip(colour, want, strict=True))
+            ]
+            if not near:
+                return None
+            found.append(near[0])
+    assert tuple(found) in PHASES, f"a flipped or scrambled image: {found}"
+    return PHASES.index(tuple(found))
+
+
+def test_the_pattern_reader_rejects_flips_and_unclear_frames() -> None:
+    for phase in range(2):
+        frame = quadrants(phase)
+        assert read_phase(frame) == phase
+        assert read_phase(frame.convert(VBT.I420)) == phase  # as a stream delivers it
+        half = frame.convert(VBT.I420)
+        with pytest.raises(AssertionError, match="flipped"):
+            read_phase(half.convert(VBT.RGBA, flip_y=True))
+        mirrored = bytearray(len(frame.data))
+        for y in range(H):  # mirror each row: reverse the pixel order
+            row = frame.data[y * W * 4 : (y + 1) * W * 4]
+            for x in range(W):
+                mirrored[(y * W + W - 1 - x) * 4 : (y * W + W - x) * 4] = row[x * 4 : x * 4 + 4]
+        with pytest.raises(AssertionError, match="flipped"):
+            read_phase(lkanyio.VideoFrame(W, H, VBT.RGBA, mirrored))
+    assert read_phase(solid((0, 0, 0))) is None
+
+
 @pytest.mark.anyio
 async def test_a_colour_pattern_through_the_server(
     server_info: Any, token_factory: TokenFactory, room_name: str
@@ -150,7 +226,7 @@ async def test_a_colour_pattern_through_the_server(
                 )
                 subscribed = await next_event(events, lkanyio.TrackSubscribed)
                 assert isinstance(subscribed.track, lkanyio.RemoteVideoTrack)
-                colours = [(220, 30, 30), (30, 200, 40)]
+                patterns = [quadrants(0), quadrants(1)]
                 async with (
                     lkanyio.VideoStream(subscribed.track) as stream,
                     lkanyio.VideoStream(subscribed.track, max_buffered=1) as slow,
@@ -159,18 +235,26 @@ async def test_a_colour_pattern_through_the_server(
 
                     async def feed() -> None:
                         for i in range(10_000):
-                            source.capture_frame(solid(colours[(i // 15) % 2]))
+                            source.capture_frame(patterns[(i // SWAP_EVERY) % 2])
                             await anyio.sleep(1 / 30)
 
                     tg.start_soon(feed)
-                    seen: list[tuple[float, float, float]] = []
-                    with anyio.fail_after(EVENT_WAIT):
+                    phases: list[int] = []
+                    unclear = 0
+                    with anyio.fail_after(EVENT_WAIT * 2):
                         async for event in stream:
                             size = (event.frame.width, event.frame.height)
                             assert size in ((W, H), (W // 2, H // 2))
-                            seen.append(mean_rgb(event.frame))
-                            if len(seen) >= 60:
+                            phase = read_phase(event.frame)
+                            if phase is None:  # the source's first black frame, a blur
+                                unclear += 1
+                                continue
+                            phases.append(phase)
+                            swaps = sum(a != b for a, b in itertools.pairwise(phases))
+                            if swaps >= 6 and len(phases) >= 60:
                                 break
+                    # The decoder shows the pattern where it was drawn, and follows its swaps.
+                    assert unclear <= max(5, len(phases) // 4), (unclear, len(phases))
                     with anyio.fail_after(EVENT_WAIT):
                         followed = await by_source.receive()
                     followed_size = (followed.frame.width, followed.frame.height)
@@ -181,12 +265,6 @@ async def test_a_colour_pattern_through_the_server(
                     subscribed.publication.set_video_dimensions(width=W // 2, height=H // 2)
                     with pytest.raises(ValueError, match="VideoQuality"):
                         subscribed.publication.set_video_quality(7)  # type: ignore[arg-type]
-                    # The decoder delivers both colours (lossy codec: within a tolerance).
-                    def close_to(c: tuple[float, ...], want: tuple[int, ...]) -> bool:
-                        return all(abs(a - b) <= 30 for a, b in zip(c, want, strict=True))
-
-                    for colour in colours:
-                        assert any(close_to(c, colour) for c in seen), (colour, seen[:5])
                     # Nobody read `slow`: it kept its newest frame and counted the others.
                     stats = slow.statistics()
                     assert stats.buffered == 1
