@@ -489,14 +489,39 @@ async def test_remote_tracks_from_owned_protos() -> None:
     assert statistics().live_handles == before.live_handles
 
 
-def test_track_stats_of_type() -> None:
+def test_track_stats_are_flat_plain_reports() -> None:
     from lkanyio._proto import stats_pb2
 
-    report = stats_pb2.RtcStats()
-    report.codec.rtc.id = "c1"
-    stats = TrackStats((report,))
-    assert stats.of_type("codec") == [report]
+    codec = stats_pb2.RtcStats()
+    codec.codec.rtc.id = "c1"
+    codec.codec.rtc.timestamp = 1_700_000_000_000
+    codec.codec.codec.mime_type = "audio/opus"
+    codec.codec.codec.clock_rate = 48_000
+    outbound = stats_pb2.RtcStats()
+    outbound.outbound_rtp.rtc.id = "o1"
+    outbound.outbound_rtp.sent.bytes_sent = 1234
+    outbound.outbound_rtp.outbound.quality_limitation_reason = 1
+    outbound.outbound_rtp.outbound.quality_limitation_durations["cpu"] = 0.5
+    stream = stats_pb2.RtcStats()
+    stream.stream.rtc.id = "s1"
+    stream.stream.stream.id = "inner"
+    stats = TrackStats._from_proto([codec, outbound, stream, stats_pb2.RtcStats()])
+
+    assert [r.type for r in stats.reports] == ["codec", "outbound_rtp", "stream"]  # empty: gone
+    (report,) = stats.of_type("codec")
+    assert type(report).__name__ == "StatsReport"
+    assert (report.id, report.timestamp) == ("c1", 1_700_000_000_000.0)
+    assert report["mime_type"] == "audio/opus"
+    assert report["clock_rate"] == 48_000
+    assert report.get("payload_type") is None  # unset members are absent, not zero
+    (out,) = stats.of_type("outbound_rtp")
+    assert out["bytes_sent"] == 1234
+    assert out["quality_limitation_reason"] == "LIMITATION_CPU"  # an enum member's name
+    assert dict(out["quality_limitation_durations"]) == {"cpu": 0.5}  # type: ignore[arg-type]
+    assert stats.of_type("stream")[0]["stream_id"] == "inner"  # a clash keeps both
     assert stats.of_type("inbound_rtp") == []
+    with pytest.raises(TypeError):
+        report.values["mime_type"] = "x"  # type: ignore[index]
 
 
 # -- resampler ------------------------------------------------------------------------------------

@@ -205,13 +205,25 @@ async def test_stats_of_a_published_track_and_of_the_session(
                     for frame in sine_frames(200.0, 0.5):
                         await source.capture_frame(frame)
                     stats = await track.get_stats()
-                    assert stats.of_type("outbound_rtp"), stats
-                    # The subscriber reports once packets have arrived.
+                    (outbound,) = stats.of_type("outbound_rtp")
+                    assert outbound.id
+                    assert outbound.timestamp > 0
+                    codec = {r.id: r for r in stats.of_type("codec")}[outbound["codec_id"]]
+                    assert codec["mime_type"] == "audio/opus"
+                    # The subscriber reports once packets have arrived: counted, and fewer
+                    # than the publisher sent plus what is still in flight.
                     with anyio.fail_after(10):
-                        while not (await subscribed.track.get_stats()).of_type("inbound_rtp"):
+                        while True:
+                            received = (await subscribed.track.get_stats()).of_type("inbound_rtp")
+                            if received and received[0].get("packets_received", 0):
+                                break
                             await anyio.sleep(0.1)
+                    assert received[0]["kind"] == "audio"
+                    assert received[0]["bytes_received"] > 0  # type: ignore[operator]
                     session = await alice.get_rtc_stats()
-                    assert session.publisher.of_type("outbound_rtp")
+                    (sent,) = session.publisher.of_type("outbound_rtp")
+                    assert sent["packets_sent"] >= received[0]["packets_received"]  # type: ignore[operator]
+                    assert sent["bytes_sent"] > 0  # type: ignore[operator]
                     assert session.publisher.of_type("transport")
     with pytest.raises(lkanyio.ResourceClosedError):
         await alice.get_rtc_stats()

@@ -73,6 +73,9 @@ from ._room import connect as connect
 from ._rpc import RpcError as RpcError
 from ._rpc import RpcHandler as RpcHandler
 from ._rpc import RpcInvocationData as RpcInvocationData
+from ._stats import StatsReport as StatsReport
+from ._stats import StatValue as StatValue
+from ._stats import TrackStats as TrackStats
 from ._streams import EventStream as EventStream
 from ._streams import EventStreamStatistics as EventStreamStatistics
 from ._track import LocalAudioTrack as LocalAudioTrack
@@ -82,7 +85,6 @@ from ._track import RemoteAudioTrack as RemoteAudioTrack
 from ._track import RemoteTrack as RemoteTrack
 from ._track import RemoteVideoTrack as RemoteVideoTrack
 from ._track import Track as Track
-from ._track import TrackStats as TrackStats
 from ._types import ConnectionQuality as ConnectionQuality
 from ._types import ConnectionState as ConnectionState
 from ._types import DataPacketKind as DataPacketKind

@@ -35,8 +35,8 @@ from ._participant import (
 )
 from ._proto import ffi_pb2, room_pb2
 from ._publication import RemoteTrackPublication
+from ._stats import TrackStats
 from ._streams import EventStream
-from ._track import TrackStats
 from ._types import (
     ConnectionQuality,
     ConnectionState,
@@ -293,8 +293,8 @@ class Room:
         if cb.WhichOneof("message") != "result":
             raise NativeError(f"get_rtc_stats failed: {cb.error}")
         return SessionStats(
-            publisher=TrackStats(tuple(cb.result.publisher_stats)),
-            subscriber=TrackStats(tuple(cb.result.subscriber_stats)),
+            publisher=TrackStats._from_proto(cb.result.publisher_stats),
+            subscriber=TrackStats._from_proto(cb.result.subscriber_stats),
         )
 
     def _require_connected_handle(self) -> int:

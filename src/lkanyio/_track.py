@@ -7,7 +7,6 @@ the subscription ends.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
 
 import anyio.lowlevel
@@ -15,6 +14,7 @@ import anyio.lowlevel
 from ._bridge import OwnedHandle, get_bridge
 from ._errors import NativeError
 from ._proto import ffi_pb2, track_pb2
+from ._stats import TrackStats
 from ._types import StreamState, TrackKind
 
 if TYPE_CHECKING:
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from ._audio import AudioSource
-    from ._proto import stats_pb2
     from ._video import VideoSource
 
 __all__ = [
@@ -34,27 +33,8 @@ __all__ = [
     "RemoteTrack",
     "RemoteVideoTrack",
     "Track",
-    "TrackStats",
     "remote_track_from_owned",
 ]
-
-
-@final
-@dataclass(frozen=True)
-class TrackStats:
-    """WebRTC statistics reports (of a track, or one side of a room's session).
-
-    Attributes:
-        reports: the ``RtcStats`` protobuf messages of the pinned protocol, one per WebRTC stats
-            object (codec, inbound/outbound RTP, transport …); ``report.WhichOneof("stats")``
-            tells which.
-    """
-
-    reports: tuple[stats_pb2.RtcStats, ...]
-
-    def of_type(self, kind: str) -> list[stats_pb2.RtcStats]:
-        """Return the reports of one WebRTC stats type (e.g. ``"outbound_rtp"``)."""
-        return [report for report in self.reports if report.WhichOneof("stats") == kind]
 
 
 class Track:
@@ -135,7 +115,7 @@ class Track:
         callback = await get_bridge().request_async(req)
         if callback.error:
             raise NativeError(f"get_stats failed: {callback.error}")
-        return TrackStats(tuple(callback.stats))
+        return TrackStats._from_proto(callback.stats)
 
     def _close(self) -> None:
         """Release the native handle (idempotent)."""
