@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from os import PathLike, fspath
 from types import MappingProxyType, TracebackType
@@ -12,10 +13,11 @@ import anyio
 from ._bridge import OwnedHandle, get_bridge
 from ._errors import LiveKitError
 from ._proto import ffi_pb2
+from ._rpc import check_str
 from ._streams import EventStream
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
 
     from typing_extensions import Self
 
@@ -218,17 +220,34 @@ def _options(
     topic: str,
     attributes: Mapping[str, str] | None,
     destination_identities: Sequence[str],
+    name: str | None = None,
+    mime_type: str | None = None,
 ) -> None:
-    if not isinstance(topic, str):
-        raise TypeError("topic must be a str")
+    """Check the options every outgoing stream shares and write them into ``out``."""
+    out.topic = check_str("topic", topic)
     if isinstance(destination_identities, (str, bytes)):
         raise TypeError("destination_identities must be a sequence of identities, not one string")
-    out.topic = topic
-    out.destination_identities.extend(destination_identities)
-    for key, value in (attributes or {}).items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise TypeError("attributes must map str to str")
-        out.attributes[key] = value
+    try:
+        identities = list(destination_identities)
+    except TypeError:
+        raise TypeError(
+            "destination_identities must be a sequence of identities, "
+            f"not {type(destination_identities).__name__}"
+        ) from None
+    out.destination_identities.extend(
+        check_str("a destination identity", identity) for identity in identities
+    )
+    if attributes is not None:
+        if not isinstance(attributes, Mapping):
+            raise TypeError(f"attributes must map str to str, not {type(attributes).__name__}")
+        for key, value in attributes.items():
+            out.attributes[check_str("an attribute key", key)] = check_str(
+                "an attribute value", value
+            )
+    if name is not None:
+        out.name = check_str("name", name)
+    if mime_type is not None:
+        out.mime_type = check_str("mime_type", mime_type)
 
 
 async def send_text(
@@ -240,12 +259,10 @@ async def send_text(
     destination_identities: Sequence[str],
 ) -> TextStreamInfo:
     """See ``LocalParticipant.send_text``."""
-    if not isinstance(text, str):
-        raise TypeError("send_text takes a str")
     req = lp._request()
     msg = req.send_text
     msg.local_participant_handle = lp._handle.id
-    msg.text = text
+    msg.text = check_str("text", text)
     _options(
         msg.options,
         topic=topic,
@@ -274,8 +291,11 @@ async def send_bytes(
     if is_file:
         if not isinstance(data, (str, PathLike)):
             raise TypeError("send_file takes a path")
+        path = fspath(data)
+        if not isinstance(path, str):
+            raise TypeError("send_file takes a str path, not bytes")
         msg = req.send_file
-        msg.file_path = fspath(data)
+        msg.file_path = check_str("the file path", path)
     elif isinstance(data, (bytes, bytearray, memoryview)):
         msg = req.send_bytes
         msg.bytes = bytes(data)
@@ -287,11 +307,9 @@ async def send_bytes(
         topic=topic,
         attributes=attributes,
         destination_identities=destination_identities,
+        name=name,
+        mime_type=mime_type,
     )
-    if name is not None:
-        msg.options.name = name
-    if mime_type is not None:
-        msg.options.mime_type = mime_type
     cb = await get_bridge().request_async(req)
     _check_error(cb, "send_file" if is_file else "send_bytes")
     return _byte_info(cb.info)
@@ -341,11 +359,9 @@ class _Writer(Generic[T]):
             topic=topic,
             attributes=attributes,
             destination_identities=destinations,
+            name=name,
+            mime_type=mime_type,
         )
-        if name is not None:
-            msg.options.name = name
-        if mime_type is not None:
-            msg.options.mime_type = mime_type
 
         def adopt(cb: Any) -> OwnedHandle:
             _check_error(cb, f"opening the {self._kind} stream")
@@ -408,9 +424,7 @@ class TextStreamWriter(_Writer[str]):
         self.info = _text_info(info)
 
     def _set_chunk(self, msg: Any, chunk: str) -> None:
-        if not isinstance(chunk, str):
-            raise TypeError("write takes a str")
-        msg.text = chunk
+        msg.text = check_str("a text chunk", chunk)
 
 
 @final

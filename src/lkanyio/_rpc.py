@@ -79,16 +79,32 @@ RpcHandler = Callable[[RpcInvocationData], Awaitable[str]]
 """``async def handler(data: RpcInvocationData) -> str``."""
 
 
-def _check_str(name: str, value: object) -> str:
+_MAX_TIMEOUT: Final = (2**32 - 1) / 1000
+"""The longest response timeout the protocol carries (milliseconds in a uint32), in seconds."""
+
+
+def check_str(name: str, value: object) -> str:
+    """Return ``value`` if it is a ``str`` that UTF-8 can encode (no lone surrogates).
+
+    Raises:
+        TypeError: ``value`` is not a ``str``.
+        ValueError: ``value`` holds a lone surrogate (the wire format is UTF-8).
+    """
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{name} is not valid Unicode text: a lone surrogate at index {exc.start}"
+        ) from None
     return value
 
 
 def check_payload(payload: object) -> str:
     """Validate an RPC payload (a str within LiveKit's size limit)."""
-    text = _check_str("payload", payload)
-    if len(text.encode(errors="surrogatepass")) > _MAX_PAYLOAD:
+    text = check_str("payload", payload)
+    if len(text.encode()) > _MAX_PAYLOAD:
         raise ValueError(f"RPC payloads are limited to {_MAX_PAYLOAD} bytes of UTF-8")
     return text
 
@@ -104,7 +120,7 @@ class RpcServer:
         self._handlers: dict[str, RpcHandler] = {}
 
     def register(self, method: str, handler: RpcHandler) -> None:
-        _check_str("method", method)
+        check_str("method", method)
         if not callable(handler):
             raise TypeError("an RPC handler must be an async function")
         req = ffi_pb2.FfiRequest()
@@ -114,7 +130,7 @@ class RpcServer:
         self._handlers[method] = handler
 
     def unregister(self, method: str) -> None:
-        _check_str("method", method)
+        check_str("method", method)
         if self._handlers.pop(method, None) is None:
             return
         req = ffi_pb2.FfiRequest()
@@ -186,13 +202,17 @@ async def perform_rpc(
     response_timeout: float,
 ) -> str:
     """Call ``method`` on another participant (see ``LocalParticipant.perform_rpc``)."""
-    _check_str("destination_identity", destination_identity)
-    _check_str("method", method)
+    check_str("destination_identity", destination_identity)
+    check_str("method", method)
     check_payload(payload)
-    if not isinstance(response_timeout, (int, float)) or not (
-        math.isfinite(response_timeout) and response_timeout > 0
-    ):
-        raise ValueError("response_timeout must be a positive number of seconds")
+    if isinstance(response_timeout, bool) or not isinstance(response_timeout, (int, float)):
+        raise TypeError(
+            f"response_timeout must be a number of seconds, not {type(response_timeout).__name__}"
+        )
+    if not (math.isfinite(response_timeout) and 0 < response_timeout <= _MAX_TIMEOUT):
+        raise ValueError(
+            f"response_timeout must be a positive number of seconds up to {_MAX_TIMEOUT:.0f}"
+        )
     req = ffi_pb2.FfiRequest()
     msg = req.perform_rpc
     msg.local_participant_handle = local_participant_handle
