@@ -28,6 +28,12 @@ def _check_10ms(frame: object) -> AudioFrame:
     return frame
 
 
+def _check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
+    return value
+
+
 @final
 class AudioProcessingModule:
     """WebRTC's audio processing, applied in place to 10 ms frames (a sync context manager).
@@ -46,10 +52,10 @@ class AudioProcessingModule:
     ) -> None:
         req = ffi_pb2.FfiRequest()
         msg = req.new_apm
-        msg.echo_canceller_enabled = echo_cancellation
-        msg.noise_suppression_enabled = noise_suppression
-        msg.high_pass_filter_enabled = high_pass_filter
-        msg.gain_controller_enabled = auto_gain_control
+        msg.echo_canceller_enabled = _check_bool("echo_cancellation", echo_cancellation)
+        msg.noise_suppression_enabled = _check_bool("noise_suppression", noise_suppression)
+        msg.high_pass_filter_enabled = _check_bool("high_pass_filter", high_pass_filter)
+        msg.gain_controller_enabled = _check_bool("auto_gain_control", auto_gain_control)
         self._handle = OwnedHandle(get_bridge().request(req).new_apm.apm.handle.id)
 
     def _process(self, kind: str, frame: AudioFrame) -> None:
@@ -77,8 +83,10 @@ class AudioProcessingModule:
 
     def set_stream_delay_ms(self, delay_ms: int) -> None:
         """Tell the echo canceller the delay between playing and capturing, in milliseconds."""
-        if not isinstance(delay_ms, int) or not 0 <= delay_ms <= 500:
-            raise ValueError("delay_ms must be an int from 0 to 500")
+        if isinstance(delay_ms, bool) or not isinstance(delay_ms, int):
+            raise TypeError(f"delay_ms must be an int, not {type(delay_ms).__name__}")
+        if not 0 <= delay_ms <= 500:
+            raise ValueError(f"delay_ms must be from 0 to 500, got {delay_ms}")
         req = ffi_pb2.FfiRequest()
         req.apm_set_stream_delay.apm_handle = self._handle.id
         req.apm_set_stream_delay.delay_ms = delay_ms

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 import anyio
 from anyio.abc import ObjectReceiveStream
 
-from ._bridge import OwnedHandle, buffer_pointer, get_bridge
+from ._bridge import OwnedHandle, get_bridge
 from ._errors import LiveKitError
 from ._frames import _check_count
 from ._proto import ffi_pb2
@@ -83,7 +83,8 @@ def _payload(payload: object) -> bytes:
     if isinstance(payload, bytes):
         return payload
     if isinstance(payload, (bytearray, memoryview)):
-        buffer_pointer(payload)  # rejects non-contiguous views with a clear error
+        if not memoryview(payload).c_contiguous:
+            raise ValueError("payload must be a C-contiguous buffer (copy it first: bytes(view))")
         return bytes(payload)
     raise TypeError(f"payload must be bytes-like, not {type(payload).__name__}")
 
