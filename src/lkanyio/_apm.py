@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, final
 
 from ._bridge import OwnedHandle, buffer_pointer, get_bridge
+from ._checks import check_bool
 from ._errors import NativeError
 from ._frames import AudioFrame
 from ._proto import ffi_pb2
@@ -28,12 +29,6 @@ def _check_10ms(frame: object) -> AudioFrame:
     return frame
 
 
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
-    return value
-
-
 @final
 class AudioProcessingModule:
     """WebRTC's audio processing, applied in place to 10 ms frames (a sync context manager).
@@ -52,10 +47,10 @@ class AudioProcessingModule:
     ) -> None:
         req = ffi_pb2.FfiRequest()
         msg = req.new_apm
-        msg.echo_canceller_enabled = _check_bool("echo_cancellation", echo_cancellation)
-        msg.noise_suppression_enabled = _check_bool("noise_suppression", noise_suppression)
-        msg.high_pass_filter_enabled = _check_bool("high_pass_filter", high_pass_filter)
-        msg.gain_controller_enabled = _check_bool("auto_gain_control", auto_gain_control)
+        msg.echo_canceller_enabled = check_bool("echo_cancellation", echo_cancellation)
+        msg.noise_suppression_enabled = check_bool("noise_suppression", noise_suppression)
+        msg.high_pass_filter_enabled = check_bool("high_pass_filter", high_pass_filter)
+        msg.gain_controller_enabled = check_bool("auto_gain_control", auto_gain_control)
         self._handle = OwnedHandle(get_bridge().request(req).new_apm.apm.handle.id)
 
     def _process(self, kind: str, frame: AudioFrame) -> None:

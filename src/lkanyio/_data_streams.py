@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, final
 import anyio
 
 from ._bridge import OwnedHandle, get_bridge
+from ._checks import check_str
 from ._errors import LiveKitError
 from ._proto import ffi_pb2
-from ._rpc import check_str
 from ._streams import EventStream
 
 if TYPE_CHECKING:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, final
 
 from ._bridge import get_bridge
+from ._checks import check_bool, check_enum, check_str
 from ._errors import LiveKitError, NativeError
 from ._proto import e2ee_pb2, ffi_pb2
 
@@ -72,7 +73,10 @@ class E2EEOptions:
         keys.ratchet_window_size = self.ratchet_window_size
         keys.failure_tolerance = self.failure_tolerance
         keys.key_ring_size = self.key_ring_size
-        keys.key_derivation_function = int(self.key_derivation_function)  # type: ignore[assignment]
+        kdf = check_enum(
+            "key_derivation_function", self.key_derivation_function, KeyDerivationFunction
+        )
+        keys.key_derivation_function = int(kdf)  # type: ignore[assignment]
 
 
 @final
@@ -118,9 +122,7 @@ class E2EEManager:
 
     @staticmethod
     def _identity(participant_identity: object) -> str:
-        if not isinstance(participant_identity, str):
-            raise TypeError("participant_identity must be a str")
-        return participant_identity
+        return check_str("participant_identity", participant_identity)
 
     def _request(self) -> tuple[ffi_pb2.FfiRequest, e2ee_pb2.E2eeRequest]:
         req = ffi_pb2.FfiRequest()
@@ -133,7 +135,7 @@ class E2EEManager:
     def set_enabled(self, enabled: bool) -> None:
         """Turn encryption on or off for this client."""
         req, msg = self._request()
-        msg.manager_set_enabled.enabled = enabled
+        msg.manager_set_enabled.enabled = check_bool("enabled", enabled)
         self._send(req)
 
     def frame_cryptors(self) -> list[FrameCryptor]:

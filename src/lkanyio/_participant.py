@@ -12,6 +12,7 @@ import anyio
 
 from . import _data_streams as _ds
 from ._bridge import OwnedHandle, buffer_pointer, get_bridge
+from ._checks import check_str
 from ._data_streams import ByteStreamInfo, ByteStreamWriter, TextStreamInfo, TextStreamWriter
 from ._data_tracks import DataTrackError, LocalDataTrack, RemoteDataTrack
 from ._errors import (
@@ -110,16 +111,10 @@ class Transcription:
     segments: Sequence[TranscriptionSegment] = field(default_factory=tuple)
 
 
-def _check_str(name: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    return value
-
-
 def _check_identities(identities: Sequence[str]) -> list[str]:
     if isinstance(identities, (str, bytes)):
         raise TypeError("destination_identities must be a sequence of identities, not one string")
-    return [_check_str("a destination identity", i) for i in identities]
+    return [check_str("a destination identity", i) for i in identities]
 
 
 class Participant:
@@ -445,7 +440,7 @@ class LocalParticipant(Participant):
                 name, or a server without data tracks).
             ValueError: ``name`` is empty.
         """
-        _check_str("name", name)
+        check_str("name", name)
         if not name:
             raise ValueError("a data track needs a non-empty name")
         req = self._request()
@@ -504,7 +499,7 @@ class LocalParticipant(Participant):
         else:
             raise TypeError(f"payload must be bytes or str, not {type(payload).__name__}")
         identities = _check_identities(destination_identities)
-        _check_str("topic", topic)
+        check_str("topic", topic)
         if not isinstance(reliable, bool):
             # protobuf would take 1 or 0.5 and raise OverflowError for 2**63.
             raise TypeError(f"reliable must be a bool, not {type(reliable).__name__}")
@@ -541,7 +536,7 @@ class LocalParticipant(Participant):
         """
         if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= 15:
             raise ValueError(f"DTMF code must be an int from 0 to 15, not {code!r}")
-        _check_str("digit", digit)
+        check_str("digit", digit)
         req = self._request()
         req.publish_sip_dtmf.local_participant_handle = self._handle.id
         req.publish_sip_dtmf.code = code
@@ -564,14 +559,14 @@ class LocalParticipant(Participant):
         req = self._request()
         msg = req.publish_transcription
         msg.local_participant_handle = self._handle.id
-        msg.participant_identity = _check_str(
+        msg.participant_identity = check_str(
             "participant_identity", transcription.participant_identity
         )
-        msg.track_id = _check_str("track_sid", transcription.track_sid)
+        msg.track_id = check_str("track_sid", transcription.track_sid)
         for segment in transcription.segments:
             out = msg.segments.add()
-            out.id = _check_str("segment id", segment.id)
-            out.text = _check_str("segment text", segment.text)
+            out.id = check_str("segment id", segment.id)
+            out.text = check_str("segment text", segment.text)
             out.start_time = segment.start_time
             out.end_time = segment.end_time
             out.final = segment.final
@@ -590,7 +585,7 @@ class LocalParticipant(Participant):
         """
         req = self._request()
         req.set_local_metadata.local_participant_handle = self._handle.id
-        req.set_local_metadata.metadata = _check_str("metadata", metadata)
+        req.set_local_metadata.metadata = check_str("metadata", metadata)
         await self._update_self("set_metadata", req, lambda: self.metadata == metadata)
 
     async def set_name(self, name: str) -> None:
@@ -603,7 +598,7 @@ class LocalParticipant(Participant):
         """
         req = self._request()
         req.set_local_name.local_participant_handle = self._handle.id
-        req.set_local_name.name = _check_str("name", name)
+        req.set_local_name.name = check_str("name", name)
         await self._update_self("set_name", req, lambda: self.name == name)
 
     async def set_attributes(self, attributes: Mapping[str, str]) -> None:
@@ -622,8 +617,8 @@ class LocalParticipant(Participant):
         requested = dict(attributes)
         for key, value in requested.items():
             entry = msg.attributes.add()
-            entry.key = _check_str("attribute key", key)
-            entry.value = _check_str("attribute value", value)
+            entry.key = check_str("attribute key", key)
+            entry.value = check_str("attribute value", value)
         await self._update_self(
             "set_attributes", req, lambda: attributes_applied(self.attributes, requested)
         )
@@ -686,6 +681,8 @@ class LocalParticipant(Participant):
 
         if not isinstance(track, LocalTrack):
             raise TypeError("publish_track takes a LocalAudioTrack or LocalVideoTrack")
+        if options is not None and not isinstance(options, TrackPublishOptions):
+            raise TypeError("options must be a lkanyio.TrackPublishOptions")
         req = self._request()
         msg = req.publish_track
         msg.local_participant_handle = self._handle.id
@@ -725,8 +722,12 @@ class LocalParticipant(Participant):
 
         Raises:
             UnpublishTrackError: the native core or the server refused (e.g. an unknown sid).
+            ValueError: ``track_sid`` is not a track sid (``"TR_…"``); the native core aborts
+                the process on one.
         """
-        _check_str("track_sid", track_sid)
+        check_str("track_sid", track_sid)
+        if not track_sid.startswith("TR_"):
+            raise ValueError(f"{track_sid!r} is not a track sid (they start with 'TR_')")
         req = self._request()
         req.unpublish_track.local_participant_handle = self._handle.id
         req.unpublish_track.track_sid = track_sid

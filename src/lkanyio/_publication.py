@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
 
 import anyio
 
 from ._bridge import OwnedHandle, get_bridge
+from ._checks import check_bool, check_enum, check_str, check_uint
 from ._errors import ResourceClosedError
 from ._proto import ffi_pb2, room_pb2, track_pb2, track_publication_pb2
 from ._types import EncryptionType, TrackKind, TrackSource
@@ -43,6 +45,13 @@ class VideoEncoding:
     max_bitrate: int
     max_framerate: float
 
+    def __post_init__(self) -> None:
+        check_uint("max_bitrate", self.max_bitrate, bits=64)
+        if isinstance(self.max_framerate, bool) or not isinstance(self.max_framerate, (int, float)):
+            raise TypeError("max_framerate must be a number")
+        if not 0 <= self.max_framerate < math.inf:
+            raise ValueError(f"max_framerate must be finite and >= 0, got {self.max_framerate}")
+
 
 @final
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +59,9 @@ class AudioEncoding:
     """Audio encoder limits for a published track."""
 
     max_bitrate: int
+
+    def __post_init__(self) -> None:
+        check_uint("max_bitrate", self.max_bitrate, bits=64)
 
 
 @final
@@ -74,6 +86,18 @@ class TrackPublishOptions:
     video_encoding: VideoEncoding | None = None
     audio_encoding: AudioEncoding | None = None
     stream: str | None = None
+
+    def __post_init__(self) -> None:
+        check_enum("source", self.source, TrackSource)
+        for name in ("simulcast", "dtx", "red"):
+            if getattr(self, name) is not None:
+                check_bool(name, getattr(self, name))
+        if self.video_encoding is not None and not isinstance(self.video_encoding, VideoEncoding):
+            raise TypeError("video_encoding must be a lkanyio.VideoEncoding")
+        if self.audio_encoding is not None and not isinstance(self.audio_encoding, AudioEncoding):
+            raise TypeError("audio_encoding must be a lkanyio.AudioEncoding")
+        if self.stream is not None:
+            check_str("stream", self.stream)
 
     def _to_proto(self, out: room_pb2.TrackPublishOptions) -> None:
         out.source = int(self.source)  # type: ignore[assignment]
@@ -235,20 +259,20 @@ class RemoteTrackPublication(TrackPublication):
         """Subscribe to or unsubscribe from the track (the result arrives as room events)."""
         req = ffi_pb2.FfiRequest()
         req.set_subscribed.publication_handle = self._handle.id
-        req.set_subscribed.subscribe = subscribed
+        req.set_subscribed.subscribe = check_bool("subscribed", subscribed)
         get_bridge().request(req)
 
     def set_enabled(self, enabled: bool) -> None:
         """Pause or resume the media of a subscribed track without unsubscribing."""
         req = ffi_pb2.FfiRequest()
         req.enable_remote_track_publication.track_publication_handle = self._handle.id
-        req.enable_remote_track_publication.enabled = enabled
+        req.enable_remote_track_publication.enabled = check_bool("enabled", enabled)
         get_bridge().request(req)
 
     def set_video_dimensions(self, *, width: int, height: int) -> None:
         """Ask the server for the simulcast layer closest to ``width`` × ``height``."""
-        if width <= 0 or height <= 0:
-            raise ValueError("video dimensions must be positive")
+        check_uint("width", width, minimum=1)
+        check_uint("height", height, minimum=1)
         req = ffi_pb2.FfiRequest()
         msg = req.update_remote_track_publication_dimension
         msg.track_publication_handle = self._handle.id
@@ -261,7 +285,7 @@ class RemoteTrackPublication(TrackPublication):
         req = ffi_pb2.FfiRequest()
         msg = req.set_remote_track_publication_quality
         msg.track_publication_handle = self._handle.id
-        msg.quality = int(VideoQuality(quality))  # type: ignore[assignment]
+        msg.quality = int(check_enum("quality", quality, VideoQuality))  # type: ignore[assignment]
         get_bridge().request(req)
 
     def _close(self) -> None:

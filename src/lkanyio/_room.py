@@ -17,6 +17,7 @@ if sys.version_info < (3, 11):  # pragma: no cover
 
 from . import _events as ev
 from ._bridge import OwnedHandle, copy_native, get_bridge, redact
+from ._checks import check_bool, check_uint
 from ._data_streams import ByteStreamReader, TextStreamReader
 from ._e2ee import E2EEManager, E2EEOptions
 from ._errors import (
@@ -78,17 +79,22 @@ class RoomOptions:
     join_retries: int | None = None
     e2ee: E2EEOptions | None = None
 
+    def __post_init__(self) -> None:
+        check_bool("auto_subscribe", self.auto_subscribe)
+        check_bool("dynacast", self.dynacast)
+        check_bool("adaptive_stream", self.adaptive_stream)
+        if self.join_retries is not None:
+            check_uint("join_retries", self.join_retries)
+        if self.e2ee is not None and not isinstance(self.e2ee, E2EEOptions):
+            raise TypeError("e2ee must be a lkanyio.E2EEOptions")
+
     def _to_proto(self, out: room_pb2.RoomOptions) -> None:
         if self.e2ee is not None:
-            if not isinstance(self.e2ee, E2EEOptions):
-                raise TypeError("e2ee must be a lkanyio.E2EEOptions")
             self.e2ee._to_proto(out.encryption)
         out.auto_subscribe = self.auto_subscribe
         out.dynacast = self.dynacast
         out.adaptive_stream = self.adaptive_stream
         if self.join_retries is not None:
-            if self.join_retries < 0:
-                raise ValueError("join_retries must not be negative")
             out.join_retries = self.join_retries
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, final
 import anyio
 
 from ._bridge import get_bridge
+from ._checks import check_str
 from ._errors import LiveKitError
 from ._proto import ffi_pb2
 
@@ -81,24 +82,6 @@ RpcHandler = Callable[[RpcInvocationData], Awaitable[str]]
 
 _MAX_TIMEOUT: Final = (2**32 - 1) / 1000
 """The longest response timeout the protocol carries (milliseconds in a uint32), in seconds."""
-
-
-def check_str(name: str, value: object) -> str:
-    """Return ``value`` if it is a ``str`` that UTF-8 can encode (no lone surrogates).
-
-    Raises:
-        TypeError: ``value`` is not a ``str``.
-        ValueError: ``value`` holds a lone surrogate (the wire format is UTF-8).
-    """
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    try:
-        value.encode()
-    except UnicodeEncodeError as exc:
-        raise ValueError(
-            f"{name} is not valid Unicode text: a lone surrogate at index {exc.start}"
-        ) from None
-    return value
 
 
 def check_payload(payload: object) -> str:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 import anyio
 
 from ._bridge import OwnedHandle, buffer_pointer, get_bridge
+from ._checks import check_bool
 from ._errors import NativeError
 from ._native_stream import NativeStream
 from ._proto import ffi_pb2, video_frame_pb2
@@ -355,7 +356,7 @@ class VideoSource:
         req.new_video_source.type = video_frame_pb2.VIDEO_SOURCE_NATIVE
         req.new_video_source.resolution.width = width
         req.new_video_source.resolution.height = height
-        req.new_video_source.is_screencast = is_screencast
+        req.new_video_source.is_screencast = check_bool("is_screencast", is_screencast)
         owned = get_bridge().request(req).new_video_source.source
         self._handle = OwnedHandle(owned.handle.id)
         self.width = width

@@ -1,0 +1,79 @@
+"""Input checks shared by the public API: bad input is a clear TypeError/ValueError here.
+
+Protobuf's setters raise ``OverflowError`` (a bool from an int beyond 64 bits) or
+``UnicodeEncodeError`` (a lone surrogate), and some inputs abort the native core, so every
+public entry point checks its arguments with these before building a request.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import TypeVar
+
+__all__ = ["check_bool", "check_enum", "check_str", "check_uint"]
+
+E = TypeVar("E", bound=enum.IntEnum)
+
+
+def check_str(name: str, value: object) -> str:
+    """Return ``value`` if it is a ``str`` that UTF-8 can encode (no lone surrogates).
+
+    Raises:
+        TypeError: ``value`` is not a ``str``.
+        ValueError: ``value`` holds a lone surrogate (the wire format is UTF-8).
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"{name} is not valid Unicode text: a lone surrogate at index {exc.start}"
+            ) from None
+    return value
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Return ``value`` if it is a ``bool`` (an int is refused: ``2**64`` is not a flag).
+
+    Raises:
+        TypeError: ``value`` is not a ``bool``.
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
+    return value
+
+
+def check_enum(name: str, value: object, kind: type[E]) -> E:
+    """Return ``value`` as a member of the int enum ``kind``.
+
+    Raises:
+        TypeError: ``value`` is neither a member nor an ``int``.
+        ValueError: an ``int`` that is not one of ``kind``'s values.
+    """
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TypeError(f"{name} must be a {kind.__name__}, not {value!r}")
+        raise TypeError(f"{name} must be a {kind.__name__}, not {type(value).__name__}")
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"{value} is not a {kind.__name__}") from None
+
+
+def check_uint(name: str, value: object, *, bits: int = 32, minimum: int = 0) -> int:
+    """Return ``value`` if it is an ``int`` (not a ``bool``) from ``minimum`` to ``2**bits - 1``.
+
+    Raises:
+        TypeError: ``value`` is not an ``int``.
+        ValueError: it is out of that range.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not minimum <= value < 1 << bits:
+        raise ValueError(f"{name} must be from {minimum} to {(1 << bits) - 1}, got {value}")
+    return value
