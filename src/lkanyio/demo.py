@@ -289,7 +289,8 @@ class _Participant:
         samples: list[int] = []
         async with lkanyio.AudioStream(track, sample_rate=SAMPLE_RATE) as stream:
             async for event in stream:
-                samples.extend(event.frame.data)
+                if samples or any(event.frame.data):  # from the first sound on
+                    samples.extend(event.frame.data)
                 if len(samples) >= SAMPLE_RATE:  # one second
                     break
         # The scan takes a CPU-bound fraction of a second: keep it off the event loop.
