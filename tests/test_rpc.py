@@ -93,6 +93,27 @@ async def test_handler_errors_reach_the_caller(
             "short and stout",
         )
 
+        @lp.register_rpc_method("huge")
+        async def huge(data: lkanyio.RpcInvocationData) -> str:
+            return "x" * (15 * 1024 + 1)
+
+        with pytest.raises(lkanyio.RpcError) as caught:
+            await alice.local_participant.perform_rpc(
+                destination_identity="bob", method="huge", payload=""
+            )
+        assert caught.value.code == lkanyio.RpcError.RESPONSE_PAYLOAD_TOO_LARGE
+
+        @lp.register_rpc_method("not text")
+        async def not_text(data: lkanyio.RpcInvocationData) -> str:
+            return 42  # type: ignore[return-value]
+
+        with pytest.raises(lkanyio.RpcError) as caught:
+            await alice.local_participant.perform_rpc(
+                destination_identity="bob", method="not text", payload=""
+            )
+        assert caught.value.code == lkanyio.RpcError.APPLICATION_ERROR
+        assert "str" in caught.value.message
+
 
 async def test_deadline_times_out_the_caller_and_cancels_the_handler(
     server_info: Any, token_factory: TokenFactory, room_name: str
@@ -123,6 +144,43 @@ async def test_deadline_times_out_the_caller_and_cancels_the_handler(
         with anyio.fail_after(10):
             await finished.wait()
         assert outcome == ["cancelled"]
+
+
+async def test_leaving_the_room_cancels_a_running_handler(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    started, finished = anyio.Event(), anyio.Event()
+    outcome: list[str] = []
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+
+        @bob.local_participant.register_rpc_method("forever")
+        async def forever(data: lkanyio.RpcInvocationData) -> str:
+            started.set()
+            try:
+                await anyio.sleep_forever()
+            except anyio.get_cancelled_exc_class():
+                outcome.append("cancelled")
+                raise
+            finally:
+                finished.set()
+            return "never"
+
+        async with anyio.create_task_group() as tg:
+
+            async def call() -> None:
+                with pytest.raises(lkanyio.RpcError):
+                    await alice.local_participant.perform_rpc(
+                        destination_identity="bob", method="forever", payload=""
+                    )
+
+            tg.start_soon(call)
+            with anyio.fail_after(10):
+                await started.wait()
+            await bob.disconnect()  # bob leaves while his handler runs: it is cancelled
+            with anyio.fail_after(10):
+                await finished.wait()
+            assert outcome == ["cancelled"]
+    assert outcome == ["cancelled"]
 
 
 async def test_200_concurrent_calls(

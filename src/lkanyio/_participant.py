@@ -485,7 +485,8 @@ class LocalParticipant(Participant):
             topic: lets receivers tell kinds of messages apart.
 
         Without ``canPublishData`` in the access token this succeeds and the server drops the
-        packet (it reports nothing back).
+        packet (it reports nothing back).  While the room is reconnecting the call waits, and
+        the packet is sent once the room is back (measured: delivered exactly once, in order).
 
         Raises:
             PublishDataError: the native core or the server refused the packet (for example

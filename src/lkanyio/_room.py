@@ -481,6 +481,8 @@ class Room:
             publication._close()
         self._unpublished.clear()
         if self._local is not None:
+            if self._local._rpc is not None:
+                self._local._rpc.cancel_running()
             if not self._local._handle.closed:
                 bridge.unbind(self._local._handle.id)
             self._local._close()

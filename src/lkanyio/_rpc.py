@@ -84,6 +84,14 @@ _MAX_TIMEOUT: Final = (2**32 - 1) / 1000
 """The longest response timeout the protocol carries (milliseconds in a uint32), in seconds."""
 
 
+def _answer_error_code(answer: object) -> int:
+    """The code for a handler's answer that cannot be sent: too large, or not text at all."""
+    too_large = (
+        isinstance(answer, str) and len(answer.encode(errors="replace")) > _MAX_PAYLOAD
+    )
+    return RpcError.RESPONSE_PAYLOAD_TOO_LARGE if too_large else RpcError.APPLICATION_ERROR
+
+
 def check_payload(payload: object) -> str:
     """Validate an RPC payload (a str within LiveKit's size limit)."""
     text = check_str("payload", payload)
@@ -95,12 +103,18 @@ def check_payload(payload: object) -> str:
 class RpcServer:
     """The handlers of one local participant; invocations run in the room's task group."""
 
-    __slots__ = ("_handle_id", "_handlers", "_room")
+    __slots__ = ("_handle_id", "_handlers", "_room", "_running")
 
     def __init__(self, room: Room, local_participant_handle: int) -> None:
         self._room = room
         self._handle_id = local_participant_handle
         self._handlers: dict[str, RpcHandler] = {}
+        self._running: set[anyio.CancelScope] = set()  # one per handler task in flight
+
+    def cancel_running(self) -> None:
+        """Cancel every handler still running (the room is being left)."""
+        for scope in self._running:
+            scope.cancel()
 
     def register(self, method: str, handler: RpcHandler) -> None:
         check_str("method", method)
@@ -144,13 +158,20 @@ class RpcServer:
         payload: str | None = None
         error: RpcError | None = None
         with anyio.move_on_after(timeout) as scope:
+            self._running.add(scope)
             try:
                 result = await handler(data)
-                payload = check_payload(result)
             except RpcError as exc:
                 error = exc
             except Exception as exc:  # the caller gets it as an application error
                 error = RpcError(RpcError.APPLICATION_ERROR, str(exc) or type(exc).__name__)
+            else:
+                try:
+                    payload = check_payload(result)
+                except (TypeError, ValueError) as exc:
+                    error = RpcError(_answer_error_code(result), str(exc))
+            finally:
+                self._running.discard(scope)
         if scope.cancelled_caught:
             # The caller stopped waiting; answering keeps the native side's books straight.
             error = RpcError(RpcError.RESPONSE_TIMEOUT, "Response timeout")
