@@ -356,7 +356,7 @@ class Bridge:
         err = ffi.new("char[]", 512)
         if lib.lk_shim_open(str(path).encode(), err, 512) != 0:
             reason = ffi.string(err).decode(errors="replace")
-            raise ImportError(f"cannot load the LiveKit native library: {reason}")
+            raise NativeError(f"cannot load the LiveKit native library: {reason}")
         self.library_path = path
         self._core: Correlator[Receiver, Sink] = Correlator()
         self._live_handles = 0
