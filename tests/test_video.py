@@ -269,3 +269,55 @@ async def test_a_colour_pattern_through_the_server(
                     stats = slow.statistics()
                     assert stats.buffered == 1
                     assert stats.dropped > 0
+
+
+@pytest.mark.anyio
+async def test_quality_hints_choose_the_simulcast_layer(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    # 640x480 simulcast publishes smaller layers too.  Asking for LOW, then HIGH, then LOW again
+    # must each move the received size: a bandwidth ramp-up alone never goes back down.
+    width, height = 640, 480
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        async with bob.events() as events, lkanyio.VideoSource(width, height) as source:
+            async with lkanyio.LocalVideoTrack.create_video_track("cam", source) as track:
+                await alice.local_participant.publish_track(
+                    track,
+                    lkanyio.TrackPublishOptions(
+                        source=lkanyio.TrackSource.CAMERA, simulcast=True
+                    ),
+                )
+                subscribed = await next_event(events, lkanyio.TrackSubscribed)
+                frame = solid((200, 40, 40), width, height)
+                async with (
+                    lkanyio.VideoStream(subscribed.track) as stream,
+                    anyio.create_task_group() as tg,
+                ):
+
+                    async def feed() -> None:
+                        while True:
+                            source.capture_frame(frame)
+                            await anyio.sleep(1 / 30)
+
+                    tg.start_soon(feed)
+
+                    async def settle(want_small: bool) -> int:
+                        """Frames until 10 in a row are on the wanted side of 640 wide."""
+                        run = seen = 0
+                        with anyio.fail_after(EVENT_WAIT):
+                            async for event in stream:
+                                seen += 1
+                                small = event.frame.width < width
+                                run = run + 1 if small == want_small else 0
+                                if run >= 10:
+                                    return seen
+                        raise AssertionError("the stream ended")
+
+                    publication = subscribed.publication
+                    publication.set_video_quality(lkanyio.VideoQuality.LOW)
+                    await settle(want_small=True)
+                    publication.set_video_quality(lkanyio.VideoQuality.HIGH)
+                    await settle(want_small=False)
+                    publication.set_video_quality(lkanyio.VideoQuality.LOW)
+                    await settle(want_small=True)
+                    tg.cancel_scope.cancel()
