@@ -193,6 +193,28 @@ def _trio_abort_succeeded() -> Any:
     return Abort.SUCCEEDED
 
 
+def _trio_idle_check() -> Callable[[], bool]:
+    """Whether no trio task is ready to run, as cheaply as this trio allows.
+
+    ``current_statistics()`` builds a snapshot of the whole run (1.8 µs, on every request of the
+    latency path); trio's run queue answers the same question in 0.07 µs.  Like the asyncio
+    side's ``_ready``, that is private, so any other trio falls back to the public call.
+    """
+    import trio
+
+    try:
+        from trio._core._run import GLOBAL_RUN_CONTEXT
+
+        runq = GLOBAL_RUN_CONTEXT.runner.runq
+    except (ImportError, AttributeError):  # pragma: no cover - a trio without these internals
+        statistics = trio.lowlevel.current_statistics
+        return lambda: not statistics().tasks_runnable
+    if not hasattr(runq, "__len__"):  # pragma: no cover - the same
+        statistics = trio.lowlevel.current_statistics
+        return lambda: not statistics().tasks_runnable
+    return lambda: not runq
+
+
 def _never() -> bool:
     return False
 
@@ -571,8 +593,7 @@ class Bridge:
             driver.create_future = loop.create_future  # type: ignore[attr-defined]
             loop.add_reader(self._wakeup_fd, self._pump)  # type: ignore[attr-defined]
         else:
-            statistics = trio.lowlevel.current_statistics
-            driver = _Driver(loop, lambda: not statistics().tasks_runnable)
+            driver = _Driver(loop, _trio_idle_check())
             driver.current_task = trio.lowlevel.current_task
             driver.wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
             driver.reschedule = trio.lowlevel.reschedule
