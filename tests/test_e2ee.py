@@ -378,23 +378,13 @@ _SECRETS_CHILD = textwrap.dedent(
             bad(lambda: manager.ratchet_shared_key(key_index=9))
         async with lkanyio.connect(url, c_tok, options=per_participant) as room:
             bad(lambda: room.e2ee.set_shared_key(keys["carol"]))
+        # Bad options are refused when they are made, before any room sees them.
         for wrong in (
-            lkanyio.E2EEOptions(shared_key=keys["shared"].decode("latin-1")),
-            lkanyio.E2EEOptions(shared_key=keys["shared"], ratchet_window_size=-1),
-            lkanyio.E2EEOptions(shared_key=keys["shared"], ratchet_salt=b""),
+            {"shared_key": keys["shared"].decode("latin-1")},
+            {"shared_key": keys["shared"], "ratchet_window_size": -1},
+            {"shared_key": keys["shared"], "ratchet_salt": b""},
         ):
-            show(wrong)
-
-            async def join(wrong=wrong):
-                async with lkanyio.connect(url, a_tok, options=lkanyio.RoomOptions(e2ee=wrong)):
-                    pass
-
-            try:
-                await join()
-            except Exception as exc:
-                errors.append("".join(traceback.format_exception(exc)) + repr(exc))
-            else:
-                raise AssertionError("joined with bad E2EE options")
+            bad(lambda wrong=wrong: lkanyio.E2EEOptions(**wrong))
 
     anyio.run(main, backend=backend)
     json.dump(

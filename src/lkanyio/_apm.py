@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, final
 
 from ._bridge import OwnedHandle, buffer_pointer, get_bridge
-from ._checks import check_bool
+from ._checks import check_bool, check_uint
 from ._errors import NativeError
 from ._frames import AudioFrame
 from ._proto import ffi_pb2
@@ -78,10 +78,7 @@ class AudioProcessingModule:
 
     def set_stream_delay_ms(self, delay_ms: int) -> None:
         """Tell the echo canceller the delay between playing and capturing, in milliseconds."""
-        if isinstance(delay_ms, bool) or not isinstance(delay_ms, int):
-            raise TypeError(f"delay_ms must be an int, not {type(delay_ms).__name__}")
-        if not 0 <= delay_ms <= 500:
-            raise ValueError(f"delay_ms must be from 0 to 500, got {delay_ms}")
+        check_uint("delay_ms", delay_ms, maximum=500)
         req = ffi_pb2.FfiRequest()
         req.apm_set_stream_delay.apm_handle = self._handle.id
         req.apm_set_stream_delay.delay_ms = delay_ms

@@ -8,10 +8,10 @@ public entry point checks its arguments with these before building a request.
 from __future__ import annotations
 
 import enum
-import math
+from collections.abc import Iterable
 from typing import TypeVar
 
-__all__ = ["check_bool", "check_enum", "check_str", "check_uint"]
+__all__ = ["check_bool", "check_enum", "check_identities", "check_str", "check_uint"]
 
 E = TypeVar("E", bound=enum.IntEnum)
 
@@ -56,8 +56,6 @@ def check_enum(name: str, value: object, kind: type[E]) -> E:
     if isinstance(value, kind):
         return value
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise TypeError(f"{name} must be a {kind.__name__}, not {value!r}")
         raise TypeError(f"{name} must be a {kind.__name__}, not {type(value).__name__}")
     try:
         return kind(value)
@@ -65,8 +63,12 @@ def check_enum(name: str, value: object, kind: type[E]) -> E:
         raise ValueError(f"{value} is not a {kind.__name__}") from None
 
 
-def check_uint(name: str, value: object, *, bits: int = 32, minimum: int = 0) -> int:
-    """Return ``value`` if it is an ``int`` (not a ``bool``) from ``minimum`` to ``2**bits - 1``.
+def check_uint(
+    name: str, value: object, *, bits: int = 32, minimum: int = 0, maximum: int | None = None
+) -> int:
+    """Return ``value`` if it is an ``int`` (not a ``bool``) from ``minimum`` to ``maximum``.
+
+    ``maximum`` defaults to the largest value ``bits`` bits hold (``2**bits - 1``).
 
     Raises:
         TypeError: ``value`` is not an ``int``.
@@ -74,6 +76,24 @@ def check_uint(name: str, value: object, *, bits: int = 32, minimum: int = 0) ->
     """
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not minimum <= value < 1 << bits:
-        raise ValueError(f"{name} must be from {minimum} to {(1 << bits) - 1}, got {value}")
+    top = (1 << bits) - 1 if maximum is None else maximum
+    if not minimum <= value <= top:
+        raise ValueError(f"{name} must be from {minimum} to {top}, got {value}")
     return value
+
+
+def check_identities(identities: object) -> list[str]:
+    """Return a list of participant identities (a sequence of ``str``, but not one ``str``).
+
+    Raises:
+        TypeError: not an iterable of ``str``, or a single ``str``/``bytes``.
+        ValueError: an identity with a lone surrogate.
+    """
+    if isinstance(identities, (str, bytes)):
+        raise TypeError("destination_identities must be a sequence of identities, not one string")
+    if not isinstance(identities, Iterable):
+        raise TypeError(
+            "destination_identities must be a sequence of identities, "
+            f"not {type(identities).__name__}"
+        )
+    return [check_str("a destination identity", identity) for identity in identities]

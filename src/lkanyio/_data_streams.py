@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, final
 import anyio
 
 from ._bridge import OwnedHandle, get_bridge
-from ._checks import check_str
+from ._checks import check_identities, check_str
 from ._errors import LiveKitError
 from ._proto import ffi_pb2
 from ._streams import EventStream
@@ -225,18 +225,7 @@ def _options(
 ) -> None:
     """Check the options every outgoing stream shares and write them into ``out``."""
     out.topic = check_str("topic", topic)
-    if isinstance(destination_identities, (str, bytes)):
-        raise TypeError("destination_identities must be a sequence of identities, not one string")
-    try:
-        identities = list(destination_identities)
-    except TypeError:
-        raise TypeError(
-            "destination_identities must be a sequence of identities, "
-            f"not {type(destination_identities).__name__}"
-        ) from None
-    out.destination_identities.extend(
-        check_str("a destination identity", identity) for identity in identities
-    )
+    out.destination_identities.extend(check_identities(destination_identities))
     if attributes is not None:
         if not isinstance(attributes, Mapping):
             raise TypeError(f"attributes must map str to str, not {type(attributes).__name__}")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, final
 
 from ._bridge import get_bridge
-from ._checks import check_bool, check_enum, check_str
+from ._checks import check_bool, check_enum, check_str, check_uint
 from ._errors import LiveKitError, NativeError
 from ._proto import e2ee_pb2, ffi_pb2
 
@@ -62,21 +62,25 @@ class E2EEOptions:
     key_ring_size: int = 16
     key_derivation_function: KeyDerivationFunction = KeyDerivationFunction.PBKDF2
 
+    def __post_init__(self) -> None:
+        if self.shared_key is not None:
+            _check_key(self.shared_key, "shared key")
+        _check_key(self.ratchet_salt, "ratchet salt")
+        check_uint("ratchet_window_size", self.ratchet_window_size, bits=31)
+        check_uint("failure_tolerance", self.failure_tolerance, bits=31, minimum=-1)
+        check_uint("key_ring_size", self.key_ring_size, bits=31, minimum=1)
+        check_enum("key_derivation_function", self.key_derivation_function, KeyDerivationFunction)
+
     def _to_proto(self, out: e2ee_pb2.E2eeOptions) -> None:
         out.encryption_type = e2ee_pb2.GCM
         keys = out.key_provider_options
         if self.shared_key is not None:
-            keys.shared_key = _check_key(self.shared_key, "shared key")
-        keys.ratchet_salt = _check_key(self.ratchet_salt, "ratchet salt")
-        if self.ratchet_window_size < 0 or self.key_ring_size < 1:
-            raise ValueError("ratchet_window_size must be >= 0 and key_ring_size >= 1")
+            keys.shared_key = bytes(self.shared_key)
+        keys.ratchet_salt = bytes(self.ratchet_salt)
         keys.ratchet_window_size = self.ratchet_window_size
         keys.failure_tolerance = self.failure_tolerance
         keys.key_ring_size = self.key_ring_size
-        kdf = check_enum(
-            "key_derivation_function", self.key_derivation_function, KeyDerivationFunction
-        )
-        keys.key_derivation_function = int(kdf)  # type: ignore[assignment]
+        keys.key_derivation_function = int(self.key_derivation_function)  # type: ignore[assignment]
 
 
 @final
@@ -112,13 +116,7 @@ class E2EEManager:
     def _index(self, key_index: object) -> int:
         # The native core quietly maps an index outside the ring onto another slot (16 and -1
         # both land on 0 with the default ring of 16), so a key would overwrite another.
-        if not isinstance(key_index, int) or isinstance(key_index, bool):
-            raise TypeError(f"key_index must be an int, not {type(key_index).__name__}")
-        if not 0 <= key_index < self._ring_size:
-            raise ValueError(
-                f"key_index must be in 0..{self._ring_size - 1} (key_ring_size), not {key_index}"
-            )
-        return key_index
+        return check_uint("key_index (below key_ring_size)", key_index, maximum=self._ring_size - 1)
 
     @staticmethod
     def _identity(participant_identity: object) -> str:

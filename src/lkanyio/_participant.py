@@ -12,7 +12,7 @@ import anyio
 
 from . import _data_streams as _ds
 from ._bridge import OwnedHandle, buffer_pointer, get_bridge
-from ._checks import check_str
+from ._checks import check_identities, check_str, check_uint
 from ._data_streams import ByteStreamInfo, ByteStreamWriter, TextStreamInfo, TextStreamWriter
 from ._data_tracks import DataTrackError, LocalDataTrack, RemoteDataTrack
 from ._errors import (
@@ -109,12 +109,6 @@ class Transcription:
     participant_identity: str
     track_sid: str
     segments: Sequence[TranscriptionSegment] = field(default_factory=tuple)
-
-
-def _check_identities(identities: Sequence[str]) -> list[str]:
-    if isinstance(identities, (str, bytes)):
-        raise TypeError("destination_identities must be a sequence of identities, not one string")
-    return [check_str("a destination identity", i) for i in identities]
 
 
 class Participant:
@@ -499,7 +493,7 @@ class LocalParticipant(Participant):
             data = bytes(payload)
         else:
             raise TypeError(f"payload must be bytes or str, not {type(payload).__name__}")
-        identities = _check_identities(destination_identities)
+        identities = check_identities(destination_identities)
         check_str("topic", topic)
         if not isinstance(reliable, bool):
             # protobuf would take 1 or 0.5 and raise OverflowError for 2**63.
@@ -533,10 +527,10 @@ class LocalParticipant(Participant):
 
         Raises:
             PublishDTMFError: the native core refused it.
+            TypeError: a code that is not an int.
             ValueError: a code outside 0–15.
         """
-        if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= 15:
-            raise ValueError(f"DTMF code must be an int from 0 to 15, not {code!r}")
+        check_uint("the DTMF code", code, maximum=15)
         check_str("digit", digit)
         req = self._request()
         req.publish_sip_dtmf.local_participant_handle = self._handle.id

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 import anyio
 
 from ._bridge import OwnedHandle, buffer_pointer, get_bridge
-from ._checks import check_bool
+from ._checks import check_bool, check_enum
 from ._errors import NativeError
 from ._native_stream import NativeStream
 from ._proto import ffi_pb2, video_frame_pb2
@@ -131,10 +131,7 @@ class VideoFrame:
     ) -> None:
         self._width = _check_dimension("width", width)
         self._height = _check_dimension("height", height)
-        try:
-            self._type = VideoBufferType(buffer_type)
-        except ValueError:
-            raise ValueError(f"unknown video buffer type {buffer_type!r}") from None
+        self._type = check_enum("buffer_type", buffer_type, VideoBufferType)
         try:
             view = memoryview(data)
         except TypeError:
@@ -238,14 +235,12 @@ class VideoFrame:
         I420) and NV12 to NV12 (a copy).
 
         Raises:
-            ValueError: ``buffer_type`` is not a VideoBufferType, or ABGR to something other
-                than RGBA, BGRA or I420.
+            ValueError: ``buffer_type`` is no VideoBufferType's value, or ABGR to something
+                other than RGBA, BGRA or I420.
+            TypeError: ``buffer_type`` is not a VideoBufferType or an int.
             NativeError: the native core cannot convert between these layouts.
         """
-        try:
-            target = VideoBufferType(buffer_type)
-        except ValueError:
-            raise ValueError(f"unknown video buffer type {buffer_type!r}") from None
+        target = check_enum("buffer_type", buffer_type, VideoBufferType)
         if self._type == VideoBufferType.ABGR:
             # The core asserts that an ABGR source is RGBA and aborts: reorder here instead.
             if target not in _ABGR_TARGETS:
