@@ -206,10 +206,8 @@ def _trio_idle_check() -> Callable[[], bool]:
         from trio._core._run import GLOBAL_RUN_CONTEXT
 
         runq = GLOBAL_RUN_CONTEXT.runner.runq
-    except (ImportError, AttributeError):  # pragma: no cover - a trio without these internals
-        statistics = trio.lowlevel.current_statistics
-        return lambda: not statistics().tasks_runnable
-    if not hasattr(runq, "__len__"):  # pragma: no cover - the same
+        len(runq)
+    except (ImportError, AttributeError, TypeError):  # pragma: no cover - another trio
         statistics = trio.lowlevel.current_statistics
         return lambda: not statistics().tasks_runnable
     return lambda: not runq

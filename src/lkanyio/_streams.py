@@ -100,14 +100,16 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
         self._overflowed = False
         global _live
         _live += 1
-        self._live = True
+
+    @property
+    def _subscribed(self) -> bool:
+        """Neither closed by the consumer nor ended by the producer: a live subscription."""
+        return not (self._closed or self._ended)
 
     def _retire(self) -> None:
-        """This stream stops being a live subscription (closed, ended or collected)."""
-        if self._live:
-            self._live = False
-            global _live
-            _live -= 1
+        """Call just before the stream stops being a live subscription (first close or end)."""
+        global _live
+        _live -= 1
 
     # -- producer side (synchronous, in the event loop thread) -------------------------------
 
@@ -143,9 +145,10 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
         """End the stream: the consumer gets what is buffered, then ``error`` or end of stream."""
         if self._ended:
             return
+        if not self._closed:
+            self._retire()
         self._ended = True
         self._error = error
-        self._retire()
         self._wake()
 
     def _wake(self) -> None:
@@ -195,8 +198,9 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
         """Unsubscribe and discard what is buffered (idempotent, synchronous)."""
         if self._closed:
             return
+        if not self._ended:
+            self._retire()
         self._closed = True
-        self._retire()
         discard = self._discard
         while self._items:
             item = self._items.popleft()
@@ -228,9 +232,10 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
         )
 
     def __del__(self) -> None:
-        if getattr(self, "_live", False):
+        if not hasattr(self, "_ended"):  # __init__ refused its arguments: never counted
+            return
+        if self._subscribed:
             self._retire()
-        if not getattr(self, "_closed", True) and not getattr(self, "_ended", True):
             warnings.warn(
                 f"unclosed {self._what}; use it with 'async with' or call close()",
                 ResourceWarning,
