@@ -292,29 +292,6 @@ def _calls() -> dict[str, Callable[[_Alice, Any], Awaitable[Any] | Any]]:
         ),
         "data_track_push": lambda a, j: a.data_track.try_push(j),
         "data_track_timestamp": lambda a, j: a.data_track.try_push(b"x", user_timestamp=j),
-        # joining with odd options (a guest joins the same room when they are accepted)
-        "room_auto_subscribe": lambda a, j: _join_guest(a, lkanyio.RoomOptions(auto_subscribe=j)),
-        "room_dynacast": lambda a, j: _join_guest(a, lkanyio.RoomOptions(dynacast=j)),
-        "room_adaptive_stream": lambda a, j: _join_guest(a, lkanyio.RoomOptions(adaptive_stream=j)),
-        "room_e2ee": lambda a, j: _join_guest(a, lkanyio.RoomOptions(e2ee=j)),
-        "e2ee_shared_key": lambda a, j: _join_guest(
-            a, lkanyio.RoomOptions(e2ee=lkanyio.E2EEOptions(shared_key=j))
-        ),
-        "e2ee_ratchet_salt": lambda a, j: _join_guest(
-            a, lkanyio.RoomOptions(e2ee=lkanyio.E2EEOptions(ratchet_salt=j))
-        ),
-        "e2ee_ratchet_window_size": lambda a, j: _join_guest(
-            a, lkanyio.RoomOptions(e2ee=lkanyio.E2EEOptions(ratchet_window_size=j))
-        ),
-        "e2ee_failure_tolerance": lambda a, j: _join_guest(
-            a, lkanyio.RoomOptions(e2ee=lkanyio.E2EEOptions(failure_tolerance=j))
-        ),
-        "e2ee_key_ring_size": lambda a, j: _join_guest(
-            a, lkanyio.RoomOptions(e2ee=lkanyio.E2EEOptions(key_ring_size=j))
-        ),
-        "e2ee_key_derivation_function": lambda a, j: _join_guest(
-            a, lkanyio.RoomOptions(e2ee=lkanyio.E2EEOptions(key_derivation_function=j))
-        ),
         # the key manager of a room joined with end-to-end encryption
         "e2ee_set_enabled": lambda a, j: a.e2ee_room.e2ee.set_enabled(j),
         "e2ee_set_shared_key": lambda a, j: a.e2ee_room.e2ee.set_shared_key(j),
@@ -385,6 +362,16 @@ def _calls() -> dict[str, Callable[[_Alice, Any], Awaitable[Any] | Any]]:
     for option in ("echo_cancellation", "noise_suppression", "high_pass_filter",
                    "auto_gain_control"):
         calls[f"apm_{option}"] = lambda a, j, o=option: _apm(**{o: j})
+    # joining with odd options (a guest joins the same room when they are accepted)
+    for option in ("auto_subscribe", "dynacast", "adaptive_stream", "e2ee"):
+        calls[f"room_{option}"] = lambda a, j, o=option: _join_guest(
+            a, lkanyio.RoomOptions(**{o: j})
+        )
+    for option in ("shared_key", "ratchet_salt", "ratchet_window_size", "failure_tolerance",
+                   "key_ring_size", "key_derivation_function"):
+        calls[f"e2ee_{option}"] = lambda a, j, o=option: _join_guest(
+            a, lkanyio.RoomOptions(e2ee=lkanyio.E2EEOptions(**{o: j}))
+        )
     return calls
 
 
