@@ -4,26 +4,19 @@ Run by setuptools through ``cffi_modules`` in ``setup.py``.  The module contains
 shim in ``lkanyio_shim.c``; the LiveKit native library itself is opened by path at run time.
 """
 
+from pathlib import Path
+
 from cffi import FFI
 
-CDEF = """
-typedef struct lk_event {
-    struct lk_event *next;
-    size_t len;
-    uint8_t data[];
-} lk_event;
+HEADER = Path(__file__).with_name("lkanyio_shim.h")
 
-int lk_shim_open(const char *path, char *err, size_t errlen);
-void lk_shim_initialize(bool capture_logs, const char *sdk, const char *sdk_version);
-int lk_shim_wakeup_fd(void);
-lk_event *lk_shim_drain(void);
-void lk_shim_free_events(lk_event *head);
-uint64_t lk_shim_request(const uint8_t *data, size_t len, const uint8_t **res, size_t *res_len);
-bool lk_shim_drop_handle(uint64_t handle);
-void lk_shim_dispose(void);
-void lk_shim_stats(uint64_t *queued, uint64_t *total, uint64_t *lost, uint64_t *filtered);
-void lk_shim_set_log_threshold(int level);
-"""
+
+def _cdef(header: str) -> str:
+    """The header's declarations, without the preprocessor lines cffi's parser cannot read."""
+    return "\n".join(line for line in header.splitlines() if not line.lstrip().startswith("#"))
+
+
+CDEF = _cdef(HEADER.read_text())
 
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)

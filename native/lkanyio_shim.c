@@ -16,6 +16,14 @@
  * cleared by the drain.  Only the event that flips it writes to the fd.  The drain clears the
  * fd and `signaled` atomically with taking the queue, so an event queued after the drain
  * always writes again and one queued before it is always in the batch taken.
+ *
+ * fork(): the native core's threads do not exist in a child, so nothing there may call into it,
+ * and the child shares the wakeup fd (and, with an inherited event loop, even the epoll set) with
+ * its parent.  A pthread_atfork handler holds q_lock across fork() (so no native thread holds it
+ * at that instant), releases it in the parent and re-creates it in the child, and marks the child:
+ * there drain returns nothing and never reads the fd (it would swallow the parent's wakeups),
+ * requests fail (handle 0) and drops and dispose do nothing.  The child's copy of the queue is
+ * freed.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -48,6 +56,8 @@ static int q_signaled;
 static uint64_t q_queued;      /* events currently queued */
 static uint64_t q_total;       /* events received since open */
 static uint64_t q_lost;        /* events lost because malloc failed */
+
+static int forked_child;       /* set in a child of fork(): the native core is not there */
 
 static int wake_rfd = -1;      /* Python waits on this one */
 static int wake_wfd = -1;      /* the callback writes here (same fd for eventfd) */
@@ -162,6 +172,25 @@ static void on_native_event(const uint8_t *data, size_t len) {
     if (need_wake) wake();
 }
 
+static void before_fork(void) { pthread_mutex_lock(&q_lock); }
+
+static void after_fork_parent(void) { pthread_mutex_unlock(&q_lock); }
+
+static void after_fork_child(void) {
+    /* Only this thread exists now; the lock was held by it across fork(): make a fresh one. */
+    pthread_mutex_init(&q_lock, NULL);
+    forked_child = 1;
+    lk_event *head = q_head;
+    q_head = q_tail = NULL;
+    q_queued = 0;
+    q_signaled = 1; /* never signal: nothing in this process waits for the parent's events */
+    while (head) {
+        lk_event *next = head->next;
+        free(head);
+        head = next;
+    }
+}
+
 static int set_flags(int fd) {
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -1;
@@ -204,6 +233,11 @@ int lk_shim_open(const char *path, char *err, size_t errlen) {
     wake_wfd = fds[1];
 #endif
     (void)set_flags;
+    if (pthread_atfork(before_fork, after_fork_parent, after_fork_child) != 0) {
+        snprintf(err, errlen, "pthread_atfork failed");
+        p_request = NULL;
+        return -1;
+    }
     return 0;
 }
 
@@ -214,6 +248,7 @@ void lk_shim_initialize(bool capture_logs, const char *sdk, const char *sdk_vers
 int lk_shim_wakeup_fd(void) { return wake_rfd; }
 
 lk_event *lk_shim_drain(void) {
+    if (forked_child) return NULL; /* the fd and its wakeups belong to the parent */
     pthread_mutex_lock(&q_lock);
     lk_event *head = q_head;
     q_head = q_tail = NULL;
@@ -233,12 +268,17 @@ void lk_shim_free_events(lk_event *head) {
 }
 
 uint64_t lk_shim_request(const uint8_t *data, size_t len, const uint8_t **res, size_t *res_len) {
+    if (forked_child) return 0; /* no native threads here: a request would never be served */
     return p_request(data, len, res, res_len);
 }
 
-bool lk_shim_drop_handle(uint64_t handle) { return p_drop_handle(handle); }
+bool lk_shim_drop_handle(uint64_t handle) { return forked_child ? false : p_drop_handle(handle); }
 
-void lk_shim_dispose(void) { p_dispose(); }
+void lk_shim_dispose(void) {
+    if (!forked_child) p_dispose();
+}
+
+bool lk_shim_forked(void) { return forked_child != 0; }
 
 void lk_shim_stats(uint64_t *queued, uint64_t *total, uint64_t *lost, uint64_t *filtered) {
     pthread_mutex_lock(&q_lock);

@@ -1,4 +1,4 @@
-/* lkanyio native shim: the C surface Python sees (also pasted into the cffi cdef). */
+/* lkanyio native shim: the C surface Python sees (native/_native_build.py reads its cdef here). */
 #ifndef LKANYIO_SHIM_H
 #define LKANYIO_SHIM_H
 #include <stdbool.h>
@@ -22,4 +22,6 @@ bool lk_shim_drop_handle(uint64_t handle);
 void lk_shim_dispose(void);
 void lk_shim_stats(uint64_t *queued, uint64_t *total, uint64_t *lost, uint64_t *filtered);
 void lk_shim_set_log_threshold(int level);
+/* Whether this process is a child of fork() made after the shim was opened. */
+bool lk_shim_forked(void);
 #endif

@@ -14,6 +14,7 @@ A driver lives as long as its event loop; the bridge serves one running loop at 
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import re
@@ -231,6 +232,7 @@ class _Driver:
         "create_future",
         "current_task",
         "idle",
+        "is_current",
         "loop",
         "reschedule",
         "thread",
@@ -244,8 +246,53 @@ class _Driver:
         self.current_task: Callable[[], Any] = _never
         self.wait_task_rescheduled: Callable[[Any], Awaitable[Any]] = _never_awaitable
         self.reschedule: Callable[[Any], object] = _ignore
+        self.is_current: Callable[[], bool] = _never  # is its loop the one running here?
         self.thread = threading.get_ident()
         self.alive = True
+
+
+def _running_loop() -> tuple[str, Any]:
+    """Name and identify the event loop running in this thread, without sniffio.
+
+    Returns ``("asyncio", loop)`` or ``("trio", trio_token)``.  Unlike sniffio this also works
+    in an asyncio callback (no current task), under ``asyncio.run``, uvloop and any loop a
+    framework created, because it asks the loops: asyncio's running loop is per thread, and
+    trio's token exists only inside ``trio.run``.
+    """
+    import asyncio
+
+    try:
+        return "asyncio", asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            return "trio", trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            pass
+    raise RuntimeError(
+        "lkanyio needs a running asyncio or trio event loop in this thread; from "
+        "synchronous code, run it through anyio.from_thread.start_blocking_portal()"
+    )
+
+
+def _is_current_asyncio_loop(loop: object) -> bool:
+    import asyncio
+
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def _is_current_trio_run(token: object) -> bool:
+    import trio
+
+    try:
+        return trio.lowlevel.current_trio_token() is token
+    except RuntimeError:
+        return False
 
 
 async def _never_awaitable(_: Any) -> None:  # pragma: no cover - replaced on trio drivers
@@ -381,13 +428,29 @@ class Bridge:
         self._core: Correlator[Receiver, Sink] = Correlator()
         self._live_handles = 0
         self._driver: _Driver | None = None
+        self._driver_lock = threading.Lock()
         self._disposed = False
         self._wakeup_fd: int = lib.lk_shim_wakeup_fd()
-        self._res = ffi.new("const uint8_t **")
-        self._res_len = ffi.new("size_t *")
+        # ``livekit_ffi_request`` writes its response pointer and length through out-parameters,
+        # and cffi releases the GIL during the call: threads sharing one pair read each other's
+        # responses (measured: a quarter of concurrent converts got another thread's frame, and
+        # thousands of responses failed to parse).  So each thread has its own pair.
+        self._out = threading.local()
+        self._count_lock = threading.Lock()  # guards _live_handles (adopted/dropped anywhere)
         lib.lk_shim_set_log_threshold(_native_log_threshold())
         lib.lk_shim_initialize(True, SDK_NAME.encode(), SDK_VERSION.encode())
         atexit.register(self.dispose)
+        os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    def _after_fork_in_child(self) -> None:
+        """A thread of the parent may have held these locks at fork(): nobody here releases them.
+
+        The shim protects its own queue lock and stops using the wakeup fd in the child; the
+        child's requests fail in :meth:`_check_usable` with a clear error.
+        """
+        self._driver_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._out = threading.local()
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -400,8 +463,21 @@ class Bridge:
         if self._disposed:
             raise LiveKitError("the native core has been disposed (the process is exiting)")
 
+    def _out_params(self) -> tuple[Any, Any]:
+        """This thread's response pointer and length (allocated on its first request)."""
+        out = self._out
+        try:
+            return out.res, out.res_len
+        except AttributeError:
+            out.res = self._ffi.new("const uint8_t **")
+            out.res_len = self._ffi.new("size_t *")
+            return out.res, out.res_len
+
     def request(self, request: ffi_pb2.FfiRequest) -> ffi_pb2.FfiResponse:
         """Send a request and return its (synchronous) response.
+
+        Safe from any thread: each thread has its own response buffer, and the native core
+        serializes what it must.
 
         Raises:
             NativeError: if the native core rejects the request (handle 0: unknown or wrong-kind
@@ -409,7 +485,7 @@ class Bridge:
         """
         self._check_usable()
         data = request.SerializeToString()
-        res, res_len = self._res, self._res_len
+        res, res_len = self._out_params()
         handle = self._lib.lk_shim_request(data, len(data), res, res_len)
         if handle == 0:
             which = request.WhichOneof("message")
@@ -426,7 +502,7 @@ class Bridge:
         """Send a request whose response carries nothing but the async id we chose."""
         self._check_usable()
         data = request.SerializeToString()
-        handle = self._lib.lk_shim_request(data, len(data), self._res, self._res_len)
+        handle = self._lib.lk_shim_request(data, len(data), *self._out_params())
         if handle == 0:
             raise NativeError(
                 f"the native core rejected the '{which}' request (an unknown, closed or "
@@ -528,9 +604,19 @@ class Bridge:
 
     # -- handles -----------------------------------------------------------------------------
 
+    def adopted(self) -> None:
+        """Count one more native handle owned by a live Python object (any thread)."""
+        with self._count_lock:
+            self._live_handles += 1
+
+    def disowned(self) -> None:
+        """Count one handle fewer: dropped, or handed over to the native core (any thread)."""
+        with self._count_lock:
+            self._live_handles -= 1
+
     def drop_handle(self, handle: int) -> None:
         """Release a native handle (no-op after dispose or in a forked child)."""
-        self._live_handles -= 1
+        self.disowned()
         if self._disposed or self._pid != os.getpid():
             return
         self._lib.lk_shim_drop_handle(handle)
@@ -557,48 +643,58 @@ class Bridge:
     def ensure_driver(self) -> _Driver:
         """Make sure the running event loop wakes up for native events; return its driver.
 
+        The loop is found without sniffio: this also runs inside the dispatcher (an asyncio
+        reader callback runs outside any task, where sniffio cannot name the library, and only
+        ``anyio.run`` sets its context variable), so it asks the loops themselves.
+
         Raises:
-            RuntimeError: if another event loop is serving the bridge right now (lkanyio serves
-                one running loop per process at a time).
+            RuntimeError: if no asyncio or trio loop runs in this thread, or another event
+                loop is serving the bridge right now (lkanyio serves one running loop per
+                process at a time).
         """
-        library = sniffio.current_async_library()
-        if library == "asyncio":
-            import asyncio
-
-            loop: object = asyncio.get_running_loop()
-        elif library == "trio":
-            import trio
-
-            loop = trio.lowlevel.current_trio_token()
-        else:  # pragma: no cover - anyio supports only these two
-            raise RuntimeError(f"lkanyio does not support the {library!r} event loop")
         driver = self._driver
-        if driver is not None and driver.alive:
-            if driver.loop is loop:
-                return driver
-            if self._loop_running(driver):
-                raise RuntimeError(
-                    "lkanyio is already in use by another running event loop; the native core "
-                    "allows one client per process, served by one loop at a time"
-                )
-            self._stop_driver(driver)
+        if driver is not None and driver.alive and driver.is_current():
+            return driver
+        library, loop = _running_loop()
+        with self._driver_lock:  # two threads' loops must not both install a driver
+            driver = self._driver
+            if driver is not None and driver.alive:
+                if driver.loop is loop:
+                    return driver
+                if self._loop_running(driver):
+                    raise RuntimeError(
+                        "lkanyio serves one running event loop per process at a time, and "
+                        "another one (in thread "
+                        f"{driver.thread}) is using it now; run lkanyio in that loop (from "
+                        "other threads use anyio.from_thread or a blocking portal into it), "
+                        "or start this loop after that one has finished"
+                    )
+                self._stop_driver(driver)
+            driver = self._install_driver(library, loop)
+            self._driver = driver
+        # Events may have queued while no loop was listening.
+        self._pump()
+        return driver
+
+    def _install_driver(self, library: str, loop: Any) -> _Driver:
         if library == "asyncio":
             # CPython's loops keep their runnable callbacks in ``_ready``; a loop without it
             # (uvloop …) never counts as idle, so requests always yield there.
             ready = getattr(loop, "_ready", None)
             idle: Callable[[], bool] = _never if ready is None else (lambda: not ready)
             driver = _Driver(loop, idle)
-            driver.create_future = loop.create_future  # type: ignore[attr-defined]
-            loop.add_reader(self._wakeup_fd, self._pump)  # type: ignore[attr-defined]
-        else:
-            driver = _Driver(loop, _trio_idle_check())
-            driver.current_task = trio.lowlevel.current_task
-            driver.wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
-            driver.reschedule = trio.lowlevel.reschedule
-            trio.lowlevel.spawn_system_task(self._trio_driver, driver, name="lkanyio-dispatcher")
-        self._driver = driver
-        # Events may have queued while no loop was listening.
-        self._pump()
+            driver.create_future = loop.create_future
+            driver.is_current = functools.partial(_is_current_asyncio_loop, loop)
+            loop.add_reader(self._wakeup_fd, self._pump_in_asyncio_callback)
+            return driver
+        import trio
+
+        driver = _Driver(loop, _trio_idle_check())
+        driver.current_task = trio.lowlevel.current_task
+        driver.wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
+        driver.reschedule = trio.lowlevel.reschedule
+        driver.is_current = functools.partial(_is_current_trio_run, loop)
+        trio.lowlevel.spawn_system_task(self._trio_driver, driver, name="lkanyio-dispatcher")
         return driver
 
     @staticmethod
@@ -625,9 +721,31 @@ class Bridge:
         finally:
             driver.alive = False
 
+    def _pump_in_asyncio_callback(self) -> None:
+        """The asyncio driver: pump from the loop's reader callback.
+
+        A reader callback runs outside any task, where sniffio cannot tell which library runs
+        (under ``asyncio.run``, uvloop or a framework's loop; only ``anyio.run`` sets sniffio's
+        context variable).  anyio asks sniffio whenever the dispatcher starts a task, creates an
+        event or a cancel scope, so the driver, which knows its loop, says so for the pump's
+        duration through sniffio's thread-local override, and restores what was there.
+        """
+        local = sniffio.thread_local
+        previous = local.name
+        local.name = "asyncio"
+        try:
+            self._pump()
+        finally:
+            local.name = previous
+
     def _pump(self) -> None:
-        """Take every queued event from the shim and route it (synchronous, in the loop)."""
-        if self._disposed:
+        """Take every queued event from the shim and route it (synchronous, in the loop).
+
+        In a child of fork() that kept running its parent's loop, the reader still fires (the
+        epoll set is shared with the parent, so it must not be unregistered either): it returns
+        at once and leaves the wakeup fd to the parent.
+        """
+        if self._disposed or self._pid != os.getpid():
             return
         lib = self._lib
         head = lib.lk_shim_drain()
@@ -732,6 +850,14 @@ _bridge: Bridge | None = None
 _bridge_lock = threading.Lock()
 
 
+def _reset_bridge_lock() -> None:
+    global _bridge_lock
+    _bridge_lock = threading.Lock()  # another thread of the parent may have held it at fork()
+
+
+os.register_at_fork(after_in_child=_reset_bridge_lock)
+
+
 def get_bridge() -> Bridge:
     """Return the process-wide bridge, loading the native core on first use."""
     global _bridge
@@ -758,16 +884,22 @@ def statistics() -> BridgeStatistics:
 
 
 class OwnedHandle:
-    """A native handle that is dropped exactly once: by :meth:`close`, or when garbage collected."""
+    """A native handle that is dropped exactly once: by :meth:`close`, or when garbage collected.
 
-    __slots__ = ("__weakref__", "_bridge", "_id")
+    Thread-safe: the id lives in a one-element list and is taken out with ``list.pop``, which is
+    atomic, so ``close()`` racing another ``close()`` or the finalizer (which may run in any
+    thread) drops it once, with no lock a finalizer could deadlock on.
+    """
+
+    __slots__ = ("__weakref__", "_bridge", "_cell", "_id")
 
     def __init__(self, handle_id: int) -> None:
         if handle_id <= 0:
             raise NativeError("the native core returned no handle")
         self._bridge = get_bridge()
-        self._id = handle_id
-        self._bridge._live_handles += 1
+        self._id = handle_id  # for repr and error messages only; _cell decides
+        self._cell = [handle_id]
+        self._bridge.adopted()
 
     @property
     def id(self) -> int:
@@ -776,33 +908,39 @@ class OwnedHandle:
         Raises:
             ResourceClosedError: if the handle was already dropped.
         """
-        if self._id == 0:
-            raise ResourceClosedError("this object has been closed")
-        return self._id
+        try:
+            return self._cell[0]
+        except IndexError:
+            raise ResourceClosedError("this object has been closed") from None
 
     @property
     def closed(self) -> bool:
         """Whether the handle has been dropped."""
-        return self._id == 0
+        return not self._cell
+
+    def _take(self) -> int:
+        try:
+            return self._cell.pop()
+        except IndexError:
+            return 0
 
     def close(self) -> None:
-        """Drop the handle (idempotent)."""
-        handle, self._id = self._id, 0
+        """Drop the handle (idempotent, from any thread)."""
+        handle = self._take()
         if handle:
             self._bridge.drop_handle(handle)
 
     def disown(self) -> None:
         """Forget the handle without dropping it: the native core took ownership of it."""
-        if self._id:
-            self._id = 0
-            self._bridge._live_handles -= 1
+        if self._take():
+            self._bridge.disowned()
 
     def __del__(self) -> None:
-        if getattr(self, "_id", 0):
+        if getattr(self, "_cell", None):
             self.close()
 
     def __repr__(self) -> str:
-        return f"<OwnedHandle {self._id or 'closed'}>"
+        return f"<OwnedHandle {self._id if self._cell else 'closed'}>"
 
 
 def require(response: Message, field: str, what: str) -> Any:
