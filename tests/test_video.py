@@ -132,6 +132,96 @@ def test_frames_that_would_abort_the_native_core_are_rejected(
         lkanyio.VideoFrame(*args)
 
 
+def _described(
+    frame: lkanyio.VideoFrame,
+    foreign: bytearray,
+    *,
+    strides: list[int] | None = None,
+    misplaced: int | None = None,
+    sizes: list[int] | None = None,
+    stride: int | None = None,
+) -> tuple[Any, list[object]]:
+    """A native buffer description of ``frame`` (as the native core sends it), optionally with
+    padded ``strides`` (the data is laid out at them), plane ``misplaced`` pointing into
+    ``foreign`` instead, or other ``sizes``; returns it and the objects pinning the memory."""
+    from lkanyio._bridge import buffer_pointer
+    from lkanyio._proto import video_frame_pb2
+    from lkanyio._video import planes
+
+    info = video_frame_pb2.VideoBufferInfo(
+        type=int(frame.type), width=frame.width, height=frame.height  # type: ignore[arg-type]
+    )
+    layout = planes(frame.type, frame.width, frame.height)
+    if frame.type in (VBT.RGBA, VBT.BGRA, VBT.ARGB, VBT.ABGR, VBT.RGB24):
+        address, pinned = buffer_pointer(frame.data)
+        info.data_ptr, info.stride = address, layout[0][0] if stride is None else stride
+        return info, [pinned]
+    strides = strides or [plane_stride for plane_stride, _size in layout]
+    data = bytearray()
+    offset = 0
+    for (plane_stride, size), padded in zip(layout, strides, strict=True):
+        for row in range(size // plane_stride):
+            start = offset + row * plane_stride
+            data += frame.data[start : start + plane_stride].tobytes()
+            data += bytes(max(0, padded - plane_stride))
+        offset += size
+    address, pinned = buffer_pointer(data)
+    foreign_address, foreign_pinned = buffer_pointer(foreign)
+    info.data_ptr = address
+    offset = 0
+    for index, ((plane_stride, size), padded) in enumerate(zip(layout, strides, strict=True)):
+        rows = size // plane_stride
+        component = info.components.add()
+        component.data_ptr = foreign_address if index == misplaced else address + offset
+        component.stride = padded
+        component.size = padded * rows if sizes is None else sizes[index]
+        offset += padded * rows
+    return info, [pinned, foreign_pinned, data]
+
+
+def test_a_misplaced_last_plane_of_a_contiguous_buffer_is_read_from_its_place() -> None:
+    # The native core's I444 pass-through describes its V plane with the source frame's freed
+    # pointer (about -45 TB away at 1280x720); the Y and U planes and the tight strides say
+    # where V really is.  ``foreign`` stands in for the freed memory (big enough to be read).
+    from lkanyio._video import _copy_buffer
+
+    for buffer_type in (VBT.I444, VBT.I420, VBT.I422):
+        frame = lkanyio.VideoFrame(
+            6, 4, buffer_type, bytes(range(1, 1 + len(lkanyio.VideoFrame.create(
+                6, 4, buffer_type).data)))
+        )
+        foreign = bytearray(b"\xee" * 4096)
+        info, pinned = _described(frame, foreign, misplaced=2)
+        assert _copy_buffer(info) == frame, buffer_type
+        del pinned
+
+
+@pytest.mark.parametrize(
+    ("case", "kwargs"),
+    [
+        # Padded rows: nothing says where a misplaced plane is, so it is not read at all.
+        ("padded, V outside", {"strides": [8, 8, 8], "misplaced": 2}),
+        ("padded, U outside", {"strides": [8, 8, 8], "misplaced": 1}),
+        ("Y plane outside", {"misplaced": 0}),
+        ("stride shorter than a row", {"strides": [4, 6, 6]}),
+        ("plane size shorter than its rows", {"sizes": [24, 24, 23]}),
+        ("packed stride shorter than a row", {"stride": 20}),
+    ],
+)
+def test_native_plane_descriptions_outside_the_buffer_are_refused(
+    case: str, kwargs: dict[str, Any]
+) -> None:
+    from lkanyio._video import _copy_buffer
+
+    buffer_type = VBT.RGBA if "packed" in case else VBT.I444
+    frame = lkanyio.VideoFrame.create(6, 4, buffer_type)
+    foreign = bytearray(b"\xee" * 4096)
+    info, pinned = _described(frame, foreign, **kwargs)
+    with pytest.raises(lkanyio.NativeError, match=r"outside|malformed"):
+        _copy_buffer(info)
+    del pinned
+
+
 # The pattern published through the server: four quadrants, top row A|B, bottom row C|D or
 # D|C (swapped every SWAP_EVERY frames).  No mirror, flip or half-turn of either phase is a
 # phase, so a flipped image fails, and a stale one never shows the swaps.
