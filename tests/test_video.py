@@ -222,6 +222,39 @@ def test_native_plane_descriptions_outside_the_buffer_are_refused(
     del pinned
 
 
+@pytest.mark.anyio
+async def test_a_stream_whose_frame_cannot_be_copied_ends_with_the_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A frame the native core describes outside its buffer is not read; the stream must say
+    # so (it used to log a warning per frame and never end).
+    from lkanyio import _video
+
+    def refuse(info: Any) -> lkanyio.VideoFrame:
+        raise lkanyio.NativeError("the native core described plane 2 of a I444 buffer outside it")
+
+    monkeypatch.setattr(_video, "_copy_buffer", refuse)
+    async with (
+        lkanyio.VideoSource(16, 16) as source,
+        lkanyio.LocalVideoTrack.create_video_track("t", source) as track,
+        lkanyio.VideoStream(track) as stream,
+        anyio.create_task_group() as tg,
+    ):
+
+        async def feed() -> None:
+            frame = solid((1, 2, 3), 16, 16)
+            while True:
+                source.capture_frame(frame)
+                await anyio.sleep(0.02)
+
+        tg.start_soon(feed)
+        with anyio.fail_after(EVENT_WAIT), pytest.raises(lkanyio.NativeError, match="plane 2"):
+            await stream.receive()
+        with pytest.raises(lkanyio.NativeError):  # ended: it stays so
+            stream.receive_nowait()
+        tg.cancel_scope.cancel()
+
+
 # The pattern published through the server: four quadrants, top row A|B, bottom row C|D or
 # D|C (swapped every SWAP_EVERY frames).  No mirror, flip or half-turn of either phase is a
 # phase, so a flipped image fails, and a stale one never shows the swaps.

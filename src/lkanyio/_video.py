@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, final
 
@@ -31,8 +30,6 @@ __all__ = [
     "VideoSource",
     "VideoStream",
 ]
-
-_log = logging.getLogger("lkanyio")
 
 _MAX_DIMENSION: Final = 16_384
 _MIN_CAPTURE_DIMENSION: Final = 4
@@ -485,6 +482,10 @@ class VideoStream(NativeStream[VideoFrameEvent]):
     and counts what it dropped in :meth:`statistics`: a slow consumer sees fresh frames and
     never slows anything else down.
 
+    Every plane of every frame is checked to lie in the frame's native buffer before it is
+    copied; a frame that does not ends the stream: ``receive`` raises :class:`NativeError`
+    after the frames already buffered (it never read outside the buffer).
+
     Args:
         track: a video track (local or remote).
         format: convert frames to this layout (default: as decoded, usually I420).
@@ -565,10 +566,17 @@ class VideoStream(NativeStream[VideoFrameEvent]):
         # The base drops the native buffer after this returns; copy without dropping here.
         try:
             frame = _copy_buffer(received.buffer.info)
-        except (NativeError, ValueError) as exc:  # never seen: skip the frame, keep the stream
-            _log.warning("video stream: skipped a frame: %s", exc)
+        except NativeError as exc:
+            # A frame that cannot be read safely ends the stream loudly: skipping it would
+            # leave an ``async for`` waiting forever if every frame is like it.
+            self._fail(exc)
             return None
         return VideoFrameEvent(frame, received.timestamp_us, VideoRotation(received.rotation))
+
+    def _fail(self, error: NativeError) -> None:
+        """End the stream with ``error`` (after the frames already buffered) and release it."""
+        self._events.end(error)
+        self._release()
 
     def __repr__(self) -> str:
         return "<VideoStream>"
