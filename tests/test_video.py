@@ -12,7 +12,15 @@ import anyio
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, assert_no_leaks, joined, next_event
+from _util import (
+    EVENT_WAIT,
+    TokenFactory,
+    assert_no_leaks,
+    crop_centred,
+    joined,
+    next_event,
+    seeded_frame,
+)
 from lkanyio import VideoBufferType as VBT
 
 W, H = 320, 240
@@ -253,6 +261,64 @@ async def test_a_stream_whose_frame_cannot_be_copied_ends_with_the_error(
         with pytest.raises(lkanyio.NativeError):  # ended: it stays so
             stream.receive_nowait()
         tg.cancel_scope.cancel()
+
+
+# RGB24 first after the two the native core makes itself: it makes it from neither I422 nor I444.
+STREAM_FORMATS = [VBT.RGBA, VBT.I420, VBT.RGB24, VBT.BGRA, VBT.ABGR, VBT.ARGB]
+
+
+@pytest.mark.anyio
+async def test_stream_formats_no_frame_can_always_be_converted_to_are_refused() -> None:
+    # Any track can deliver I420 (decoders do; a source's first frame is its own black I420
+    # one), and the native core cannot convert I420 to these: such a stream used to deliver
+    # nothing, with one native ERROR log per frame.
+    async with (
+        lkanyio.VideoSource(16, 16) as source,
+        lkanyio.LocalVideoTrack.create_video_track("t", source) as track,
+    ):
+        for layout in (VBT.I420A, VBT.I422, VBT.I444, VBT.I010, VBT.NV12):
+            with pytest.raises(ValueError, match="RGBA, ABGR, ARGB, BGRA, RGB24 or I420"):
+                lkanyio.VideoStream(track, format=layout)
+        with pytest.raises(ValueError, match="VideoBufferType"):
+            lkanyio.VideoStream(track, format=99)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="VideoBufferType"):
+            lkanyio.VideoStream(track, format="RGBA")  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("source_type", [VBT.I420, VBT.I422, VBT.I444], ids=lambda t: t.name)
+async def test_every_stream_format_arrives_from_every_decoded_layout(
+    source_type: VBT,
+) -> None:
+    # A stream receives I420, I422 or I444 frames (a local track passes I422 and I444
+    # through; every other layout is captured as I420).  The native core converts I422 and
+    # I444 to only some formats and silently drops the frames it cannot convert (I422 to BGRA
+    # and RGB24, I444 to ABGR, ARGB and RGB24), so lkanyio asks it for RGBA or I420, which it
+    # makes from every layout, and converts I420 to the other formats itself.
+    for width, height in [(8, 8), (10, 6)]:
+        frame = seeded_frame(source_type, width, height)
+        sent = crop_centred(frame, width - width % 4, height - height % 4)
+        for layout in STREAM_FORMATS:
+            if layout in (VBT.RGBA, VBT.I420):
+                expected = sent.convert(layout)
+            else:
+                expected = sent.convert(VBT.I420).convert(layout)
+            async with (
+                lkanyio.VideoSource(width, height) as source,
+                lkanyio.LocalVideoTrack.create_video_track("t", source) as track,
+                lkanyio.VideoStream(track, format=layout, max_buffered=30) as stream,
+            ):
+                seen = []
+                with anyio.fail_after(EVENT_WAIT):
+                    while len(seen) < 20 and expected not in seen:
+                        source.capture_frame(frame)
+                        await anyio.sleep(0.02)
+                        try:
+                            seen.append(stream.receive_nowait().frame)
+                        except anyio.WouldBlock:
+                            continue
+                # The first frame may be the source's own black one, never a wrong one.
+                assert expected in seen, (layout, width, height, seen)
 
 
 # The pattern published through the server: four quadrants, top row A|B, bottom row C|D or

@@ -256,11 +256,9 @@ class VideoFrame:
         req.video_convert.flip_y = flip_y
         req.video_convert.dst_type = int(target)  # type: ignore[assignment]
         pinned = self._info(req.video_convert.buffer)
-        resp = get_bridge().request(req).video_convert
+        frame = _request_conversion(req)
         del pinned
-        if resp.error:
-            raise NativeError(f"video conversion failed: {resp.error}")
-        return _copy_owned_buffer(resp.buffer)
+        return frame
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, VideoFrame):
@@ -363,6 +361,46 @@ def _copy_buffer(info: Any) -> VideoFrame:
                 ffi.memmove(dest + offset + row * stride, src + row * native_stride, stride)
         offset += size
     return VideoFrame._adopt(width, height, buffer_type, data)
+
+
+def _request_conversion(req: ffi_pb2.FfiRequest) -> VideoFrame:
+    """Send a ``video_convert`` request; return its result, copied out of native memory.
+
+    Raises:
+        NativeError: the native core cannot convert between these layouts.
+    """
+    resp = get_bridge().request(req).video_convert
+    if resp.error:
+        raise NativeError(f"video conversion failed: {resp.error}")
+    return _copy_owned_buffer(resp.buffer)
+
+
+def _convert_described(info: Any, target: VideoBufferType) -> VideoFrame:
+    """Convert the native buffer ``info`` describes to ``target`` (its planes checked first).
+
+    The native core is handed the checked plane positions, never the ones it described.
+
+    Raises:
+        NativeError: a plane described outside the buffer, or a conversion the core refuses.
+    """
+    buffer_type, width, height, regions = _plane_regions(info)
+    req = ffi_pb2.FfiRequest()
+    req.video_convert.dst_type = int(target)  # type: ignore[assignment]
+    out = req.video_convert.buffer
+    out.type = int(buffer_type)  # type: ignore[assignment]
+    out.width, out.height, out.data_ptr = width, height, regions[0][0]
+    if buffer_type in _PACKED_BYTES:
+        out.stride = regions[0][1]
+    else:
+        unit = _native_stride_unit(buffer_type)
+        for (address, stride), (row, size) in zip(
+            regions, planes(buffer_type, width, height), strict=True
+        ):
+            component = out.components.add()
+            component.data_ptr = address
+            component.stride = stride // unit
+            component.size = stride * (size // row)
+    return _request_conversion(req)
 
 
 def _copy_owned_buffer(owned: Any) -> VideoFrame:
@@ -474,6 +512,31 @@ class VideoFrameEvent:
     rotation: VideoRotation
 
 
+_STREAM_FORMATS: Final = (
+    VideoBufferType.RGBA,
+    VideoBufferType.ABGR,
+    VideoBufferType.ARGB,
+    VideoBufferType.BGRA,
+    VideoBufferType.RGB24,
+    VideoBufferType.I420,
+)
+"""The layouts a :class:`VideoStream` can deliver (``format=``).
+
+Measured (livekit-ffi 0.13.2): a stream receives I420 frames (decoders; every source's first,
+black frame; local captures of every other layout but I422 and I444, which a local track passes
+through), and the native core converts I420 only to these.  A stream asked for another layout
+delivered nothing at all, with one native ERROR log per frame ("video stream failed to convert
+video frame to Some(I444)"), so those are refused when the stream is made."""
+
+_NATIVE_STREAM_FORMATS: Final = (VideoBufferType.RGBA, VideoBufferType.I420)
+"""The formats lkanyio asks the native stream for: it makes them from every layout a stream
+carries.  Asked for the others itself, it silently drops the frames it cannot convert (I422 to
+BGRA and RGB24, I444 to ABGR, ARGB and RGB24, measured with every layout x 6 sizes), and a
+remote track's layout is not known in advance: so for ABGR, ARGB, BGRA and RGB24 lkanyio asks
+for I420 and converts each frame itself (``video_convert`` on the native buffer, no extra
+copy into Python)."""
+
+
 @final
 class VideoStream(NativeStream[VideoFrameEvent]):
     """The decoded video of a track, as a bounded stream of :class:`VideoFrameEvent`.
@@ -488,9 +551,18 @@ class VideoStream(NativeStream[VideoFrameEvent]):
 
     Args:
         track: a video track (local or remote).
-        format: convert frames to this layout (default: as decoded, usually I420).
+        format: convert frames to this layout: RGBA, ABGR, ARGB, BGRA, RGB24 or I420
+            (default: as decoded, usually I420; a local track passes I422 and I444
+            through).  RGBA and I420 are converted by the native core from the frame as
+            decoded; ABGR, ARGB, BGRA and RGB24 from its I420 conversion (an I422 or I444
+            frame loses its extra chroma resolution on the way).
         max_buffered: how many frames may wait for you.
         overflow: ``"drop_oldest"`` (default) or ``"fail"``.
+
+    Raises:
+        ValueError: ``format`` is another layout (I420A, I422, I444, I010 or NV12), or an
+            option is out of range.
+        TypeError: ``format`` is not a VideoBufferType.
     """
 
     _what = "video stream"
@@ -546,6 +618,20 @@ class VideoStream(NativeStream[VideoFrameEvent]):
             raise ValueError("max_buffered must be a positive int")
         if overflow not in ("fail", "drop_oldest"):
             raise ValueError(f"overflow must be 'fail' or 'drop_oldest', not {overflow!r}")
+        native: VideoBufferType | None = None
+        self._target: VideoBufferType | None = None
+        if format is not None:
+            target = check_enum("format", format, VideoBufferType)
+            if target not in _STREAM_FORMATS:
+                names = ", ".join(t.name for t in _STREAM_FORMATS[:-1])
+                raise ValueError(
+                    f"a video stream delivers {names} or {_STREAM_FORMATS[-1].name} frames, "
+                    f"not {target.name} (the native core cannot convert I420, which every "
+                    "track may deliver, to it): receive them as decoded and convert them"
+                )
+            native = target if target in _NATIVE_STREAM_FORMATS else VideoBufferType.I420
+            if native != target:
+                self._target = target
         anyio.get_current_task()  # streams are created in async code (checks for a loop)
         req = ffi_pb2.FfiRequest()
         which = "video_stream_from_participant" if participant_source else "new_video_stream"
@@ -557,15 +643,18 @@ class VideoStream(NativeStream[VideoFrameEvent]):
             msg.track_source = int(source)
         msg.type = video_frame_pb2.VIDEO_STREAM_NATIVE
         msg.normalize_stride = True
-        if format is not None:
-            msg.format = int(VideoBufferType(format))
+        if native is not None:
+            msg.format = int(native)
         owned = getattr(get_bridge().request(req), which).stream
         self._open(owned.handle.id, max_buffered=max_buffered, overflow=overflow)
 
     def _convert(self, received: Any) -> VideoFrameEvent | None:
         # The base drops the native buffer after this returns; copy without dropping here.
+        info = received.buffer.info
         try:
-            frame = _copy_buffer(received.buffer.info)
+            frame = _copy_buffer(info) if self._target is None else _convert_described(
+                info, self._target
+            )
         except NativeError as exc:
             # A frame that cannot be read safely ends the stream loudly: skipping it would
             # leave an ``async for`` waiting forever if every frame is like it.
