@@ -66,3 +66,37 @@ async def joined(
                 while len(room.remote_participants) < len(rooms) - 1:
                     await anyio.sleep(0.02)
         yield rooms
+
+
+def seeded_frame(
+    buffer_type: lkanyio.VideoBufferType, width: int, height: int, seed: int = 1
+) -> lkanyio.VideoFrame:
+    """A frame of pseudo-random bytes (the same for the same arguments)."""
+    from random import Random
+
+    from lkanyio._video import planes
+
+    size = sum(s for _stride, s in planes(buffer_type, width, height))
+    return lkanyio.VideoFrame(width, height, buffer_type, Random(seed).randbytes(size))
+
+
+def crop_centred(frame: lkanyio.VideoFrame, width: int, height: int) -> lkanyio.VideoFrame:
+    """The centre ``width`` x ``height`` of an I420, I422 or I444 ``frame``, as WebRTC crops a
+    source to multiples of 4 pixels (measured: the offsets are half the cut, rounded down to
+    whole chroma samples, e.g. 7x7 I444 keeps rows and columns 1-4, I420 keeps 0-3)."""
+    from lkanyio._video import planes
+
+    sx, sy = {"I420": (2, 2), "I422": (2, 1), "I444": (1, 1)}[frame.type.name]
+    x0 = (frame.width - width) // 2 // sx * sx
+    y0 = (frame.height - height) // 2 // sy * sy
+    out = bytearray()
+    offset = 0
+    full = planes(frame.type, frame.width, frame.height)
+    kept = planes(frame.type, width, height)
+    for index, ((stride, size), (keep, kept_size)) in enumerate(zip(full, kept, strict=True)):
+        px, py = (1, 1) if index == 0 else (sx, sy)
+        for row in range(kept_size // keep):
+            start = offset + (y0 // py + row) * stride + x0 // px
+            out += frame.data[start : start + keep]
+        offset += size
+    return lkanyio.VideoFrame(width, height, frame.type, out)

@@ -12,7 +12,15 @@ import anyio
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, assert_no_leaks, joined, next_event
+from _util import (
+    EVENT_WAIT,
+    TokenFactory,
+    assert_no_leaks,
+    crop_centred,
+    joined,
+    next_event,
+    seeded_frame,
+)
 from lkanyio import VideoBufferType as VBT
 
 W, H = 320, 240
@@ -130,6 +138,187 @@ def test_frames_that_would_abort_the_native_core_are_rejected(
 ) -> None:
     with pytest.raises(error):
         lkanyio.VideoFrame(*args)
+
+
+def _described(
+    frame: lkanyio.VideoFrame,
+    foreign: bytearray,
+    *,
+    strides: list[int] | None = None,
+    misplaced: int | None = None,
+    sizes: list[int] | None = None,
+    stride: int | None = None,
+) -> tuple[Any, list[object]]:
+    """A native buffer description of ``frame`` (as the native core sends it), optionally with
+    padded ``strides`` (the data is laid out at them), plane ``misplaced`` pointing into
+    ``foreign`` instead, or other ``sizes``; returns it and the objects pinning the memory."""
+    from lkanyio._bridge import buffer_pointer
+    from lkanyio._proto import video_frame_pb2
+    from lkanyio._video import planes
+
+    info = video_frame_pb2.VideoBufferInfo(
+        type=int(frame.type), width=frame.width, height=frame.height  # type: ignore[arg-type]
+    )
+    layout = planes(frame.type, frame.width, frame.height)
+    if frame.type in (VBT.RGBA, VBT.BGRA, VBT.ARGB, VBT.ABGR, VBT.RGB24):
+        address, pinned = buffer_pointer(frame.data)
+        info.data_ptr, info.stride = address, layout[0][0] if stride is None else stride
+        return info, [pinned]
+    strides = strides or [plane_stride for plane_stride, _size in layout]
+    data = bytearray()
+    offset = 0
+    for (plane_stride, size), padded in zip(layout, strides, strict=True):
+        for row in range(size // plane_stride):
+            start = offset + row * plane_stride
+            data += frame.data[start : start + plane_stride].tobytes()
+            data += bytes(max(0, padded - plane_stride))
+        offset += size
+    address, pinned = buffer_pointer(data)
+    foreign_address, foreign_pinned = buffer_pointer(foreign)
+    info.data_ptr = address
+    offset = 0
+    for index, ((plane_stride, size), padded) in enumerate(zip(layout, strides, strict=True)):
+        rows = size // plane_stride
+        component = info.components.add()
+        component.data_ptr = foreign_address if index == misplaced else address + offset
+        component.stride = padded
+        component.size = padded * rows if sizes is None else sizes[index]
+        offset += padded * rows
+    return info, [pinned, foreign_pinned, data]
+
+
+def test_a_misplaced_last_plane_of_a_contiguous_buffer_is_read_from_its_place() -> None:
+    # The native core's I444 pass-through describes its V plane with the source frame's freed
+    # pointer (about -45 TB away at 1280x720); the Y and U planes and the tight strides say
+    # where V really is.  ``foreign`` stands in for the freed memory (big enough to be read).
+    from lkanyio._video import _copy_buffer
+
+    for buffer_type in (VBT.I444, VBT.I420, VBT.I422):
+        frame = lkanyio.VideoFrame(
+            6, 4, buffer_type, bytes(range(1, 1 + len(lkanyio.VideoFrame.create(
+                6, 4, buffer_type).data)))
+        )
+        foreign = bytearray(b"\xee" * 4096)
+        info, pinned = _described(frame, foreign, misplaced=2)
+        assert _copy_buffer(info) == frame, buffer_type
+        del pinned
+
+
+@pytest.mark.parametrize(
+    ("case", "kwargs"),
+    [
+        # Padded rows: nothing says where a misplaced plane is, so it is not read at all.
+        ("padded, V outside", {"strides": [8, 8, 8], "misplaced": 2}),
+        ("padded, U outside", {"strides": [8, 8, 8], "misplaced": 1}),
+        ("Y plane outside", {"misplaced": 0}),
+        ("stride shorter than a row", {"strides": [4, 6, 6]}),
+        ("plane size shorter than its rows", {"sizes": [24, 24, 23]}),
+        ("packed stride shorter than a row", {"stride": 20}),
+    ],
+)
+def test_native_plane_descriptions_outside_the_buffer_are_refused(
+    case: str, kwargs: dict[str, Any]
+) -> None:
+    from lkanyio._video import _copy_buffer
+
+    buffer_type = VBT.RGBA if "packed" in case else VBT.I444
+    frame = lkanyio.VideoFrame.create(6, 4, buffer_type)
+    foreign = bytearray(b"\xee" * 4096)
+    info, pinned = _described(frame, foreign, **kwargs)
+    with pytest.raises(lkanyio.NativeError, match=r"outside|malformed"):
+        _copy_buffer(info)
+    del pinned
+
+
+@pytest.mark.anyio
+async def test_a_stream_whose_frame_cannot_be_copied_ends_with_the_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A frame the native core describes outside its buffer is not read; the stream must say
+    # so (it used to log a warning per frame and never end).
+    from lkanyio import _video
+
+    def refuse(info: Any) -> lkanyio.VideoFrame:
+        raise lkanyio.NativeError("the native core described plane 2 of a I444 buffer outside it")
+
+    monkeypatch.setattr(_video, "_copy_buffer", refuse)
+    async with (
+        lkanyio.VideoSource(16, 16) as source,
+        lkanyio.LocalVideoTrack.create_video_track("t", source) as track,
+        lkanyio.VideoStream(track) as stream,
+        anyio.create_task_group() as tg,
+    ):
+
+        async def feed() -> None:
+            frame = solid((1, 2, 3), 16, 16)
+            while True:
+                source.capture_frame(frame)
+                await anyio.sleep(0.02)
+
+        tg.start_soon(feed)
+        with anyio.fail_after(EVENT_WAIT), pytest.raises(lkanyio.NativeError, match="plane 2"):
+            await stream.receive()
+        with pytest.raises(lkanyio.NativeError):  # ended: it stays so
+            stream.receive_nowait()
+        tg.cancel_scope.cancel()
+
+
+# RGB24 first after the two the native core makes itself: it makes it from neither I422 nor I444.
+STREAM_FORMATS = [VBT.RGBA, VBT.I420, VBT.RGB24, VBT.BGRA, VBT.ABGR, VBT.ARGB]
+
+
+@pytest.mark.anyio
+async def test_stream_formats_no_frame_can_always_be_converted_to_are_refused() -> None:
+    # Any track can deliver I420 (decoders do; a source's first frame is its own black I420
+    # one), and the native core cannot convert I420 to these: such a stream used to deliver
+    # nothing, with one native ERROR log per frame.
+    async with (
+        lkanyio.VideoSource(16, 16) as source,
+        lkanyio.LocalVideoTrack.create_video_track("t", source) as track,
+    ):
+        for layout in (VBT.I420A, VBT.I422, VBT.I444, VBT.I010, VBT.NV12):
+            with pytest.raises(ValueError, match="RGBA, ABGR, ARGB, BGRA, RGB24 or I420"):
+                lkanyio.VideoStream(track, format=layout)
+        with pytest.raises(ValueError, match="VideoBufferType"):
+            lkanyio.VideoStream(track, format=99)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="VideoBufferType"):
+            lkanyio.VideoStream(track, format="RGBA")  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("source_type", [VBT.I420, VBT.I422, VBT.I444], ids=lambda t: t.name)
+async def test_every_stream_format_arrives_from_every_decoded_layout(
+    source_type: VBT,
+) -> None:
+    # A stream receives I420, I422 or I444 frames (a local track passes I422 and I444
+    # through; every other layout is captured as I420).  The native core converts I422 and
+    # I444 to only some formats and silently drops the frames it cannot convert (I422 to BGRA
+    # and RGB24, I444 to ABGR, ARGB and RGB24), so lkanyio asks it for RGBA or I420, which it
+    # makes from every layout, and converts I420 to the other formats itself.
+    for width, height in [(8, 8), (10, 6)]:
+        frame = seeded_frame(source_type, width, height)
+        sent = crop_centred(frame, width - width % 4, height - height % 4)
+        for layout in STREAM_FORMATS:
+            if layout in (VBT.RGBA, VBT.I420):
+                expected = sent.convert(layout)
+            else:
+                expected = sent.convert(VBT.I420).convert(layout)
+            async with (
+                lkanyio.VideoSource(width, height) as source,
+                lkanyio.LocalVideoTrack.create_video_track("t", source) as track,
+                lkanyio.VideoStream(track, format=layout, max_buffered=30) as stream,
+            ):
+                seen = []
+                with anyio.fail_after(EVENT_WAIT):
+                    while len(seen) < 20 and expected not in seen:
+                        source.capture_frame(frame)
+                        await anyio.sleep(0.02)
+                        try:
+                            seen.append(stream.receive_nowait().frame)
+                        except anyio.WouldBlock:
+                            continue
+                # The first frame may be the source's own black one, never a wrong one.
+                assert expected in seen, (layout, width, height, seen)
 
 
 # The pattern published through the server: four quadrants, top row A|B, bottom row C|D or

@@ -21,6 +21,8 @@ from lkanyio._video import planes
 
 SIZES = [(1, 1), (2, 2), (3, 5), (5, 3), (7, 7), (64, 48)]
 CAPTURE_SIZES = [(1, 1), (2, 2), (3, 5), (4, 3), (4, 4), (5, 9), (7, 7), (64, 48)]
+# 1280x720: the size at which the I444 pass-through's V-plane pointer used to segfault.
+STREAM_SIZES = [(4, 4), (7, 7), (10, 6), (9, 13), (64, 48), (1280, 720)]
 
 # Before lkanyio handled them, each of these aborted the process on every size.
 USED_TO_ABORT = {
@@ -144,6 +146,55 @@ async def main():
 anyio.run(main)
 '''
 
+_STREAM_CHILD = _COMMON + r'''
+import anyio
+from _util import crop_centred, seeded_frame
+
+# What a local stream passes through: I420, I422 and I444 stay as they are; every other layout
+# reaches the stream as I420 (lkanyio converts NV12 and I010 before capturing; the native capture
+# converts packed layouts and drops I420A's alpha).
+KEPT = {V.I420, V.I422, V.I444}
+
+async def one(t, w, h):
+    frame = seeded_frame(t, w, h)
+    cw, ch = w - w % 4, h - h % 4  # WebRTC crops a source to multiples of 4
+    as_sent = frame if t in KEPT else frame.convert(V.I420)
+    expected = crop_centred(as_sent, cw, ch)
+    seen = []
+    async with (
+        lkanyio.VideoSource(w, h) as source,
+        lkanyio.LocalVideoTrack.create_video_track("t", source) as track,
+        lkanyio.VideoStream(track, max_buffered=30) as stream,
+    ):
+        with anyio.fail_after(float(sys.argv[2])):
+            while len(seen) < 20:
+                source.capture_frame(frame)
+                await anyio.sleep(0.02)
+                try:
+                    got = stream.receive_nowait().frame
+                except anyio.WouldBlock:
+                    continue
+                if got == expected:
+                    return "ok"
+                seen.append(f"{got.width}x{got.height} {got.type.name}")
+    # Not one frame among 20 was the captured one (the first may be the source's black frame).
+    return f"never the captured content, got: {sorted(set(seen))}"
+
+async def main():
+    for t in V:
+        for w, h in json.loads(sys.argv[1]):
+            case = dict(type=t.name, w=w, h=h)
+            emit(start=case)
+            try:
+                result = await one(t, w, h)
+            except Exception as exc:
+                result = repr(exc)
+            emit(**case, outcome=result)
+    emit(done=True)
+
+anyio.run(main)
+'''
+
 _PUBLISH_CHILD = _COMMON + r'''
 import anyio
 
@@ -254,6 +305,16 @@ def test_no_capture_aborts() -> None:
         # WebRTC crops to multiples of 4 (and a 90-degree rotation may swap the sides).
         assert sorted((got_w, got_h)) == sorted((w - w % 4, h - h % 4)), r
         assert all(abs(a - b) <= 12 for a, b in zip(colour, (200, 40, 90), strict=True)), r
+
+
+def test_every_layout_passes_through_a_stream_intact() -> None:
+    # A stream with no format= passes frames through as the native core describes them.  Its
+    # I444 V-plane pointer pointed outside the frame's buffer: this segfaulted at 1280x720 and
+    # read other heap bytes at small sizes.
+    results = run_child(_STREAM_CHILD, json.dumps(STREAM_SIZES), str(EVENT_WAIT))
+    assert len(results) == len(VBT) * len(STREAM_SIZES)
+    bad = [r for r in results if r["outcome"] != "ok"]
+    assert not bad, bad
 
 
 def test_tiny_sources_publish_through_the_server(

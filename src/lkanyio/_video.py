@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, final
 
@@ -31,8 +30,6 @@ __all__ = [
     "VideoSource",
     "VideoStream",
 ]
-
-_log = logging.getLogger("lkanyio")
 
 _MAX_DIMENSION: Final = 16_384
 _MIN_CAPTURE_DIMENSION: Final = 4
@@ -259,11 +256,9 @@ class VideoFrame:
         req.video_convert.flip_y = flip_y
         req.video_convert.dst_type = int(target)  # type: ignore[assignment]
         pinned = self._info(req.video_convert.buffer)
-        resp = get_bridge().request(req).video_convert
+        frame = _request_conversion(req)
         del pinned
-        if resp.error:
-            raise NativeError(f"video conversion failed: {resp.error}")
-        return _copy_owned_buffer(resp.buffer)
+        return frame
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, VideoFrame):
@@ -281,38 +276,131 @@ class VideoFrame:
         return f"<VideoFrame {self._width}x{self._height} {self._type.name}>"
 
 
+def _plane_regions(info: Any) -> tuple[VideoBufferType, int, int, list[tuple[int, int]]]:
+    """Check a native buffer description; return its type, size and ``(address, stride)`` planes.
+
+    The native core is never trusted with where a plane is: every plane that is read lies in
+    the one buffer the description starts at ``data_ptr``, whose planes follow each other at
+    their strides (``stride x rows`` bytes each).
+
+    Measured (livekit-ffi 0.13.2, every layout x 6 sizes through local streams, and every
+    ``video_convert`` output): each native frame is one such contiguous allocation, with tight
+    strides, except that a stream passing I444 through (no format, or format=I444) describes
+    its V plane with the *source* frame's pointer, freed by then: about -45 TB from
+    ``data_ptr`` at 1280x720 (copying it segfaulted), other heap bytes at small sizes.  So
+    when the first plane is at ``data_ptr`` and every stride is tight (the buffer is the
+    contiguous allocation of the tight layout), a plane described elsewhere is read from where
+    the layout puts it; with padded rows nothing says that, and the frame is refused.
+
+    Raises:
+        NativeError: a plane the description puts outside its buffer, or a malformed one.
+    """
+    try:
+        buffer_type = VideoBufferType(info.type)
+        width = _check_dimension("width", info.width)
+        height = _check_dimension("height", info.height)
+    except ValueError as exc:
+        raise NativeError(f"the native core described a malformed video buffer: {exc}") from None
+    name = buffer_type.name
+    base = info.data_ptr
+    layout = planes(buffer_type, width, height)
+    unit = _native_stride_unit(buffer_type)
+    described = (
+        [(base, info.stride, info.stride * height)]
+        if buffer_type in _PACKED_BYTES
+        else [(c.data_ptr, c.stride * unit, c.size) for c in info.components]
+    )
+    if not base or len(described) != len(layout):
+        raise NativeError(f"the native core described a malformed {name} buffer")
+    tight = all(
+        stride == row for (row, _size), (_a, stride, _s) in zip(layout, described, strict=True)
+    )
+    regions = []
+    offset = 0  # where this plane starts in the described buffer
+    for index, ((row, size), (address, stride, plane_size)) in enumerate(
+        zip(layout, described, strict=True)
+    ):
+        rows = size // row
+        if stride < row or plane_size < stride * rows:
+            raise NativeError(
+                f"the native core described a malformed {name} buffer: plane {index} has "
+                f"stride {stride} and size {plane_size} for {rows} rows of {row} bytes"
+            )
+        if address != base + offset and (not tight or index == 0):
+            raise NativeError(
+                f"the native core described plane {index} of a {name} buffer outside it "
+                f"({address - base:+d} bytes from its start, expected {offset:+d})"
+            )
+        regions.append((base + offset, stride))
+        offset += stride * rows
+    return buffer_type, width, height, regions
+
+
 def _copy_buffer(info: Any) -> VideoFrame:
     """Copy the native video buffer ``info`` describes into a tightly packed :class:`VideoFrame`.
 
-    The planes are copied once, straight into the frame's ``bytearray``.
+    The planes are checked (:func:`_plane_regions`), then copied once, straight into the
+    frame's ``bytearray``.
+
+    Raises:
+        NativeError: the description puts a plane outside its buffer, or is malformed.
     """
     from ._native import ffi
 
-    buffer_type = VideoBufferType(info.type)
-    width, height = info.width, info.height
-    _check_dimension("width", width)
-    _check_dimension("height", height)
+    buffer_type, width, height, regions = _plane_regions(info)
     layout = planes(buffer_type, width, height)
-    unit = _native_stride_unit(buffer_type)
-    regions = (
-        [(info.data_ptr, info.stride)]
-        if buffer_type in _PACKED_BYTES
-        else [(c.data_ptr, c.stride * unit) for c in info.components]
-    )
-    if len(regions) != len(layout) or not all(address for address, _stride in regions):
-        raise NativeError(f"the native core described a malformed {buffer_type.name} buffer")
     data = bytearray(sum(size for _stride, size in layout))
     dest = ffi.from_buffer(data)
     offset = 0
     for (stride, size), (address, native_stride) in zip(layout, regions, strict=True):
         src = ffi.cast("uint8_t *", address)
-        if native_stride in (0, stride):
+        if native_stride == stride:
             ffi.memmove(dest + offset, src, size)
         else:  # padded rows: copy each row's pixels only
             for row in range(size // stride):
                 ffi.memmove(dest + offset + row * stride, src + row * native_stride, stride)
         offset += size
     return VideoFrame._adopt(width, height, buffer_type, data)
+
+
+def _request_conversion(req: ffi_pb2.FfiRequest) -> VideoFrame:
+    """Send a ``video_convert`` request; return its result, copied out of native memory.
+
+    Raises:
+        NativeError: the native core cannot convert between these layouts.
+    """
+    resp = get_bridge().request(req).video_convert
+    if resp.error:
+        raise NativeError(f"video conversion failed: {resp.error}")
+    return _copy_owned_buffer(resp.buffer)
+
+
+def _convert_described(info: Any, target: VideoBufferType) -> VideoFrame:
+    """Convert the native buffer ``info`` describes to ``target`` (its planes checked first).
+
+    The native core is handed the checked plane positions, never the ones it described.
+
+    Raises:
+        NativeError: a plane described outside the buffer, or a conversion the core refuses.
+    """
+    buffer_type, width, height, regions = _plane_regions(info)
+    req = ffi_pb2.FfiRequest()
+    req.video_convert.dst_type = int(target)  # type: ignore[assignment]
+    out = req.video_convert.buffer
+    out.type = int(buffer_type)  # type: ignore[assignment]
+    out.width, out.height, out.data_ptr = width, height, regions[0][0]
+    if buffer_type in _PACKED_BYTES:
+        out.stride = regions[0][1]
+    else:
+        unit = _native_stride_unit(buffer_type)
+        for (address, stride), (row, size) in zip(
+            regions, planes(buffer_type, width, height), strict=True
+        ):
+            component = out.components.add()
+            component.data_ptr = address
+            component.stride = stride // unit
+            component.size = stride * (size // row)
+    return _request_conversion(req)
 
 
 def _copy_owned_buffer(owned: Any) -> VideoFrame:
@@ -424,6 +512,31 @@ class VideoFrameEvent:
     rotation: VideoRotation
 
 
+_STREAM_FORMATS: Final = (
+    VideoBufferType.RGBA,
+    VideoBufferType.ABGR,
+    VideoBufferType.ARGB,
+    VideoBufferType.BGRA,
+    VideoBufferType.RGB24,
+    VideoBufferType.I420,
+)
+"""The layouts a :class:`VideoStream` can deliver (``format=``).
+
+Measured (livekit-ffi 0.13.2): a stream receives I420 frames (decoders; every source's first,
+black frame; local captures of every other layout but I422 and I444, which a local track passes
+through), and the native core converts I420 only to these.  A stream asked for another layout
+delivered nothing at all, with one native ERROR log per frame ("video stream failed to convert
+video frame to Some(I444)"), so those are refused when the stream is made."""
+
+_NATIVE_STREAM_FORMATS: Final = (VideoBufferType.RGBA, VideoBufferType.I420)
+"""The formats lkanyio asks the native stream for: it makes them from every layout a stream
+carries.  Asked for the others itself, it silently drops the frames it cannot convert (I422 to
+BGRA and RGB24, I444 to ABGR, ARGB and RGB24, measured with every layout x 6 sizes), and a
+remote track's layout is not known in advance: so for ABGR, ARGB, BGRA and RGB24 lkanyio asks
+for I420 and converts each frame itself (``video_convert`` on the native buffer, no extra
+copy into Python)."""
+
+
 @final
 class VideoStream(NativeStream[VideoFrameEvent]):
     """The decoded video of a track, as a bounded stream of :class:`VideoFrameEvent`.
@@ -432,11 +545,24 @@ class VideoStream(NativeStream[VideoFrameEvent]):
     and counts what it dropped in :meth:`statistics`: a slow consumer sees fresh frames and
     never slows anything else down.
 
+    Every plane of every frame is checked to lie in the frame's native buffer before it is
+    copied; a frame that does not ends the stream: ``receive`` raises :class:`NativeError`
+    after the frames already buffered (it never read outside the buffer).
+
     Args:
         track: a video track (local or remote).
-        format: convert frames to this layout (default: as decoded, usually I420).
+        format: convert frames to this layout: RGBA, ABGR, ARGB, BGRA, RGB24 or I420
+            (default: as decoded, usually I420; a local track passes I422 and I444
+            through).  RGBA and I420 are converted by the native core from the frame as
+            decoded; ABGR, ARGB, BGRA and RGB24 from its I420 conversion (an I422 or I444
+            frame loses its extra chroma resolution on the way).
         max_buffered: how many frames may wait for you.
         overflow: ``"drop_oldest"`` (default) or ``"fail"``.
+
+    Raises:
+        ValueError: ``format`` is another layout (I420A, I422, I444, I010 or NV12), or an
+            option is out of range.
+        TypeError: ``format`` is not a VideoBufferType.
     """
 
     _what = "video stream"
@@ -492,6 +618,20 @@ class VideoStream(NativeStream[VideoFrameEvent]):
             raise ValueError("max_buffered must be a positive int")
         if overflow not in ("fail", "drop_oldest"):
             raise ValueError(f"overflow must be 'fail' or 'drop_oldest', not {overflow!r}")
+        native: VideoBufferType | None = None
+        self._target: VideoBufferType | None = None
+        if format is not None:
+            target = check_enum("format", format, VideoBufferType)
+            if target not in _STREAM_FORMATS:
+                names = ", ".join(t.name for t in _STREAM_FORMATS[:-1])
+                raise ValueError(
+                    f"a video stream delivers {names} or {_STREAM_FORMATS[-1].name} frames, "
+                    f"not {target.name} (the native core cannot convert I420, which every "
+                    "track may deliver, to it): receive them as decoded and convert them"
+                )
+            native = target if target in _NATIVE_STREAM_FORMATS else VideoBufferType.I420
+            if native != target:
+                self._target = target
         anyio.get_current_task()  # streams are created in async code (checks for a loop)
         req = ffi_pb2.FfiRequest()
         which = "video_stream_from_participant" if participant_source else "new_video_stream"
@@ -503,19 +643,29 @@ class VideoStream(NativeStream[VideoFrameEvent]):
             msg.track_source = int(source)
         msg.type = video_frame_pb2.VIDEO_STREAM_NATIVE
         msg.normalize_stride = True
-        if format is not None:
-            msg.format = int(VideoBufferType(format))
+        if native is not None:
+            msg.format = int(native)
         owned = getattr(get_bridge().request(req), which).stream
         self._open(owned.handle.id, max_buffered=max_buffered, overflow=overflow)
 
     def _convert(self, received: Any) -> VideoFrameEvent | None:
         # The base drops the native buffer after this returns; copy without dropping here.
+        info = received.buffer.info
         try:
-            frame = _copy_buffer(received.buffer.info)
-        except (NativeError, ValueError) as exc:  # never seen: skip the frame, keep the stream
-            _log.warning("video stream: skipped a frame: %s", exc)
+            frame = _copy_buffer(info) if self._target is None else _convert_described(
+                info, self._target
+            )
+        except NativeError as exc:
+            # A frame that cannot be read safely ends the stream loudly: skipping it would
+            # leave an ``async for`` waiting forever if every frame is like it.
+            self._fail(exc)
             return None
         return VideoFrameEvent(frame, received.timestamp_us, VideoRotation(received.rotation))
+
+    def _fail(self, error: NativeError) -> None:
+        """End the stream with ``error`` (after the frames already buffered) and release it."""
+        self._events.end(error)
+        self._release()
 
     def __repr__(self) -> str:
         return "<VideoStream>"
