@@ -26,6 +26,7 @@ from ._errors import (
     LiveKitError,
     NativeError,
     ResourceClosedError,
+    raise_lone,
 )
 from ._participant import (
     LocalParticipant,
@@ -376,9 +377,7 @@ class Room:
         try:
             suppressed = await tg.__aexit__(exc_type, exc, tb)
         except BaseExceptionGroup as group:
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise
+            raise_lone(group)
         lost = self._lost
         if lost is None or isinstance(exc, ConnectionLostError):
             return suppressed
