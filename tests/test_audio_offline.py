@@ -372,6 +372,147 @@ async def test_direct_path_source_takes_10ms_frames() -> None:
         assert pattern.tobytes() in got
 
 
+# -- concurrent captures on one source ------------------------------------------------------------
+
+
+def tagged(n: int) -> AudioFrame:
+    """10 ms whose samples name ``n`` (0-127): a ramp no other tag's samples overlap."""
+    assert 0 <= n < 128
+    return AudioFrame(
+        ramp(TEN_MS, start=-32_000 + 500 * n, step=1),
+        sample_rate=RATE,
+        num_channels=1,
+        samples_per_channel=TEN_MS,
+    )
+
+
+def silence(ms: int) -> AudioFrame:
+    samples = RATE * ms // 1000
+    return AudioFrame.create(sample_rate=RATE, num_channels=1, samples_per_channel=samples)
+
+
+async def where_played(stream: AudioStream, tags: list[int], *, limit_s: float = 6.0) -> list[int]:
+    """Receive until every tag has been heard; the offset of each (-1: not within ``limit_s``)."""
+    wanted = [tagged(n).data.tobytes() for n in tags]
+    got = bytearray()
+    limit = int(limit_s * RATE * 2)
+    with anyio.fail_after(GUARD):
+        async for event in stream:
+            got += event.frame.data.cast("B")
+            if all(got.find(w) >= 0 for w in wanted) or len(got) > limit:
+                break
+    return [got.find(w) for w in wanted]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("queue_size_ms", [50, 1000])
+async def test_concurrent_captures_are_all_accepted_in_order(queue_size_ms: int) -> None:
+    # Measured before captures were serialized: 4 tasks, 10 ms frames, the first capture
+    # that found the native queue full while another waited failed with "InvalidState -
+    # failed to capture frame" (50 ms queue: after 5 frames; 1000 ms: after 100).
+    tasks, per_task = 4, 30
+    async with local_track(queue_size_ms=queue_size_ms) as (source, track):
+        async with AudioStream(track) as stream:
+
+            async def produce(task: int) -> None:
+                for i in range(per_task):
+                    await source.capture_frame(tagged(task * per_task + i))
+
+            with anyio.fail_after(GUARD):
+                async with anyio.create_task_group() as tg:
+                    for task in range(tasks):
+                        tg.start_soon(produce, task)
+            offsets = await where_played(stream, list(range(tasks * per_task)))
+    assert -1 not in offsets  # every frame was accepted and played, whole
+    for task in range(tasks):
+        mine = offsets[task * per_task : (task + 1) * per_task]
+        assert mine == sorted(mine)  # each task's frames in the order it captured them
+
+
+@pytest.mark.anyio
+async def test_captures_waiting_for_their_turn_go_first_come_first_served() -> None:
+    async with local_track(queue_size_ms=1000) as (source, track), AudioStream(track) as stream:
+        await source.capture_frame(silence(1000))  # the queue is full
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(source.capture_frame, silence(1000))  # waits in the native core
+            await anyio.wait_all_tasks_blocked()
+            for n in (5, 3, 9, 0, 7):  # queue up behind it, in this order
+                tg.start_soon(source.capture_frame, tagged(n))
+                await anyio.wait_all_tasks_blocked()
+        offsets = await where_played(stream, [5, 3, 9, 0, 7])
+    assert -1 not in offsets
+    assert offsets == sorted(offsets)
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_waiter_leaves_the_queue_and_never_plays() -> None:
+    async with local_track(queue_size_ms=1000) as (source, track), AudioStream(track) as stream:
+        await source.capture_frame(silence(1000))
+        scope = anyio.CancelScope()
+        caught: list[bool] = []
+
+        async def cancelled() -> None:
+            with scope:
+                await source.capture_frame(tagged(1))
+            caught.append(scope.cancelled_caught)
+
+        with anyio.fail_after(GUARD):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(source.capture_frame, silence(1000))  # in the native core
+                await anyio.wait_all_tasks_blocked()
+                tg.start_soon(cancelled)
+                await anyio.wait_all_tasks_blocked()
+                tg.start_soon(source.capture_frame, tagged(2))
+                await anyio.wait_all_tasks_blocked()
+                scope.cancel()  # while it waits for its turn: it must not hold up tag 2
+        assert caught == [True]
+        offsets = await where_played(stream, [1, 2])
+    assert offsets[1] >= 0
+    assert offsets[0] == -1  # withdrawn before it reached the native core
+
+
+@pytest.mark.anyio
+async def test_a_capture_cancelled_in_the_native_core_does_not_break_the_next() -> None:
+    async with local_track(queue_size_ms=50) as (source, track), AudioStream(track) as stream:
+        await source.capture_frame(silence(50))
+        with anyio.fail_after(GUARD):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(source.capture_frame, silence(500))
+                await anyio.wait_all_tasks_blocked()  # the native core is taking it
+                tg.cancel_scope.cancel()
+            # The native core goes on with the cancelled frame: this one waits for it (it
+            # failed with InvalidState when sent at once).
+            await source.capture_frame(tagged(4))
+        offsets = await where_played(stream, [4])
+    assert offsets[0] >= 0
+
+
+@pytest.mark.anyio
+async def test_closing_the_source_ends_the_captures_waiting_for_their_turn() -> None:
+    outcomes: dict[str, str] = {}
+
+    async def capture(name: str, frame: AudioFrame) -> None:
+        try:
+            await source.capture_frame(frame)
+        except Exception as exc:
+            outcomes[name] = type(exc).__name__
+        else:
+            outcomes[name] = "captured"
+
+    async with local_track(queue_size_ms=1000) as (source, _track):
+        await source.capture_frame(silence(1000))
+        with anyio.fail_after(GUARD):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(capture, "in the native core", silence(1000))
+                await anyio.wait_all_tasks_blocked()
+                tg.start_soon(capture, "waiting", tagged(0))
+                await anyio.wait_all_tasks_blocked()
+                source.close()
+    assert outcomes["waiting"] == "ResourceClosedError"
+    # Measured: the native core still completes the capture it had (closing does not hang it).
+    assert outcomes["in the native core"] == "captured"
+
+
 # -- track ----------------------------------------------------------------------------------------
 
 

@@ -134,6 +134,35 @@ async def test_readers_left_in_a_closed_subscription_are_freed_and_counted(
         assert lkanyio.statistics().live_handles == before
 
 
+async def test_an_overflowed_subscription_does_not_swallow_later_streams(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        lp = alice.local_participant
+        stuck = bob.text_streams()  # its consumer never reads: it overflows
+        try:
+            capacity = stuck.statistics().max_buffered
+            for n in range(capacity + 1):
+                await lp.send_text(f"flood {n}", topic="flood")
+            with anyio.fail_after(EVENT_WAIT):
+                while not stuck.statistics().overflowed:
+                    await anyio.sleep(0.02)
+            assert bob.unclaimed_streams == 1  # the one that did not fit
+
+            # The overflowed subscription is dead: a live one gets every later stream.
+            async with bob.text_streams() as live:
+                await lp.send_text("after the flood", topic="flood")
+                with anyio.fail_after(EVENT_WAIT):
+                    reader = await live.receive()
+                    async with reader:
+                        assert await reader.read_all() == "after the flood"
+            assert bob.unclaimed_streams == 1
+        finally:
+            stuck.close()
+        # The readers still buffered in the overflowed subscription are freed when it is closed.
+        assert bob.unclaimed_streams == 1 + capacity
+
+
 async def test_stream_bytes_chunks_arrive_in_order_with_name_and_mime_type(
     server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:

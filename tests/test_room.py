@@ -381,6 +381,39 @@ async def test_removed_by_the_server_ends_the_block_with_connection_lost(
     assert isinstance(info.value.__cause__, KeyError)
 
 
+async def test_an_error_from_the_block_keeps_the_chain_it_was_raised_with(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    # The room unwraps the task group's lone error; that must not rewrite how it was raised.
+    cause = KeyError("the cause")
+    with pytest.raises(ValueError, match="explicit") as info:
+        async with lkanyio.connect(server_info.url, token_factory("alice", room_name)):
+            raise ValueError("explicit") from cause
+    assert info.value.__cause__ is cause
+    assert info.value.__suppress_context__
+
+    with pytest.raises(ValueError, match="implicit") as info:
+        async with lkanyio.connect(server_info.url, token_factory("bob", room_name)):
+            try:
+                raise KeyError("handled first")
+            except KeyError:
+                raise ValueError("implicit")  # noqa: B904 - the implicit context is the point
+    assert info.value.__cause__ is None
+    assert isinstance(info.value.__context__, KeyError)
+    assert info.value.__context__.args == ("handled first",)
+    assert not info.value.__suppress_context__
+
+    with pytest.raises(ValueError, match="suppressed") as info:
+        async with lkanyio.connect(server_info.url, token_factory("carol", room_name)):
+            try:
+                raise KeyError("hidden")
+            except KeyError:
+                raise ValueError("suppressed") from None
+    assert info.value.__cause__ is None
+    assert isinstance(info.value.__context__, KeyError)
+    assert info.value.__suppress_context__
+
+
 async def test_several_subscribers_and_unsubscribe(
     server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:

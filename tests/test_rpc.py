@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 from typing import Any
 
 import anyio
@@ -113,6 +114,111 @@ async def test_handler_errors_reach_the_caller(
             )
         assert caught.value.code == lkanyio.RpcError.APPLICATION_ERROR
         assert "str" in caught.value.message
+
+
+async def test_rpc_error_checks_its_code_and_types() -> None:
+    # The code travels as a uint32: anything else failed only when the handler's answer was
+    # encoded, inside the room's task group.
+    for code in (-1, 2**32, 5_000_000_000):
+        with pytest.raises(ValueError, match="code"):
+            lkanyio.RpcError(code, "out of range")
+    for bad in ("42", 4.2, True, None):
+        with pytest.raises(TypeError, match="code"):
+            lkanyio.RpcError(bad, "not an int")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="message"):
+        lkanyio.RpcError(42, b"bytes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="data"):
+        lkanyio.RpcError(42, "fine", data=42)  # type: ignore[arg-type]
+    top = lkanyio.RpcError(2**32 - 1, "the largest code")
+    assert (top.code, top.message, top.data) == (2**32 - 1, "the largest code", None)
+    with pytest.raises(AttributeError):
+        top.code = 5_000_000_000  # type: ignore[misc]
+    await anyio.lowlevel.checkpoint()
+
+
+async def _call(room: lkanyio.Room, method: str) -> lkanyio.RpcError:
+    with pytest.raises(lkanyio.RpcError) as caught:
+        await room.local_participant.perform_rpc(
+            destination_identity="bob", method=method, payload="", response_timeout=10
+        )
+    return caught.value
+
+
+async def test_an_error_the_wire_cannot_carry_still_reaches_the_caller(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    # Each of these used to escape the handler task into bob's room and end it.
+    bad_name = os.fsdecode(b"caf\xe9.wav")  # a non-UTF-8 file name: a lone surrogate
+    assert not bad_name.isascii()
+
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        lp = bob.local_participant
+
+        @lp.register_rpc_method("huge code")
+        async def huge_code(data: lkanyio.RpcInvocationData) -> str:
+            raise lkanyio.RpcError(5_000_000_000, "out of range")
+
+        @lp.register_rpc_method("os error")
+        async def os_error(data: lkanyio.RpcInvocationData) -> str:
+            raise OSError(f"cannot read {bad_name}")
+
+        @lp.register_rpc_method("surrogates")
+        async def surrogates(data: lkanyio.RpcInvocationData) -> str:
+            raise lkanyio.RpcError(7, f"no {bad_name}", data=f"file={bad_name}")
+
+        class Unprintable(Exception):
+            def __str__(self) -> str:
+                raise RuntimeError("str() of this error fails")
+
+        @lp.register_rpc_method("unprintable")
+        async def unprintable(data: lkanyio.RpcInvocationData) -> str:
+            raise Unprintable
+
+        error = await _call(alice, "huge code")
+        assert error.code == lkanyio.RpcError.APPLICATION_ERROR
+        assert "code" in error.message
+
+        error = await _call(alice, "os error")
+        assert error.code == lkanyio.RpcError.APPLICATION_ERROR
+        assert error.message == "cannot read caf\ufffd.wav"
+
+        error = await _call(alice, "surrogates")
+        assert (error.code, error.message, error.data) == (
+            7,
+            "no caf\ufffd.wav",
+            "file=caf\ufffd.wav",
+        )
+
+        error = await _call(alice, "unprintable")
+        assert error.code == lkanyio.RpcError.APPLICATION_ERROR
+        assert error.message == "Unprintable"
+
+        # Bob's room lives on and still answers.
+        lp.register_rpc_method("echo", _echo)
+        reply = await alice.local_participant.perform_rpc(
+            destination_identity="bob", method="echo", payload="still here"
+        )
+        assert reply == "still here"
+        assert bob.connected
+
+
+async def test_an_error_is_cut_to_the_protocols_limits(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    message = "é" * 200  # 400 bytes of UTF-8: over LiveKit's 256-byte error message limit
+    data = "✓" * 6000  # 18,000 bytes: over the 15,360-byte data limit
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+
+        @bob.local_participant.register_rpc_method("long")
+        async def long(_data: lkanyio.RpcInvocationData) -> str:
+            raise lkanyio.RpcError(9, message, data=data)
+
+        error = await _call(alice, "long")
+        assert error.code == 9
+        assert error.data is not None
+        # Cut at a character boundary, to the longest prefix within each limit.
+        assert error.message == "é" * 128
+        assert error.data == "✓" * (15_360 // 3)
 
 
 async def test_deadline_times_out_the_caller_and_cancels_the_handler(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 import time
 import weakref
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, final
 
@@ -26,7 +27,7 @@ import anyio
 import anyio.lowlevel
 
 from ._bridge import OwnedHandle, buffer_pointer, get_bridge
-from ._errors import NativeError
+from ._errors import NativeError, ResourceClosedError
 from ._frames import AudioFrame, _check_count
 from ._native_stream import NativeStream
 from ._proto import audio_frame_pb2, ffi_pb2
@@ -34,6 +35,7 @@ from ._track import Track
 from ._types import TrackKind, TrackSource
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
     from typing_extensions import Self
@@ -95,6 +97,65 @@ def _copy_frame(info: audio_frame_pb2.AudioFrameBufferInfo) -> AudioFrame | None
 # -- source --------------------------------------------------------------------------------------
 
 
+class _CaptureTurns:
+    """Lets one capture at a time into the native core, in the order the captures arrived.
+
+    Measured on livekit 1.2.0: a second ``capture_audio_frame`` sent while another one on the
+    same source waits for room in its queue fails with "InvalidState - failed to capture frame"
+    (4 tasks capturing 10 ms frames: after 5 frames with a 50 ms queue, after 100 with 1000 ms;
+    never with ``queue_size_ms=0``).  A turn therefore lasts until the native core answers the
+    capture, also when its caller was cancelled meanwhile: the native core goes on with it.
+    A waiter cancelled before its turn leaves the line; one cancelled just as its turn came
+    passes the turn on.  Synchronous bookkeeping only: :meth:`release` runs in the dispatcher.
+    """
+
+    __slots__ = ("_busy", "_closed", "_waiting")
+
+    def __init__(self) -> None:
+        self._busy = False  # a capture holds the turn (False => nobody is waiting)
+        self._closed = False
+        self._waiting: deque[anyio.Event] = deque()
+
+    async def acquire(self) -> None:
+        """Wait for this task's turn (first come, first served).
+
+        Raises:
+            ResourceClosedError: the source was closed before the turn came.
+        """
+        if self._closed:
+            raise ResourceClosedError("the AudioSource is closed")
+        if not self._busy:
+            # No checkpoint: an uncontended capture is sent as before, even in a cancelled
+            # scope (the request's own wait is the checkpoint, and may leave it played).
+            self._busy = True
+            return
+        turn = anyio.Event()
+        self._waiting.append(turn)
+        try:
+            await turn.wait()
+        except BaseException:
+            if not turn.is_set():
+                self._waiting.remove(turn)
+            elif not self._closed:
+                self.release()  # the turn came as the caller was cancelled: pass it on
+            raise
+        if self._closed:
+            raise ResourceClosedError("the AudioSource is closed")
+
+    def release(self) -> None:
+        """End the current turn: hand it to the next waiter, if any."""
+        if self._waiting:
+            self._waiting.popleft().set()
+        else:
+            self._busy = False
+
+    def close(self) -> None:
+        """Wake every waiter: they raise ``ResourceClosedError`` instead of taking a turn."""
+        self._closed = True
+        while self._waiting:
+            self._waiting.popleft().set()
+
+
 @final
 class AudioSource:
     """A real-time audio source: frames you capture are queued and played out at their pace.
@@ -124,7 +185,7 @@ class AudioSource:
     """
 
     __slots__ = ("__weakref__", "_handle", "_num_channels", "_playout_end", "_queue_size_ms",
-                 "_sample_rate", "_wakeup")
+                 "_sample_rate", "_turns", "_wakeup")
 
     def __init__(self, sample_rate: int, num_channels: int, *, queue_size_ms: int = 1000) -> None:
         _check_rate("sample_rate", sample_rate)
@@ -150,6 +211,7 @@ class AudioSource:
         # time.monotonic() at which the audio queued so far has been played out.
         self._playout_end = 0.0
         self._wakeup: anyio.Event | None = None
+        self._turns = _CaptureTurns()
 
     @property
     def sample_rate(self) -> int:
@@ -202,10 +264,14 @@ class AudioSource:
     async def capture_frame(self, frame: AudioFrame) -> None:
         """Queue ``frame`` for playout, waiting while the native queue is full.
 
-        Cancellation: the waiter is withdrawn at once, but the native core may already have
-        taken the frame, so a cancelled capture may still be played.  The frame's memory stays
-        alive until the native core is done with it either way.  Don't change the frame's
-        samples until the call has returned.
+        Several tasks may capture into one source at once: their frames are queued one after
+        the other, in the order the calls were made.
+
+        Cancellation: a capture still waiting for the ones before it is withdrawn and never
+        played.  One the native core has already taken may still be played; the next capture
+        then waits until the native core is done with it.  The frame's memory stays alive until
+        the native core is done with it either way.  Don't change the frame's samples until the
+        call has returned.
 
         Raises:
             TypeError: if ``frame`` is not an :class:`AudioFrame`.
@@ -215,6 +281,28 @@ class AudioSource:
             NativeError: if the native core refused the frame (with its message).
         """
         self._check_frame(frame)
+        turns = self._turns
+        await turns.acquire()
+        ended = False
+
+        def end_turn() -> None:
+            nonlocal ended
+            if not ended:
+                ended = True
+                turns.release()
+
+        try:
+            callback = await self._capture(frame, end_turn)
+        except anyio.get_cancelled_exc_class():
+            raise  # the request was sent: its answer, however late, ends the turn
+        except BaseException:
+            end_turn()  # the request never reached the native core
+            raise
+        if callback.error:
+            raise NativeError(f"capture_frame failed: {callback.error}")
+
+    async def _capture(self, frame: AudioFrame, end_turn: Callable[[], None]) -> Any:
+        """Send one capture and return the native core's answer; ``end_turn`` runs on it."""
         handle = self._handle.id
         address, pinned = buffer_pointer(frame._data)
         req = ffi_pb2.FfiRequest()
@@ -228,18 +316,20 @@ class AudioSource:
         duration = frame.duration
         source = weakref.ref(self)
 
-        def on_late(callback: Any, _keep: tuple[object, ...] = (pinned, frame)) -> None:
-            # Holding ``_keep`` until here is the point: the native core reads the samples until
-            # it sends this callback, even when nobody awaits it any more.
+        def answered(callback: Any, _keep: tuple[object, ...] = (pinned, frame)) -> Any:
+            # Runs in the dispatcher the moment the native core answers, whether the caller
+            # still waits (on_deliver) or was cancelled (on_late).  Holding ``_keep`` until here
+            # is the point: the native core reads the samples until it answers.  Ending the turn
+            # here, not when the caller resumes, lets the next capture go at once.
+            end_turn()
             alive = source()
             if alive is not None and not callback.error:
                 alive._queued(duration)
+            return callback
 
-        callback = await get_bridge().request_async(req, on_late=on_late)
+        callback = await get_bridge().request_async(req, on_deliver=answered, on_late=answered)
         del pinned
-        if callback.error:
-            raise NativeError(f"capture_frame failed: {callback.error}")
-        self._queued(duration)
+        return callback
 
     def clear_queue(self) -> None:
         """Discard the audio queued but not yet played out.
@@ -282,6 +372,7 @@ class AudioSource:
         closed; call :meth:`clear_queue` first to stop it.
         """
         self._handle.close()
+        self._turns.close()
         self._playout_end = 0.0
         self._wake()
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
+    import sys
+
+    if sys.version_info < (3, 11):
+        from exceptiongroup import BaseExceptionGroup
+
     from ._types import DisconnectReason
 
 __all__ = [
@@ -80,3 +85,29 @@ class PublishTrackError(LiveKitError):
 
 class UnpublishTrackError(LiveKitError):
     """``unpublish_track`` failed."""
+
+
+def raise_lone(group: BaseExceptionGroup[BaseException]) -> NoReturn:
+    """Raise the only exception of ``group`` exactly as it was raised, else ``group`` itself.
+
+    For an ``async with`` that owns a task group: the user gets their own error, not an
+    ``ExceptionGroup`` around it.  Raising an exception again inside ``except`` sets its
+    ``__context__`` to the group being handled, and ``raise ... from None`` would also
+    overwrite its ``__cause__`` and ``__suppress_context__`` (measured: a block's
+    ``raise ValueError from KeyError`` arrived with ``__cause__`` None on both backends).  So all
+    three are put back while the exception propagates (trio-websocket's ``_raise`` does the same).
+    Call it only from the ``except`` clause that caught ``group``.
+    """
+    __tracebackhide__ = True  # pytest: start the traceback at the caller
+    if len(group.exceptions) != 1:
+        raise group
+    exc = group.exceptions[0]
+    cause, context, suppress = exc.__cause__, exc.__context__, exc.__suppress_context__
+    try:
+        raise exc
+    finally:
+        # Setting __cause__ sets __suppress_context__ too: restore that one last.
+        exc.__cause__ = cause
+        exc.__context__ = context
+        exc.__suppress_context__ = suppress
+        del exc, cause, context

@@ -26,6 +26,7 @@ from ._errors import (
     LiveKitError,
     NativeError,
     ResourceClosedError,
+    raise_lone,
 )
 from ._participant import (
     LocalParticipant,
@@ -376,9 +377,7 @@ class Room:
         try:
             suppressed = await tg.__aexit__(exc_type, exc, tb)
         except BaseExceptionGroup as group:
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise
+            raise_lone(group)
         lost = self._lost
         if lost is None or isinstance(exc, ConnectionLostError):
             return suppressed
@@ -850,8 +849,9 @@ class Room:
     def text_streams(self, topic: str | None = None) -> EventStream[TextStreamReader]:
         """Receive incoming text streams (on ``topic``, or on every topic) as readers.
 
-        Each stream goes to one subscriber: the first whose topic matches.  A stream nobody
-        subscribed for is released at once and counted in :attr:`unclaimed_streams`.
+        Each stream goes to one subscriber: the first live one whose topic matches (a
+        subscription that overflowed takes no more streams).  A stream nobody subscribed for is
+        released at once and counted in :attr:`unclaimed_streams`.
         """
         return self._subscribe_streams("text", topic)
 
@@ -894,17 +894,26 @@ class Room:
     def _ev_stream_opened(self, which: str, m: Any) -> None:
         kind = "text" if which == "text_stream_opened" else "byte"
         topic = m.reader.info.topic
-        for entry_kind, entry_topic, stream in self._stream_subscribers:
-            if entry_kind == kind and entry_topic in (None, topic):
-                reader: TextStreamReader | ByteStreamReader = (
+        reader: TextStreamReader | ByteStreamReader | None = None
+        for entry in list(self._stream_subscribers):
+            entry_kind, entry_topic, stream = entry
+            if entry_kind != kind or entry_topic not in (None, topic):
+                continue
+            if reader is None:
+                reader = (
                     TextStreamReader(m.reader, m.participant_identity)
                     if kind == "text"
                     else ByteStreamReader(m.reader, m.participant_identity)
                 )
-                if stream.send_nowait(reader):
-                    return
-                self._release_unclaimed(reader)
+            if stream.send_nowait(reader):
                 return
+            # Ended (it overflowed, now or before): it takes nothing any more.  Left in the list
+            # it stayed the first match and swallowed every later stream; drop it, as _emit does
+            # for room events, and offer the stream to the next subscriber.
+            self._stream_subscribers.remove(entry)
+        if reader is not None:
+            self._release_unclaimed(reader)
+            return
         # Nobody reads these streams: release the reader at once, and count it.
         self._unclaimed_streams += 1
         get_bridge().drop_native(m.reader.handle.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final, final
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, final
 import anyio
 
 from ._bridge import get_bridge
-from ._checks import check_str
+from ._checks import check_str, check_uint
 from ._errors import LiveKitError
 from ._proto import ffi_pb2
 
@@ -21,18 +22,32 @@ __all__ = ["RpcError", "RpcHandler", "RpcInvocationData"]
 
 _MAX_PAYLOAD: Final = 15 * 1024
 """LiveKit's RPC payload limit (requests and responses), in UTF-8 bytes."""
+_MAX_ERROR_MESSAGE: Final = 256
+"""LiveKit's limit on an RPC error's message, in UTF-8 bytes."""
+_MAX_ERROR_DATA: Final = 15 * 1024
+"""LiveKit's limit on an RPC error's data, in UTF-8 bytes."""
+
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 @final
 class RpcError(LiveKitError):
     """An RPC failed: the built-in codes below, or an application's own code (< 1000).
 
-    Raise it from a handler to send that code, message and data to the caller.
+    Raise it from a handler to send that code, message and data to the caller.  What the wire
+    cannot carry is made to fit on the way: lone surrogates in the message and data become
+    U+FFFD, and they are cut (at a character boundary) to LiveKit's limits of 256 and 15,360
+    UTF-8 bytes.
 
-    Attributes:
-        code: the error code.
+    Args:
+        code: the error code, an ``int`` from 0 to ``2**32 - 1`` (a uint32 on the wire).
         message: a human-readable message.
         data: optional application data.
+
+    Raises:
+        TypeError: ``code`` is not an ``int``, ``message`` not a ``str``, ``data`` neither a
+            ``str`` nor ``None``.
+        ValueError: ``code`` is out of range.
     """
 
     APPLICATION_ERROR: ClassVar[int] = 1500
@@ -48,10 +63,32 @@ class RpcError(LiveKitError):
     UNSUPPORTED_VERSION: ClassVar[int] = 1404
 
     def __init__(self, code: int, message: str, data: str | None = None) -> None:
+        # Checked here, not when the answer is encoded: protobuf refused a code beyond 32 bits
+        # there ("Value out of range"), inside the room's task group, and that ended the room.
+        check_uint("code", code)
+        if not isinstance(message, str):
+            raise TypeError(f"message must be a str, not {type(message).__name__}")
+        if data is not None and not isinstance(data, str):
+            raise TypeError(f"data must be a str or None, not {type(data).__name__}")
         super().__init__(f"RPC error {code}: {message}")
-        self.code = code
-        self.message = message
-        self.data = data
+        self._code = code
+        self._message = message
+        self._data = data
+
+    @property
+    def code(self) -> int:
+        """The error code."""
+        return self._code
+
+    @property
+    def message(self) -> str:
+        """A human-readable message."""
+        return self._message
+
+    @property
+    def data(self) -> str | None:
+        """Optional application data."""
+        return self._data
 
     @classmethod
     def _from_proto(cls, error: Any) -> RpcError:
@@ -90,6 +127,30 @@ def _answer_error_code(answer: object) -> int:
         isinstance(answer, str) and len(answer.encode(errors="replace")) > _MAX_PAYLOAD
     )
     return RpcError.RESPONSE_PAYLOAD_TOO_LARGE if too_large else RpcError.APPLICATION_ERROR
+
+
+def _wire_text(text: str, limit: int) -> str:
+    """``text`` as the wire can carry it: lone surrogates replaced, at most ``limit`` bytes.
+
+    A lone surrogate (``os.fsdecode`` of a non-UTF-8 file name, say) made protobuf raise
+    ``UnicodeEncodeError`` while the answer was built, which ended the handler's room.  The cut
+    falls on a character boundary.
+    """
+    if not text.isascii():
+        text = _SURROGATE.sub("\ufffd", text)
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    return raw[:limit].decode(errors="ignore")  # drops only a character the cut split
+
+
+def _describe(exc: BaseException) -> str:
+    """The message of a handler's exception for the caller (its type name if it has none)."""
+    try:
+        text = str(exc)
+    except Exception:  # an exception whose __str__ fails must not end the room
+        text = ""
+    return text or type(exc).__name__
 
 
 def check_payload(payload: object) -> str:
@@ -164,7 +225,7 @@ class RpcServer:
             except RpcError as exc:
                 error = exc
             except Exception as exc:  # the caller gets it as an application error
-                error = RpcError(RpcError.APPLICATION_ERROR, str(exc) or type(exc).__name__)
+                error = RpcError(RpcError.APPLICATION_ERROR, _describe(exc))
             else:
                 try:
                     payload = check_payload(result)
@@ -188,10 +249,10 @@ class RpcServer:
         resp.local_participant_handle = self._handle_id
         resp.invocation_id = invocation_id
         if error is not None:
-            resp.error.code = error.code
-            resp.error.message = error.message
+            resp.error.code = error.code  # a uint32: RpcError checked it
+            resp.error.message = _wire_text(error.message, _MAX_ERROR_MESSAGE)
             if error.data is not None:
-                resp.error.data = error.data
+                resp.error.data = _wire_text(error.data, _MAX_ERROR_DATA)
         elif payload is not None:
             resp.payload = payload
         get_bridge().request(req)
