@@ -17,7 +17,7 @@ if sys.version_info < (3, 11):  # pragma: no cover
 
 from . import _events as ev
 from ._bridge import OwnedHandle, copy_native, get_bridge, redact
-from ._checks import check_bool, check_uint
+from ._checks import check_bool, check_enum, check_uint
 from ._data_streams import ByteStreamReader, TextStreamReader
 from ._e2ee import E2EEManager, E2EEOptions
 from ._errors import (
@@ -44,6 +44,7 @@ from ._types import (
     DataPacketKind,
     DisconnectReason,
     EncryptionState,
+    SimulateScenario,
 )
 
 if TYPE_CHECKING:
@@ -302,6 +303,25 @@ class Room:
             publisher=TrackStats._from_proto(cb.result.publisher_stats),
             subscriber=TrackStats._from_proto(cb.result.subscriber_stats),
         )
+
+    async def simulate_scenario(self, kind: SimulateScenario) -> None:
+        """Make the native core simulate a failure of this room's connection (for tests).
+
+        Returns once the native core has started the scenario; what follows arrives as room
+        events (see :class:`~lkanyio.SimulateScenario` for what each kind did, measured).
+
+        Raises:
+            NativeError: the native core refused the scenario (with its message).
+            ResourceClosedError: the room is not connected.
+            TypeError: ``kind`` is not a :class:`~lkanyio.SimulateScenario`.
+        """
+        kind = check_enum("kind", kind, SimulateScenario)
+        req = ffi_pb2.FfiRequest()
+        req.simulate_scenario.room_handle = self._require_connected_handle()
+        req.simulate_scenario.scenario = int(kind)  # type: ignore[assignment]
+        cb = await get_bridge().request_async(req)
+        if cb.error:
+            raise NativeError(f"simulate_scenario({kind.name}) failed: {cb.error}")
 
     def _require_connected_handle(self) -> int:
         self._check_connected()
