@@ -15,7 +15,8 @@ import pytest
 
 import lkanyio
 from _util import EVENT_WAIT, TokenFactory, assert_no_leaks, joined, next_event
-from test_audio_server import RATE
+from lkanyio.demo import dominant_frequency
+from test_audio_server import RATE, sine_frames
 
 pytestmark = pytest.mark.anyio
 
@@ -27,6 +28,82 @@ def _no_leaks_after() -> Any:
     yield
     gc.collect()
     assert_no_leaks()
+
+
+async def _play(source: lkanyio.AudioSource, hz: float) -> None:
+    frames = sine_frames(hz, 1.0)
+    while True:
+        for frame in frames:
+            await source.capture_frame(frame)
+
+
+async def _hears(track: lkanyio.RemoteTrack, hz: float) -> float:
+    """The dominant frequency of 1 s of ``track`` once its tone starts."""
+    assert isinstance(track, lkanyio.RemoteAudioTrack)
+    samples: list[int] = []
+    async with lkanyio.AudioStream(track, sample_rate=RATE) as stream:
+        with anyio.fail_after(EVENT_WAIT):
+            async for event in stream:
+                if samples or max(event.frame.data, default=0) > 2000:
+                    samples.extend(event.frame.data)
+                if len(samples) >= RATE:
+                    break
+    return dominant_frequency(samples, RATE)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [S.FULL_RECONNECT, S.NODE_FAILURE, S.MIGRATION, S.DISCONNECT_SIGNAL_ON_RESUME],
+    ids=lambda kind: kind.name,
+)
+async def test_a_full_reconnect_republishes_the_track_under_a_new_sid(
+    kind: lkanyio.SimulateScenario,
+    server_info: Any,
+    token_factory: TokenFactory,
+    room_name: str,
+) -> None:
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        lp = alice.local_participant
+        async with (
+            alice.events() as alice_events,
+            bob.events() as bob_events,
+            lkanyio.AudioSource(RATE, 1) as source,
+            lkanyio.LocalAudioTrack.create_audio_track("tone", source) as track,
+            anyio.create_task_group() as tg,
+        ):
+            publication = await lp.publish_track(track)
+            old_sid = publication.sid
+            await publication.wait_for_subscription()
+            tg.start_soon(_play, source, 440.0)
+            await alice.simulate_scenario(kind)
+
+            # The server sees a new participant session, with the track under a new sid: bob
+            # subscribes to that one and hears the tone on it.
+            subscribed = await next_event(
+                bob_events, lkanyio.TrackSubscribed, lambda e: e.publication.sid != old_sid
+            )
+            new_sid = subscribed.publication.sid
+            assert abs(await _hears(subscribed.track, 440.0) - 440.0) <= 5.0
+
+            # alice's room follows: the same publication object, rekeyed under the new sid.
+            assert publication.sid == new_sid
+            assert dict(lp.track_publications) == {new_sid: publication}
+            republished = await next_event(alice_events, lkanyio.LocalTrackRepublished)
+            assert republished.publication is publication
+            assert republished.previous_sid == old_sid
+            seen = await next_event(
+                alice_events, lkanyio.LocalTrackSubscribed, lambda e: e.publication.sid == new_sid
+            )
+            assert seen.publication is publication
+            with anyio.fail_after(EVENT_WAIT):
+                await publication.wait_for_subscription()
+
+            # Unpublishing by the new sid works, and bob sees that track go.
+            await lp.unpublish_track(new_sid)
+            gone = await next_event(bob_events, lkanyio.TrackUnpublished)
+            assert gone.publication.sid == new_sid
+            assert dict(lp.track_publications) == {}
+            tg.cancel_scope.cancel()
 
 
 async def test_a_signal_reconnect_resumes_the_session_and_keeps_the_sids(

@@ -608,6 +608,23 @@ class Room:
         publication._close()
         return ev.LocalTrackUnpublished(publication)
 
+    def _ev_local_track_republished(self, m: Any) -> ev.RoomEvent | None:
+        # Measured (FULL_RECONNECT, NODE_FAILURE, MIGRATION and DISCONNECT_SIGNAL_ON_RESUME on
+        # livekit-server 1.13.5): one event per track, just before Reconnected.  Despite the
+        # protocol's comment ("the handle is preserved"), it carries a *new* publication handle
+        # (the old one is still known: dropping it logs nothing); every later event
+        # (LocalTrackSubscribed, unpublish) names the new sid.
+        publication = None if self._local is None else self._local._publications.pop(
+            m.previous_sid, None
+        )
+        if publication is None:
+            get_bridge().drop_native(m.publication_handle)
+            return None
+        assert self._local is not None
+        publication._republished(m.publication_handle, m.info)
+        self._local._publications[publication.sid] = publication
+        return ev.LocalTrackRepublished(publication, m.previous_sid)
+
     def _ev_local_track_subscribed(self, m: Any) -> ev.RoomEvent | None:
         if self._local is None:
             return None
@@ -967,6 +984,7 @@ _HANDLERS: Final[dict[str | None, _Handler]] = {
     "participant_active": Room._ev_participant_active,
     "local_track_published": Room._ev_local_track_published,
     "local_track_unpublished": Room._ev_local_track_unpublished,
+    "local_track_republished": Room._ev_local_track_republished,
     "local_track_subscribed": Room._ev_local_track_subscribed,
     "track_published": Room._ev_track_published,
     "track_unpublished": Room._ev_track_unpublished,

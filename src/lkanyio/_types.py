@@ -148,7 +148,7 @@ class SimulateScenario(enum.IntEnum):
       (``ActiveSpeakersChanged`` with it, then an empty one 3 s later).
     * ``NODE_FAILURE``, ``MIGRATION``, ``FULL_RECONNECT``: a full reconnect, a new session on the
       server: ``Reconnecting``, then within a second the local tracks are published again under
-      new sids and ``Reconnected``.  The others see
+      new sids (:class:`~lkanyio.LocalTrackRepublished`) and ``Reconnected``.  The others see
       this participant leave (reason ``SERVER_SHUTDOWN``, ``MIGRATION`` or
       ``CLIENT_INITIATED``), join again and publish its tracks anew; this client sees them
       leave and join again too (new participant objects).
