@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, Final, Literal, final
 from urllib.parse import urlsplit
 
 import anyio
@@ -18,7 +18,12 @@ if sys.version_info < (3, 11):  # pragma: no cover
 from . import _events as ev
 from ._bridge import OwnedHandle, copy_native, get_bridge, redact
 from ._checks import check_bool, check_enum, check_uint
-from ._data_streams import ByteStreamReader, TextStreamReader
+from ._data_streams import (
+    DEFAULT_MAX_BUFFERED_BYTES,
+    ByteStreamReader,
+    TextStreamReader,
+    _Subscription,
+)
 from ._e2ee import E2EEManager, E2EEOptions
 from ._errors import (
     ConnectError,
@@ -213,7 +218,7 @@ class Room:
         self._lost: ConnectionLostError | None = None
         self._unpublished: dict[str, Any] = {}
         self._rpc_handler: Callable[[Any], None] | None = None
-        self._stream_subscribers: list[tuple[str, str | None, EventStream[Any]]] = []
+        self._stream_subscribers: list[_Subscription] = []
         self._unclaimed_streams = 0
 
     # -- public state -------------------------------------------------------------------------
@@ -490,8 +495,9 @@ class Room:
         for stream in list(self._subscribers):
             stream.end()
         self._subscribers.clear()
-        for _kind, _topic, readers in self._stream_subscribers:
-            readers.end()
+        for subscription in self._stream_subscribers:
+            subscription.stream.end()
+            subscription.close_readers()  # the room is gone: so are the streams it delivered
         self._stream_subscribers.clear()
         self._notify_changed()
         for participant in self._remote.values():
@@ -884,26 +890,47 @@ class Room:
         self._token = m.token
         return ev.TokenRefreshed(m.token)
 
-    def text_streams(self, topic: str | None = None) -> EventStream[TextStreamReader]:
+    def text_streams(
+        self, topic: str | None = None, *, max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES
+    ) -> EventStream[TextStreamReader]:
         """Receive incoming text streams (on ``topic``, or on every topic) as readers.
 
         Each stream goes to one subscriber: the first whose topic matches.  A stream nobody
         subscribed for is released at once and counted in :attr:`unclaimed_streams`.
+
+        The readers belong to the subscription: closing it (leaving its ``async with``) closes
+        every reader it delivered, read or not; read them inside the block.  A reader dropped
+        unread is released when garbage collected.
+
+        Args:
+            topic: only streams on this topic (``None``: every topic not taken by an earlier
+                subscription).
+            max_buffered_bytes: how many bytes of a stream a reader holds unread (UTF-8 for
+                text).  The native core pushes every chunk as it arrives and cannot be made to
+                wait, so past this the stream is dropped and reading it raises
+                :class:`~lkanyio.DataStreamOverflowError`; the room carries on.  ``read_all``
+                holds the whole stream, so for it this bounds the stream's size.
         """
-        return self._subscribe_streams("text", topic)
+        return self._subscribe_streams("text", topic, max_buffered_bytes)
 
-    def byte_streams(self, topic: str | None = None) -> EventStream[ByteStreamReader]:
+    def byte_streams(
+        self, topic: str | None = None, *, max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES
+    ) -> EventStream[ByteStreamReader]:
         """Receive incoming byte streams and files (see :meth:`text_streams`)."""
-        return self._subscribe_streams("byte", topic)
+        return self._subscribe_streams("byte", topic, max_buffered_bytes)
 
-    def _subscribe_streams(self, kind: str, topic: str | None) -> EventStream[Any]:
+    def _subscribe_streams(
+        self, kind: Literal["text", "byte"], topic: str | None, max_buffered_bytes: int
+    ) -> EventStream[Any]:
         if topic is not None and not isinstance(topic, str):
             raise TypeError("topic must be a str or None")
-        entry: tuple[str, str | None, EventStream[Any]]
+        check_uint("max_buffered_bytes", max_buffered_bytes, minimum=1, bits=63)
+        subscription: _Subscription
 
         def unsubscribe() -> None:
-            if entry in self._stream_subscribers:
-                self._stream_subscribers.remove(entry)
+            if subscription in self._stream_subscribers:
+                self._stream_subscribers.remove(subscription)
+            subscription.close_readers()
 
         stream: EventStream[Any] = EventStream(
             max_buffered=256,
@@ -912,11 +939,11 @@ class Room:
             discard=self._release_unclaimed,
             what=f"{kind} streams",
         )
-        entry = (kind, topic, stream)
+        subscription = _Subscription(kind, topic, max_buffered_bytes, stream)
         if self._closed:
             stream.end()
         else:
-            self._stream_subscribers.append(entry)
+            self._stream_subscribers.append(subscription)
         return stream
 
     @property
@@ -929,18 +956,13 @@ class Room:
         return self._unclaimed_streams
 
     def _ev_stream_opened(self, which: str, m: Any) -> None:
-        kind = "text" if which == "text_stream_opened" else "byte"
+        kind: Literal["text", "byte"] = "text" if which == "text_stream_opened" else "byte"
         topic = m.reader.info.topic
-        for entry_kind, entry_topic, stream in self._stream_subscribers:
-            if entry_kind == kind and entry_topic in (None, topic):
-                reader: TextStreamReader | ByteStreamReader = (
-                    TextStreamReader(m.reader, m.participant_identity)
-                    if kind == "text"
-                    else ByteStreamReader(m.reader, m.participant_identity)
-                )
-                if stream.send_nowait(reader):
-                    return
-                self._release_unclaimed(reader)
+        for subscription in self._stream_subscribers:
+            if subscription.matches(kind, topic):
+                reader = subscription.reader(m.reader, m.participant_identity)
+                if not subscription.stream.send_nowait(reader):
+                    self._release_unclaimed(reader)
                 return
         # Nobody reads these streams: release the reader at once, and count it.
         self._unclaimed_streams += 1
