@@ -135,6 +135,7 @@ class _Inbox(Generic[T]):
         self.kind = kind
         self.limit = limit
         self.buffered = 0
+        self.taken = False  # the native core owns the reader (see start)
         # Bounded by bytes in the sink; a chunk counts at least 1 byte, so never by this.
         self.chunks: EventStream[T] = EventStream(
             max_buffered=limit + 1, overflow="fail", what=f"{kind} stream chunks"
@@ -151,6 +152,10 @@ class _Inbox(Generic[T]):
         except BaseException:
             self.release()
             raise
+        # Measured: read_incremental takes the reader out of the native handle table (dropping
+        # it afterwards logs "Attempted to drop unknown FFI handle"); the native task then
+        # reads to the end of the stream, and its events for an unbound handle are discarded.
+        self.taken = True
 
     def _sink(self, message: Any) -> None:
         which = message.WhichOneof("detail")
@@ -181,7 +186,10 @@ class _Inbox(Generic[T]):
         """
         if not self.handle.closed:
             get_bridge().unbind(self.handle.id)
-            self.handle.close()
+            if self.taken:
+                self.handle.disown()
+            else:
+                self.handle.close()
         if error is not None:
             self.chunks.end(error)
         else:
