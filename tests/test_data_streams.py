@@ -192,3 +192,87 @@ async def test_stream_bytes_chunks_arrive_in_order_with_name_and_mime_type(
             assert reader.info.stream_id == writer.info.stream_id
             assert (reader.info.name, reader.info.mime_type) == ("frames.bin", "application/x-test")
             assert dict(reader.info.attributes) == {"k": "v"}
+
+
+async def test_a_sender_over_the_byte_limit_fails_the_reader_and_the_room_lives_on(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        before = lkanyio.statistics()
+        async with bob.byte_streams("big", max_buffered_bytes=64 * 1024) as readers:
+            await alice.local_participant.send_bytes(b"x" * 500_000, topic="big")
+            with anyio.fail_after(EVENT_WAIT):
+                reader = await readers.receive()
+            # Nobody read: the stream was buffered up to the limit, then failed and released.
+            with anyio.fail_after(EVENT_WAIT):
+                while lkanyio.statistics().bound_handles > before.bound_handles:
+                    await anyio.sleep(0.02)
+            assert lkanyio.statistics().live_handles == before.live_handles
+            received = 0
+            with pytest.raises(lkanyio.DataStreamOverflowError, match="65536 bytes") as caught:
+                async for chunk in reader:
+                    received += len(chunk)
+            assert isinstance(caught.value, lkanyio.DataStreamError)
+            assert received <= 64 * 1024
+            reader.close()
+            # The room and the subscription live on: the next stream, within the limit, arrives.
+            await alice.local_participant.send_bytes(b"y" * 30_000, topic="big")
+            with anyio.fail_after(EVENT_WAIT):
+                async with await readers.receive() as small:
+                    assert await small.read_all() == b"y" * 30_000
+        # read_all holds the whole stream, so the limit bounds its total.
+        async with bob.text_streams("t", max_buffered_bytes=10_000) as texts:
+            await alice.local_participant.send_text("é" * 6_000, topic="t")  # 12,000 bytes
+            with anyio.fail_after(EVENT_WAIT):
+                async with await texts.receive() as text_reader:
+                    with pytest.raises(lkanyio.DataStreamOverflowError):
+                        await text_reader.read_all()
+        with pytest.raises(ValueError, match="max_buffered_bytes"):
+            bob.byte_streams(max_buffered_bytes=0)
+        assert lkanyio.DEFAULT_MAX_BUFFERED_BYTES == 16 * 1024 * 1024
+        await alice.local_participant.publish_data(b"still here", topic="after")
+        assert bob.connected
+
+
+async def test_a_reader_left_unread_when_its_subscription_closes_is_released(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        before = lkanyio.statistics()
+        readers = bob.byte_streams("open")  # subscribed before the stream opens
+        try:
+            async with alice.local_participant.stream_bytes(topic="open") as writer:
+                await writer.write(b"first")
+                with anyio.fail_after(EVENT_WAIT):
+                    reader = await readers.receive()
+                    assert await reader.__anext__() == b"first"
+                # The sender keeps the stream open; the reader is neither read nor closed.
+                await readers.aclose()
+                stats = lkanyio.statistics()
+                assert stats.bound_handles == before.bound_handles, stats
+                assert stats.live_handles == before.live_handles + 1, stats  # the writer's
+                assert stats.live_subscriptions == before.live_subscriptions, stats
+                with pytest.raises(lkanyio.ResourceClosedError):
+                    await reader.__anext__()
+                await writer.write(b"second")  # nobody listens any more: nothing breaks
+        finally:
+            readers.close()
+
+
+async def test_a_reader_garbage_collected_unread_is_released(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        async with bob.text_streams("gc") as readers:
+            before = lkanyio.statistics()
+            async with alice.local_participant.stream_text(topic="gc") as writer:
+                await writer.write("first")
+                with anyio.fail_after(EVENT_WAIT):
+                    reader = await readers.receive()
+                    assert await reader.__anext__() == "first"
+                del reader
+                gc.collect()
+                stats = lkanyio.statistics()
+                assert stats.bound_handles == before.bound_handles, stats
+                assert stats.live_handles == before.live_handles + 1, stats  # the writer's
+                await writer.write("second")

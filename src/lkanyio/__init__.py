@@ -21,10 +21,12 @@ from ._audio import AudioSource as AudioSource
 from ._audio import AudioStream as AudioStream
 from ._bridge import BridgeStatistics as BridgeStatistics
 from ._bridge import statistics as statistics
+from ._data_streams import DEFAULT_MAX_BUFFERED_BYTES as DEFAULT_MAX_BUFFERED_BYTES
 from ._data_streams import ByteStreamInfo as ByteStreamInfo
 from ._data_streams import ByteStreamReader as ByteStreamReader
 from ._data_streams import ByteStreamWriter as ByteStreamWriter
 from ._data_streams import DataStreamError as DataStreamError
+from ._data_streams import DataStreamOverflowError as DataStreamOverflowError
 from ._data_streams import TextStreamInfo as TextStreamInfo
 from ._data_streams import TextStreamReader as TextStreamReader
 from ._data_streams import TextStreamWriter as TextStreamWriter
@@ -93,6 +95,7 @@ from ._types import EncryptionState as EncryptionState
 from ._types import EncryptionType as EncryptionType
 from ._types import ParticipantKind as ParticipantKind
 from ._types import ParticipantState as ParticipantState
+from ._types import SimulateScenario as SimulateScenario
 from ._types import StreamState as StreamState
 from ._types import TrackKind as TrackKind
 from ._types import TrackSource as TrackSource

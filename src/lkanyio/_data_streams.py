@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from os import PathLike, fspath
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, final
 
 import anyio
 
 from ._bridge import OwnedHandle, get_bridge
 from ._checks import check_identities, check_str
-from ._errors import LiveKitError
+from ._errors import LiveKitError, ResourceClosedError
 from ._proto import ffi_pb2
 from ._streams import EventStream
 
@@ -24,10 +25,12 @@ if TYPE_CHECKING:
     from ._participant import LocalParticipant
 
 __all__ = [
+    "DEFAULT_MAX_BUFFERED_BYTES",
     "ByteStreamInfo",
     "ByteStreamReader",
     "ByteStreamWriter",
     "DataStreamError",
+    "DataStreamOverflowError",
     "TextStreamInfo",
     "TextStreamReader",
     "TextStreamWriter",
@@ -40,8 +43,24 @@ _CLOSE_WAIT = 5.0
 """Seconds a writer's exit waits (shielded) for the native core to close the stream."""
 
 
+DEFAULT_MAX_BUFFERED_BYTES: Final = 16 * 1024 * 1024
+"""How many bytes of an incoming stream a reader holds unread, by default (16 MiB).
+
+Set per subscription: ``room.byte_streams(topic, max_buffered_bytes=...)``.  ``read_all``
+holds the whole stream, so for it the limit bounds the stream's size."""
+
+
 class DataStreamError(LiveKitError):
     """Sending or reading a data stream failed (the native description is the message)."""
+
+
+class DataStreamOverflowError(DataStreamError):
+    """An incoming stream outgrew its reader's ``max_buffered_bytes`` and was given up.
+
+    The native core pushes a stream's chunks as they arrive and cannot be asked to wait, so
+    a reader holds at most that many unread bytes: past it the stream is released (the room
+    and the subscription carry on) and reading it raises this error after what was buffered.
+    """
 
 
 @final
@@ -99,86 +118,163 @@ def _check_error(cb: Any, what: str) -> None:
         raise DataStreamError(f"{what} failed: {cb.error.description}")
 
 
-class _Reader(Generic[T]):
-    """An incoming stream: iterate its chunks, or ``read_all``; closing it frees its handle."""
+def _size(chunk: str | bytes) -> int:
+    """A chunk's UTF-8 size, at least 1: empty chunks count too, so their number is bounded."""
+    return max(1, len(chunk) if isinstance(chunk, bytes) else len(chunk.encode()))
 
-    _kind: Kind
 
-    def __init__(self, owned: Any, sender_identity: str) -> None:
-        self._handle = OwnedHandle(owned.handle.id)
-        self.sender_identity = sender_identity
-        self._chunks: EventStream[T] | None = None
-        self._consumed = False
+class _Inbox(Generic[T]):
+    """What a reader's sink fills: the chunks, their bytes, and the native handle.
 
-    def _start(self) -> EventStream[T]:
-        if self._consumed:
-            raise LiveKitError("this stream has already been read")
-        self._consumed = True
-        bridge = get_bridge()
-        chunks: EventStream[T] = EventStream(
-            max_buffered=1 << 20, overflow="fail", what=f"{self._kind} stream chunks"
+    The sink holds this, never the reader, so a reader nobody references is collected (and
+    then releases its inbox) even while its stream is still open.
+    """
+
+    def __init__(self, handle_id: int, kind: Kind, limit: int) -> None:
+        self.handle = OwnedHandle(handle_id)
+        self.kind = kind
+        self.limit = limit
+        self.buffered = 0
+        self.taken = False  # the native core owns the reader (see start)
+        # Bounded by bytes in the sink; a chunk counts at least 1 byte, so never by this.
+        self.chunks: EventStream[T] = EventStream(
+            max_buffered=limit + 1, overflow="fail", what=f"{kind} stream chunks"
         )
 
-        def sink(message: Any) -> None:
-            which = message.WhichOneof("detail")
-            if which == "chunk_received":
-                chunks.send_nowait(message.chunk_received.content)
-            elif which == "eos":
-                bridge.unbind(self._handle.id)
-                error = message.eos.error.description if message.eos.HasField("error") else ""
-                chunks.end(DataStreamError(error) if error else None)
-
-        bridge.bind(self._handle.id, sink)
+    def start(self) -> None:
+        """Bind the sink and ask the native core for every chunk as it arrives."""
+        bridge = get_bridge()
+        bridge.bind(self.handle.id, self._sink)
         req = ffi_pb2.FfiRequest()
-        getattr(req, f"{self._kind}_read_incremental").reader_handle = self._handle.id
+        getattr(req, f"{self.kind}_read_incremental").reader_handle = self.handle.id
         try:
             bridge.request(req)
         except BaseException:
-            bridge.unbind(self._handle.id)
+            self.release()
             raise
-        self._chunks = chunks
-        return chunks
+        # Measured: read_incremental takes the reader out of the native handle table (dropping
+        # it afterwards logs "Attempted to drop unknown FFI handle"); the native task then
+        # reads to the end of the stream, and its events for an unbound handle are discarded.
+        self.taken = True
+
+    def _sink(self, message: Any) -> None:
+        which = message.WhichOneof("detail")
+        if which == "chunk_received":
+            content = message.chunk_received.content
+            self.buffered += _size(content)
+            if self.buffered > self.limit:
+                # The native core pushes chunks and cannot be slowed down: past the limit the
+                # stream is given up (the handle dropped, so the native reader is freed).
+                self.release(
+                    DataStreamOverflowError(
+                        f"the {self.kind} stream overflowed: more than {self.limit} bytes were "
+                        "waiting to be read; read faster or subscribe with a larger "
+                        "max_buffered_bytes"
+                    )
+                )
+            else:
+                self.chunks.send_nowait(content)
+        elif which == "eos":
+            get_bridge().unbind(self.handle.id)
+            error = message.eos.error.description if message.eos.HasField("error") else ""
+            self.chunks.end(DataStreamError(error) if error else None)
+
+    def release(self, error: BaseException | None = None) -> None:
+        """Stop receiving and free the native reader (idempotent).
+
+        With ``error``, what is buffered can still be read, then ``error`` is raised.
+        """
+        if not self.handle.closed:
+            get_bridge().unbind(self.handle.id)
+            if self.taken:
+                self.handle.disown()
+            else:
+                self.handle.close()
+        if error is not None:
+            self.chunks.end(error)
+        else:
+            self.chunks.close()
+
+
+class _Reader(Generic[T]):
+    """An incoming stream: iterate its chunks, or ``read_all``; closing it frees its handle.
+
+    lkanyio reads every stream as soon as it opens, holding at most the subscription's
+    ``max_buffered_bytes`` of unread chunks (the native core pushes them, so it cannot be
+    slowed down); past that the stream fails with :class:`DataStreamOverflowError`.
+    """
+
+    _kind: Kind
+
+    def __init__(self, owned: Any, sender_identity: str, max_buffered_bytes: int) -> None:
+        self.sender_identity = sender_identity
+        self._inbox: _Inbox[T] = _Inbox(owned.handle.id, self._kind, max_buffered_bytes)
+        self._consumed = False
+        self._inbox.start()
 
     def __aiter__(self) -> _Reader[T]:
-        if self._chunks is None:
-            self._start()
+        self._consumed = True
         return self
 
     async def __anext__(self) -> T:
-        chunks = self._chunks if self._chunks is not None else self._start()
+        self._consumed = True
+        inbox = self._inbox
         try:
-            return await chunks.receive()
+            chunk = await inbox.chunks.receive()
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
+        except anyio.ClosedResourceError:
+            raise ResourceClosedError(
+                "this stream reader was closed (by you, or with the subscription or room "
+                "that delivered it)"
+            ) from None
+        inbox.buffered -= _size(chunk)
+        return chunk
 
     async def read_all(self) -> T:
         """Wait for the whole stream and return its content.
 
+        The whole stream is held in memory, so the subscription's ``max_buffered_bytes``
+        bounds its total size.
+
         Raises:
             DataStreamError: the stream failed or was aborted by the sender.
+            DataStreamOverflowError: the stream is larger than ``max_buffered_bytes``.
+            ResourceClosedError: the reader was closed.
         """
         if self._consumed:
             raise LiveKitError("this stream has already been read")
         self._consumed = True
-        req = ffi_pb2.FfiRequest()
-        getattr(req, f"{self._kind}_read_all").reader_handle = self._handle.id
-        cb = await get_bridge().request_async(req)
-        _check_error(cb, "reading the stream")
-        content: T = cb.content
-        return content
+        parts: list[T] = []
+        total = 0
+        limit = self._inbox.limit
+        async for chunk in self:
+            total += _size(chunk)
+            if total > limit:
+                error = DataStreamOverflowError(
+                    f"the {self._kind} stream is larger than {limit} bytes "
+                    "(max_buffered_bytes), too large to read_all"
+                )
+                self._inbox.release(error)
+                raise error
+            parts.append(chunk)
+        empty: T = "" if self._kind == "text" else b""  # type: ignore[assignment]
+        return empty.join(parts)
 
     def close(self) -> None:
         """Stop reading and free the reader (idempotent)."""
-        if not self._handle.closed:
-            get_bridge().unbind(self._handle.id)
-        if self._chunks is not None:
-            self._chunks.close()
-        self._handle.close()
+        self._inbox.release()
 
     async def aclose(self) -> None:
         """Stop reading and free the reader."""
         self.close()
         await anyio.lowlevel.checkpoint()
+
+    def __del__(self) -> None:
+        # Dropped unread: free the native reader now, not when the sender ends the stream.
+        inbox = getattr(self, "_inbox", None)
+        if inbox is not None:
+            inbox.release()
 
     async def __aenter__(self) -> _Reader[T]:
         return self
@@ -198,9 +294,9 @@ class TextStreamReader(_Reader[str]):
 
     _kind: Kind = "text"
 
-    def __init__(self, owned: Any, sender_identity: str) -> None:
-        super().__init__(owned, sender_identity)
+    def __init__(self, owned: Any, sender_identity: str, max_buffered_bytes: int) -> None:
         self.info = _text_info(owned.info)
+        super().__init__(owned, sender_identity, max_buffered_bytes)
 
 
 @final
@@ -209,9 +305,45 @@ class ByteStreamReader(_Reader[bytes]):
 
     _kind: Kind = "byte"
 
-    def __init__(self, owned: Any, sender_identity: str) -> None:
-        super().__init__(owned, sender_identity)
+    def __init__(self, owned: Any, sender_identity: str, max_buffered_bytes: int) -> None:
         self.info = _byte_info(owned.info)
+        super().__init__(owned, sender_identity, max_buffered_bytes)
+
+
+class _Subscription:
+    """One ``room.text_streams``/``byte_streams`` subscription and the readers it delivered.
+
+    The readers belong to it: closing the subscription (or leaving the room) closes every
+    reader it delivered that is still open, so nothing outlives the ``async with`` blocks.
+    Readers are held weakly: one dropped unread is collected and released on its own.
+    """
+
+    __slots__ = ("delivered", "kind", "limit", "stream", "topic")
+
+    def __init__(self, kind: Kind, topic: str | None, limit: int, stream: EventStream[Any]) -> None:
+        self.kind = kind
+        self.topic = topic
+        self.limit = limit
+        self.stream = stream
+        self.delivered: weakref.WeakSet[_Reader[Any]] = weakref.WeakSet()
+
+    def matches(self, kind: Kind, topic: str) -> bool:
+        return self.kind == kind and self.topic in (None, topic)
+
+    def reader(self, owned: Any, sender_identity: str) -> TextStreamReader | ByteStreamReader:
+        """A reader for a stream that opened, already receiving, owned by this subscription."""
+        reader: TextStreamReader | ByteStreamReader = (
+            TextStreamReader(owned, sender_identity, self.limit)
+            if self.kind == "text"
+            else ByteStreamReader(owned, sender_identity, self.limit)
+        )
+        self.delivered.add(reader)
+        return reader
+
+    def close_readers(self) -> None:
+        for reader in list(self.delivered):
+            reader.close()
+        self.delivered.clear()
 
 
 def _options(

@@ -39,6 +39,7 @@ __all__ = [
     "Disconnected",
     "E2EEStateChanged",
     "LocalTrackPublished",
+    "LocalTrackRepublished",
     "LocalTrackSubscribed",
     "LocalTrackUnpublished",
     "ParticipantActive",
@@ -104,6 +105,20 @@ class LocalTrackUnpublished:
     """A track this client published was unpublished."""
 
     publication: LocalTrackPublication
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class LocalTrackRepublished:
+    """After a full reconnect the native core published one of this client's tracks again.
+
+    The server gave it a new sid: ``publication`` is the same object as before, now under its
+    new :attr:`~lkanyio.LocalTrackPublication.sid` in ``track_publications``, and waiting for a
+    subscriber again.  ``previous_sid`` is the sid it had.
+    """
+
+    publication: LocalTrackPublication
+    previous_sid: str
 
 
 @final
@@ -355,6 +370,7 @@ RoomEvent: TypeAlias = (
     | ParticipantActive
     | LocalTrackPublished
     | LocalTrackUnpublished
+    | LocalTrackRepublished
     | LocalTrackSubscribed
     | TrackPublished
     | TrackUnpublished

@@ -224,6 +224,19 @@ class LocalTrackPublication(TrackPublication):
         if self._subscribed is not None:
             self._subscribed.set()
 
+    def _republished(self, handle: int, info: track_pb2.TrackPublicationInfo) -> None:
+        """A full reconnect published the track again: adopt its new handle and info.
+
+        Nobody is subscribed to the new publication yet, so :meth:`wait_for_subscription`
+        waits again (a task already waiting keeps waiting, for the new one).
+        """
+        old, self._handle = self._handle, OwnedHandle(handle)
+        old.close()
+        self._info.CopyFrom(info)
+        self._has_subscriber = False
+        if self._subscribed is not None and self._subscribed.is_set():
+            self._subscribed = None
+
     def _end(self) -> None:
         """No longer published: waiters for a subscription wake up and raise."""
         self._gone = True

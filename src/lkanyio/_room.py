@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, Final, Literal, final
 from urllib.parse import urlsplit
 
 import anyio
@@ -17,8 +17,13 @@ if sys.version_info < (3, 11):  # pragma: no cover
 
 from . import _events as ev
 from ._bridge import OwnedHandle, copy_native, get_bridge, redact
-from ._checks import check_bool, check_uint
-from ._data_streams import ByteStreamReader, TextStreamReader
+from ._checks import check_bool, check_enum, check_uint
+from ._data_streams import (
+    DEFAULT_MAX_BUFFERED_BYTES,
+    ByteStreamReader,
+    TextStreamReader,
+    _Subscription,
+)
 from ._e2ee import E2EEManager, E2EEOptions
 from ._errors import (
     ConnectError,
@@ -45,6 +50,7 @@ from ._types import (
     DataPacketKind,
     DisconnectReason,
     EncryptionState,
+    SimulateScenario,
 )
 
 if TYPE_CHECKING:
@@ -213,7 +219,7 @@ class Room:
         self._lost: ConnectionLostError | None = None
         self._unpublished: dict[str, Any] = {}
         self._rpc_handler: Callable[[Any], None] | None = None
-        self._stream_subscribers: list[tuple[str, str | None, EventStream[Any]]] = []
+        self._stream_subscribers: list[_Subscription] = []
         self._unclaimed_streams = 0
 
     # -- public state -------------------------------------------------------------------------
@@ -303,6 +309,25 @@ class Room:
             publisher=TrackStats._from_proto(cb.result.publisher_stats),
             subscriber=TrackStats._from_proto(cb.result.subscriber_stats),
         )
+
+    async def simulate_scenario(self, kind: SimulateScenario) -> None:
+        """Make the native core simulate a failure of this room's connection (for tests).
+
+        Returns once the native core has started the scenario; what follows arrives as room
+        events (see :class:`~lkanyio.SimulateScenario` for what each kind did, measured).
+
+        Raises:
+            NativeError: the native core refused the scenario (with its message).
+            ResourceClosedError: the room is not connected.
+            TypeError: ``kind`` is not a :class:`~lkanyio.SimulateScenario`.
+        """
+        kind = check_enum("kind", kind, SimulateScenario)
+        req = ffi_pb2.FfiRequest()
+        req.simulate_scenario.room_handle = self._require_connected_handle()
+        req.simulate_scenario.scenario = int(kind)  # type: ignore[assignment]
+        cb = await get_bridge().request_async(req)
+        if cb.error:
+            raise NativeError(f"simulate_scenario({kind.name}) failed: {cb.error}")
 
     def _require_connected_handle(self) -> int:
         self._check_connected()
@@ -469,8 +494,9 @@ class Room:
         for stream in list(self._subscribers):
             stream.end()
         self._subscribers.clear()
-        for _kind, _topic, readers in self._stream_subscribers:
-            readers.end()
+        for subscription in self._stream_subscribers:
+            subscription.stream.end()
+            subscription.close_readers()  # the room is gone: so are the streams it delivered
         self._stream_subscribers.clear()
         self._notify_changed()
         for participant in self._remote.values():
@@ -586,6 +612,23 @@ class Room:
             return None
         publication._close()
         return ev.LocalTrackUnpublished(publication)
+
+    def _ev_local_track_republished(self, m: Any) -> ev.RoomEvent | None:
+        # Measured (FULL_RECONNECT, NODE_FAILURE, MIGRATION and DISCONNECT_SIGNAL_ON_RESUME on
+        # livekit-server 1.13.5): one event per track, just before Reconnected.  Despite the
+        # protocol's comment ("the handle is preserved"), it carries a *new* publication handle
+        # (the old one is still known: dropping it logs nothing); every later event
+        # (LocalTrackSubscribed, unpublish) names the new sid.
+        publication = None if self._local is None else self._local._publications.pop(
+            m.previous_sid, None
+        )
+        if publication is None:
+            get_bridge().drop_native(m.publication_handle)
+            return None
+        assert self._local is not None
+        publication._republished(m.publication_handle, m.info)
+        self._local._publications[publication.sid] = publication
+        return ev.LocalTrackRepublished(publication, m.previous_sid)
 
     def _ev_local_track_subscribed(self, m: Any) -> ev.RoomEvent | None:
         if self._local is None:
@@ -846,27 +889,48 @@ class Room:
         self._token = m.token
         return ev.TokenRefreshed(m.token)
 
-    def text_streams(self, topic: str | None = None) -> EventStream[TextStreamReader]:
+    def text_streams(
+        self, topic: str | None = None, *, max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES
+    ) -> EventStream[TextStreamReader]:
         """Receive incoming text streams (on ``topic``, or on every topic) as readers.
 
         Each stream goes to one subscriber: the first live one whose topic matches (a
         subscription that overflowed takes no more streams).  A stream nobody subscribed for is
         released at once and counted in :attr:`unclaimed_streams`.
+
+        The readers belong to the subscription: closing it (leaving its ``async with``) closes
+        every reader it delivered, read or not; read them inside the block.  A reader dropped
+        unread is released when garbage collected.
+
+        Args:
+            topic: only streams on this topic (``None``: every topic not taken by an earlier
+                subscription).
+            max_buffered_bytes: how many bytes of a stream a reader holds unread (UTF-8 for
+                text).  The native core pushes every chunk as it arrives and cannot be made to
+                wait, so past this the stream is dropped and reading it raises
+                :class:`~lkanyio.DataStreamOverflowError`; the room carries on.  ``read_all``
+                holds the whole stream, so for it this bounds the stream's size.
         """
-        return self._subscribe_streams("text", topic)
+        return self._subscribe_streams("text", topic, max_buffered_bytes)
 
-    def byte_streams(self, topic: str | None = None) -> EventStream[ByteStreamReader]:
+    def byte_streams(
+        self, topic: str | None = None, *, max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES
+    ) -> EventStream[ByteStreamReader]:
         """Receive incoming byte streams and files (see :meth:`text_streams`)."""
-        return self._subscribe_streams("byte", topic)
+        return self._subscribe_streams("byte", topic, max_buffered_bytes)
 
-    def _subscribe_streams(self, kind: str, topic: str | None) -> EventStream[Any]:
+    def _subscribe_streams(
+        self, kind: Literal["text", "byte"], topic: str | None, max_buffered_bytes: int
+    ) -> EventStream[Any]:
         if topic is not None and not isinstance(topic, str):
             raise TypeError("topic must be a str or None")
-        entry: tuple[str, str | None, EventStream[Any]]
+        check_uint("max_buffered_bytes", max_buffered_bytes, minimum=1, bits=63)
+        subscription: _Subscription
 
         def unsubscribe() -> None:
-            if entry in self._stream_subscribers:
-                self._stream_subscribers.remove(entry)
+            if subscription in self._stream_subscribers:
+                self._stream_subscribers.remove(subscription)
+            subscription.close_readers()
 
         stream: EventStream[Any] = EventStream(
             max_buffered=256,
@@ -875,11 +939,11 @@ class Room:
             discard=self._release_unclaimed,
             what=f"{kind} streams",
         )
-        entry = (kind, topic, stream)
+        subscription = _Subscription(kind, topic, max_buffered_bytes, stream)
         if self._closed:
             stream.end()
         else:
-            self._stream_subscribers.append(entry)
+            self._stream_subscribers.append(subscription)
         return stream
 
     @property
@@ -892,28 +956,22 @@ class Room:
         return self._unclaimed_streams
 
     def _ev_stream_opened(self, which: str, m: Any) -> None:
-        kind = "text" if which == "text_stream_opened" else "byte"
+        kind: Literal["text", "byte"] = "text" if which == "text_stream_opened" else "byte"
         topic = m.reader.info.topic
-        reader: TextStreamReader | ByteStreamReader | None = None
-        for entry in list(self._stream_subscribers):
-            entry_kind, entry_topic, stream = entry
-            if entry_kind != kind or entry_topic not in (None, topic):
+        for subscription in list(self._stream_subscribers):
+            if not subscription.matches(kind, topic):
                 continue
-            if reader is None:
-                reader = (
-                    TextStreamReader(m.reader, m.participant_identity)
-                    if kind == "text"
-                    else ByteStreamReader(m.reader, m.participant_identity)
+            # Ask before building the reader: a reader starts receiving (taking the native
+            # stream) as it is built, so it can only be built for a subscription that takes it.
+            if subscription.stream.make_room():
+                subscription.stream.send_nowait(
+                    subscription.reader(m.reader, m.participant_identity)
                 )
-            if stream.send_nowait(reader):
                 return
             # Ended (it overflowed, now or before): it takes nothing any more.  Left in the list
             # it stayed the first match and swallowed every later stream; drop it, as _emit does
             # for room events, and offer the stream to the next subscriber.
-            self._stream_subscribers.remove(entry)
-        if reader is not None:
-            self._release_unclaimed(reader)
-            return
+            self._stream_subscribers.remove(subscription)
         # Nobody reads these streams: release the reader at once, and count it.
         self._unclaimed_streams += 1
         get_bridge().drop_native(m.reader.handle.id)
@@ -956,6 +1014,7 @@ _HANDLERS: Final[dict[str | None, _Handler]] = {
     "participant_active": Room._ev_participant_active,
     "local_track_published": Room._ev_local_track_published,
     "local_track_unpublished": Room._ev_local_track_unpublished,
+    "local_track_republished": Room._ev_local_track_republished,
     "local_track_subscribed": Room._ev_local_track_subscribed,
     "track_published": Room._ev_track_published,
     "track_unpublished": Room._ev_track_unpublished,

@@ -119,27 +119,38 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
         Returns:
             ``False`` if the item was not queued because the stream is closed or ended.
         """
+        if not self.make_room():
+            return False
+        self._items.append(item)
+        self._wake()
+        return True
+
+    def make_room(self) -> bool:
+        """Make room for one more item, as :meth:`send_nowait` would; return whether there is.
+
+        For a producer that must know before it builds the item (one that takes ownership of
+        something).  A full ``"drop_oldest"`` stream drops its oldest item; a full ``"fail"``
+        stream ends with :class:`EventStreamOverflowError`; a closed or ended one has no room.
+        """
         if self._closed or self._ended:
             return False
         items = self._items
-        if len(items) >= self._max:
-            if self._policy == "drop_oldest":
-                oldest = items.popleft()
-                self._dropped += 1
-                if self._discard is not None:
-                    self._discard(oldest)
-            else:
-                self._overflowed = True
-                self.end(
-                    EventStreamOverflowError(
-                        f"{self._what} overflowed: more than {self._max} items were waiting; "
-                        "receive faster or subscribe with a larger max_buffered"
-                    )
-                )
-                return False
-        items.append(item)
-        self._wake()
-        return True
+        if len(items) < self._max:
+            return True
+        if self._policy == "drop_oldest":
+            oldest = items.popleft()
+            self._dropped += 1
+            if self._discard is not None:
+                self._discard(oldest)
+            return True
+        self._overflowed = True
+        self.end(
+            EventStreamOverflowError(
+                f"{self._what} overflowed: more than {self._max} items were waiting; "
+                "receive faster or subscribe with a larger max_buffered"
+            )
+        )
+        return False
 
     def end(self, error: BaseException | None = None) -> None:
         """End the stream: the consumer gets what is buffered, then ``error`` or end of stream."""

@@ -15,6 +15,7 @@ __all__ = [
     "EncryptionType",
     "ParticipantKind",
     "ParticipantState",
+    "SimulateScenario",
     "StreamState",
     "TrackKind",
     "TrackSource",
@@ -132,3 +133,43 @@ class EncryptionState(enum.IntEnum):
     MISSING_KEY = e2ee_pb2.MISSING_KEY
     KEY_RATCHETED = e2ee_pb2.KEY_RATCHETED
     INTERNAL_ERROR = e2ee_pb2.INTERNAL_ERROR
+
+
+class SimulateScenario(enum.IntEnum):
+    """A failure the native core can simulate on a joined room (for your own tests).
+
+    Pass one to :meth:`Room.simulate_scenario`.  What each did to a room on livekit-server
+    v1.13.5 (measured by lkanyio's tests):
+
+    * ``SIGNAL_RECONNECT``: the signal connection is closed locally and the session resumes:
+      ``Reconnecting``, then ``Reconnected`` about 3 s later; the same sids, and the other
+      participants notice nothing.
+    * ``SPEAKER``: no reconnect; the server reports this participant speaking, to itself only
+      (``ActiveSpeakersChanged`` with it, then an empty one 3 s later).
+    * ``NODE_FAILURE``, ``MIGRATION``, ``FULL_RECONNECT``: a full reconnect, a new session on the
+      server: ``Reconnecting``, then within a second the local tracks are published again under
+      new sids (:class:`~lkanyio.LocalTrackRepublished`) and ``Reconnected``.  The others see
+      this participant leave (reason ``SERVER_SHUTDOWN``, ``MIGRATION`` or
+      ``CLIENT_INITIATED``), join again and publish its tracks anew; this client sees them
+      leave and join again too (new participant objects).
+    * ``DISCONNECT_SIGNAL_ON_RESUME``: a resume that cannot complete, escalated to a full
+      reconnect about 3.5 s later (as above).
+    * ``SERVER_LEAVE``: the server ends the session: ``Disconnected(SERVER_SHUTDOWN)``, and the
+      room's block ends with :class:`~lkanyio.ConnectionLostError`.
+    * ``FORCE_TCP``: a reconnect over TCP: ``Reconnecting`` for about 15 s (the first attempt
+      times out), then ``Reconnected``; the others see this participant leave and rejoin.
+    * ``FORCE_TLS``: a reconnect over TLS; against a server without TLS (the tests' local
+      server) the room stays ``Reconnecting`` (over 75 s measured, retrying about every 15 s;
+      the others see it rejoin, never active), ``publish_data`` waits meanwhile, and leaving
+      the room works at once.
+    """
+
+    SIGNAL_RECONNECT = room_pb2.SIMULATE_SIGNAL_RECONNECT
+    SPEAKER = room_pb2.SIMULATE_SPEAKER
+    NODE_FAILURE = room_pb2.SIMULATE_NODE_FAILURE
+    SERVER_LEAVE = room_pb2.SIMULATE_SERVER_LEAVE
+    MIGRATION = room_pb2.SIMULATE_MIGRATION
+    FORCE_TCP = room_pb2.SIMULATE_FORCE_TCP
+    FORCE_TLS = room_pb2.SIMULATE_FORCE_TLS
+    FULL_RECONNECT = room_pb2.SIMULATE_FULL_RECONNECT
+    DISCONNECT_SIGNAL_ON_RESUME = room_pb2.SIMULATE_DISCONNECT_SIGNAL_ON_RESUME
