@@ -34,7 +34,10 @@ _EXTERNAL = external_server_from_env()
 _NODE_IP: str | None = None
 if _EXTERNAL is None:
     try:
-        _NODE_IP = enter_private_netns()
+        # A pytest-xdist worker has a thread reading its pipe from the controller; it never
+        # touches the network, so it may stay outside.  Each worker has its own namespace and
+        # its own livekit-server (the session fixture below), so workers never share state.
+        _NODE_IP = enter_private_netns(allow_threads="PYTEST_XDIST_WORKER" in os.environ)
     except RuntimeError as exc:
         raise pytest.UsageError(
             f"cannot create the private network namespace the integration tests run in: {exc}"

@@ -6,12 +6,13 @@ both ways (the demo's exchange), one calls the other over RPC, one request is ca
 deadline, both leave, and nothing is left in :func:`lkanyio.statistics`.  It prints one JSON line
 per scenario run (``{"ok": true, ...}``) and exits 0 only if every run was clean.
 
-Hosts: ``asyncio-run``, ``uvloop-run``, ``asyncio-loop-factory`` (``asyncio.Runner`` with uvloop's
-loop factory), ``trio-run``, ``anyio-asyncio``, ``anyio-trio``, ``sequential`` (two
-``asyncio.run`` in a row, then ``trio.run``), ``uvicorn`` (a Starlette app served by uvicorn, whose
-endpoint runs the scenario; this script sends it a real HTTP request) and ``portal`` (synchronous
-code through ``anyio.from_thread.start_blocking_portal``).  ``two-loops`` checks that a second loop
-running at once in another thread gets a clear error, not corrupted state.
+Hosts: ``asyncio-run``, ``uvloop-run``, ``asyncio-loop-factory`` (``asyncio.run(...,
+loop_factory=uvloop.new_event_loop)``; ``asyncio.Runner`` on 3.11), ``trio-run``,
+``anyio-asyncio``, ``anyio-trio``, ``sequential`` (two ``asyncio.run`` in a row, then
+``trio.run``), ``uvicorn`` (a Starlette app served by uvicorn, whose endpoint runs the scenario;
+this script sends it a real HTTP request) and ``portal`` (synchronous code through
+``anyio.from_thread.start_blocking_portal``).  ``two-loops`` checks that a second loop running at
+once in another thread gets a clear error, not corrupted state.
 """
 
 from __future__ import annotations
@@ -119,8 +120,16 @@ def _run_uvloop() -> dict[str, Any]:
 def _run_loop_factory() -> dict[str, Any]:
     import uvloop
 
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(scenario())
+    if sys.version_info >= (3, 12):
+        return asyncio.run(scenario(), loop_factory=uvloop.new_event_loop)
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(scenario())
+    loop = uvloop.new_event_loop()  # pragma: no cover - Python 3.10
+    try:
+        return loop.run_until_complete(scenario())
+    finally:
+        loop.close()
 
 
 def _run_trio() -> dict[str, Any]:

@@ -44,8 +44,20 @@ def tone_share(samples: list[int], hz: float) -> float:
     return min(1.0, 2 * abs(acc) ** 2 / (len(window) * energy))
 
 
-async def _listen(events: lkanyio.EventStream[Any], states: list[Any]) -> list[int]:
-    """Record E2EE states; return 2 s of the first subscribed track's samples."""
+OK = lkanyio.EncryptionState.OK
+FAILED = lkanyio.EncryptionState.DECRYPTION_FAILED
+
+
+async def _listen(
+    events: lkanyio.EventStream[Any], states: list[Any], until: Any = None
+) -> list[int]:
+    """Record E2EE states; return 3 s of the first subscribed track's samples.
+
+    Afterwards it keeps recording states until ``until`` (a ``(identity, state)`` pair) has
+    been seen, bounded only by the hang guard: the state change may trail the media by any
+    amount on a loaded machine.  With no ``until`` it watches for 2 s more, for tests that
+    assert a state never comes.
+    """
     samples: list[int] = []
     with anyio.fail_after(EVENT_WAIT):
         async for event in events:
@@ -58,7 +70,17 @@ async def _listen(events: lkanyio.EventStream[Any], states: list[Any]) -> list[i
                         if len(samples) >= RATE * 3:
                             break
                 break
-    with anyio.move_on_after(2):  # state changes may trail the media
+    if until is not None:
+        with anyio.fail_after(EVENT_WAIT):
+            async for event in events:
+                if until in states:
+                    break
+                if isinstance(event, lkanyio.E2EEStateChanged):
+                    states.append((event.participant.identity, event.state))
+                    if until in states:
+                        break
+        return samples
+    with anyio.move_on_after(2):  # an absence can only be watched for a while
         async for event in events:
             if isinstance(event, lkanyio.E2EEStateChanged):
                 states.append((event.participant.identity, event.state))
@@ -85,13 +107,13 @@ async def test_shared_key_decodes_and_a_wrong_key_gets_nothing(
         carol_states: list[Any] = []
         heard: dict[str, list[int]] = {}
 
-        async def listen(name: str, events: Any, states: list[Any]) -> None:
-            heard[name] = await _listen(events, states)
+        async def listen(name: str, events: Any, states: list[Any], until: Any) -> None:
+            heard[name] = await _listen(events, states, until)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(publish_tone, alice, 440.0, 5.0)
-            tg.start_soon(listen, "bob", bob_events, bob_states)
-            tg.start_soon(listen, "carol", carol_events, carol_states)
+            tg.start_soon(listen, "bob", bob_events, bob_states, ("alice", OK))
+            tg.start_soon(listen, "carol", carol_events, carol_states, ("alice", FAILED))
 
         assert abs(dominant_frequency(heard["bob"], RATE) - 440.0) <= 5.0
         assert ("alice", lkanyio.EncryptionState.OK) in bob_states
@@ -163,13 +185,15 @@ async def test_per_participant_keys_decode_and_agree_after_a_ratchet(
         assert carol.e2ee.get_key("bob") is None
         assert alice.e2ee.get_shared_key() is None
 
-        async def round_of(hz: float) -> tuple[dict[str, list[int]], dict[str, list[Any]]]:
+        async def round_of(
+            hz: float, expect: dict[str, Any]
+        ) -> tuple[dict[str, list[int]], dict[str, list[Any]]]:
             heard: dict[str, list[int]] = {}
             states: dict[str, list[Any]] = {name: [] for name in listeners}
 
             async def listen(name: str) -> None:
                 async with listeners[name].events() as events:
-                    heard[name] = await _listen(events, states[name])
+                    heard[name] = await _listen(events, states[name], expect.get(name))
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(publish_tone, alice, hz, 5.0)
@@ -177,7 +201,7 @@ async def test_per_participant_keys_decode_and_agree_after_a_ratchet(
                     tg.start_soon(listen, name)
             return heard, states
 
-        heard, states = await round_of(440.0)
+        heard, states = await round_of(440.0, {"bob": ("alice", OK), "carol": ("alice", OK)})
         for name in ("bob", "carol"):
             assert abs(dominant_frequency(heard[name], RATE) - 440.0) <= 5.0, name
             assert tone_share(heard[name], 440.0) > 0.5, name
@@ -193,7 +217,7 @@ async def test_per_participant_keys_decode_and_agree_after_a_ratchet(
         assert alice.e2ee.get_key("alice") == bob.e2ee.get_key("alice") == ratcheted
         assert carol.e2ee.get_key("alice") == ALICE_KEY
 
-        heard, states = await round_of(660.0)
+        heard, states = await round_of(660.0, {"carol": ("alice", FAILED)})
         assert abs(dominant_frequency(heard["bob"], RATE) - 660.0) <= 5.0
         assert tone_share(heard["bob"], 660.0) > 0.5
         # Alice really encrypts with the ratcheted key: carol's old key decrypts nothing.

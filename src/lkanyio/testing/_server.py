@@ -62,13 +62,18 @@ def _ip(*args: str) -> None:
         raise RuntimeError(f"'ip {' '.join(args)}' failed: {result.stderr.strip()}")
 
 
-def enter_private_netns() -> str:
+def enter_private_netns(*, allow_threads: bool = False) -> str:
     """Move this process into a new, private network namespace and return the server address.
 
     The namespace has ``lo`` up and a veth pair ``lkv0``/``lkv1`` with :data:`NODE_IP` and
     :data:`PEER_IP`.  Call it while the process is still single-threaded (before lkanyio
     starts the native core), so that every later thread lives in the namespace too.
     Idempotent.
+
+    Args:
+        allow_threads: enter even though other threads run.  They stay in the old namespace
+            (only threads started afterwards inherit the new one), which is fine for threads
+            that never use the network, such as a test runner's pipe reader (pytest-xdist).
 
     Raises:
         RuntimeError: not root, threads already running, or the kernel refused.
@@ -77,7 +82,7 @@ def enter_private_netns() -> str:
     with _netns_lock:
         if _netns_ip is not None:
             return _netns_ip
-        if threading.active_count() != 1:
+        if not allow_threads and threading.active_count() != 1:
             raise RuntimeError(
                 "enter_private_netns() must run before any thread starts (call it first thing, "
                 "before lkanyio connects or creates sources)"
