@@ -173,6 +173,33 @@ def _register(a: _Alice, method: Any, handler: Any) -> None:
     a.lp.unregister_rpc_method(method)
 
 
+async def _concurrent_captures(junk: Any) -> None:
+    """Captures racing on one queued source: the valid ones all play, the junk one is refused."""
+    frame = lkanyio.AudioFrame.create(sample_rate=48_000, num_channels=1, samples_per_channel=480)
+    refused: list[BaseException] = []
+
+    async def capture_junk(source: lkanyio.AudioSource) -> None:
+        try:
+            await source.capture_frame(junk)
+        except Exception as exc:  # judged below, outside the task group's wrapping
+            refused.append(exc)
+
+    async with lkanyio.AudioSource(48_000, 1, queue_size_ms=50) as source:
+        async with anyio.create_task_group() as tg:
+            for _ in range(8):  # more than the queue holds: they must take turns
+                tg.start_soon(source.capture_frame, frame)
+            tg.start_soon(capture_junk, source)
+    if refused:
+        raise refused[0]
+
+
+async def _simulate_unless_a_kind(a: _Alice, junk: Any) -> None:
+    """``simulate_scenario`` with junk; a real kind is skipped (it would end or move the room)."""
+    if isinstance(junk, int) and junk in {kind.value for kind in lkanyio.SimulateScenario}:
+        return
+    await a.room.simulate_scenario(junk)
+
+
 async def _closed_after(make: Callable[[], Any]) -> None:
     """Build a stream (or other closable object) and close it again."""
     made = make()
@@ -223,6 +250,17 @@ def _calls() -> dict[str, Callable[[_Alice, Any], Awaitable[Any] | Any]]:
         "rpc_register_method": lambda a, j: _register(a, j, _echo),
         "rpc_register_handler": lambda a, j: _register(a, "fuzz", j),
         "rpc_unregister": lambda a, j: a.lp.unregister_rpc_method(j),
+        "rpc_error_code": lambda a, j: lkanyio.RpcError(j, "fuzz"),
+        "rpc_error_message": lambda a, j: lkanyio.RpcError(1, j),
+        "rpc_error_data": lambda a, j: lkanyio.RpcError(1, "fuzz", j),
+        "audio_capture_concurrent": lambda a, j: _concurrent_captures(j),
+        "simulate_scenario": lambda a, j: _simulate_unless_a_kind(a, j),
+        "text_streams_max_bytes": lambda a, j: _closed_after(
+            lambda: a.room.text_streams(max_buffered_bytes=j)
+        ),
+        "byte_streams_max_bytes": lambda a, j: _closed_after(
+            lambda: a.room.byte_streams(max_buffered_bytes=j)
+        ),
         # data streams
         "send_text": lambda a, j: a.lp.send_text(j),
         "send_text_topic": lambda a, j: a.lp.send_text("x", topic=j),
