@@ -612,15 +612,18 @@ class Bridge:
         except Exception:
             _log.exception("lkanyio: undoing a cancelled request's result failed")
 
-    def request_detached(self, request: ffi_pb2.FfiRequest, on_done: Receiver | None) -> None:
+    def request_detached(self, request: ffi_pb2.FfiRequest, on_done: Receiver | None) -> bool:
         """Send an async request nobody waits for; ``on_done`` gets its callback (sync).
 
         Used for cleanup that must happen even though its caller is gone (for example
         disconnecting a room whose connect was cancelled).  Errors are logged, not raised.
+
+        Returns:
+            Whether the request was sent (if not, ``on_done`` will never run).
         """
         which = request.WhichOneof("message")
         if which is None or self._disposed or self._pid != os.getpid():
-            return
+            return False
         core = self._core
         async_id = core.register(_drop)
         core.abandon(async_id, on_done if on_done is not None else _drop)
@@ -630,6 +633,8 @@ class Bridge:
         except Exception:
             core.forget(async_id)
             _log.exception("lkanyio: background %s request failed", which)
+            return False
+        return True
 
     # -- handles -----------------------------------------------------------------------------
 
