@@ -516,14 +516,24 @@ class Bridge:
         *,
         on_deliver: Callable[[Any], T] | None = None,
         on_late: Receiver | None = None,
+        on_abandon: Callable[[T], object] | None = None,
     ) -> Any:
         """Send an async request and wait for its callback.
 
         The waiter is registered before the request is sent.  If the caller is cancelled (or
         anything fails) the waiter is withdrawn; a callback that still arrives goes to
-        ``on_late`` (to free what it owns), or is counted and dropped.  When the callback was
-        delivered but the caller is cancelled before it resumes, ``on_late`` gets the message
-        too, unless ``on_deliver`` already adopted it.
+        ``on_late`` (to free what it owns), or is counted and dropped.
+
+        A cancelled request never swallows its cancellation, not even when its callback was
+        already delivered and the caller only had not resumed yet: returning the result and
+        re-arming the cancel instead is unsafe with anyio's cancel scopes on asyncio (the
+        re-armed cancellation can escape the scope that asked for it).  So a request cancelled
+        after delivery gives its result back: ``on_abandon`` undoes what ``on_deliver``
+        adopted (it is called once, with what ``on_deliver`` returned), and without
+        ``on_deliver``, ``on_late`` gets the message.  Exactly one of "the caller got the
+        result" and "the undo ran" happens.  (On trio a task already woken with its result
+        returns it; a cancel requested after that is delivered at the caller's next
+        checkpoint, as trio always does.)
 
         Args:
             request: an ``FfiRequest`` with its oneof set; its ``request_async_id`` is filled in.
@@ -531,6 +541,9 @@ class Bridge:
                 before any later event is routed (so state it records is visible to the events
                 that follow); its return value is the result, its exception is raised here.
             on_late: cleanup for a callback nobody will read.
+            on_abandon: undoes an adoption the caller will never see (the caller was cancelled
+                after ``on_deliver`` succeeded); runs synchronously in the cancelled task and
+                must not block.  Its errors are logged: the cancellation is what propagates.
 
         Returns:
             The callback message (the ``FfiEvent`` oneof member of the same name), or what
@@ -571,27 +584,46 @@ class Bridge:
                 waiter.wake = driver.reschedule
                 await driver.wait_task_rescheduled(waiter.abort)
         except BaseException:
-            if (
-                not core.abandon(async_id, on_late)
-                and on_late is not None
-                and on_deliver is None
-                and waiter.message is not None
-            ):
-                on_late(waiter.message)
+            if not core.abandon(async_id, on_late) and waiter.done:
+                # Delivered, but the caller is cancelled before it resumed: nobody will see
+                # the result, so undo what was adopted (the cancellation still propagates).
+                self._undo_delivered(waiter, on_deliver, on_late, on_abandon)
             raise
         if waiter.error is not None:
             raise waiter.error
         return waiter.result
 
-    def request_detached(self, request: ffi_pb2.FfiRequest, on_done: Receiver | None) -> None:
+    @staticmethod
+    def _undo_delivered(
+        waiter: _Waiter,
+        on_deliver: Callable[[Any], T] | None,
+        on_late: Receiver | None,
+        on_abandon: Callable[[T], object] | None,
+    ) -> None:
+        """Hand a delivered result its caller will never see to the undo that fits it."""
+        if waiter.error is not None:
+            return  # ``on_deliver`` refused the callback: nothing was adopted
+        try:
+            if on_deliver is not None:
+                if on_abandon is not None:
+                    on_abandon(waiter.result)
+            elif on_late is not None:
+                on_late(waiter.message)
+        except Exception:
+            _log.exception("lkanyio: undoing a cancelled request's result failed")
+
+    def request_detached(self, request: ffi_pb2.FfiRequest, on_done: Receiver | None) -> bool:
         """Send an async request nobody waits for; ``on_done`` gets its callback (sync).
 
         Used for cleanup that must happen even though its caller is gone (for example
         disconnecting a room whose connect was cancelled).  Errors are logged, not raised.
+
+        Returns:
+            Whether the request was sent (if not, ``on_done`` will never run).
         """
         which = request.WhichOneof("message")
         if which is None or self._disposed or self._pid != os.getpid():
-            return
+            return False
         core = self._core
         async_id = core.register(_drop)
         core.abandon(async_id, on_done if on_done is not None else _drop)
@@ -601,6 +633,8 @@ class Bridge:
         except Exception:
             core.forget(async_id)
             _log.exception("lkanyio: background %s request failed", which)
+            return False
+        return True
 
     # -- handles -----------------------------------------------------------------------------
 

@@ -489,8 +489,27 @@ class _Writer(Generic[T]):
             self._adopt_info(cb.writer.info)
             return OwnedHandle(cb.writer.handle.id)
 
-        self._handle = await get_bridge().request_async(req, on_deliver=adopt)
+        def close_late(cb: Any) -> None:
+            if not cb.error:
+                self._close_detached(OwnedHandle(cb.writer.handle.id))
+
+        self._handle = await get_bridge().request_async(
+            req, on_deliver=adopt, on_late=close_late, on_abandon=self._close_detached
+        )
         return self
+
+    def _close_detached(self, handle: OwnedHandle) -> None:
+        """End a stream whose opener was cancelled, without waiting; then release the handle.
+
+        The receivers see the stream end with the reason ``"Cancelled"`` (not a complete, empty
+        stream).  The handle stays alive until the native core has closed the stream.
+        """
+        req = ffi_pb2.FfiRequest()
+        msg = getattr(req, f"{self._kind}_stream_close")
+        msg.writer_handle = handle.id
+        msg.reason = "Cancelled"
+        if not get_bridge().request_detached(req, lambda _cb: handle.close()):
+            handle.close()
 
     async def write(self, chunk: T) -> None:
         """Send one chunk (chunks arrive in order).

@@ -427,7 +427,8 @@ class LocalParticipant(Participant):
         """Publish a data track called ``name`` (unique among this participant's tracks).
 
         Use the result with ``async with`` to unpublish it on exit.  A cancelled call that the
-        server still completes is unpublished as soon as its late answer arrives.
+        server still completes is unpublished as soon as its late answer arrives, or at once
+        if the answer had arrived but the call had not returned yet.
 
         Raises:
             DataTrackError: the native core or the server refused (for example a duplicate
@@ -454,7 +455,11 @@ class LocalParticipant(Participant):
                 LocalDataTrack(cb.track, self).unpublish_nowait()
 
         result: LocalDataTrack = await get_bridge().request_async(
-            req, on_deliver=adopt, on_late=unpublish_late
+            req,
+            on_deliver=adopt,
+            on_late=unpublish_late,
+            # Cancelled after ``adopt`` ran: unpublish and release it (synchronous, idempotent).
+            on_abandon=LocalDataTrack.unpublish_nowait,
         )
         return result
 
@@ -667,7 +672,9 @@ class LocalParticipant(Participant):
         """Publish a local audio or video track.
 
         If the call is cancelled and the server still publishes the track, lkanyio unpublishes
-        it again as soon as the late answer arrives: a cancelled publish leaves nothing behind.
+        it again as soon as the late answer arrives; cancelled after the answer arrived but
+        before the call returned, the publication is removed from ``track_publications`` and
+        unpublished in the background.  Either way a cancelled publish leaves nothing behind.
 
         Raises:
             PublishTrackError: the native core or the server refused the track.
@@ -698,22 +705,38 @@ class LocalParticipant(Participant):
             get_bridge().drop_native(cb.publication.handle.id)
             self._unpublish_detached(cb.publication.info.sid)
 
+        def unpublish_abandoned(publication: LocalTrackPublication) -> None:
+            # Cancelled after ``adopt`` ran: the caller never sees the publication, so it
+            # leaves ``track_publications`` now and is unpublished in the background.  Like
+            # ``unpublish_track``, the LocalTrackUnpublished event that follows closes it.
+            if self._publications.pop(publication.sid, None) is None:
+                return  # already unpublished (the room left, or an event beat us to it)
+            publication._end()
+            if self._unpublish_detached(publication.sid):
+                self._room._unpublished[publication.sid] = publication
+            else:
+                publication._close()
+
         result: LocalTrackPublication = await get_bridge().request_async(
-            req, on_deliver=adopt, on_late=unpublish_late
+            req, on_deliver=adopt, on_late=unpublish_late, on_abandon=unpublish_abandoned
         )
         return result
 
-    def _unpublish_detached(self, sid: str) -> None:
+    def _unpublish_detached(self, sid: str) -> bool:
+        """Unpublish ``sid`` without waiting; ``False`` if the room is gone (nothing sent)."""
         if self._handle.closed or not self._room.connected:
-            return
+            return False
         req = ffi_pb2.FfiRequest()
         req.unpublish_track.local_participant_handle = self._handle.id
         req.unpublish_track.track_sid = sid
         req.unpublish_track.stop_on_unpublish = True
-        get_bridge().request_detached(req, None)
+        return get_bridge().request_detached(req, None)
 
     async def unpublish_track(self, track_sid: str) -> None:
         """Stop publishing the track with this sid.
+
+        A call cancelled after the server answered has still unpublished the track: there is
+        nothing to undo.
 
         Raises:
             UnpublishTrackError: the native core or the server refused (e.g. an unknown sid).
@@ -730,7 +753,8 @@ class LocalParticipant(Participant):
 
         def forget(cb: Any) -> None:
             # Runs in the dispatcher: the map is right before the caller resumes, and the
-            # LocalTrackUnpublished event that may follow still finds the publication.
+            # LocalTrackUnpublished event that may follow still finds the publication.  An
+            # unpublish cancelled after this ran needs no undo: the track is gone either way.
             if cb.error:
                 raise UnpublishTrackError(cb.error)
             publication = self._publications.pop(track_sid, None)
