@@ -8,6 +8,10 @@
 /* One queued native event: a copy of the FfiEvent bytes. */
 typedef struct lk_event {
     struct lk_event *next;
+    struct lk_event *prev;       /* queue order backwards: a dropped frame is unlinked */
+    struct lk_event *next_frame; /* the next queued frame event of the same stream */
+    uint64_t stream;             /* media frame events: the stream handle; otherwise 0 */
+    uint64_t buffer;             /* media frame events: the frame's owned buffer handle */
     size_t len;
     uint8_t data[];
 } lk_event;
@@ -22,6 +26,19 @@ bool lk_shim_drop_handle(uint64_t handle);
 void lk_shim_dispose(void);
 void lk_shim_stats(uint64_t *queued, uint64_t *total, uint64_t *lost, uint64_t *filtered);
 void lk_shim_set_log_threshold(int level);
+/* Media frame events queued (each holds a native buffer) and frame events the shim dropped. */
+void lk_shim_frame_stats(uint64_t *queued_frames, uint64_t *dropped_frames);
+/* Events lost because malloc failed (never frames: those are dropped and released). */
+uint64_t lk_shim_lost(void);
+/* Bound a media stream's queued frames: drop_oldest keeps the newest `bound`, otherwise the
+ * first `bound` are kept and later ones dropped.  Returns -1 when out of memory. */
+int lk_shim_bound_stream(uint64_t stream, uint32_t bound, bool drop_oldest);
+/* Forget a stream's bound; returns the frames the shim dropped for it. */
+uint64_t lk_shim_unbound_stream(uint64_t stream);
+/* Frames the shim dropped for a bounded stream so far. */
+uint64_t lk_shim_stream_dropped(uint64_t stream);
+/* The wire parser, for tests: 1 and (stream, buffer) for a media frame event, else 0. */
+int lk_shim_parse_frame(const uint8_t *data, size_t len, uint64_t *stream, uint64_t *buffer);
 /* Whether this process is a child of fork() made after the shim was opened. */
 bool lk_shim_forked(void);
 #endif

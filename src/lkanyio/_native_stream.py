@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from typing import Any, TypeVar
 
@@ -42,6 +43,11 @@ def _stream_sink(stream_ref: weakref.ReferenceType[NativeStream[Any]], buffer_fi
     return sink
 
 
+def _forget_stream(bridge: Any, handle_id: int) -> None:
+    bridge.unbind(handle_id)
+    bridge.unbound_stream(handle_id)
+
+
 class NativeStream(ObjectReceiveStream[E]):
     """A native media stream as a bounded async stream of events (base of Audio/VideoStream).
 
@@ -59,13 +65,19 @@ class NativeStream(ObjectReceiveStream[E]):
         self._events: EventStream[E] = EventStream(
             max_buffered=max_buffered, overflow=overflow, on_close=self._release, what=self._what
         )
+        self._shim_dropped = 0  # frames the shim dropped for this stream, once released
+        self._drop_oldest = overflow == "drop_oldest"
         try:
             bridge.bind(handle_id, _stream_sink(weakref.ref(self), self._buffer_field))
+            # The shim's queue applies the same policy while the loop is not draining (a busy
+            # loop otherwise let frames pile up there, each holding its native buffer).
+            bridge.bound_stream(handle_id, max_buffered, drop_oldest=self._drop_oldest)
         except BaseException:
+            bridge.unbind(handle_id)
             self._events.close()
             raise
         # Stops the routing once the stream is released, or collected without being closed.
-        self._unbind = weakref.finalize(self, bridge.unbind, handle_id)
+        self._unbind = weakref.finalize(self, _forget_stream, bridge, handle_id)
 
     @staticmethod
     def _participant_source(participant: object, source: object) -> tuple[int, Any]:
@@ -112,6 +124,7 @@ class NativeStream(ObjectReceiveStream[E]):
         """
         if self._handle.closed:
             return
+        self._shim_dropped = get_bridge().stream_dropped(self._handle.id)
         self._handle.close()
         self._unbind()
 
@@ -148,5 +161,15 @@ class NativeStream(ObjectReceiveStream[E]):
         return self._events.receive_nowait()
 
     def statistics(self) -> EventStreamStatistics:
-        """Return the buffer's counters (buffered, received, dropped, overflowed)."""
-        return self._events.statistics()
+        """Return the buffer's counters (buffered, received, dropped, overflowed).
+
+        ``dropped`` includes the frames lkanyio dropped before they reached the buffer, while
+        the event loop was not receiving them (``"drop_oldest"``).
+        """
+        stats = self._events.statistics()
+        shim = self._shim_dropped if self._handle.closed else get_bridge().stream_dropped(
+            self._handle.id
+        )
+        if not shim or not self._drop_oldest:
+            return stats
+        return dataclasses.replace(stats, dropped=stats.dropped + shim)

@@ -1,0 +1,120 @@
+"""The shim's queue: its hand-written protobuf parser, frame bounds and lost-event handling."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import lkanyio
+from _util import assert_no_leaks
+from lkanyio._bridge import get_bridge
+from lkanyio._proto import audio_frame_pb2, ffi_pb2, handle_pb2, video_frame_pb2
+
+SHIM = Path(__file__).parents[1] / "native" / "lkanyio_shim.c"
+
+
+def _defines() -> dict[str, int]:
+    return {
+        m[1]: int(m[2]) for m in re.finditer(r"^#define (\w+) (\d+)$", SHIM.read_text(), re.M)
+    }
+
+
+def _number(message: Any, field: str) -> int:
+    return int(message.DESCRIPTOR.fields_by_name[field].number)
+
+
+def test_the_shims_field_numbers_are_the_wheels() -> None:
+    # The shim finds frame events and their buffer handles by field number, written by hand in
+    # C: they must be the pinned wheel's, for video and audio alike.
+    d = _defines()
+    assert d["FFI_EVENT_VIDEO_STREAM_EVENT"] == _number(ffi_pb2.FfiEvent, "video_stream_event")
+    assert d["FFI_EVENT_AUDIO_STREAM_EVENT"] == _number(ffi_pb2.FfiEvent, "audio_stream_event")
+    for event in (video_frame_pb2.VideoStreamEvent, audio_frame_pb2.AudioStreamEvent):
+        assert d["STREAM_EVENT_STREAM_HANDLE"] == _number(event, "stream_handle")
+        assert d["STREAM_EVENT_FRAME_RECEIVED"] == _number(event, "frame_received")
+    assert d["FRAME_RECEIVED_BUFFER"] == _number(video_frame_pb2.VideoFrameReceived, "buffer")
+    assert d["FRAME_RECEIVED_BUFFER"] == _number(audio_frame_pb2.AudioFrameReceived, "frame")
+    assert d["OWNED_BUFFER_HANDLE"] == _number(video_frame_pb2.OwnedVideoBuffer, "handle")
+    assert d["OWNED_BUFFER_HANDLE"] == _number(audio_frame_pb2.OwnedAudioFrameBuffer, "handle")
+    assert d["OWNED_HANDLE_ID"] == _number(handle_pb2.FfiOwnedHandle, "id")
+
+
+def _parse(event: ffi_pb2.FfiEvent) -> tuple[int, int] | None:
+    bridge = get_bridge()
+    data = event.SerializePartialToString()
+    stream = bridge._ffi.new("uint64_t *")
+    buffer = bridge._ffi.new("uint64_t *")
+    if not bridge._lib.lk_shim_parse_frame(data, len(data), stream, buffer):
+        return None
+    return int(stream[0]), int(buffer[0])
+
+
+def test_the_shim_parses_frame_events_and_nothing_else() -> None:
+    video = ffi_pb2.FfiEvent()
+    video.video_stream_event.stream_handle = 2**40 + 7
+    received = video.video_stream_event.frame_received
+    received.timestamp_us = 123
+    received.buffer.info.width = 1280
+    received.buffer.info.data_ptr = 2**47
+    received.buffer.handle.id = 2**33 + 5
+    assert _parse(video) == (2**40 + 7, 2**33 + 5)
+    audio = ffi_pb2.FfiEvent()
+    audio.audio_stream_event.stream_handle = 9
+    audio.audio_stream_event.frame_received.frame.info.sample_rate = 48000
+    audio.audio_stream_event.frame_received.frame.handle.id = 11
+    assert _parse(audio) == (9, 11)
+    eos = ffi_pb2.FfiEvent()
+    eos.video_stream_event.stream_handle = 3
+    eos.video_stream_event.eos.SetInParent()
+    assert _parse(eos) is None
+    room = ffi_pb2.FfiEvent()
+    room.room_event.room_handle = 3
+    room.room_event.eos.SetInParent()
+    assert _parse(room) is None
+    data = video.SerializePartialToString()
+    for cut in range(len(data)):  # truncated: never a frame, never read past the end
+        stream = get_bridge()._ffi.new("uint64_t *")
+        assert not get_bridge()._lib.lk_shim_parse_frame(data[:cut], cut, stream, stream)
+
+
+@pytest.mark.anyio
+async def test_a_lost_event_fails_the_pending_requests_loudly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # When malloc fails the shim cannot copy an event, which may be any request's callback:
+    # its waiter would hang.  Every request pending then fails instead.
+    bridge = get_bridge()
+    real = bridge._lib
+
+    class Lossy:
+        """Reports one lost event from the moment a request has been sent."""
+
+        sent = 0
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def lk_shim_request(self, *args: Any) -> int:
+            self.sent = 1
+            return int(real.lk_shim_request(*args))
+
+        def lk_shim_lost(self) -> int:
+            return int(real.lk_shim_lost()) + self.sent
+
+    async with (
+        lkanyio.AudioSource(48000, 1) as source,
+        lkanyio.LocalAudioTrack.create_audio_track("a", source) as track,
+    ):
+        monkeypatch.setattr(bridge, "_lib", Lossy())
+        with anyio.fail_after(5), pytest.raises(lkanyio.NativeError, match="lost 1 event"):
+            await track.get_stats()
+        # Counted once: the next request gets its real callback.
+        with pytest.raises(lkanyio.NativeError, match="no transceiver found for track"):
+            await track.get_stats()
+        monkeypatch.setattr(bridge, "_lib", real)
+        bridge._lost_seen = int(real.lk_shim_lost())
+    assert_no_leaks()
