@@ -560,3 +560,41 @@ async def test_the_shim_queue_bounds_a_drop_oldest_stream_while_the_loop_is_busy
         stats = stream.statistics()
         # What the shim dropped counts as this stream's drops, as if Python had dropped them.
         assert stats.dropped >= busy.frames_dropped - before.frames_dropped, stats
+
+
+@pytest.mark.anyio
+async def test_a_drop_oldest_stream_copies_only_the_frames_it_delivers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A frame is copied out of native memory when the consumer takes it: one dropped unread
+    # (drop_oldest) is released without ever being copied.
+    from lkanyio import _video
+
+    copied: list[int] = []
+    real_copy = _video._copy_buffer
+
+    def counting(info: Any) -> lkanyio.VideoFrame:
+        copied.append(info.width)
+        return real_copy(info)
+
+    frame = solid((10, 200, 30), 64, 64)
+    expected = frame.convert(VBT.I420)
+    monkeypatch.setattr(_video, "_copy_buffer", counting)
+    async with (
+        lkanyio.VideoSource(64, 64) as source,
+        lkanyio.LocalVideoTrack.create_video_track("t", source) as track,
+        lkanyio.VideoStream(track, max_buffered=2, overflow="drop_oldest") as stream,
+    ):
+        with anyio.fail_after(EVENT_WAIT):
+            while stream.statistics().dropped < 5:  # the loop drains; nobody receives
+                source.capture_frame(frame)
+                await anyio.sleep(0.01)
+        print(f"dropped {stream.statistics().dropped}, copied {len(copied)}")
+        assert copied == []
+        # Source, track and stream, and the two buffered frames, each owning its buffer.
+        assert lkanyio.statistics().live_handles == 3 + 2
+        first, second = stream.receive_nowait(), stream.receive_nowait()
+        assert (first.frame, second.frame) == (expected, expected)
+        assert len(copied) == 2
+        assert lkanyio.statistics().live_handles == 3
+    # Closing released what was still buffered (the autouse leak check: live_handles == 0).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio
 from anyio.abc import ObjectReceiveStream
@@ -20,8 +20,9 @@ def _stream_sink(stream_ref: weakref.ReferenceType[NativeStream[Any]], buffer_fi
     """Build the sink of one native media stream.
 
     It holds the stream weakly (an abandoned stream can be collected: its handle is dropped
-    and its routing removed by finalizers), copies each frame once and drops its native
-    buffer (the frame event's ``buffer_field``) at once, also when the stream is gone.
+    and its routing removed by finalizers).  Each frame's native buffer (the frame event's
+    ``buffer_field``) goes to the stream's :meth:`~NativeStream._accept`; one it does not take
+    (or that arrives for a stream that is gone) is dropped at once.
     """
     bridge = get_bridge()
 
@@ -30,13 +31,14 @@ def _stream_sink(stream_ref: weakref.ReferenceType[NativeStream[Any]], buffer_fi
         which = event.WhichOneof("message")
         if which == "frame_received":
             received = event.frame_received
+            buffer_id = getattr(received, buffer_field).handle.id
+            taken = False
             try:
                 if stream is not None and stream._accepting:
-                    item = stream._convert(received)
-                    if item is not None:
-                        stream._deliver(item)
+                    taken = stream._accept(received, buffer_id)
             finally:
-                bridge.drop_native(getattr(received, buffer_field).handle.id)
+                if not taken:
+                    bridge.drop_native(buffer_id)
         elif which == "eos" and stream is not None:
             stream._on_eos()
 
@@ -52,7 +54,8 @@ class NativeStream(ObjectReceiveStream[E]):
     """A native media stream as a bounded async stream of events (base of Audio/VideoStream).
 
     Subclasses create the native stream, then call :meth:`_open`, and implement
-    :meth:`_convert` (copy one native frame into an event; the base drops the native buffer).
+    :meth:`_convert` (copy one native frame into an event; the base drops the native buffer),
+    or :meth:`_accept` and :meth:`_take` to buffer native frames and copy them when received.
     """
 
     _what = "media stream"
@@ -62,8 +65,12 @@ class NativeStream(ObjectReceiveStream[E]):
     def _open(self, handle_id: int, *, max_buffered: int, overflow: OverflowPolicy) -> None:
         bridge = get_bridge()
         self._handle = OwnedHandle(handle_id)
-        self._events: EventStream[E] = EventStream(
-            max_buffered=max_buffered, overflow=overflow, on_close=self._release, what=self._what
+        self._events: EventStream[Any] = EventStream(
+            max_buffered=max_buffered,
+            overflow=overflow,
+            on_close=self._release,
+            discard=self._discard,
+            what=self._what,
         )
         self._shim_dropped = 0  # frames the shim dropped for this stream, once released
         self._drop_oldest = overflow == "drop_oldest"
@@ -97,6 +104,23 @@ class NativeStream(ObjectReceiveStream[E]):
 
     def _convert(self, received: Any) -> E | None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _accept(self, received: Any, buffer_id: int) -> bool:
+        """Take one frame event; return whether this took ownership of its native buffer.
+
+        The default copies the frame now (:meth:`_convert`) and leaves the buffer to be dropped.
+        """
+        item = self._convert(received)
+        if item is not None:
+            self._deliver(item)
+        return False
+
+    def _take(self, item: Any) -> E:
+        """Turn a buffered item into the event the consumer receives (default: as is)."""
+        return cast("E", item)
+
+    def _discard(self, item: Any) -> None:
+        """Release a buffered item nobody will receive (default: nothing to release)."""
 
     # -- called by the sink (event loop thread, synchronous) ---------------------------------
 
@@ -150,7 +174,7 @@ class NativeStream(ObjectReceiveStream[E]):
             anyio.ClosedResourceError: you closed the stream.
             EventStreamOverflowError: the buffer overflowed with ``overflow="fail"``.
         """
-        return await self._events.receive()
+        return self._take(await self._events.receive())
 
     def receive_nowait(self) -> E:
         """Return the next frame if one is buffered (see :meth:`receive`).
@@ -158,7 +182,7 @@ class NativeStream(ObjectReceiveStream[E]):
         Raises:
             anyio.WouldBlock: nothing is buffered yet.
         """
-        return self._events.receive_nowait()
+        return self._take(self._events.receive_nowait())
 
     def statistics(self) -> EventStreamStatistics:
         """Return the buffer's counters (buffered, received, dropped, overflowed).
