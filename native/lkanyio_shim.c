@@ -412,6 +412,10 @@ static void reset_frames(void) {
     q_frames = 0;
 }
 
+void lk_shim_inject(const uint8_t *data, size_t len) {
+    if (!forked_child) on_native_event(data, len);
+}
+
 static void before_fork(void) { pthread_mutex_lock(&q_lock); }
 
 static void after_fork_parent(void) { pthread_mutex_unlock(&q_lock); }

@@ -118,3 +118,109 @@ async def test_a_lost_event_fails_the_pending_requests_loudly(
         monkeypatch.setattr(bridge, "_lib", real)
         bridge._lost_seen = int(real.lk_shim_lost())
     assert_no_leaks()
+
+
+_FAKE = 2**62  # stream and buffer handles the native core never issues (dropping one is a no-op)
+
+
+def _frame(stream: int, buffer: int, *, audio: bool = False) -> ffi_pb2.FfiEvent:
+    event = ffi_pb2.FfiEvent()
+    if audio:
+        event.audio_stream_event.stream_handle = stream
+        event.audio_stream_event.frame_received.frame.handle.id = buffer
+    else:
+        event.video_stream_event.stream_handle = stream
+        event.video_stream_event.frame_received.buffer.handle.id = buffer
+    return event
+
+
+def _eos(stream: int) -> ffi_pb2.FfiEvent:
+    event = ffi_pb2.FfiEvent()
+    event.video_stream_event.stream_handle = stream
+    event.video_stream_event.eos.SetInParent()
+    return event
+
+
+def _drained(streams: set[int]) -> list[tuple[str, int]]:
+    """Take the shim's queue: its events for ``streams`` as ("frame", n) or ("eos", 0)."""
+    bridge = get_bridge()
+    lib, ffi = bridge._lib, bridge._ffi
+    head = lib.lk_shim_drain()
+    got = []
+    try:
+        ev = head
+        while ev != ffi.NULL:
+            data = ffi.buffer(ev.data, ev.len)[:]
+            event = ffi_pb2.FfiEvent.FromString(data)
+            which = event.WhichOneof("message")
+            message = getattr(event, which) if which else None
+            if getattr(message, "stream_handle", None) not in streams:
+                bridge._dispatch(data)  # a real event (say a late frame): routed as usual
+            elif message.HasField("eos"):
+                got.append(("eos", 0))
+            else:
+                received = message.frame_received
+                owned = received.buffer if which == "video_stream_event" else received.frame
+                got.append(("frame", owned.handle.id - _FAKE))
+            ev = ev.next
+    finally:
+        lib.lk_shim_free_events(head)
+    return got
+
+
+def _inject(event: ffi_pb2.FfiEvent) -> None:
+    data = event.SerializePartialToString()
+    get_bridge()._lib.lk_shim_inject(data, len(data))
+
+
+def test_the_shim_applies_each_streams_policy_to_its_queued_frames() -> None:
+    # Synchronous: no event loop drains while the frames are injected.
+    bridge = get_bridge()
+    oldest, failing, other = _FAKE + 1, _FAKE + 2, _FAKE + 3
+    bridge.bound_stream(oldest, 2, drop_oldest=True)
+    bridge.bound_stream(failing, 2, drop_oldest=False)
+    _drained({oldest, failing, other})
+    before = lkanyio.statistics().frames_dropped
+    try:
+        for n in range(1, 6):
+            _inject(_frame(oldest, _FAKE + n))
+            _inject(_frame(failing, _FAKE + 10 + n, audio=True))
+            _inject(_frame(other, _FAKE + 20 + n))
+        for n in range(6, 12):
+            _inject(_frame(other, _FAKE + 20 + n))
+        _inject(_eos(oldest))
+        stats = lkanyio.statistics()
+        assert stats.queued_frames >= 2 + 3 + 8
+        # drop_oldest keeps its newest 2, "fail" its first 3 (enough to see the overflow),
+        # other streams share the newest 8; end of stream is never dropped.
+        assert stats.frames_dropped - before == 3 + 2 + 3
+        assert bridge.stream_dropped(oldest) == 3
+        assert bridge.stream_dropped(failing) == 2
+        assert _drained({oldest}) == [("frame", 4), ("frame", 5), ("eos", 0)]
+    finally:
+        _drained({oldest, failing, other})
+    # Draining empties the bounds: the next frames are queued again.
+    try:
+        for n in range(3):
+            _inject(_frame(failing, _FAKE + 30 + n, audio=True))
+        assert _drained({failing}) == [("frame", 30), ("frame", 31), ("frame", 32)]
+    finally:
+        assert bridge.unbound_stream(oldest) == 3
+        assert bridge.unbound_stream(failing) == 2
+        assert bridge.stream_dropped(oldest) == 0  # forgotten
+
+
+def test_the_shim_keeps_the_order_of_what_it_does_not_drop() -> None:
+    bridge = get_bridge()
+    stream = _FAKE + 4
+    bridge.bound_stream(stream, 1, drop_oldest=True)
+    _drained({stream})
+    try:
+        _inject(_frame(stream, _FAKE + 1))
+        _inject(_eos(stream))
+        _inject(_frame(stream, _FAKE + 2))
+        _inject(_frame(stream, _FAKE + 3))
+        assert _drained({stream}) == [("eos", 0), ("frame", 3)]
+    finally:
+        bridge.unbound_stream(stream)
+        _drained({stream})
