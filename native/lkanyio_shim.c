@@ -342,6 +342,7 @@ static void on_native_event(const uint8_t *data, size_t len) {
     int frame = lk_shim_parse_frame(data, len, &stream, &buffer);
     lk_event *ev = (lk_event *)malloc(sizeof(lk_event) + (len ? len : 1));
     if (ev == NULL) {
+        int lost_wake = 0;
         pthread_mutex_lock(&q_lock);
         if (frame) {
             /* A frame may be dropped (as its stream's policy would): release it, count it. */
@@ -349,10 +350,15 @@ static void on_native_event(const uint8_t *data, size_t len) {
             if (st) st->dropped++;
             q_frames_dropped++;
         } else {
-            q_lost++; /* Python fails every pending request loudly when this grows */
+            /* Python fails every pending request loudly when this grows; wake it as an event
+             * would, or it would not drain (nor learn of the loss) until the next event. */
+            q_lost++;
+            lost_wake = !q_signaled;
+            q_signaled = 1;
         }
         pthread_mutex_unlock(&q_lock);
         if (frame) p_drop_handle(buffer);
+        if (lost_wake) wake();
         return;
     }
     ev->next = ev->prev = ev->next_frame = NULL;
@@ -492,9 +498,12 @@ void lk_shim_initialize(bool capture_logs, const char *sdk, const char *sdk_vers
 
 int lk_shim_wakeup_fd(void) { return wake_rfd; }
 
-lk_event *lk_shim_drain(void) {
+lk_event *lk_shim_drain(uint64_t *lost) {
     if (forked_child) return NULL; /* the fd and its wakeups belong to the parent */
     pthread_mutex_lock(&q_lock);
+    /* Read under the same lock, so Python learns of a loss on the drain that follows it (a
+     * separate locked call for it measured 0.17 us per drain, a third of an empty drain's 0.48). */
+    if (lost) *lost = q_lost;
     lk_event *head = q_head;
     q_head = q_tail = NULL;
     q_queued = 0;
@@ -540,11 +549,4 @@ void lk_shim_frame_stats(uint64_t *queued_frames, uint64_t *dropped_frames) {
     *queued_frames = q_frames;
     *dropped_frames = q_frames_dropped;
     pthread_mutex_unlock(&q_lock);
-}
-
-uint64_t lk_shim_lost(void) {
-    pthread_mutex_lock(&q_lock);
-    uint64_t lost = q_lost;
-    pthread_mutex_unlock(&q_lock);
-    return lost;
 }

@@ -19,7 +19,9 @@ typedef struct lk_event {
 int lk_shim_open(const char *path, char *err, size_t errlen);
 void lk_shim_initialize(bool capture_logs, const char *sdk, const char *sdk_version);
 int lk_shim_wakeup_fd(void);
-lk_event *lk_shim_drain(void);
+/* Take the whole queue; *lost (if not NULL) gets how many events were lost so far
+ * because malloc failed (never frames: those are dropped and released instead). */
+lk_event *lk_shim_drain(uint64_t *lost);
 void lk_shim_free_events(lk_event *head);
 uint64_t lk_shim_request(const uint8_t *data, size_t len, const uint8_t **res, size_t *res_len);
 bool lk_shim_drop_handle(uint64_t handle);
@@ -28,8 +30,6 @@ void lk_shim_stats(uint64_t *queued, uint64_t *total, uint64_t *lost, uint64_t *
 void lk_shim_set_log_threshold(int level);
 /* Media frame events queued (each holds a native buffer) and frame events the shim dropped. */
 void lk_shim_frame_stats(uint64_t *queued_frames, uint64_t *dropped_frames);
-/* Events lost because malloc failed (never frames: those are dropped and released). */
-uint64_t lk_shim_lost(void);
 /* Bound a media stream's queued frames: drop_oldest keeps the newest `bound`, otherwise the
  * first `bound` are kept and later ones dropped.  Returns -1 when out of memory. */
 int lk_shim_bound_stream(uint64_t stream, uint32_t bound, bool drop_oldest);

@@ -449,6 +449,7 @@ class Bridge:
         self._driver_lock = threading.Lock()
         self._disposed = False
         self._lost_seen = 0  # the shim's lost-event count the pending waiters were failed for
+        self._lost_out = ffi.new("uint64_t *")  # where each drain (loop thread) writes it
         self._wakeup_fd: int = lib.lk_shim_wakeup_fd()
         # ``livekit_ffi_request`` writes its response pointer and length through out-parameters,
         # and cffi releases the GIL during the call: threads sharing one pair read each other's
@@ -767,9 +768,10 @@ class Bridge:
         if self._disposed or self._pid != os.getpid():
             return
         lib = self._lib
-        head = lib.lk_shim_drain()
-        if lib.lk_shim_lost() != self._lost_seen:
-            self._fail_waiters()
+        lost = self._lost_out
+        head = lib.lk_shim_drain(lost)
+        if lost[0] != self._lost_seen:
+            self._fail_waiters(int(lost[0]))
         if head == self._ffi.NULL:
             return
         buffer = self._ffi.buffer
@@ -785,13 +787,12 @@ class Bridge:
         finally:
             lib.lk_shim_free_events(head)
 
-    def _fail_waiters(self) -> None:
+    def _fail_waiters(self, lost: int) -> None:
         """The shim lost events (malloc failed): fail every pending request loudly.
 
         The shim cannot tell whose callback it lost, so every request waiting now may never
         get one; failing them all beats a waiter that hangs forever.
         """
-        lost = self._lib.lk_shim_lost()
         count = lost - self._lost_seen
         self._lost_seen = lost
         _log.error("lkanyio: the native shim ran out of memory and lost %d event(s)", count)
@@ -883,7 +884,7 @@ class Bridge:
         if driver is not None:
             driver.alive = False
         self._lib.lk_shim_dispose()
-        self._lib.lk_shim_free_events(self._lib.lk_shim_drain())
+        self._lib.lk_shim_free_events(self._lib.lk_shim_drain(self._ffi.NULL))
 
     def statistics(self) -> BridgeStatistics:
         """Return a snapshot of the counters (see :class:`BridgeStatistics`)."""
