@@ -226,3 +226,26 @@ def test_the_shim_keeps_the_order_of_what_it_does_not_drop() -> None:
     finally:
         bridge.unbound_stream(stream)
         _drained({stream})
+
+
+@pytest.mark.anyio
+async def test_a_stream_whose_bound_cannot_be_set_fails_cleanly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The shim's stream table may fail to grow (out of memory): the stream raises that error
+    # and leaves nothing behind (releasing used to need a finalizer made only afterwards).
+    bridge = get_bridge()
+
+    def no_memory(*args: Any, **kwargs: Any) -> None:
+        raise MemoryError("the native shim could not bound a media stream")
+
+    async with (
+        lkanyio.VideoSource(16, 16) as source,
+        lkanyio.LocalVideoTrack.create_video_track("t", source) as track,
+    ):
+        monkeypatch.setattr(bridge, "bound_stream", no_memory)
+        with pytest.raises(MemoryError, match="could not bound"):
+            lkanyio.VideoStream(track)
+        monkeypatch.undo()
+        assert lkanyio.statistics().bound_handles == 0
+    assert_no_leaks()

@@ -74,17 +74,17 @@ class NativeStream(ObjectReceiveStream[E]):
         )
         self._shim_dropped = 0  # frames the shim dropped for this stream, once released
         self._drop_oldest = overflow == "drop_oldest"
+        # Stops the routing once the stream is released, or collected without being closed.
+        # Made first: closing the events below on a failure releases through it.
+        self._unbind = weakref.finalize(self, _forget_stream, bridge, handle_id)
         try:
             bridge.bind(handle_id, _stream_sink(weakref.ref(self), self._buffer_field))
             # The shim's queue applies the same policy while the loop is not draining (a busy
             # loop otherwise let frames pile up there, each holding its native buffer).
             bridge.bound_stream(handle_id, max_buffered, drop_oldest=self._drop_oldest)
         except BaseException:
-            bridge.unbind(handle_id)
-            self._events.close()
+            self._events.close()  # releases the native stream, its routing and its bound
             raise
-        # Stops the routing once the stream is released, or collected without being closed.
-        self._unbind = weakref.finalize(self, _forget_stream, bridge, handle_id)
 
     @staticmethod
     def _participant_source(participant: object, source: object) -> tuple[int, Any]:
