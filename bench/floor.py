@@ -96,7 +96,7 @@ class Bare:
                 raise TimeoutError("the floor waited too long for native events")
             if spin_end is not None and now >= spin_end:
                 self.poller.poll(0.5)
-            head = lib.lk_shim_drain()
+            head = lib.lk_shim_drain(ffi.NULL)
             if head == ffi.NULL:
                 if spin_end is None or now < spin_end:
                     os.sched_yield()  # never sleep, but let the core's threads have this CPU

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import itertools
 import struct
+import time
 import tracemalloc
 from typing import Any
 
@@ -510,3 +511,90 @@ async def test_quality_hints_choose_the_simulcast_layer(
                     publication.set_video_quality(lkanyio.VideoQuality.LOW)
                     await settle(want_small=True)
                     tg.cancel_scope.cancel()
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+@pytest.mark.anyio
+async def test_the_shim_queue_bounds_a_drop_oldest_stream_while_the_loop_is_busy() -> None:
+    # Measured before the shim bounded its queue: 300 synchronous 720p captures without a
+    # checkpoint left 75-90 frame events queued, each holding a 1.4 MB native buffer (RSS
+    # 47 -> 143-161 MB), although the stream keeps only max_buffered=2 frames.
+    frame = solid((10, 200, 30), 1280, 720)
+    async with (
+        lkanyio.VideoSource(1280, 720) as source,
+        lkanyio.LocalVideoTrack.create_video_track("t", source) as track,
+        lkanyio.VideoStream(track, max_buffered=2, overflow="drop_oldest") as stream,
+    ):
+        before = lkanyio.statistics()
+        rss_before = _rss_mb()
+        most_queued = most_frames = 0
+        for _ in range(300):
+            source.capture_frame(frame)  # no checkpoint: the dispatcher cannot drain
+            now = lkanyio.statistics()
+            most_queued = max(most_queued, now.queued_events)
+            most_frames = max(most_frames, getattr(now, "queued_frames", now.queued_events))
+        settled = -1
+        while settled != lkanyio.statistics().events_received:  # let in-flight frames land
+            settled = lkanyio.statistics().events_received
+            time.sleep(0.05)  # noqa: ASYNC251 - blocking on purpose: the loop must not drain
+        busy = lkanyio.statistics()
+        most_queued = max(most_queued, busy.queued_events)
+        print(
+            f"most queued {most_queued} ({most_frames} frames), queued at rest "
+            f"{busy.queued_events}, received "
+            f"{busy.events_received - before.events_received}, RSS {rss_before:.0f} -> "
+            f"{_rss_mb():.0f} MB"
+        )
+        assert most_frames <= 2, busy  # this stream's bound
+        # The rest are control events, never dropped: here the native stream's own WARN logs
+        # ("native video stream queue overflow; dropped N queued frames", at N = 1, 100, 200).
+        assert most_queued <= 2 + 4, busy
+        assert busy.frames_dropped - before.frames_dropped > 0, busy
+        with anyio.fail_after(EVENT_WAIT):
+            got = await stream.receive()
+        assert (got.frame.width, got.frame.height) == (1280, 720)
+        stats = stream.statistics()
+        # What the shim dropped counts as this stream's drops, as if Python had dropped them.
+        assert stats.dropped >= busy.frames_dropped - before.frames_dropped, stats
+
+
+@pytest.mark.anyio
+async def test_a_drop_oldest_stream_copies_only_the_frames_it_delivers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A frame is copied out of native memory when the consumer takes it: one dropped unread
+    # (drop_oldest) is released without ever being copied.
+    from lkanyio import _video
+
+    copied: list[int] = []
+    real_copy = _video._copy_buffer
+
+    def counting(info: Any) -> lkanyio.VideoFrame:
+        copied.append(info.width)
+        return real_copy(info)
+
+    frame = solid((10, 200, 30), 64, 64)
+    expected = frame.convert(VBT.I420)
+    monkeypatch.setattr(_video, "_copy_buffer", counting)
+    async with (
+        lkanyio.VideoSource(64, 64) as source,
+        lkanyio.LocalVideoTrack.create_video_track("t", source) as track,
+        lkanyio.VideoStream(track, max_buffered=2, overflow="drop_oldest") as stream,
+    ):
+        with anyio.fail_after(EVENT_WAIT):
+            while stream.statistics().dropped < 5:  # the loop drains; nobody receives
+                source.capture_frame(frame)
+                await anyio.sleep(0.01)
+        print(f"dropped {stream.statistics().dropped}, copied {len(copied)}")
+        assert copied == []
+        # Source, track and stream, and the two buffered frames, each owning its buffer.
+        assert lkanyio.statistics().live_handles == 3 + 2
+        first, second = stream.receive_nowait(), stream.receive_nowait()
+        assert (first.frame, second.frame) == (expected, expected)
+        assert len(copied) == 2
+        assert lkanyio.statistics().live_handles == 3
+    # Closing released what was still buffered (the autouse leak check: live_handles == 0).

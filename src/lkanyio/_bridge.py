@@ -112,10 +112,20 @@ class BridgeStatistics:
         unrouted_events: keyed events for a handle nobody listens to.
         queued_events: events waiting in the native shim's queue right now.
         events_received: events the native core has delivered to the shim since start.
-        events_lost: events the shim could not copy (out of memory).
+        events_lost: events the shim could not copy (out of memory); each fails every request
+            pending at the time with :class:`~lkanyio.NativeError`, since the lost one may have
+            been any request's callback.
         logs_filtered: native log batches dropped in the shim as below the forwarded level.
         live_subscriptions: event, frame and reader streams still subscribed (neither closed
             by you nor ended by lkanyio).
+        queued_frames: audio and video frame events in the shim's queue right now, each
+            holding a native frame buffer.  The shim bounds them while the event loop is not
+            draining: per stream by its ``max_buffered`` (a ``"fail"`` stream keeps one more,
+            to see its overflow), and 8 for all other streams together.
+        frames_dropped: frame events the shim dropped (and whose buffers it released) under
+            those bounds, or when it could not copy them; a ``"drop_oldest"`` stream also
+            counts its own in its ``statistics().dropped``.  Callbacks and control events
+            (end of stream, room events) are never dropped.
     """
 
     started: bool
@@ -132,6 +142,8 @@ class BridgeStatistics:
     events_lost: int
     logs_filtered: int
     live_subscriptions: int
+    queued_frames: int
+    frames_dropped: int
 
 
 class _Waiter:
@@ -177,6 +189,12 @@ class _Waiter:
         if task is not None:
             self.task = None
             self.wake(task)
+
+    def fail(self, error: Exception) -> None:
+        """Wake the waiting task with ``error`` instead of a callback."""
+        self.on_deliver = None
+        self.error = error
+        self(None)
 
     def abort(self, _: Any) -> Any:
         """Trio's abort callback: the parked task is being cancelled."""
@@ -430,6 +448,8 @@ class Bridge:
         self._driver: _Driver | None = None
         self._driver_lock = threading.Lock()
         self._disposed = False
+        self._lost_seen = 0  # the shim's lost-event count the pending waiters were failed for
+        self._lost_out = ffi.new("uint64_t *")  # where each drain (loop thread) writes it
         self._wakeup_fd: int = lib.lk_shim_wakeup_fd()
         # ``livekit_ffi_request`` writes its response pointer and length through out-parameters,
         # and cffi releases the GIL during the call: threads sharing one pair read each other's
@@ -782,7 +802,10 @@ class Bridge:
         if self._disposed or self._pid != os.getpid():
             return
         lib = self._lib
-        head = lib.lk_shim_drain()
+        lost = self._lost_out
+        head = lib.lk_shim_drain(lost)
+        if lost[0] != self._lost_seen:
+            self._fail_waiters(int(lost[0]))
         if head == self._ffi.NULL:
             return
         buffer = self._ffi.buffer
@@ -797,6 +820,50 @@ class Bridge:
                 ev = ev.next
         finally:
             lib.lk_shim_free_events(head)
+
+    def _fail_waiters(self, lost: int) -> None:
+        """The shim lost events (malloc failed): fail every pending request loudly.
+
+        The shim cannot tell whose callback it lost, so every request waiting now may never
+        get one; failing them all beats a waiter that hangs forever.
+        """
+        count = lost - self._lost_seen
+        self._lost_seen = lost
+        _log.error("lkanyio: the native shim ran out of memory and lost %d event(s)", count)
+        for receiver in self._core.take_waiting():
+            if isinstance(receiver, _Waiter):
+                receiver.fail(
+                    NativeError(
+                        f"out of memory: the native shim lost {count} event(s), possibly this "
+                        "request's result; its outcome is unknown"
+                    )
+                )
+
+    # -- media frame bounds (the shim's queue) -----------------------------------------------
+
+    def bound_stream(self, handle: int, max_buffered: int, *, drop_oldest: bool) -> None:
+        """Bound the frames of media stream ``handle`` the shim may queue (its Python policy).
+
+        Raises:
+            MemoryError: the shim could not grow its stream table.
+        """
+        if self._disposed or self._pid != os.getpid():
+            return
+        bound = max_buffered if drop_oldest else max_buffered + 1
+        if self._lib.lk_shim_bound_stream(handle, min(bound, 2**32 - 1), drop_oldest) != 0:
+            raise MemoryError("the native shim could not bound a media stream")
+
+    def unbound_stream(self, handle: int) -> int:
+        """Forget the bound of ``handle``; return how many of its frames the shim dropped."""
+        if self._disposed or self._pid != os.getpid():
+            return 0
+        return int(self._lib.lk_shim_unbound_stream(handle))
+
+    def stream_dropped(self, handle: int) -> int:
+        """How many frames of bounded stream ``handle`` the shim has dropped."""
+        if self._disposed or self._pid != os.getpid():
+            return 0
+        return int(self._lib.lk_shim_stream_dropped(handle))
 
     def _dispatch(self, data: Any) -> None:
         event = ffi_pb2.FfiEvent.FromString(data)
@@ -851,7 +918,7 @@ class Bridge:
         if driver is not None:
             driver.alive = False
         self._lib.lk_shim_dispose()
-        self._lib.lk_shim_free_events(self._lib.lk_shim_drain())
+        self._lib.lk_shim_free_events(self._lib.lk_shim_drain(self._ffi.NULL))
 
     def statistics(self) -> BridgeStatistics:
         """Return a snapshot of the counters (see :class:`BridgeStatistics`)."""
@@ -861,6 +928,9 @@ class Bridge:
         lost = self._ffi.new("uint64_t *")
         filtered = self._ffi.new("uint64_t *")
         self._lib.lk_shim_stats(queued, total, lost, filtered)
+        frames = self._ffi.new("uint64_t *")
+        frames_dropped = self._ffi.new("uint64_t *")
+        self._lib.lk_shim_frame_stats(frames, frames_dropped)
         waiting = self._core.waiting_count()
         return BridgeStatistics(
             started=True,
@@ -877,6 +947,8 @@ class Bridge:
             events_lost=int(lost[0]),
             logs_filtered=int(filtered[0]),
             live_subscriptions=live_streams(),
+            queued_frames=int(frames[0]),
+            frames_dropped=int(frames_dropped[0]),
         )
 
 
@@ -913,7 +985,7 @@ def statistics() -> BridgeStatistics:
     does not load the native core.
     """
     if _bridge is None:
-        return BridgeStatistics(False, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, live_streams())
+        return BridgeStatistics(False, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, live_streams(), 0, 0)
     return _bridge.statistics()
 
 

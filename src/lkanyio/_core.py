@@ -189,6 +189,15 @@ class Correlator(Generic[R, S]):
             unrouted=self._unrouted,
         )
 
+    def take_waiting(self) -> list[R]:
+        """Remove and return every live waiter (their callbacks can no longer be trusted to come).
+
+        Their ids stay known, so a callback that still arrives counts as late, not foreign.
+        """
+        waiting = [self._receivers.pop(i) for i in self._live if i in self._receivers]
+        self._live.clear()
+        return waiting
+
     def waiting_count(self) -> int:
         """Number of live waiters (not counting late handlers)."""
         return len(self._live)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio
 from anyio.abc import ObjectReceiveStream
@@ -19,8 +20,9 @@ def _stream_sink(stream_ref: weakref.ReferenceType[NativeStream[Any]], buffer_fi
     """Build the sink of one native media stream.
 
     It holds the stream weakly (an abandoned stream can be collected: its handle is dropped
-    and its routing removed by finalizers), copies each frame once and drops its native
-    buffer (the frame event's ``buffer_field``) at once, also when the stream is gone.
+    and its routing removed by finalizers).  Each frame's native buffer (the frame event's
+    ``buffer_field``) goes to the stream's :meth:`~NativeStream._accept`; one it does not take
+    (or that arrives for a stream that is gone) is dropped at once.
     """
     bridge = get_bridge()
 
@@ -29,24 +31,31 @@ def _stream_sink(stream_ref: weakref.ReferenceType[NativeStream[Any]], buffer_fi
         which = event.WhichOneof("message")
         if which == "frame_received":
             received = event.frame_received
+            buffer_id = getattr(received, buffer_field).handle.id
+            taken = False
             try:
                 if stream is not None and stream._accepting:
-                    item = stream._convert(received)
-                    if item is not None:
-                        stream._deliver(item)
+                    taken = stream._accept(received, buffer_id)
             finally:
-                bridge.drop_native(getattr(received, buffer_field).handle.id)
+                if not taken:
+                    bridge.drop_native(buffer_id)
         elif which == "eos" and stream is not None:
             stream._on_eos()
 
     return sink
 
 
+def _forget_stream(bridge: Any, handle_id: int) -> None:
+    bridge.unbind(handle_id)
+    bridge.unbound_stream(handle_id)
+
+
 class NativeStream(ObjectReceiveStream[E]):
     """A native media stream as a bounded async stream of events (base of Audio/VideoStream).
 
     Subclasses create the native stream, then call :meth:`_open`, and implement
-    :meth:`_convert` (copy one native frame into an event; the base drops the native buffer).
+    :meth:`_convert` (copy one native frame into an event; the base drops the native buffer),
+    or :meth:`_accept` and :meth:`_take` to buffer native frames and copy them when received.
     """
 
     _what = "media stream"
@@ -56,16 +65,26 @@ class NativeStream(ObjectReceiveStream[E]):
     def _open(self, handle_id: int, *, max_buffered: int, overflow: OverflowPolicy) -> None:
         bridge = get_bridge()
         self._handle = OwnedHandle(handle_id)
-        self._events: EventStream[E] = EventStream(
-            max_buffered=max_buffered, overflow=overflow, on_close=self._release, what=self._what
+        self._events: EventStream[Any] = EventStream(
+            max_buffered=max_buffered,
+            overflow=overflow,
+            on_close=self._release,
+            discard=self._discard,
+            what=self._what,
         )
+        self._shim_dropped = 0  # frames the shim dropped for this stream, once released
+        self._drop_oldest = overflow == "drop_oldest"
+        # Stops the routing once the stream is released, or collected without being closed.
+        # Made first: closing the events below on a failure releases through it.
+        self._unbind = weakref.finalize(self, _forget_stream, bridge, handle_id)
         try:
             bridge.bind(handle_id, _stream_sink(weakref.ref(self), self._buffer_field))
+            # The shim's queue applies the same policy while the loop is not draining (a busy
+            # loop otherwise let frames pile up there, each holding its native buffer).
+            bridge.bound_stream(handle_id, max_buffered, drop_oldest=self._drop_oldest)
         except BaseException:
-            self._events.close()
+            self._events.close()  # releases the native stream, its routing and its bound
             raise
-        # Stops the routing once the stream is released, or collected without being closed.
-        self._unbind = weakref.finalize(self, bridge.unbind, handle_id)
 
     @staticmethod
     def _participant_source(participant: object, source: object) -> tuple[int, Any]:
@@ -85,6 +104,23 @@ class NativeStream(ObjectReceiveStream[E]):
 
     def _convert(self, received: Any) -> E | None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _accept(self, received: Any, buffer_id: int) -> bool:
+        """Take one frame event; return whether this took ownership of its native buffer.
+
+        The default copies the frame now (:meth:`_convert`) and leaves the buffer to be dropped.
+        """
+        item = self._convert(received)
+        if item is not None:
+            self._deliver(item)
+        return False
+
+    def _take(self, item: Any) -> E:
+        """Turn a buffered item into the event the consumer receives (default: as is)."""
+        return cast("E", item)
+
+    def _discard(self, item: Any) -> None:
+        """Release a buffered item nobody will receive (default: nothing to release)."""
 
     # -- called by the sink (event loop thread, synchronous) ---------------------------------
 
@@ -112,6 +148,7 @@ class NativeStream(ObjectReceiveStream[E]):
         """
         if self._handle.closed:
             return
+        self._shim_dropped = get_bridge().stream_dropped(self._handle.id)
         self._handle.close()
         self._unbind()
 
@@ -137,7 +174,7 @@ class NativeStream(ObjectReceiveStream[E]):
             anyio.ClosedResourceError: you closed the stream.
             EventStreamOverflowError: the buffer overflowed with ``overflow="fail"``.
         """
-        return await self._events.receive()
+        return self._take(await self._events.receive())
 
     def receive_nowait(self) -> E:
         """Return the next frame if one is buffered (see :meth:`receive`).
@@ -145,8 +182,18 @@ class NativeStream(ObjectReceiveStream[E]):
         Raises:
             anyio.WouldBlock: nothing is buffered yet.
         """
-        return self._events.receive_nowait()
+        return self._take(self._events.receive_nowait())
 
     def statistics(self) -> EventStreamStatistics:
-        """Return the buffer's counters (buffered, received, dropped, overflowed)."""
-        return self._events.statistics()
+        """Return the buffer's counters (buffered, received, dropped, overflowed).
+
+        ``dropped`` includes the frames lkanyio dropped before they reached the buffer, while
+        the event loop was not receiving them (``"drop_oldest"``).
+        """
+        stats = self._events.statistics()
+        shim = self._shim_dropped if self._handle.closed else get_bridge().stream_dropped(
+            self._handle.id
+        )
+        if not shim or not self._drop_oldest:
+            return stats
+        return dataclasses.replace(stats, dropped=stats.dropped + shim)

@@ -162,6 +162,19 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
         self._error = error
         self._wake()
 
+    def fail(self, error: BaseException) -> None:
+        """End the stream with ``error`` now, discarding what is buffered (consumer side too).
+
+        For an item that turned out to be unusable when it was received: the consumer gets
+        ``error`` next, and what was queued behind the item is released.
+        """
+        discard = self._discard
+        while self._items:
+            item = self._items.popleft()
+            if discard is not None:
+                discard(item)
+        self.end(error)
+
     def _wake(self) -> None:
         wakeup = self._wakeup
         if wakeup is not None:

@@ -537,6 +537,16 @@ for I420 and converts each frame itself (``video_convert`` on the native buffer,
 copy into Python)."""
 
 
+@dataclass(frozen=True)
+class _PendingFrame:
+    """A received frame not copied yet: its event and the native buffer it owns."""
+
+    __slots__ = ("handle", "received")
+
+    received: Any
+    handle: OwnedHandle
+
+
 @final
 class VideoStream(NativeStream[VideoFrameEvent]):
     """The decoded video of a track, as a bounded stream of :class:`VideoFrameEvent`.
@@ -545,9 +555,11 @@ class VideoStream(NativeStream[VideoFrameEvent]):
     and counts what it dropped in :meth:`statistics`: a slow consumer sees fresh frames and
     never slows anything else down.
 
-    Every plane of every frame is checked to lie in the frame's native buffer before it is
-    copied; a frame that does not ends the stream: ``receive`` raises :class:`NativeError`
-    after the frames already buffered (it never read outside the buffer).
+    A frame stays in native memory until you receive it, and is copied then: one dropped
+    unread is released without being copied.  Every plane of every frame is checked to lie in
+    the frame's native buffer before it is copied; a frame that does not ends the stream:
+    ``receive`` raises :class:`NativeError` when it reaches that frame, the frames behind it
+    are released, and so it stays (it never read outside the buffer).
 
     Args:
         track: a video track (local or remote).
@@ -648,8 +660,21 @@ class VideoStream(NativeStream[VideoFrameEvent]):
         owned = getattr(get_bridge().request(req), which).stream
         self._open(owned.handle.id, max_buffered=max_buffered, overflow=overflow)
 
-    def _convert(self, received: Any) -> VideoFrameEvent | None:
-        # The base drops the native buffer after this returns; copy without dropping here.
+    # Frames are buffered with their native buffers and copied when received: a frame that
+    # drop_oldest discards (or that a closed stream drops) is released without being copied.
+    # Measured before: with the loop draining and nobody receiving, 7 frames were copied for
+    # 5 dropped and 2 buffered.
+
+    def _accept(self, received: Any, buffer_id: int) -> bool:
+        pending = _PendingFrame(received, OwnedHandle(buffer_id))
+        if not self._events.send_nowait(pending):
+            pending.handle.close()
+            self._release()  # overflowed ("fail") or ended: stop the native stream too
+        return True
+
+    def _take(self, item: Any) -> VideoFrameEvent:
+        pending: _PendingFrame = item
+        received = pending.received
         info = received.buffer.info
         try:
             frame = _copy_buffer(info) if self._target is None else _convert_described(
@@ -659,12 +684,17 @@ class VideoStream(NativeStream[VideoFrameEvent]):
             # A frame that cannot be read safely ends the stream loudly: skipping it would
             # leave an ``async for`` waiting forever if every frame is like it.
             self._fail(exc)
-            return None
+            raise
+        finally:
+            pending.handle.close()
         return VideoFrameEvent(frame, received.timestamp_us, VideoRotation(received.rotation))
 
+    def _discard(self, item: Any) -> None:
+        item.handle.close()
+
     def _fail(self, error: NativeError) -> None:
-        """End the stream with ``error`` (after the frames already buffered) and release it."""
-        self._events.end(error)
+        """End the stream with ``error`` (releasing the frames behind it) and release it."""
+        self._events.fail(error)
         self._release()
 
     def __repr__(self) -> str:
