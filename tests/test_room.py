@@ -114,6 +114,8 @@ async def test_bad_input_is_rejected_before_the_native_core(
             await lp.publish_data(12345)  # type: ignore[arg-type]
         with pytest.raises(TypeError):
             await lp.publish_data(b"x", destination_identities="bob")
+        with pytest.raises(ValueError, match="lone surrogate"):  # was UnicodeEncodeError
+            await lp.publish_data("\ud800")
         with pytest.raises(TypeError):
             await lp.set_attributes({"k": 1})  # type: ignore[dict-item]
         with pytest.raises(ValueError, match="DTMF"):

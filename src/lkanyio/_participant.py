@@ -491,9 +491,10 @@ class LocalParticipant(Participant):
             PublishDataError: the native core or the server refused the packet (for example
                 because it is over the size limit).
             TypeError: a payload, identity, topic or ``reliable`` of the wrong type.
+            ValueError: a ``str`` payload holding a lone surrogate (not UTF-8 text).
         """
         if isinstance(payload, str):
-            data = payload.encode()
+            data = check_str("payload", payload).encode()  # a lone surrogate: ValueError
         elif isinstance(payload, (bytes, bytearray, memoryview)):
             data = bytes(payload)
         else:
