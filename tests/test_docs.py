@@ -1,4 +1,4 @@
-"""The documentation site: complete, built without warnings, and its examples run.
+"""The documentation site: complete, built without warnings, its examples run, its pages render.
 
 - every public name of ``lkanyio`` and ``lkanyio.testing`` has a docstring and a ``::: name``
   entry on a reference page (griffe reads the docstrings from ``src/`` as mkdocstrings does);
@@ -6,6 +6,8 @@
   anchor in the built HTML;
 - every fenced ``python`` block of every page runs against the local livekit-server, and prints
   what the page's ``Output`` block says (how a page's blocks become one program: below);
+- headless Chromium (Debian's; scripts/bootstrap installs it) renders the built home page and an
+  API page from ``file://``: navigation, headings and API anchors are in the DOM;
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import shutil
 import subprocess
 import sys
 import types
@@ -264,3 +267,45 @@ def test_testing_how_to_runs_in_its_own_namespace() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     _assert_printed(page, result.stdout)
+
+
+# --- the built site renders in a browser ------------------------------------------------------
+
+
+def _dump_dom(page: Path, tmp_path: Path) -> str:
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is missing: scripts/bootstrap installs it"
+    result = subprocess.run(
+        [
+            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900",
+            f"--screenshot={tmp_path / (page.stem + '.png')}", page.as_uri(),
+        ],
+        capture_output=True, text=True, check=False, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    result = subprocess.run(
+        [
+            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri(),
+        ],
+        capture_output=True, text=True, check=False, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_chromium_renders_home_and_api_pages(site: Path, tmp_path: Path) -> None:
+    home = _dump_dom(site / "index.html", tmp_path)
+    assert 'class="md-nav' in home  # the navigation, with every section
+    for section in ("Tutorials", "How-to guides", "API reference", "Performance"):
+        assert section in home, section
+    assert '<h1 id="lkanyio">lkanyio</h1>' in home
+    assert "joined as alice" in home  # the content, not just the theme's frame
+
+    api = _dump_dom(site / "reference" / "rooms.html", tmp_path)
+    assert 'class="md-nav' in api
+    assert 'id="lkanyio.connect"' in api
+    assert 'id="lkanyio.Room"' in api
+    assert "Rooms and participants" in api
+    assert (tmp_path / "index.png").stat().st_size > 10_000  # the screenshot was painted
