@@ -49,6 +49,7 @@ NODE_IP: Final = "10.213.7.1"
 PEER_IP: Final = "10.213.7.2"
 """The other end of the veth pair (``lkv1``)."""
 SERVER_VERSION: Final = "v1.13.5"
+"""The livekit-server release :func:`server_binary` builds and :class:`LocalServer` runs."""
 _READY_TIMEOUT: Final = 30.0
 
 _netns_lock = threading.Lock()
