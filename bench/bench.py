@@ -1,11 +1,16 @@
 """Benchmarks: lkanyio (trio, asyncio) against the official asyncio SDK, in one run.
 
-    ./scripts/bench [--workloads roundtrip,concurrency,audio,data,scale] [--sides ...] [--reps 3]
+    ./scripts/bench [--workloads roundtrip,concurrency,audio,data,scale,scale-2nodes] [--sides ...]
+                    [--reps 3]
 
 Every side runs in its own process (the native core allows one client per process), against the
 same native library and the same livekit-server (started in a private network namespace, as the
 tests do).  Prints medians over repetitions and ratios to the official SDK; writes the raw numbers
 to bench/results/latest.json.  Exits non-zero if any run of any side failed.
+
+``scale-2nodes`` is the scale workload against a two-node cluster (lkanyio.testing.LocalCluster:
+one Redis, two livekit-server nodes): participant i signals through node i % 2.  It runs next to
+``scale`` (one node) in the same run; the floor side has no cluster variant.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SIDES = ("lkanyio-trio", "lkanyio-asyncio", "official", "floor")
-WORKLOADS = ("roundtrip", "concurrency", "audio", "data", "scale")
+WORKLOADS = ("roundtrip", "concurrency", "audio", "data", "scale", "scale-2nodes")
 # (metric, label, "lower" or "higher" is better)
 METRICS: dict[str, list[tuple[str, str, str]]] = {
     "roundtrip": [("p50_us", "p50 µs", "lower"), ("p99_us", "p99 µs", "lower")],
@@ -47,11 +52,20 @@ METRICS: dict[str, list[tuple[str, str, str]]] = {
         ("idle_cpu_fraction", "idle CPU (cores)", "lower"),
     ],
 }
+METRICS["scale-2nodes"] = METRICS["scale"]
 ONLINE = ("data", "scale")
+CLUSTERED = ("scale-2nodes",)
 
 
-def run_side(side: str, workload: str, server: Any) -> dict[str, Any]:
-    cmd = [sys.executable, str(HERE / "worker.py"), side, workload]
+def run_side(side: str, workload: str, server: Any, cluster: Any = None) -> dict[str, Any]:
+    if workload in CLUSTERED:
+        if side == "floor":
+            return {"skipped": "no cluster variant"}
+        a, b = cluster.nodes
+        cmd = [sys.executable, str(HERE / "worker.py"), side, "scale", "--url2", b.info.url]
+        server = a.info
+    else:
+        cmd = [sys.executable, str(HERE / "worker.py"), side, workload]
     if server is not None:
         cmd += ["--url", server.url, "--key", server.api_key, "--secret", server.api_secret]
     try:
@@ -94,6 +108,13 @@ def main() -> int:
             stack = LocalServer(node_ip=node_ip)
             stack.start()
             server_info = stack.info
+    cluster = None
+    if any(w in CLUSTERED for w in workloads):
+        from lkanyio.testing import LocalCluster, enter_private_netns
+
+        enter_private_netns()
+        cluster = LocalCluster(nodes=2)
+        cluster.start()
 
     started = time.monotonic()
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -103,24 +124,29 @@ def main() -> int:
             for side in sides:
                 # One run where a run is minutes long: scale, and the official SDK's
                 # concurrency (its quadratic fan-out takes ~2 min for one batch of 5,000).
-                once = workload == "scale" or (workload == "concurrency" and side == "official")
+                once = workload.startswith("scale") or (workload == "concurrency" and side == "official")
                 reps = 1 if once else args.reps
-                runs = [run_side(side, workload, server_info) for _ in range(reps)]
+                runs = [run_side(side, workload, server_info, cluster) for _ in range(reps)]
                 results[workload][side] = runs
                 print(f"  {workload:12} {side:16} {runs}", file=sys.stderr, flush=True)
     finally:
         if stack is not None:
             stack.stop()
+        if cluster is not None:
+            cluster.close()
     elapsed = time.monotonic() - started
 
     def median(workload: str, side: str, metric: str) -> float | None:
         values = [r[metric] for r in results[workload].get(side, []) if metric in r]
+        if results[workload].get(side) and all("skipped" in r for r in results[workload][side]):
+            return None
         return statistics.median(values) if values else None
 
     def cell(workload: str, side: str, metric: str) -> str:
         v = median(workload, side, metric)
         if v is None:
-            return "FAILED" if side in results[workload] else "–"
+            runs = results[workload].get(side, [])
+            return "FAILED" if runs and not all("skipped" in r for r in runs) else "–"
         return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.3g}"
 
     def ratio(v: float | None, ref: float | None) -> str:

@@ -135,7 +135,8 @@ async def lk_run(workload: str, args: argparse.Namespace) -> dict[str, Any]:
         async def participant(i: int) -> None:
             t = time.perf_counter()
             room_name = f"bench-scale-{os.getpid()}-{i}"
-            async with lkanyio.connect(args.url, token(args, f"p{i}", room_name)):
+            url = args.url2 if args.url2 and i % 2 else args.url  # two nodes: alternate
+            async with lkanyio.connect(url, token(args, f"p{i}", room_name)):
                 times.append(time.perf_counter() - t)
                 await stop.wait()
 
@@ -252,7 +253,8 @@ async def official_run(workload: str, args: argparse.Namespace) -> dict[str, Any
 
         async def enter(i: int) -> None:
             t = time.perf_counter()
-            await rooms[i].connect(args.url, token(args, f"p{i}", f"bench-scale-{os.getpid()}-{i}"))
+            url = args.url2 if args.url2 and i % 2 else args.url  # two nodes: alternate
+            await rooms[i].connect(url, token(args, f"p{i}", f"bench-scale-{os.getpid()}-{i}"))
             times.append(time.perf_counter() - t)
 
         await asyncio.gather(*(enter(i) for i in range(SCALE_K)))
@@ -279,6 +281,7 @@ def main() -> None:
     parser.add_argument("--url", default="")
     parser.add_argument("--key", default="")
     parser.add_argument("--secret", default="")
+    parser.add_argument("--url2", default="", help="scale: a second node; odd participants use it")
     args = parser.parse_args()
     if args.side == "floor":
         from floor import floor_run

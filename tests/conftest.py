@@ -17,6 +17,7 @@ import pytest
 from hypothesis import settings
 
 from lkanyio.testing import (
+    LocalCluster,
     LocalServer,
     ServerInfo,
     enter_private_netns,
@@ -74,6 +75,29 @@ def local_server(livekit_server: LocalServer | None) -> LocalServer:
     return livekit_server
 
 
+@pytest.fixture(scope="session")
+def livekit_cluster() -> Iterator[LocalCluster | None]:
+    """One Redis and two livekit-server nodes per worker, started by the first test that asks."""
+    if _EXTERNAL is not None:
+        yield None
+        return
+    with LocalCluster(nodes=2) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster(livekit_cluster: LocalCluster | None) -> LocalCluster:
+    """The worker's cluster, whole again (fault tests kill nodes and Redis): needs the local
+    harness, as :func:`local_server` does."""
+    if livekit_cluster is None:
+        reason = "cluster tests run their own Redis and nodes: they need the local harness"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    livekit_cluster.start()  # restarts whatever a previous test killed; waits for registration
+    return livekit_cluster
+
+
 @pytest.fixture
 def server_info(livekit_server: LocalServer | None) -> ServerInfo:
     if livekit_server is None:
@@ -104,3 +128,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     server = item.funcargs.get("livekit_server") if hasattr(item, "funcargs") else None
     if report.failed and isinstance(server, LocalServer):
         report.sections.append(("livekit-server log (tail)", server.log_tail()))
+    cluster = item.funcargs.get("cluster") if hasattr(item, "funcargs") else None
+    if report.failed and isinstance(cluster, LocalCluster):
+        for name, tail in cluster.log_tails():
+            report.sections.append((f"cluster {name} log (tail)", tail))

@@ -226,13 +226,15 @@ async def test_stream_converts_rate() -> None:
 async def test_cancelled_capture_leaves_no_waiter_and_may_still_play() -> None:
     pattern = ramp(TEN_MS * 4, start=-9_000, step=11)
     async with local_track() as (source, track), AudioStream(track) as stream:
-        await source.capture_frame(AudioFrame.create(sample_rate=RATE, num_channels=1,
-                                                     samples_per_channel=TEN_MS))
+        await source.capture_frame(
+            AudioFrame.create(sample_rate=RATE, num_channels=1, samples_per_channel=TEN_MS)
+        )
         before = statistics()
         with anyio.move_on_after(0) as scope:
             await source.capture_frame(
-                AudioFrame(pattern, sample_rate=RATE, num_channels=1,
-                           samples_per_channel=len(pattern))
+                AudioFrame(
+                    pattern, sample_rate=RATE, num_channels=1, samples_per_channel=len(pattern)
+                )
             )
         assert scope.cancelled_caught
         after = statistics()
@@ -349,15 +351,17 @@ async def test_source_playout_estimate_clear_and_wait() -> None:
                 source.clear_queue()  # wakes the waiter: nothing is left to play
         assert source.queued_duration == 0
 
-        await source.capture_frame(AudioFrame.create(sample_rate=RATE, num_channels=1,
-                                                     samples_per_channel=TEN_MS))
+        await source.capture_frame(
+            AudioFrame.create(sample_rate=RATE, num_channels=1, samples_per_channel=TEN_MS)
+        )
         await source.wait_for_playout()
         assert source.queued_duration == 0
 
     assert source.closed
     with pytest.raises(ResourceClosedError):
-        await source.capture_frame(AudioFrame.create(sample_rate=RATE, num_channels=1,
-                                                     samples_per_channel=TEN_MS))
+        await source.capture_frame(
+            AudioFrame.create(sample_rate=RATE, num_channels=1, samples_per_channel=TEN_MS)
+        )
     with pytest.raises(ResourceClosedError):
         source.clear_queue()
 
@@ -580,6 +584,7 @@ async def test_cancelled_get_stats_leaves_no_waiter() -> None:
             await track.get_stats()
         assert scope.cancelled_caught
         assert statistics().pending_requests == before.pending_requests
+
         # The callback still comes and is dropped: counted as late, or (asyncio may route it
         # before the cancelled task resumes) delivered to the withdrawn waiter.  Either way no
         # handler lingers.

@@ -55,8 +55,13 @@ _GOOD: dict[str, Any] = {"sample_rate": RATE, "num_channels": 1, "samples_per_ch
         ),
         pytest.param(array("f", [0.0] * 480), {}, TypeError, "'f'", id="float32-samples"),
         pytest.param(array("i", [0] * 240), {}, TypeError, "'i'", id="int32-samples"),
-        pytest.param(memoryview(bytes(960)).cast("h").cast("B").cast("d"), {}, TypeError,
-                     "'d'", id="float64-view"),
+        pytest.param(
+            memoryview(bytes(960)).cast("h").cast("B").cast("d"),
+            {},
+            TypeError,
+            "'d'",
+            id="float64-view",
+        ),
         pytest.param("x" * 960, {}, TypeError, "bytes-like", id="str"),
         pytest.param([0] * 480, {}, TypeError, "bytes-like", id="list"),
     ],
@@ -74,8 +79,9 @@ def test_audio_frame_rejects_non_contiguous_numpy() -> None:
     with pytest.raises(ValueError, match="contiguous"):
         AudioFrame(stereo.T, sample_rate=RATE, num_channels=2, samples_per_channel=480)
     with pytest.raises(TypeError, match="int16"):
-        AudioFrame(stereo.astype(numpy.float32), sample_rate=RATE, num_channels=2,
-                   samples_per_channel=480)
+        AudioFrame(
+            stereo.astype(numpy.float32), sample_rate=RATE, num_channels=2, samples_per_channel=480
+        )
     big_endian = stereo.astype(">i2" if sys.byteorder == "little" else "<i2")
     with pytest.raises(TypeError, match="native-order int16"):
         AudioFrame(big_endian, sample_rate=RATE, num_channels=2, samples_per_channel=480)
@@ -97,8 +103,9 @@ def test_create_rejects_bad_counts() -> None:
         pytest.param((-1, 16000), {}, ValueError, "input_rate", id="neg-in"),
         pytest.param((float("nan"), 16000), {}, TypeError, "input_rate", id="nan"),
         pytest.param((48000, float("inf")), {}, TypeError, "output_rate", id="inf"),
-        pytest.param((48000, 16000), {"quality": 9}, ValueError, "AudioResamplerQuality",
-                     id="quality"),
+        pytest.param(
+            (48000, 16000), {"quality": 9}, ValueError, "AudioResamplerQuality", id="quality"
+        ),
     ],
 )
 def test_resampler_rejects(
@@ -113,11 +120,13 @@ def test_resampler_rejects(
 def test_resampler_push_rejects_mismatched_frames() -> None:
     with AudioResampler(RATE, 16_000) as resampler:
         with pytest.raises(ValueError, match="16000 Hz"):
-            resampler.push(AudioFrame.create(sample_rate=16_000, num_channels=1,
-                                             samples_per_channel=160))
+            resampler.push(
+                AudioFrame.create(sample_rate=16_000, num_channels=1, samples_per_channel=160)
+            )
         with pytest.raises(ValueError, match="2 channels"):
-            resampler.push(AudioFrame.create(sample_rate=RATE, num_channels=2,
-                                             samples_per_channel=480))
+            resampler.push(
+                AudioFrame.create(sample_rate=RATE, num_channels=2, samples_per_channel=480)
+            )
         with pytest.raises(TypeError, match="AudioFrame"):
             resampler.push(bytes(960))  # type: ignore[arg-type]
 
@@ -429,7 +438,9 @@ def test_native_core_aborts_without_the_check(case: str) -> None:
 
 def test_subprocess_harness_can_see_a_rejection_fail() -> None:
     # The survival test above would notice an input that is accepted.
-    result = _run(_PRELUDE + "rejected(lambda: AudioFrame.create(sample_rate=48000,"
-                  " num_channels=1, samples_per_channel=480))\nalive()")
+    result = _run(
+        _PRELUDE + "rejected(lambda: AudioFrame.create(sample_rate=48000,"
+        " num_channels=1, samples_per_channel=480))\nalive()"
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines()[0] == "accepted"

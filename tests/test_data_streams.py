@@ -170,7 +170,9 @@ async def test_stream_bytes_chunks_arrive_in_order_with_name_and_mime_type(
     async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
         async with bob.byte_streams("raw") as readers:
             writer = alice.local_participant.stream_bytes(
-                topic="raw", name="frames.bin", mime_type="application/x-test",
+                topic="raw",
+                name="frames.bin",
+                mime_type="application/x-test",
                 attributes={"k": "v"},
             )
             with pytest.raises(lkanyio.LiveKitError, match="async with"):

@@ -42,8 +42,12 @@ def _is_final(cls: type) -> bool:
         return bool(getattr(cls, "__final__", False))
     # typing.final marks classes only from 3.11 on; before that, read the decorators.
     lines, _ = inspect.getsourcelines(cls)
-    return any(line.strip() == "@final" for line in lines[: lines.index(next(
-        line for line in lines if line.lstrip().startswith("class ")))])
+    return any(
+        line.strip() == "@final"
+        for line in lines[
+            : lines.index(next(line for line in lines if line.lstrip().startswith("class ")))
+        ]
+    )
 
 
 def test_public_classes_are_final_except_the_shared_bases() -> None:
@@ -72,8 +76,10 @@ def test_every_public_name_is_visible_to_mypy_strict(tmp_path: Path) -> None:
         [
             "--strict",
             "--no-error-summary",
-            "--config-file", str(root / "pyproject.toml"),
-            "--cache-dir", str(root / ".mypy_cache"),
+            "--config-file",
+            str(root / "pyproject.toml"),
+            "--cache-dir",
+            str(root / ".mypy_cache"),
             str(probe),
         ]
     )

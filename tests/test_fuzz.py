@@ -130,8 +130,9 @@ async def _run(op: str, room: lkanyio.Room, url: str, token: Callable[[], str], 
         ):
             publication = await lp.publish_track(audio)
             await source.capture_frame(
-                lkanyio.AudioFrame(bytes(960), sample_rate=48_000, num_channels=1,
-                                   samples_per_channel=480)
+                lkanyio.AudioFrame(
+                    bytes(960), sample_rate=48_000, num_channels=1, samples_per_channel=480
+                )
             )
             await lp.unpublish_track(publication.sid)
     else:

@@ -371,9 +371,7 @@ def _calls() -> dict[str, Callable[[_Alice, Any], Awaitable[Any] | Any]]:
             2, j, lkanyio.VideoBufferType.RGBA, bytes(16)
         ),
         "video_frame_type": lambda a, j: lkanyio.VideoFrame(2, 2, j, bytes(16)),
-        "video_frame_data": lambda a, j: lkanyio.VideoFrame(
-            2, 2, lkanyio.VideoBufferType.RGBA, j
-        ),
+        "video_frame_data": lambda a, j: lkanyio.VideoFrame(2, 2, lkanyio.VideoBufferType.RGBA, j),
         "video_source_width": lambda a, j: _video_source(width=j),
         "video_source_height": lambda a, j: _video_source(height=j),
         "video_source_screencast": lambda a, j: _video_source(is_screencast=j),
@@ -397,16 +395,26 @@ def _calls() -> dict[str, Callable[[_Alice, Any], Awaitable[Any] | Any]]:
         calls[f"video_from_participant_{option}"] = lambda a, j, o=option: _closed_after(
             lambda: lkanyio.VideoStream.from_participant(a.bob, **{o: j})
         )
-    for option in ("echo_cancellation", "noise_suppression", "high_pass_filter",
-                   "auto_gain_control"):
+    for option in (
+        "echo_cancellation",
+        "noise_suppression",
+        "high_pass_filter",
+        "auto_gain_control",
+    ):
         calls[f"apm_{option}"] = lambda a, j, o=option: _apm(**{o: j})
     # joining with odd options (a guest joins the same room when they are accepted)
     for option in ("auto_subscribe", "dynacast", "adaptive_stream", "e2ee"):
         calls[f"room_{option}"] = lambda a, j, o=option: _join_guest(
             a, lkanyio.RoomOptions(**{o: j})
         )
-    for option in ("shared_key", "ratchet_salt", "ratchet_window_size", "failure_tolerance",
-                   "key_ring_size", "key_derivation_function"):
+    for option in (
+        "shared_key",
+        "ratchet_salt",
+        "ratchet_window_size",
+        "failure_tolerance",
+        "key_ring_size",
+        "key_derivation_function",
+    ):
         calls[f"e2ee_{option}"] = lambda a, j, o=option: _join_guest(
             a, lkanyio.RoomOptions(e2ee=lkanyio.E2EEOptions(**{o: j}))
         )
@@ -624,7 +632,6 @@ async def test_junk_everywhere_then_a_peer_still_hears_us(
     made = {name: report["tried"].get(name, 0) for name in calls}
     assert all(n >= len(FIXED_JUNK) for n in made.values()), made
     assert sum(report["accepted"].values()) > 0, report
-
 
 
 _UNPUBLISH_CHILD = """

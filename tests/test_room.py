@@ -14,6 +14,7 @@ from lkanyio.testing import list_participants, remove_participant
 
 pytestmark = pytest.mark.anyio
 
+
 @pytest.fixture(autouse=True)
 def _no_leaks_after() -> Any:
     yield
@@ -79,9 +80,11 @@ async def test_data_reliable_lossy_topic_and_text(
 async def test_data_destination_identities(
     server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:
-    async with joined(
-        server_info, token_factory, room_name, "alice", "bob", "carol"
-    ) as (alice, bob, carol):
+    async with joined(server_info, token_factory, room_name, "alice", "bob", "carol") as (
+        alice,
+        bob,
+        carol,
+    ):
         async with bob.events() as bob_events, carol.events() as carol_events:
             await alice.local_participant.publish_data(
                 b"for bob", destination_identities=["bob"], topic="private"
@@ -205,8 +208,9 @@ async def test_publishing_a_track_without_the_grant_is_a_publish_track_error(
         lp = alice.local_participant
         async with lkanyio.AudioSource(48_000, 1) as source:
             async with lkanyio.LocalAudioTrack.create_audio_track("mic", source) as track:
-                with anyio.fail_after(EVENT_WAIT), pytest.raises(
-                    lkanyio.PublishTrackError, match="timed out"
+                with (
+                    anyio.fail_after(EVENT_WAIT),
+                    pytest.raises(lkanyio.PublishTrackError, match="timed out"),
                 ):
                     await lp.publish_track(track)
         assert dict(lp.track_publications) == {}
@@ -260,9 +264,10 @@ async def test_transcription_from_an_agent_arrives_intact(
 ) -> None:
     # livekit-server forwards transcriptions only from agent participants
     # (pkg/rtc/participant.go: DataPacket_Transcription is dropped unless IsAgent()).
-    async with lkanyio.connect(
-        server_info.url, token_factory("agent", room_name, kind="agent")
-    ) as agent, lkanyio.connect(server_info.url, token_factory("bob", room_name)) as bob:
+    async with (
+        lkanyio.connect(server_info.url, token_factory("agent", room_name, kind="agent")) as agent,
+        lkanyio.connect(server_info.url, token_factory("bob", room_name)) as bob,
+    ):
         with anyio.fail_after(20):
             while "agent" not in bob.remote_participants:
                 await anyio.sleep(0.02)
@@ -329,9 +334,10 @@ async def test_waiting_for_a_subscriber_ends_when_the_track_or_room_goes(
     async with lkanyio.AudioSource(48_000, 1) as source:
         async with lkanyio.LocalAudioTrack.create_audio_track("mic", source) as track:
             with anyio.fail_after(EVENT_WAIT):
-                async with lkanyio.connect(
-                    server_info.url, token_factory("alone", room_name)
-                ) as room, anyio.create_task_group() as tg:
+                async with (
+                    lkanyio.connect(server_info.url, token_factory("alone", room_name)) as room,
+                    anyio.create_task_group() as tg,
+                ):
                     lp = room.local_participant
                     publication = await lp.publish_track(track)
                     tg.start_soon(wait, publication)
@@ -454,9 +460,7 @@ async def test_overflowing_subscriber_fails_loudly_and_others_are_unaffected(
         async with bob.events(max_buffered=3) as slow, bob.events() as fast:
             for i in range(6):
                 await alice.local_participant.publish_data(str(i), topic="burst")
-            received = [
-                (await next_event(fast, lkanyio.DataReceived)).data for _ in range(6)
-            ]
+            received = [(await next_event(fast, lkanyio.DataReceived)).data for _ in range(6)]
             assert received == [str(i).encode() for i in range(6)]
             assert slow.statistics().overflowed
             kept: list[Any] = []

@@ -71,7 +71,9 @@ def test_conversions_the_native_core_cannot_do_are_right() -> None:
     # I010 (10-bit samples): its strides count samples, not bytes.
     y, u, v = solid((200, 40, 90), 2, 2).convert(VBT.I420).data[3:6]
     i010 = lkanyio.VideoFrame(
-        W, H, VBT.I010,
+        W,
+        H,
+        VBT.I010,
         b"".join(
             struct.pack("<H", value << 2) * count
             for value, count in [(y, W * H), (u, W * H // 4), (v, W * H // 4)]
@@ -158,7 +160,9 @@ def _described(
     from lkanyio._video import planes
 
     info = video_frame_pb2.VideoBufferInfo(
-        type=int(frame.type), width=frame.width, height=frame.height  # type: ignore[arg-type]
+        type=int(frame.type),
+        width=frame.width,
+        height=frame.height,  # type: ignore[arg-type]
     )
     layout = planes(frame.type, frame.width, frame.height)
     if frame.type in (VBT.RGBA, VBT.BGRA, VBT.ARGB, VBT.ABGR, VBT.RGB24):
@@ -196,8 +200,10 @@ def test_a_misplaced_last_plane_of_a_contiguous_buffer_is_read_from_its_place() 
 
     for buffer_type in (VBT.I444, VBT.I420, VBT.I422):
         frame = lkanyio.VideoFrame(
-            6, 4, buffer_type, bytes(range(1, 1 + len(lkanyio.VideoFrame.create(
-                6, 4, buffer_type).data)))
+            6,
+            4,
+            buffer_type,
+            bytes(range(1, 1 + len(lkanyio.VideoFrame.create(6, 4, buffer_type).data))),
         )
         foreign = bytearray(b"\xee" * 4096)
         info, pinned = _described(frame, foreign, misplaced=2)
@@ -369,7 +375,8 @@ def read_phase(frame: lkanyio.VideoFrame) -> int | None:
         for x0 in (0.1, 0.6):
             colour = region_rgb(rgba, x0, x0 + 0.3, y0, y0 + 0.3)
             near = [
-                i for i, want in enumerate(PALETTE)
+                i
+                for i, want in enumerate(PALETTE)
                 if all(abs(a - b) <= 50 for a, b in zip(colour, want, strict=True))
             ]
             if not near:
@@ -473,9 +480,7 @@ async def test_quality_hints_choose_the_simulcast_layer(
             async with lkanyio.LocalVideoTrack.create_video_track("cam", source) as track:
                 await alice.local_participant.publish_track(
                     track,
-                    lkanyio.TrackPublishOptions(
-                        source=lkanyio.TrackSource.CAMERA, simulcast=True
-                    ),
+                    lkanyio.TrackPublishOptions(source=lkanyio.TrackSource.CAMERA, simulcast=True),
                 )
                 subscribed = await next_event(events, lkanyio.TrackSubscribed)
                 frame = solid((200, 40, 40), width, height)

@@ -75,7 +75,9 @@ def mean_rgb(frame):
     return [sum(data[i::4]) / n for i in range(3)]
 '''
 
-_CONVERT_CHILD = _COMMON + r'''
+_CONVERT_CHILD = (
+    _COMMON
+    + r"""
 for s in V:
     for d in V:
         for w, h in json.loads(sys.argv[1]):
@@ -92,9 +94,12 @@ for s in V:
                     emit(**case, outcome="ok", got=[out.width, out.height, out.type.name,
                                                     len(out.data)])
 emit(done=True)
-'''
+"""
+)
 
-_CAPTURE_CHILD = _COMMON + r'''
+_CAPTURE_CHILD = (
+    _COMMON
+    + r"""
 import anyio
 
 RGB = (200, 40, 90)
@@ -144,9 +149,12 @@ async def main():
     emit(done=True)
 
 anyio.run(main)
-'''
+"""
+)
 
-_STREAM_CHILD = _COMMON + r'''
+_STREAM_CHILD = (
+    _COMMON
+    + r"""
 import anyio
 from _util import crop_centred, seeded_frame
 
@@ -193,9 +201,12 @@ async def main():
     emit(done=True)
 
 anyio.run(main)
-'''
+"""
+)
 
-_PUBLISH_CHILD = _COMMON + r'''
+_PUBLISH_CHILD = (
+    _COMMON
+    + r"""
 import anyio
 
 async def main():
@@ -244,7 +255,8 @@ async def main():
     emit(done=True)
 
 anyio.run(main)
-'''
+"""
+)
 
 
 def run_child(code: str, *args: str) -> list[dict[str, Any]]:
@@ -321,8 +333,15 @@ def test_tiny_sources_publish_through_the_server(
     server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:
     # Simulcast layers scale the source down: none of them may reach zero pixels.
-    cases = [["RGBA", 4, 4], ["RGBA", 5, 7], ["I420", 4, 64], ["NV12", 64, 4], ["I010", 7, 5],
-             ["I444", 8, 8], ["ABGR", 4, 4]]
+    cases = [
+        ["RGBA", 4, 4],
+        ["RGBA", 5, 7],
+        ["I420", 4, 64],
+        ["NV12", 64, 4],
+        ["I010", 7, 5],
+        ["I444", 8, 8],
+        ["ABGR", 4, 4],
+    ]
     results = run_child(
         _PUBLISH_CHILD,
         server_info.url,

@@ -9,11 +9,36 @@ Used by lkanyio's own tests and demo, and usable in yours::
         token = make_token(server.info, identity="alice", room="r")
         ...
 
+    with LocalCluster(nodes=2) as cluster:   # one Redis, two livekit-server nodes sharing it
+        a, b = cluster.nodes
+        ...
+
 Needs ``livekit-api`` (the ``dev`` extra) for tokens and the RoomService helpers.
 """
 
 from __future__ import annotations
 
+__all__ = [
+    "NODE_IP",
+    "PEER_IP",
+    "SERVER_VERSION",
+    "LocalCluster",
+    "LocalRedis",
+    "LocalServer",
+    "ParticipantSnapshot",
+    "ServerInfo",
+    "create_room",
+    "enter_private_netns",
+    "external_server_from_env",
+    "list_participants",
+    "make_token",
+    "remove_participant",
+    "server_binary",
+]
+
+from ._cluster import LocalCluster as LocalCluster
+from ._cluster import LocalRedis as LocalRedis
+from ._cluster import create_room as create_room
 from ._server import NODE_IP as NODE_IP
 from ._server import PEER_IP as PEER_IP
 from ._server import SERVER_VERSION as SERVER_VERSION

@@ -157,7 +157,7 @@ def server_binary() -> Path:
 
 _CONFIG = """\
 port: {port}
-bind_addresses: ["{node_ip}", "127.0.0.1"]
+bind_addresses: [{bind_addresses}]
 rtc:
   tcp_port: {tcp_port}
   port_range_start: {udp_start}
@@ -168,7 +168,7 @@ keys:
   {api_key}: {api_secret}
 logging:
   level: info
-"""
+{extra}"""
 
 
 @final
@@ -179,8 +179,28 @@ class LocalServer:
     """
 
     def __init__(
-        self, *, node_ip: str = NODE_IP, port: int = 7880, binary: Path | None = None
+        self,
+        *,
+        node_ip: str = NODE_IP,
+        port: int = 7880,
+        binary: Path | None = None,
+        udp_ports: tuple[int, int] = (50000, 50999),
+        api_secret: str | None = None,
+        redis_address: str | None = None,
+        bind_loopback: bool = True,
     ) -> None:
+        """Prepare (not start) a server.
+
+        Args:
+            node_ip: the address it binds and advertises in ICE candidates.
+            port: its HTTP/WebSocket port; ``port + 1`` is its ICE-TCP port.
+            binary: the livekit-server binary (default: :func:`server_binary`).
+            udp_ports: the first and last UDP port of its WebRTC media range.
+            api_secret: the secret of key ``lkanyio`` (default: a fresh random one).
+            redis_address: ``host:port`` of a Redis shared with other nodes (a cluster node),
+                or ``None`` for a single node that keeps its state in memory.
+            bind_loopback: also listen on ``127.0.0.1`` (the port must then be free there).
+        """
         self.node_ip = node_ip
         self.port = port
         self.binary = binary or server_binary()
@@ -190,15 +210,18 @@ class LocalServer:
             url=f"ws://{node_ip}:{port}",
             http_url=f"http://{node_ip}:{port}",
             api_key="lkanyio",
-            api_secret=secrets.token_hex(24),
+            api_secret=api_secret or secrets.token_hex(24),
             node_ip=node_ip,
         )
+        binds = [node_ip, "127.0.0.1"] if bind_loopback else [node_ip]
         config = _CONFIG.format(
             port=port,
+            bind_addresses=", ".join(f'"{address}"' for address in binds),
             node_ip=node_ip,
             tcp_port=port + 1,
-            udp_start=50000,
-            udp_end=50999,
+            udp_start=udp_ports[0],
+            udp_end=udp_ports[1],
+            extra=f'redis:\n  address: "{redis_address}"\n' if redis_address else "",
             api_key=self.info.api_key,
             api_secret=self.info.api_secret,
         )
