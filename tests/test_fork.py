@@ -64,34 +64,40 @@ _SCRIPT = textwrap.dedent(
                     raise
 
             pids = []
-            with anyio.fail_after(60):
-                async with anyio.create_task_group() as tg:
-                    for round_ in range(FORKS):
-                        for _ in range(50):
-                            tg.start_soon(one)
-                        await anyio.sleep(0)
-                        pid = os.fork()
-                        if pid == 0:
-                            child_then_exit()
-                        pids.append(pid)
-                        await anyio.sleep(0.002)
-            hung = bad = 0
-            deadline = time.monotonic() + HANG
-            for pid in pids:
-                while True:
-                    got, status = os.waitpid(pid, os.WNOHANG)
+            try:
+                with anyio.fail_after(60):
+                    async with anyio.create_task_group() as tg:
+                        for round_ in range(FORKS):
+                            for _ in range(50):
+                                tg.start_soon(one)
+                            await anyio.sleep(0)
+                            pid = os.fork()
+                            if pid == 0:
+                                child_then_exit()
+                            pids.append(pid)
+                            await anyio.sleep(0.002)
+                hung = bad = 0
+                deadline = time.monotonic() + HANG
+                while pids:
+                    got, status = os.waitpid(pids[0], os.WNOHANG)
                     if got:
+                        pids.pop(0)
                         if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
                             bad += 1
                             print("child status", status, flush=True)
-                        break
-                    if time.monotonic() > deadline:
+                    elif time.monotonic() > deadline:
                         hung += 1
-                        os.kill(pid, signal.SIGKILL)
-                        os.waitpid(pid, 0)
-                        break
-                    time.sleep(0.01)
-            print(f"forks={len(pids)} hung={hung} bad={bad} answered={done} failed={failed}",
+                        stuck = pids.pop(0)
+                        os.kill(stuck, signal.SIGKILL)
+                        os.waitpid(stuck, 0)
+                    else:
+                        time.sleep(0.01)
+            finally:  # whatever failed, no child outlives this script
+                for pid in pids:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+            forks = FORKS
+            print(f"forks={forks} hung={hung} bad={bad} answered={done} failed={failed}",
                   flush=True)
             return 0 if hung == bad == failed == 0 and done == FORKS * 50 else 1
 
