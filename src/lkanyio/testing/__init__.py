@@ -20,6 +20,7 @@ from ._server import SERVER_VERSION as SERVER_VERSION
 from ._server import LocalServer as LocalServer
 from ._server import ParticipantSnapshot as ParticipantSnapshot
 from ._server import ServerInfo as ServerInfo
+from ._server import TokenFactory as TokenFactory
 from ._server import enter_private_netns as enter_private_netns
 from ._server import external_server_from_env as external_server_from_env
 from ._server import list_participants as list_participants

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, final
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, final
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -35,6 +35,7 @@ __all__ = [
     "LocalServer",
     "ParticipantSnapshot",
     "ServerInfo",
+    "TokenFactory",
     "enter_private_netns",
     "external_server_from_env",
     "list_participants",
@@ -105,6 +106,11 @@ def enter_private_netns(*, allow_threads: bool = False) -> str:
         _ip("link", "set", "lkv1", "up")
         _netns_ip = NODE_IP
         return NODE_IP
+
+
+def entered_netns() -> str | None:
+    """The server address if :func:`enter_private_netns` has run in this process, else ``None``."""
+    return _netns_ip
 
 
 @final
@@ -293,6 +299,14 @@ class LocalServer:
     ) -> None:
         self.stop()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class TokenFactory(Protocol):
+    """The ``livekit_token`` fixture of the pytest plugin: ``(identity, room=None, **grants)``."""
+
+    def __call__(self, identity: str, room: str | None = None, **grants: Any) -> str:
+        """A token for ``identity`` in ``room`` (default: the test's ``livekit_room_name``)."""
+        ...
 
 
 def make_token(
