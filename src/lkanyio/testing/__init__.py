@@ -4,12 +4,14 @@ Used by lkanyio's own tests and demo, and usable in yours::
 
     from lkanyio.testing import LocalServer, enter_private_netns, make_token
 
-    node_ip = enter_private_netns()          # first thing: before any thread starts; needs root
+    node_ip = enter_private_netns()          # first thing: before any thread starts
     with LocalServer(node_ip=node_ip) as server:
         token = make_token(server.info, identity="alice", room="r")
         ...
 
-Needs ``livekit-api`` (the ``dev`` extra) for tokens and the RoomService helpers.
+Without root, the namespace is inside a user namespace of its own (the kernel must allow them).
+Needs ``livekit-api`` (the ``dev`` extra) for tokens and the RoomService helpers.  The pytest
+plugin (``lkanyio.testing._plugin``, entry point ``lkanyio``) offers the same as fixtures.
 """
 
 from __future__ import annotations
