@@ -1,4 +1,4 @@
-"""Fixtures: every async test on asyncio and trio, and one real livekit-server per run.
+"""Fixtures: every async test on asyncio and trio, and one real livekit-server per run (the plugin).
 
 Unless LIVEKIT_URL/LIVEKIT_API_KEY/LIVEKIT_API_SECRET name an external server, the test process
 moves itself into a private network namespace at import (before any thread starts) and runs
@@ -9,9 +9,7 @@ integration tests never skip.
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
@@ -20,10 +18,10 @@ from lkanyio.testing import (
     LocalCluster,
     LocalServer,
     ServerInfo,
-    enter_private_netns,
+    TokenFactory,
     external_server_from_env,
-    make_token,
 )
+from lkanyio.testing._plugin import enter_namespace_unless_external
 
 # Property tests explore randomly on developer machines; in CI they replay a fixed sequence so
 # a run is reproducible (anything a random run finds is fixed and kept as a regression).
@@ -31,18 +29,11 @@ settings.register_profile("ci", derandomize=True, deadline=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-_EXTERNAL = external_server_from_env()
-_NODE_IP: str | None = None
-if _EXTERNAL is None:
-    try:
-        # A pytest-xdist worker has a thread reading its pipe from the controller; it never
-        # touches the network, so it may stay outside.  Each worker has its own namespace and
-        # its own livekit-server (the session fixture below), so workers never share state.
-        _NODE_IP = enter_private_netns(allow_threads="PYTEST_XDIST_WORKER" in os.environ)
-    except RuntimeError as exc:
-        raise pytest.UsageError(
-            f"cannot create the private network namespace the integration tests run in: {exc}"
-        ) from exc
+# The server fixtures are lkanyio's pytest plugin's (lkanyio.testing._plugin, loaded through its
+# entry point); the short names below are aliases.  Many tests start lkanyio's native core
+# without a server, in any order across the xdist workers, so the namespace is entered here, at
+# import, before any thread starts (for users the plugin's --livekit-netns does the same).
+enter_namespace_unless_external()
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -50,35 +41,21 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(scope="session")
-def livekit_server() -> Iterator[LocalServer | None]:
-    if _EXTERNAL is not None:
-        yield None
-        return
-    assert _NODE_IP is not None
-    with LocalServer(node_ip=_NODE_IP) as server:
-        yield server
+@pytest.fixture
+def local_server(livekit_local_server: LocalServer) -> LocalServer:
+    """The local server, for fault tests (skipped against an external one, failed in CI)."""
+    return livekit_local_server
 
 
 @pytest.fixture
-def local_server(livekit_server: LocalServer | None) -> LocalServer:
-    """The local server, for fault tests that kill it or cut its network namespace's link.
-
-    An external server (LIVEKIT_URL) allows neither: a developer's run skips these tests,
-    but CI must run them all, so there it is an error.
-    """
-    if livekit_server is None:
-        reason = "fault tests kill the server or cut its link: they need the local one"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return livekit_server
+def server_info(livekit_server_info: ServerInfo) -> ServerInfo:
+    return livekit_server_info
 
 
 @pytest.fixture(scope="session")
 def livekit_cluster() -> Iterator[LocalCluster | None]:
     """One Redis and two livekit-server nodes per worker, started by the first test that asks."""
-    if _EXTERNAL is not None:
+    if external_server_from_env() is not None:
         yield None
         return
     with LocalCluster(nodes=2) as cluster:
@@ -99,35 +76,19 @@ def cluster(livekit_cluster: LocalCluster | None) -> LocalCluster:
 
 
 @pytest.fixture
-def server_info(livekit_server: LocalServer | None) -> ServerInfo:
-    if livekit_server is None:
-        assert _EXTERNAL is not None
-        return _EXTERNAL
-    if not livekit_server.running:  # a fault test killed it: bring it back for the next test
-        livekit_server.start()
-    return livekit_server.info
+def token_factory(livekit_token: TokenFactory) -> TokenFactory:
+    return livekit_token
 
 
 @pytest.fixture
-def token_factory(server_info: ServerInfo) -> Callable[..., str]:
-    def make(identity: str, room: str, **grants: Any) -> str:
-        return make_token(server_info, identity=identity, room=room, **grants)
-
-    return make
-
-
-@pytest.fixture
-def room_name() -> str:
-    return f"test-{uuid.uuid4().hex[:12]}"
+def room_name(livekit_room_name: str) -> str:
+    return livekit_room_name
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
-    server = item.funcargs.get("livekit_server") if hasattr(item, "funcargs") else None
-    if report.failed and isinstance(server, LocalServer):
-        report.sections.append(("livekit-server log (tail)", server.log_tail()))
     cluster = item.funcargs.get("cluster") if hasattr(item, "funcargs") else None
     if report.failed and isinstance(cluster, LocalCluster):
         for name, tail in cluster.log_tails():

@@ -4,7 +4,7 @@ Used by lkanyio's own tests and demo, and usable in yours::
 
     from lkanyio.testing import LocalServer, enter_private_netns, make_token
 
-    node_ip = enter_private_netns()          # first thing: before any thread starts; needs root
+    node_ip = enter_private_netns()          # first thing: before any thread starts
     with LocalServer(node_ip=node_ip) as server:
         token = make_token(server.info, identity="alice", room="r")
         ...
@@ -13,7 +13,9 @@ Used by lkanyio's own tests and demo, and usable in yours::
         a, b = cluster.nodes
         ...
 
-Needs ``livekit-api`` (the ``dev`` extra) for tokens and the RoomService helpers.
+Without root, the namespace is inside a user namespace of its own (the kernel must allow them).
+Needs ``livekit-api`` (the ``dev`` extra) for tokens and the RoomService helpers.  The pytest
+plugin (``lkanyio.testing._plugin``, entry point ``lkanyio``) offers the same as fixtures.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = [
     "LocalServer",
     "ParticipantSnapshot",
     "ServerInfo",
+    "TokenFactory",
     "create_room",
     "enter_private_netns",
     "external_server_from_env",
@@ -45,6 +48,7 @@ from ._server import SERVER_VERSION as SERVER_VERSION
 from ._server import LocalServer as LocalServer
 from ._server import ParticipantSnapshot as ParticipantSnapshot
 from ._server import ServerInfo as ServerInfo
+from ._server import TokenFactory as TokenFactory
 from ._server import enter_private_netns as enter_private_netns
 from ._server import external_server_from_env as external_server_from_env
 from ._server import list_participants as list_participants

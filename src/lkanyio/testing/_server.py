@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, final
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, final
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -35,6 +35,7 @@ __all__ = [
     "LocalServer",
     "ParticipantSnapshot",
     "ServerInfo",
+    "TokenFactory",
     "enter_private_netns",
     "external_server_from_env",
     "list_participants",
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 _CLONE_NEWNET: Final = 0x40000000
+_CLONE_NEWUSER: Final = 0x10000000
 NODE_IP: Final = "10.213.7.1"
 """The address the server advertises (on the veth end ``lkv0``)."""
 PEER_IP: Final = "10.213.7.2"
@@ -63,6 +65,62 @@ def _ip(*args: str) -> None:
         raise RuntimeError(f"'ip {' '.join(args)}' failed: {result.stderr.strip()}")
 
 
+_NO_USERNS_HELP: Final = (
+    "run as root, or point LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET at a server you run"
+)
+
+
+def _unshare(flags: int) -> int:
+    """``unshare(flags)``: 0, or the errno (a seam: tests simulate a refusing kernel here)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    return 0 if libc.unshare(flags) == 0 else ctypes.get_errno()
+
+
+def _os_thread_count() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:  # pragma: no cover - no procfs
+        return threading.active_count()
+
+
+def _enter_user_and_netns() -> None:
+    """``unshare(CLONE_NEWUSER | CLONE_NEWNET)`` with the caller mapped to root inside.
+
+    Root inside a user namespace it created has every capability over the network namespace
+    created with it, so ``ip link add ... type veth`` works (measured: as ``nobody``,
+    ``unshare -Urn`` then veth and addresses work).  The kernel refuses a user namespace to a
+    process with several threads (EINVAL), and unprivileged ones where the administrator
+    disabled them.
+    """
+    uid, gid = os.geteuid(), os.getegid()
+    err = _unshare(_CLONE_NEWUSER | _CLONE_NEWNET)
+    if err == errno.EINVAL and _os_thread_count() > 1:
+        raise RuntimeError(
+            "without root, the namespace is a user namespace too, and the kernel refuses that "
+            "to a process with several threads: enter it before any thread starts (with "
+            "pytest-xdist: in the controller, which --livekit-netns does), or "
+            + _NO_USERNS_HELP
+        )
+    if err in (errno.EPERM, errno.EACCES, errno.ENOSPC, errno.EUSERS):
+        raise RuntimeError(
+            f"this kernel does not let unprivileged users create user namespaces "
+            f"(unshare(CLONE_NEWUSER): {os.strerror(err)}; see kernel.unprivileged_userns_clone, "
+            f"user.max_user_namespaces and kernel.apparmor_restrict_unprivileged_userns): "
+            + _NO_USERNS_HELP
+        )
+    if err:
+        raise RuntimeError(f"unshare(CLONE_NEWUSER | CLONE_NEWNET) failed: {os.strerror(err)}")
+    try:
+        Path("/proc/self/setgroups").write_text("deny")  # required before gid_map, unprivileged
+        Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
+        Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
+    except OSError as exc:
+        raise RuntimeError(
+            f"entered a user namespace but could not map this user to root in it ({exc}): "
+            + _NO_USERNS_HELP
+        ) from exc
+
+
 def enter_private_netns(*, allow_threads: bool = False) -> str:
     """Move this process into a new, private network namespace and return the server address.
 
@@ -71,13 +129,21 @@ def enter_private_netns(*, allow_threads: bool = False) -> str:
     starts the native core), so that every later thread lives in the namespace too.
     Idempotent.
 
+    As root (or root inside a user namespace) it is a plain ``unshare(CLONE_NEWNET)``.  As an
+    ordinary user it enters a new user namespace too, mapped to root inside (the process keeps
+    its files and uid outside), which needs a single-threaded process and a kernel that allows
+    unprivileged user namespaces.  Children inherit both namespaces, and as root inside they
+    can enter their own network namespace even with threads running (pytest-xdist workers).
+
     Args:
         allow_threads: enter even though other threads run.  They stay in the old namespace
             (only threads started afterwards inherit the new one), which is fine for threads
             that never use the network, such as a test runner's pipe reader (pytest-xdist).
+            Only as root: an ordinary user's process must be single-threaded.
 
     Raises:
-        RuntimeError: not root, threads already running, or the kernel refused.
+        RuntimeError: threads already running, or the kernel refused (the message says why and
+            names the alternatives: root, or an external server through ``LIVEKIT_URL``).
     """
     global _netns_ip
     with _netns_lock:
@@ -88,16 +154,11 @@ def enter_private_netns(*, allow_threads: bool = False) -> str:
                 "enter_private_netns() must run before any thread starts (call it first thing, "
                 "before lkanyio connects or creates sources)"
             )
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.unshare(_CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            hint = (
-                " (run as root, or point LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET "
-                "at a server you run)"
-                if err in (errno.EPERM, errno.EACCES)
-                else ""
-            )
-            raise RuntimeError(f"unshare(CLONE_NEWNET) failed: {os.strerror(err)}{hint}")
+        err = _unshare(_CLONE_NEWNET) if os.geteuid() == 0 else errno.EPERM
+        if err in (errno.EPERM, errno.EACCES):  # not root, or root without CAP_SYS_ADMIN
+            _enter_user_and_netns()
+        elif err:
+            raise RuntimeError(f"unshare(CLONE_NEWNET) failed: {os.strerror(err)}")
         _ip("link", "set", "lo", "up")
         _ip("link", "add", "lkv0", "type", "veth", "peer", "name", "lkv1")
         _ip("addr", "add", f"{NODE_IP}/24", "dev", "lkv0")
@@ -106,6 +167,11 @@ def enter_private_netns(*, allow_threads: bool = False) -> str:
         _ip("link", "set", "lkv1", "up")
         _netns_ip = NODE_IP
         return NODE_IP
+
+
+def entered_netns() -> str | None:
+    """The server address if :func:`enter_private_netns` has run in this process, else ``None``."""
+    return _netns_ip
 
 
 @final
@@ -317,6 +383,14 @@ class LocalServer:
     ) -> None:
         self.stop()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class TokenFactory(Protocol):
+    """The ``livekit_token`` fixture of the pytest plugin: ``(identity, room=None, **grants)``."""
+
+    def __call__(self, identity: str, room: str | None = None, **grants: Any) -> str:
+        """A token for ``identity`` in ``room`` (default: the test's ``livekit_room_name``)."""
+        ...
 
 
 def make_token(
