@@ -354,17 +354,19 @@ def _cmd_serve_local(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 return 128 + signal.SIGINT
             return result.returncode if result.returncode >= 0 else 128 - result.returncode
-        for name, value in env.items():
-            print(f"{name}={value}", flush=True)
-        print(
-            f"{PROG}: livekit-server is running in the private network namespace of process "
-            f"{os.getpid()}, reachable only from there: run clients with "
-            f"'{PROG} serve-local -- CMD ...' instead; Ctrl-C stops it",
-            file=sys.stderr,
-            flush=True,
-        )
+        # SIGTERM ends it normally from the moment the variables are out, so the handler goes
+        # in first (a caller that read them and signalled at once killed it with -15).
         previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
+            for name, value in env.items():
+                print(f"{name}={value}", flush=True)
+            print(
+                f"{PROG}: livekit-server is running in the private network namespace of process "
+                f"{os.getpid()}, reachable only from there: run clients with "
+                f"'{PROG} serve-local -- CMD ...' instead; Ctrl-C stops it",
+                file=sys.stderr,
+                flush=True,
+            )
             while True:
                 signal.pause()
         except KeyboardInterrupt:
