@@ -358,15 +358,15 @@ def _cmd_serve_local(args: argparse.Namespace) -> int:
         # in first (a caller that read them and signalled at once killed it with -15).
         previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
-            for name, value in env.items():
-                print(f"{name}={value}", flush=True)
-            print(
+            print(  # before the variables: a caller may signal as soon as it has read them
                 f"{PROG}: livekit-server is running in the private network namespace of process "
                 f"{os.getpid()}, reachable only from there: run clients with "
                 f"'{PROG} serve-local -- CMD ...' instead; Ctrl-C stops it",
                 file=sys.stderr,
                 flush=True,
             )
+            for name, value in env.items():
+                print(f"{name}={value}", flush=True)
             while True:
                 signal.pause()
         except KeyboardInterrupt:
