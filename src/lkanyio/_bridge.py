@@ -437,6 +437,7 @@ class Bridge:
         self._ffi = ffi
         self._lib = lib
         self._pid = os.getpid()
+        self._forked = False  # set in a child of fork(): read on the hot path instead of getpid()
         path = _library_path()
         err = ffi.new("char[]", 512)
         if lib.lk_shim_open(str(path).encode(), err, 512) != 0:
@@ -468,6 +469,7 @@ class Bridge:
         The shim protects its own queue lock and stops using the wakeup fd in the child; the
         child's requests fail in :meth:`_check_usable` with a clear error.
         """
+        self._forked = True
         self._driver_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._out = threading.local()
@@ -799,7 +801,7 @@ class Bridge:
         epoll set is shared with the parent, so it must not be unregistered either): it returns
         at once and leaves the wakeup fd to the parent.
         """
-        if self._disposed or self._pid != os.getpid():
+        if self._disposed or self._forked:  # a flag, not a getpid() syscall per wakeup
             return
         lib = self._lib
         lost = self._lost_out
