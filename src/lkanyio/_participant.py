@@ -640,7 +640,9 @@ class LocalParticipant(Participant):
           (about 1 call in 25 here) and the native call ends after 5 s with "request timeout"
           although the server applied the update.  So a change that the room's state shows is
           success without waiting for that answer.  An update the state already showed before
-          it was sent (a no-op) waits for the answer, so a refusal is never masked.
+          it was sent (a no-op) waits for the answer, so a refusal is never masked.  A lost
+          answer to a participant the server does not let update itself was a refusal (the
+          server answers every update), and is reported as one.
         """
         room = self._room
         answer: Any = None
@@ -663,7 +665,15 @@ class LocalParticipant(Participant):
         if answer is None:
             return  # the room shows the change (the abandoned answer is dropped if it comes)
         error = answer.error
-        if error and not (error.endswith(_LOST_ANSWER) and applied()):
+        if error and error.endswith(_LOST_ANSWER):
+            if not self.permissions.can_update_metadata:
+                raise LiveKitError(
+                    f"{what} failed: does not have permission to update own metadata "
+                    f"(the server's refusal was lost on the way; the native core said: {error})"
+                )
+            if await room._wait_state(applied, _UPDATE_SEEN_WAIT):
+                return
+        if error:
             raise LiveKitError(f"{what} failed: {error}")
         await room._wait_state(applied, _UPDATE_SEEN_WAIT)
 
