@@ -31,7 +31,7 @@ import sniffio
 
 from ._core import Correlator
 from ._errors import LiveKitError, NativeError, ResourceClosedError
-from ._proto import ffi_pb2, wheel_root
+from ._proto import carrier_version, ffi_pb2, wheel_root
 from ._streams import live_streams
 
 if TYPE_CHECKING:
@@ -51,9 +51,9 @@ _log = logging.getLogger("lkanyio")
 _native_log = logging.getLogger("lkanyio.native")
 
 SDK_NAME: Final = "python"
-"""What the native core reports to the server as the client SDK; the wire behaviour is the pinned
-wheel's, so its name and version are the honest ones to report."""
-SDK_VERSION: Final = "1.2.0"
+"""What the native core reports to the server as the client SDK; the wire behaviour is the carrier
+wheel's, so its name and installed version are the honest ones to report."""
+SDK_VERSION: Final = carrier_version()
 
 # Events keyed by a handle, and the field that carries it.  Every other event (but logs, panic and
 # the unused track_event) is an async callback carrying ``async_id``.
@@ -866,6 +866,12 @@ class Bridge:
         if self._disposed or self._pid != os.getpid():
             return 0
         return int(self._lib.lk_shim_stream_dropped(handle))
+
+    def stream_queued(self, handle: int) -> int:
+        """How many frame events of bounded stream ``handle`` the shim holds now."""
+        if self._disposed or self._pid != os.getpid():
+            return 0
+        return int(self._lib.lk_shim_stream_queued(handle))
 
     def _dispatch(self, data: Any) -> None:
         event = ffi_pb2.FfiEvent.FromString(data)
