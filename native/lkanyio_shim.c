@@ -318,6 +318,14 @@ uint64_t lk_shim_stream_dropped(uint64_t handle) {
     return dropped;
 }
 
+uint64_t lk_shim_stream_queued(uint64_t handle) {
+    pthread_mutex_lock(&q_lock);
+    lk_stream *st = find_stream(handle);
+    uint64_t queued = st ? st->queued : 0;
+    pthread_mutex_unlock(&q_lock);
+    return queued;
+}
+
 /* Called with q_lock held: unlink the oldest queued frame event of `st` from the queue. */
 static void unlink_oldest(lk_stream *st) {
     lk_event *ev = st->first;

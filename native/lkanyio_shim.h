@@ -37,6 +37,8 @@ int lk_shim_bound_stream(uint64_t stream, uint32_t bound, bool drop_oldest);
 uint64_t lk_shim_unbound_stream(uint64_t stream);
 /* Frames the shim dropped for a bounded stream so far. */
 uint64_t lk_shim_stream_dropped(uint64_t stream);
+/* Frame events of a bounded stream queued now (0 for a stream that is not bounded). */
+uint64_t lk_shim_stream_queued(uint64_t stream);
 /* For tests: queue an event as if the native core had sent it (on the caller's thread). */
 void lk_shim_inject(const uint8_t *data, size_t len);
 /* The wire parser, for tests: 1 and (stream, buffer) for a media frame event, else 0. */

@@ -534,27 +534,38 @@ async def test_the_shim_queue_bounds_a_drop_oldest_stream_while_the_loop_is_busy
         lkanyio.LocalVideoTrack.create_video_track("t", source) as track,
         lkanyio.VideoStream(track, max_buffered=2, overflow="drop_oldest") as stream,
     ):
+        bridge = lkanyio._bridge.get_bridge()
+        handle = stream._handle.id
+
+        def sample() -> tuple[int, int]:
+            # This stream's queued frames, and every other queued event but other streams'
+            # frames: a frame a previous test's released stream still gets from a native
+            # thread lands in the shared chain (counted by the global queued_frames; seen
+            # once under load as queued_frames 3 with this stream at its bound).
+            now, mine = lkanyio.statistics(), bridge.stream_queued(handle)
+            return mine, now.queued_events - (now.queued_frames - mine)
+
         before = lkanyio.statistics()
         rss_before = _rss_mb()
         most_queued = most_frames = 0
         for _ in range(300):
             source.capture_frame(frame)  # no checkpoint: the dispatcher cannot drain
-            now = lkanyio.statistics()
-            most_queued = max(most_queued, now.queued_events)
-            most_frames = max(most_frames, getattr(now, "queued_frames", now.queued_events))
+            frames, queued = sample()
+            most_frames, most_queued = max(most_frames, frames), max(most_queued, queued)
         settled = -1
         while settled != lkanyio.statistics().events_received:  # let in-flight frames land
             settled = lkanyio.statistics().events_received
             time.sleep(0.05)  # noqa: ASYNC251 - blocking on purpose: the loop must not drain
         busy = lkanyio.statistics()
-        most_queued = max(most_queued, busy.queued_events)
+        frames, queued = sample()
+        most_frames, most_queued = max(most_frames, frames), max(most_queued, queued)
         print(
             f"most queued {most_queued} ({most_frames} frames), queued at rest "
             f"{busy.queued_events}, received "
             f"{busy.events_received - before.events_received}, RSS {rss_before:.0f} -> "
             f"{_rss_mb():.0f} MB"
         )
-        assert most_frames <= 2, busy  # this stream's bound
+        assert 1 <= most_frames <= 2, busy  # this stream's bound
         # The rest are control events, never dropped: here the native stream's own WARN logs
         # ("native video stream queue overflow; dropped N queued frames", at N = 1, 100, 200).
         assert most_queued <= 2 + 4, busy
