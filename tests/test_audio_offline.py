@@ -105,9 +105,14 @@ async def local_track(
             yield source, track
 
 
-async def collect_until(stream: AudioStream, wanted: bytes, *, limit_s: float = 5.0) -> bytes:
-    """Receive until ``wanted`` appears in the concatenated samples (or ``limit_s`` of audio)."""
-    got = bytearray()
+async def collect_until(
+    stream: AudioStream, wanted: bytes, *, limit_s: float = 5.0, after: bytes = b""
+) -> bytes:
+    """Receive until ``wanted`` appears in the concatenated samples (or ``limit_s`` of audio).
+
+    ``after`` is what was already received: ``wanted`` may begin in it.
+    """
+    got = bytearray(after)
     limit = int(limit_s * stream.sample_rate * stream.num_channels * 2) + len(wanted)
     with anyio.fail_after(GUARD):
         async for event in stream:
@@ -201,7 +206,7 @@ async def test_stereo_samples_and_frame_size() -> None:
             first = await stream.receive()
             assert first.frame.num_channels == 2
             assert first.frame.samples_per_channel == 960  # 20 ms at 48 kHz
-            got = bytes(first.frame.data.cast("B")) + await collect_until(stream, pattern.tobytes())
+            got = await collect_until(stream, pattern.tobytes(), after=first.frame.data.cast("B"))
     assert pattern.tobytes() in got
 
 
@@ -404,15 +409,24 @@ def silence(ms: int) -> AudioFrame:
     return AudioFrame.create(sample_rate=RATE, num_channels=1, samples_per_channel=samples)
 
 
-async def where_played(stream: AudioStream, tags: list[int], *, limit_s: float = 6.0) -> list[int]:
-    """Receive until every tag has been heard; the offset of each (-1: not within ``limit_s``)."""
+async def where_played(
+    stream: AudioStream, tags: list[int], *, limit_s: float = 6.0, last: int | None = None
+) -> list[int]:
+    """Receive until every tag has been heard; the offset of each (-1: not within ``limit_s``).
+
+    With ``last``, receiving ends once that tag has been heard: the source plays in order, so a
+    tag queued before it that has not played by then never will.
+    """
     wanted = [tagged(n).data.tobytes() for n in tags]
+    final = None if last is None else tagged(last).data.tobytes()
     got = bytearray()
     limit = int(limit_s * RATE * 2)
     with anyio.fail_after(GUARD):
         async for event in stream:
             got += event.frame.data.cast("B")
             if all(got.find(w) >= 0 for w in wanted) or len(got) > limit:
+                break
+            if final is not None and got.find(final) >= 0:
                 break
     return [got.find(w) for w in wanted]
 
@@ -479,7 +493,7 @@ async def test_a_cancelled_waiter_leaves_the_queue_and_never_plays() -> None:
                 await anyio.wait_all_tasks_blocked()
                 scope.cancel()  # while it waits for its turn: it must not hold up tag 2
         assert caught == [True]
-        offsets = await where_played(stream, [1, 2])
+        offsets = await where_played(stream, [1, 2], last=2)  # 1 was queued before 2
     assert offsets[1] >= 0
     assert offsets[0] == -1  # withdrawn before it reached the native core
 
