@@ -32,12 +32,12 @@ import lkanyio.testing
 from _util import assert_no_leaks
 from lkanyio.testing import ServerInfo, make_token
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 
 
 def _public_names(module: types.ModuleType) -> list[str]:
-    """The names ``tests/test_exports.py`` calls public (the package defines no ``__all__``)."""
+    """The names tests/unit/test_exports.py calls public (the package defines no ``__all__``)."""
     return sorted(
         name
         for name in dir(module)

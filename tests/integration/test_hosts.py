@@ -18,7 +18,7 @@ import pytest
 
 from hosts_scenario import HOSTS
 
-SCENARIO = Path(__file__).with_name("hosts_scenario.py")
+SCENARIO = Path(__file__).resolve().parents[1] / "hosts_scenario.py"
 CHILD_WAIT = 240.0
 """A hang guard for one child (several scenario runs), never a timing assertion."""
 

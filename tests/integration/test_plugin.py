@@ -15,7 +15,7 @@ from lkanyio.testing import _plugin
 
 RUN_WAIT = 120.0
 """Upper bound for one child pytest run (a hang guard, never a timing assertion)."""
-EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "test_with_livekit.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "test_with_livekit.py"
 
 NAMESPACE_PROBE = '''
 import os

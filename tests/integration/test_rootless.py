@@ -21,7 +21,7 @@ from lkanyio.testing import server_binary
 
 RUN_WAIT = 120.0
 """Upper bound for one child (a hang guard, never a timing assertion)."""
-EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "test_with_livekit.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "test_with_livekit.py"
 
 
 def _real_root() -> bool:
@@ -50,9 +50,12 @@ def home() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _as_nobody(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _as_nobody(
+    home: Path, *args: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "PYTEST_"))}
     env.update(HOME=str(home), LKANYIO_SERVER_BIN=str(home / "livekit-server"))
+    env.update(extra_env or {})
     return subprocess.run(
         ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", *args],
         cwd=home,
@@ -126,3 +129,27 @@ def test_a_process_with_threads_cannot_enter_without_root_and_is_told_why(home: 
     message = result.stderr.strip().splitlines()[-1]
     assert "refuses that to a process with several threads" in message, message
     assert "before any thread starts" in message
+
+
+
+UNIT = Path(__file__).resolve().parents[1] / "unit"
+IN_PROCESS_UNIT_TESTS = ["test_shim_queue.py", "test_threads.py"]
+"""Unit tests that start no further Python: this machine's interpreter lives under /root (mode
+700), which ``setpriv`` can exec but an unprivileged process cannot exec again."""
+
+
+def test_the_unit_suite_needs_no_root_namespace_or_server(home: Path) -> None:
+    # Collecting tests/unit imports every unit module and tests/conftest.py but never the
+    # integration conftest that enters the namespace; then some run, native core included.
+    root = UNIT.parents[1]
+    pytest_ = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
+               "--rootdir", str(root), "-c", str(root / "pyproject.toml")]  # fmt: skip
+    env = {"HYPOTHESIS_STORAGE_DIRECTORY": str(home / "hypothesis")}  # the checkout is root's
+    collected = _as_nobody(home, *pytest_, "--collect-only", "-q", str(UNIT), extra_env=env)
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    assert "tests/unit/test_audio_offline.py::" in collected.stdout
+    tests = [str(UNIT / name) for name in IN_PROCESS_UNIT_TESTS]
+    ran = _as_nobody(home, *pytest_, "-q", *tests, extra_env=env)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert " passed in " in ran.stdout
+    assert "failed" not in ran.stdout

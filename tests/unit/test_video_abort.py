@@ -9,13 +9,9 @@ ValueError/NativeError before anything could abort.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-from typing import Any
 
-from _util import EVENT_WAIT, TokenFactory
+from _children import _COMMON, run_child
+from _util import EVENT_WAIT
 from lkanyio import VideoBufferType as VBT
 from lkanyio._video import planes
 
@@ -33,47 +29,6 @@ USED_TO_ABORT = {
     (VBT.NV12, VBT.NV12),
 }
 
-_COMMON = r'''
-import json, os, struct, sys
-import lkanyio
-from lkanyio import VideoBufferType as V
-
-def emit(**fields):
-    print(json.dumps(fields), flush=True)
-
-def outcome(exc):
-    return type(exc).__name__ if isinstance(exc, (ValueError, lkanyio.NativeError)) else repr(exc)
-
-def solid(t, w, h, rgb):
-    """A frame of one colour in layout t (YUV values from the native RGBA->I420)."""
-    r, g, b = rgb
-    cw, ch = (w + 1) // 2, (h + 1) // 2
-    packed = {V.RGBA: [r, g, b, 255], V.ABGR: [255, b, g, r], V.ARGB: [255, r, g, b],
-              V.BGRA: [b, g, r, 255], V.RGB24: [r, g, b]}
-    if t in packed:
-        return lkanyio.VideoFrame(w, h, t, bytes(packed[t]) * (w * h))
-    yuv = lkanyio.VideoFrame(2, 2, V.RGBA, bytes([r, g, b, 255]) * 4).convert(V.I420).data
-    y, u, v = yuv[0], yuv[4], yuv[5]
-    planes = {
-        V.I420: [(y, w * h), (u, cw * ch), (v, cw * ch)],
-        V.I420A: [(y, w * h), (u, cw * ch), (v, cw * ch), (255, w * h)],
-        V.I422: [(y, w * h), (u, cw * h), (v, cw * h)],
-        V.I444: [(y, w * h), (u, w * h), (v, w * h)],
-    }
-    if t in planes:
-        data = b"".join(bytes([value]) * n for value, n in planes[t])
-    elif t == V.NV12:
-        data = bytes([y]) * (w * h) + bytes([u, v]) * (cw * ch)
-    else:  # I010: 10-bit little-endian samples
-        data = b"".join(struct.pack("<H", value << 2) * n
-                        for value, n in [(y, w * h), (u, cw * ch), (v, cw * ch)])
-    return lkanyio.VideoFrame(w, h, t, data)
-
-def mean_rgb(frame):
-    rgba = frame.convert(V.RGBA)
-    data, n = rgba.data, rgba.width * rgba.height
-    return [sum(data[i::4]) / n for i in range(3)]
-'''
 
 _CONVERT_CHILD = (
     _COMMON
@@ -204,85 +159,6 @@ anyio.run(main)
 """
 )
 
-_PUBLISH_CHILD = (
-    _COMMON
-    + r"""
-import anyio
-
-async def main():
-    url, alice_token, bob_token = sys.argv[1:4]
-    cases = json.loads(sys.argv[4])
-    async with (
-        lkanyio.connect(url, alice_token) as alice,
-        lkanyio.connect(url, bob_token) as bob,
-        bob.events() as events,
-        anyio.create_task_group() as tg,
-    ):
-        received = {}
-        async def publish(index, t, w, h):
-            async with (
-                lkanyio.VideoSource(w, h) as source,
-                lkanyio.LocalVideoTrack.create_video_track(f"t{index}", source) as track,
-            ):
-                await alice.local_participant.publish_track(track)
-                frame = solid(V[t], w, h, (30, 200, 40))
-                while True:
-                    source.capture_frame(frame)
-                    await anyio.sleep(1 / 15)
-
-        async def receive(track):
-            async with lkanyio.VideoStream(track) as stream:
-                async for event in stream:
-                    index = int(track.name[1:])
-                    received[index] = [event.frame.width, event.frame.height]
-                    return
-
-        for index, (t, w, h) in enumerate(cases):
-            tg.start_soon(publish, index, t, w, h)
-        with anyio.fail_after(float(sys.argv[5])):
-            subscribed = 0
-            async for event in events:
-                if isinstance(event, lkanyio.TrackSubscribed):
-                    tg.start_soon(receive, event.track)
-                    subscribed += 1
-                    if subscribed == len(cases):
-                        break
-            while len(received) < len(cases):
-                await anyio.sleep(0.05)
-        for index, case in enumerate(cases):
-            emit(case=case, got=received[index])
-        tg.cancel_scope.cancel()
-    emit(done=True)
-
-anyio.run(main)
-"""
-)
-
-
-def run_child(code: str, *args: str) -> list[dict[str, Any]]:
-    """Run ``code`` in a fresh interpreter; fail (naming the case) if it died or failed."""
-    proc = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        timeout=600,  # a hang guard only
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines or lines[-1] != {"done": True}:
-        started = [line["start"] for line in lines if "start" in line]
-        how = (
-            f"killed by {signal.Signals(-proc.returncode).name}"
-            if proc.returncode < 0
-            else f"exit status {proc.returncode}"
-        )
-        raise AssertionError(
-            f"the child {how} during {started[-1] if started else 'setup'}:\n"
-            + "\n".join(proc.stderr.splitlines()[-25:])
-        )
-    return [line for line in lines if "outcome" in line or "case" in line]
-
-
 def test_no_conversion_aborts() -> None:
     results = run_child(_CONVERT_CHILD, json.dumps(SIZES))
     assert len(results) == len(VBT) ** 2 * len(SIZES) * 2
@@ -327,32 +203,3 @@ def test_every_layout_passes_through_a_stream_intact() -> None:
     assert len(results) == len(VBT) * len(STREAM_SIZES)
     bad = [r for r in results if r["outcome"] != "ok"]
     assert not bad, bad
-
-
-def test_tiny_sources_publish_through_the_server(
-    server_info: Any, token_factory: TokenFactory, room_name: str
-) -> None:
-    # Simulcast layers scale the source down: none of them may reach zero pixels.
-    cases = [
-        ["RGBA", 4, 4],
-        ["RGBA", 5, 7],
-        ["I420", 4, 64],
-        ["NV12", 64, 4],
-        ["I010", 7, 5],
-        ["I444", 8, 8],
-        ["ABGR", 4, 4],
-    ]
-    results = run_child(
-        _PUBLISH_CHILD,
-        server_info.url,
-        token_factory("alice", room_name),
-        token_factory("bob", room_name),
-        json.dumps(cases),
-        str(EVENT_WAIT),
-    )
-    assert [r["case"] for r in results] == cases
-    for r in results:
-        _t, w, h = r["case"]
-        got_w, got_h = r["got"]
-        assert 0 < got_w <= w, r
-        assert 0 < got_h <= h, r

@@ -91,7 +91,7 @@ def test_every_public_name_is_visible_to_mypy_strict(tmp_path: Path) -> None:
         + "".join(f"import lkanyio.{name}\n" for name in SUBMODULES)
         + "".join(f"_{i} = lkanyio.{name}\n" for i, name in enumerate(PUBLIC))
     )
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     stdout, stderr, status = api.run(
         [
             "--strict",

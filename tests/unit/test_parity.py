@@ -19,7 +19,7 @@ import pytest
 
 import lkanyio
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ROW = re.compile(r"^\| `(?P<name>[^`]+)` \| (?P<lkanyio>.*?) \| (?P<notes>.*?) \|$")
 COUNTERPARTS = re.compile(r"^`lkanyio\.[\w.]+`(, `lkanyio\.[\w.]+`)*$")
 NOT_YET = re.compile(r"^not yet \(issue \d+\)$")
