@@ -117,16 +117,17 @@ async def test_byte_stream_total_size_and_closing_attributes(
                 assert writer.info is not None
                 assert writer.info.total_length == writer.info.size == 6
                 await writer.write(b"abc")
+                with anyio.fail_after(EVENT_WAIT):
+                    reader = await readers.receive()
+                # Still open: the reader shows the opening attributes only.
+                assert reader.info.size == 6
+                assert dict(reader.info.attributes) == {"stage": "open", "a": "1"}
                 await writer.write(b"def")
                 await writer.aclose(attributes={"stage": "done", "sha": "ok"})
                 await writer.aclose()  # closing again does nothing
                 with pytest.raises(lkanyio.ResourceClosedError):
                     await writer.write(b"late")
-            with anyio.fail_after(EVENT_WAIT):
-                reader = await readers.receive()
             async with reader:
-                assert reader.info.size == 6
-                assert dict(reader.info.attributes) == {"stage": "open", "a": "1"}
                 with anyio.fail_after(EVENT_WAIT):
                     assert await reader.read_all() == b"abcdef"
                 # The closing attributes arrive with the end and win over the opening ones.
