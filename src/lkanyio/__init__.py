@@ -87,6 +87,7 @@ from ._track import RemoteAudioTrack as RemoteAudioTrack
 from ._track import RemoteTrack as RemoteTrack
 from ._track import RemoteVideoTrack as RemoteVideoTrack
 from ._track import Track as Track
+from ._track_permissions import ParticipantTrackPermission as ParticipantTrackPermission
 from ._types import ConnectionQuality as ConnectionQuality
 from ._types import ConnectionState as ConnectionState
 from ._types import DataPacketKind as DataPacketKind

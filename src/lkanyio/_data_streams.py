@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from os import PathLike, fspath
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, final
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, final
 import anyio
 
 from ._bridge import OwnedHandle, get_bridge
-from ._checks import check_identities, check_str
+from ._checks import check_bool, check_identities, check_str, check_uint
 from ._errors import LiveKitError, ResourceClosedError
 from ._proto import ffi_pb2
 from ._streams import EventStream
@@ -66,7 +66,19 @@ class DataStreamOverflowError(DataStreamError):
 @final
 @dataclass(frozen=True)
 class TextStreamInfo:
-    """What a text stream says about itself."""
+    """What a text stream says about itself.
+
+    Attributes:
+        stream_id: the stream's id (chosen by the sender, or generated).
+        topic: the topic it was sent on.
+        mime_type: ``text/plain`` unless the sender said otherwise.
+        timestamp: when it was opened, in milliseconds since the epoch.
+        total_length: its size in bytes when the sender announced it, else ``None``.
+        attributes: the sender's attributes; on a reader, once the stream has ended, also
+            the attributes the sender gave when closing it.
+        reply_to_id: the id of the stream this one answers, or ``None``.
+        attachments: ids of the byte streams sent along with this one.
+    """
 
     stream_id: str
     topic: str
@@ -74,12 +86,30 @@ class TextStreamInfo:
     timestamp: int
     total_length: int | None
     attributes: Mapping[str, str]
+    reply_to_id: str | None = None
+    attachments: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> int | None:
+        """The same as :attr:`total_length` (``livekit.rtc``'s name for it)."""
+        return self.total_length
 
 
 @final
 @dataclass(frozen=True)
 class ByteStreamInfo:
-    """What a byte stream says about itself (``name`` is the file name for files)."""
+    """What a byte stream says about itself (``name`` is the file name for files).
+
+    Attributes:
+        stream_id: the stream's id (chosen by the sender, or generated).
+        topic: the topic it was sent on.
+        mime_type: the content's MIME type.
+        timestamp: when it was opened, in milliseconds since the epoch.
+        total_length: its size in bytes when the sender announced it, else ``None``.
+        attributes: the sender's attributes; on a reader, once the stream has ended, also
+            the attributes the sender gave when closing it.
+        name: the file name (``"unknown"`` when the sender gave none).
+    """
 
     stream_id: str
     topic: str
@@ -88,6 +118,11 @@ class ByteStreamInfo:
     total_length: int | None
     attributes: Mapping[str, str]
     name: str
+
+    @property
+    def size(self) -> int | None:
+        """The same as :attr:`total_length` (``livekit.rtc``'s name for it)."""
+        return self.total_length
 
 
 def _text_info(info: Any) -> TextStreamInfo:
@@ -98,6 +133,8 @@ def _text_info(info: Any) -> TextStreamInfo:
         timestamp=info.timestamp,
         total_length=info.total_length if info.HasField("total_length") else None,
         attributes=MappingProxyType(dict(info.attributes)),
+        reply_to_id=info.reply_to_stream_id or None,
+        attachments=tuple(info.attached_stream_ids),
     )
 
 
@@ -136,6 +173,9 @@ class _Inbox(Generic[T]):
         self.limit = limit
         self.buffered = 0
         self.taken = False  # the native core owns the reader (see start)
+        # What the writer gave when closing (the native core sends them in the stream's
+        # trailer and hands them over with the end of stream).
+        self.trailer: dict[str, str] = {}
         # Bounded by bytes in the sink; a chunk counts at least 1 byte, so never by this.
         self.chunks: EventStream[T] = EventStream(
             max_buffered=limit + 1, overflow="fail", what=f"{kind} stream chunks"
@@ -176,6 +216,7 @@ class _Inbox(Generic[T]):
                 self.chunks.send_nowait(content)
         elif which == "eos":
             get_bridge().unbind(self.handle.id)
+            self.trailer = dict(message.eos.attributes)
             error = message.eos.error.description if message.eos.HasField("error") else ""
             self.chunks.end(DataStreamError(error) if error else None)
 
@@ -208,6 +249,7 @@ class _Reader(Generic[T]):
 
     def __init__(self, owned: Any, sender_identity: str, max_buffered_bytes: int) -> None:
         self.sender_identity = sender_identity
+        """The identity of the participant who sent the stream."""
         self._inbox: _Inbox[T] = _Inbox(owned.handle.id, self._kind, max_buffered_bytes)
         self._consumed = False
         self._inbox.start()
@@ -261,6 +303,13 @@ class _Reader(Generic[T]):
         empty: T = "" if self._kind == "text" else b""  # type: ignore[assignment]
         return empty.join(parts)
 
+    def _ended_info(self, info: Any) -> Any:
+        """``info`` with the attributes the writer gave when closing (once they arrived)."""
+        trailer = self._inbox.trailer
+        if not trailer:
+            return info
+        return replace(info, attributes=MappingProxyType({**info.attributes, **trailer}))
+
     def close(self) -> None:
         """Stop reading and free the reader (idempotent)."""
         self._inbox.release()
@@ -300,8 +349,18 @@ class TextStreamReader(_Reader[str]):
     _kind: Kind = "text"
 
     def __init__(self, owned: Any, sender_identity: str, max_buffered_bytes: int) -> None:
-        self.info = _text_info(owned.info)
+        self._info = _text_info(owned.info)
         super().__init__(owned, sender_identity, max_buffered_bytes)
+
+    @property
+    def info(self) -> TextStreamInfo:
+        """What the stream says about itself.
+
+        Once the stream has ended, its attributes include those the sender gave when closing
+        it (``TextStreamWriter.aclose(attributes=...)``), which win over the opening ones.
+        """
+        info: TextStreamInfo = self._ended_info(self._info)
+        return info
 
 
 @final
@@ -316,8 +375,18 @@ class ByteStreamReader(_Reader[bytes]):
     _kind: Kind = "byte"
 
     def __init__(self, owned: Any, sender_identity: str, max_buffered_bytes: int) -> None:
-        self.info = _byte_info(owned.info)
+        self._info = _byte_info(owned.info)
         super().__init__(owned, sender_identity, max_buffered_bytes)
+
+    @property
+    def info(self) -> ByteStreamInfo:
+        """What the stream says about itself.
+
+        Once the stream has ended, its attributes include those the sender gave when closing
+        it (``ByteStreamWriter.aclose(attributes=...)``), which win over the opening ones.
+        """
+        info: ByteStreamInfo = self._ended_info(self._info)
+        return info
 
 
 class _Subscription:
@@ -356,6 +425,16 @@ class _Subscription:
         self.delivered.clear()
 
 
+def _attributes(out: Any, attributes: Mapping[str, str] | None) -> None:
+    """Check ``attributes`` and copy them into the protobuf map ``out``."""
+    if attributes is None:
+        return
+    if not isinstance(attributes, Mapping):
+        raise TypeError(f"attributes must map str to str, not {type(attributes).__name__}")
+    for key, value in attributes.items():
+        out[check_str("an attribute key", key)] = check_str("an attribute value", value)
+
+
 def _options(
     out: Any,
     *,
@@ -364,59 +443,58 @@ def _options(
     destination_identities: Sequence[str],
     name: str | None = None,
     mime_type: str | None = None,
+    stream_id: str | None = None,
+    reply_to_id: str | None = None,
+    attachments: Sequence[str] = (),
+    total_size: int | None = None,
+    compress: bool | None = None,
+    sender_identity: str | None = None,
 ) -> None:
-    """Check the options every outgoing stream shares and write them into ``out``."""
+    """Check the options of an outgoing stream and write them into ``out``.
+
+    Options a kind of stream does not have (``reply_to_id`` and ``attachments`` for bytes,
+    ``total_size`` for text) are never passed for it.
+    """
     out.topic = check_str("topic", topic)
     out.destination_identities.extend(check_identities(destination_identities))
-    if attributes is not None:
-        if not isinstance(attributes, Mapping):
-            raise TypeError(f"attributes must map str to str, not {type(attributes).__name__}")
-        for key, value in attributes.items():
-            out.attributes[check_str("an attribute key", key)] = check_str(
-                "an attribute value", value
-            )
+    _attributes(out.attributes, attributes)
     if name is not None:
         out.name = check_str("name", name)
     if mime_type is not None:
         out.mime_type = check_str("mime_type", mime_type)
+    if stream_id is not None:
+        # Measured: an empty id makes the native core generate one, as when none is given.
+        out.id = check_str("stream_id", stream_id)
+    if reply_to_id is not None:
+        out.reply_to_stream_id = check_str("reply_to_id", reply_to_id)
+    if isinstance(attachments, (str, bytes)):
+        raise TypeError("attachments must be a sequence of stream ids, not one string")
+    for attachment in attachments:
+        out.attached_stream_ids.append(check_str("an attachment's stream id", attachment))
+    if total_size is not None:
+        out.total_length = check_uint("total_size", total_size, bits=64)
+    if compress is not None:
+        out.compress = check_bool("compress", compress)
+    if sender_identity is not None:
+        out.sender_identity = check_str("sender_identity", sender_identity)
 
 
-async def send_text(
-    lp: LocalParticipant,
-    text: str,
-    *,
-    topic: str,
-    attributes: Mapping[str, str] | None,
-    destination_identities: Sequence[str],
-) -> TextStreamInfo:
-    """See ``LocalParticipant.send_text``."""
+async def send_text(lp: LocalParticipant, text: str, **options: Any) -> TextStreamInfo:
+    """See ``LocalParticipant.send_text`` (``options`` are :func:`_options`'s)."""
     req = lp._request()
     msg = req.send_text
     msg.local_participant_handle = lp._handle.id
     msg.text = check_str("text", text)
-    _options(
-        msg.options,
-        topic=topic,
-        attributes=attributes,
-        destination_identities=destination_identities,
-    )
+    _options(msg.options, **options)
     cb = await get_bridge().request_async(req)
     _check_error(cb, "send_text")
     return _text_info(cb.info)
 
 
 async def send_bytes(
-    lp: LocalParticipant,
-    data: bytes | str | PathLike[str],
-    *,
-    is_file: bool,
-    topic: str,
-    name: str | None,
-    mime_type: str | None,
-    attributes: Mapping[str, str] | None,
-    destination_identities: Sequence[str],
+    lp: LocalParticipant, data: bytes | str | PathLike[str], *, is_file: bool, **options: Any
 ) -> ByteStreamInfo:
-    """See ``LocalParticipant.send_bytes`` / ``send_file``."""
+    """See ``LocalParticipant.send_bytes`` / ``send_file`` (``options``: :func:`_options`)."""
     req = lp._request()
     msg: Any
     if is_file:
@@ -433,14 +511,7 @@ async def send_bytes(
     else:
         raise TypeError("send_bytes takes bytes")
     msg.local_participant_handle = lp._handle.id
-    _options(
-        msg.options,
-        topic=topic,
-        attributes=attributes,
-        destination_identities=destination_identities,
-        name=name,
-        mime_type=mime_type,
-    )
+    _options(msg.options, **options)
     cb = await get_bridge().request_async(req)
     _check_error(cb, "send_file" if is_file else "send_bytes")
     return _byte_info(cb.info)
@@ -449,27 +520,19 @@ async def send_bytes(
 class _Writer(Generic[T]):
     """An outgoing stream: ``await writer.write(chunk)``; leaving ``async with`` closes it.
 
-    Chunks arrive in order.  Leaving the block on an exception closes the stream with that
-    exception's type name as the reason, so readers see it end with an error, not a short
-    stream that looks complete.
+    Chunks arrive in order.  Leaving the block closes the stream; :meth:`aclose` closes it
+    earlier, with attributes for the readers.  Leaving the block on an exception closes the
+    stream with that exception's type name as the reason, so readers see it end with an
+    error, not a short stream that looks complete.
     """
 
     _kind: Kind
 
-    def __init__(
-        self,
-        lp: LocalParticipant,
-        *,
-        topic: str,
-        attributes: Mapping[str, str] | None,
-        destination_identities: Sequence[str],
-        name: str | None = None,
-        mime_type: str | None = None,
-    ) -> None:
+    def __init__(self, lp: LocalParticipant, **options: Any) -> None:
         self._lp = lp
         self._handle: OwnedHandle | None = None
         self._entered = False
-        self._options = (topic, attributes, destination_identities, name, mime_type)
+        self._options = options
 
     def _adopt_info(self, info: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -481,18 +544,10 @@ class _Writer(Generic[T]):
         if self._entered:
             raise LiveKitError("a stream writer can be entered once")
         self._entered = True
-        topic, attributes, destinations, name, mime_type = self._options
         req = self._lp._request()
         msg = getattr(req, f"{self._kind}_stream_open")
         msg.local_participant_handle = self._lp._handle.id
-        _options(
-            msg.options,
-            topic=topic,
-            attributes=attributes,
-            destination_identities=destinations,
-            name=name,
-            mime_type=mime_type,
-        )
+        _options(msg.options, **self._options)
 
         def adopt(cb: Any) -> OwnedHandle:
             _check_error(cb, f"opening the {self._kind} stream")
@@ -529,6 +584,8 @@ class _Writer(Generic[T]):
             LiveKitError: the writer is not open (use it inside ``async with``).
         """
         if self._handle is None:
+            if self._entered:
+                raise ResourceClosedError("this stream writer is closed")
             raise LiveKitError("use the writer inside 'async with'")
         req = ffi_pb2.FfiRequest()
         msg = getattr(req, f"{self._kind}_stream_write")
@@ -537,27 +594,60 @@ class _Writer(Generic[T]):
         cb = await get_bridge().request_async(req)
         _check_error(cb, "writing the stream")
 
+    async def aclose(
+        self, *, attributes: Mapping[str, str] | None = None, reason: str = ""
+    ) -> None:
+        """End the stream now (leaving ``async with`` afterwards does nothing more).
+
+        Args:
+            attributes: sent with the end of the stream; readers find them merged into their
+                ``info.attributes`` once the stream has ended (they win over the opening
+                attributes with the same key).
+            reason: a non-empty reason ends the stream with an error for the readers (their
+                read raises :class:`DataStreamError` with it).
+
+        The close is shielded from cancellation for at most a few seconds, so the native
+        stream is always released.  Closing a closed writer does nothing.
+
+        Raises:
+            DataStreamError: the native core or the server refused to close the stream.
+            LiveKitError: the writer was never opened (use it inside ``async with``).
+        """
+        if self._handle is None:
+            if self._entered:
+                return
+            raise LiveKitError("use the writer inside 'async with'")
+        req = ffi_pb2.FfiRequest()
+        msg = getattr(req, f"{self._kind}_stream_close")
+        msg.reason = check_str("reason", reason)
+        _attributes(msg.attributes, attributes)
+        await self._close(req, check=True)
+
+    async def _close(self, req: Any, *, check: bool) -> None:
+        """Send the prepared close request ``req`` for this writer, then release it."""
+        handle, self._handle = self._handle, None
+        if handle is None:
+            return
+        try:
+            with anyio.move_on_after(_CLOSE_WAIT, shield=True):
+                getattr(req, f"{self._kind}_stream_close").writer_handle = handle.id
+                cb = await get_bridge().request_async(req)
+                if check:
+                    _check_error(cb, "closing the stream")
+        finally:
+            handle.close()
+
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        handle, self._handle = self._handle, None
-        if handle is None:
-            return
-        try:
-            with anyio.move_on_after(_CLOSE_WAIT, shield=True):
-                req = ffi_pb2.FfiRequest()
-                msg = getattr(req, f"{self._kind}_stream_close")
-                msg.writer_handle = handle.id
-                if exc is not None:
-                    msg.reason = type(exc).__name__
-                cb = await get_bridge().request_async(req)
-                if exc is None:
-                    _check_error(cb, "closing the stream")
-        finally:
-            handle.close()
+        req = ffi_pb2.FfiRequest()
+        msg = getattr(req, f"{self._kind}_stream_close")
+        if exc is not None:
+            msg.reason = type(exc).__name__
+        await self._close(req, check=exc is None)
 
 
 @final

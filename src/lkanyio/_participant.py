@@ -31,6 +31,7 @@ from ._publication import (
     TrackPublishOptions,
 )
 from ._rpc import RpcHandler, RpcServer, perform_rpc
+from ._track_permissions import ParticipantTrackPermission, set_track_subscription_permissions
 from ._types import ConnectionQuality, DisconnectReason, ParticipantKind, ParticipantState
 
 if TYPE_CHECKING:
@@ -245,8 +246,28 @@ class LocalParticipant(Participant):
         topic: str = "",
         attributes: Mapping[str, str] | None = None,
         destination_identities: Sequence[str] = (),
+        stream_id: str | None = None,
+        reply_to_id: str | None = None,
+        attachments: Sequence[str] = (),
+        compress: bool = True,
+        sender_identity: str | None = None,
     ) -> TextStreamInfo:
         """Send ``text`` as one text stream (any length: it is chunked for you).
+
+        Args:
+            text: the text.
+            topic: receivers subscribe per topic (``room.text_streams(topic)``).
+            attributes: key/value pairs the readers find in ``info.attributes``.
+            destination_identities: send only to these participants (default: everyone).
+            stream_id: the stream's id (default: a fresh one from the native core).
+            reply_to_id: the id of the stream this one answers (``info.reply_to_id``).
+            attachments: ids of byte streams that belong to this text
+                (``info.attachments``).
+            compress: let the native core compress the text for receivers that support it
+                (the readers get the same text either way).
+            sender_identity: the identity the stream says it is from (default: this
+                participant's).  livekit-server delivers it with the sender's own identity
+                regardless (see ``TextStreamReader.sender_identity``).
 
         Raises:
             DataStreamError: the native core or the server refused the stream.
@@ -257,6 +278,11 @@ class LocalParticipant(Participant):
             topic=topic,
             attributes=attributes,
             destination_identities=destination_identities,
+            stream_id=stream_id,
+            reply_to_id=reply_to_id,
+            attachments=attachments,
+            compress=compress,
+            sender_identity=sender_identity,
         )
 
     async def send_bytes(
@@ -268,8 +294,14 @@ class LocalParticipant(Participant):
         mime_type: str | None = None,
         attributes: Mapping[str, str] | None = None,
         destination_identities: Sequence[str] = (),
+        stream_id: str | None = None,
+        compress: bool = True,
     ) -> ByteStreamInfo:
         """Send ``data`` as one byte stream.
+
+        ``stream_id`` chooses the stream's id (default: a fresh one); with ``compress`` the
+        native core may compress the data for receivers that support it (they read the same
+        bytes either way).  The other options are :meth:`send_text`'s.
 
         Raises:
             DataStreamError: the native core or the server refused the stream.
@@ -283,6 +315,8 @@ class LocalParticipant(Participant):
             mime_type=mime_type,
             attributes=attributes,
             destination_identities=destination_identities,
+            stream_id=stream_id,
+            compress=compress,
         )
 
     async def send_file(
@@ -294,8 +328,12 @@ class LocalParticipant(Participant):
         mime_type: str | None = None,
         attributes: Mapping[str, str] | None = None,
         destination_identities: Sequence[str] = (),
+        stream_id: str | None = None,
+        compress: bool = True,
     ) -> ByteStreamInfo:
         """Send a file as a byte stream (read by the native core, in chunks).
+
+        The options are :meth:`send_bytes`'s.
 
         Raises:
             DataStreamError: the file could not be read or the stream was refused.
@@ -309,6 +347,8 @@ class LocalParticipant(Participant):
             mime_type=mime_type,
             attributes=attributes,
             destination_identities=destination_identities,
+            stream_id=stream_id,
+            compress=compress,
         )
 
     def stream_text(
@@ -317,13 +357,26 @@ class LocalParticipant(Participant):
         topic: str = "",
         attributes: Mapping[str, str] | None = None,
         destination_identities: Sequence[str] = (),
+        stream_id: str | None = None,
+        reply_to_id: str | None = None,
+        attachments: Sequence[str] = (),
+        sender_identity: str | None = None,
     ) -> TextStreamWriter:
-        """Open a text stream to write chunk by chunk: ``async with lp.stream_text() as w:``."""
+        """Open a text stream to write chunk by chunk: ``async with lp.stream_text() as w:``.
+
+        The options are :meth:`send_text`'s.  A text stream's size cannot be announced: the
+        native core's text options have no length (``total_size`` exists for byte streams).
+        ``await w.aclose(attributes=...)`` ends it with attributes for the readers.
+        """
         return TextStreamWriter(
             self,
             topic=topic,
             attributes=attributes,
             destination_identities=destination_identities,
+            stream_id=stream_id,
+            reply_to_id=reply_to_id,
+            attachments=attachments,
+            sender_identity=sender_identity,
         )
 
     def stream_bytes(
@@ -334,11 +387,16 @@ class LocalParticipant(Participant):
         mime_type: str | None = None,
         attributes: Mapping[str, str] | None = None,
         destination_identities: Sequence[str] = (),
+        stream_id: str | None = None,
+        total_size: int | None = None,
     ) -> ByteStreamWriter:
         """Open a byte stream to write chunk by chunk: ``async with lp.stream_bytes() as w:``.
 
         Readers get it on ``room.byte_streams(topic)`` with ``name`` and ``mime_type`` in its
-        info.  Leaving the block on an exception ends the stream with an error for them.
+        info.  ``total_size`` announces the stream's size in bytes (the readers'
+        ``info.total_length``); ``stream_id`` chooses its id.  Leaving the block on an
+        exception ends the stream with an error for them; ``await w.aclose(attributes=...)``
+        ends it with attributes for them.
         """
         return ByteStreamWriter(
             self,
@@ -347,6 +405,40 @@ class LocalParticipant(Participant):
             destination_identities=destination_identities,
             name=name,
             mime_type=mime_type,
+            stream_id=stream_id,
+            total_size=total_size,
+        )
+
+    # -- track subscription permissions -------------------------------------------------------
+
+    def set_track_subscription_permissions(
+        self,
+        *,
+        allow_all: bool,
+        participant_permissions: Sequence[ParticipantTrackPermission] = (),
+    ) -> None:
+        """Choose who may subscribe to this participant's tracks (the server enforces it).
+
+        Args:
+            allow_all: every participant may subscribe to every track (the default state);
+                ``participant_permissions`` is then ignored.
+            participant_permissions: with ``allow_all=False``, what each listed participant
+                may subscribe to; everyone else may subscribe to nothing.
+
+        The native core sends the permissions to the server in the background, so this does
+        not wait.  A participant denied a track is not subscribed to it when it asks; once
+        allowed, the subscription it asked for goes through (it gets
+        :class:`~lkanyio.TrackSubscribed`).  Measured with native core v0.13.2 and
+        livekit-server 1.13.5: the denied participant gets no
+        :class:`~lkanyio.TrackSubscriptionFailed` (the FFI protocol carries no permission
+        verdict), and one whose permission is revoked while subscribed saw its
+        ``TrackUnsubscribed`` only many seconds after the server revoked it.
+
+        Raises:
+            TypeError: an argument of the wrong type.
+        """
+        set_track_subscription_permissions(
+            self, allow_all=allow_all, participant_permissions=participant_permissions
         )
 
     # -- RPC -----------------------------------------------------------------------------------
