@@ -21,7 +21,7 @@ from _util import EVENT_WAIT, TokenFactory, assert_no_leaks
 
 pytestmark = pytest.mark.anyio
 
-PEER = Path(__file__).with_name("rtc_stream_peer.py")
+PEER = Path(__file__).resolve().parents[1] / "rtc_stream_peer.py"
 TOPIC = "interop"
 
 
