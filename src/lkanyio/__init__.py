@@ -95,6 +95,7 @@ from ._types import DisconnectReason as DisconnectReason
 from ._types import EncryptionState as EncryptionState
 from ._types import EncryptionType as EncryptionType
 from ._types import ParticipantKind as ParticipantKind
+from ._types import ParticipantKindDetail as ParticipantKindDetail
 from ._types import ParticipantState as ParticipantState
 from ._types import SimulateScenario as SimulateScenario
 from ._types import StreamState as StreamState

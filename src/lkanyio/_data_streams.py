@@ -339,13 +339,8 @@ class _Reader(Generic[T]):
 
 @final
 class TextStreamReader(_Reader[str]):
-    """An incoming text stream (an async iterator of text chunks).
+    """An incoming text stream (an async iterator of text chunks)."""
 
-    Attributes:
-        info: what the sender announced about the stream.
-    """
-
-    info: TextStreamInfo
     _kind: Kind = "text"
 
     def __init__(self, owned: Any, sender_identity: str, max_buffered_bytes: int) -> None:
@@ -365,13 +360,8 @@ class TextStreamReader(_Reader[str]):
 
 @final
 class ByteStreamReader(_Reader[bytes]):
-    """An incoming byte stream or file (an async iterator of byte chunks).
+    """An incoming byte stream or file (an async iterator of byte chunks)."""
 
-    Attributes:
-        info: what the sender announced about the stream (its name, for a file).
-    """
-
-    info: ByteStreamInfo
     _kind: Kind = "byte"
 
     def __init__(self, owned: Any, sender_identity: str, max_buffered_bytes: int) -> None:

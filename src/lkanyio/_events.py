@@ -42,10 +42,12 @@ __all__ = [
     "LocalTrackRepublished",
     "LocalTrackSubscribed",
     "LocalTrackUnpublished",
+    "Moved",
     "ParticipantActive",
     "ParticipantAttributesChanged",
     "ParticipantConnected",
     "ParticipantDisconnected",
+    "ParticipantEncryptionStatusChanged",
     "ParticipantMetadataChanged",
     "ParticipantNameChanged",
     "ParticipantPermissionsChanged",
@@ -54,6 +56,7 @@ __all__ = [
     "RoomEvent",
     "RoomMetadataChanged",
     "RoomSidChanged",
+    "RoomUpdated",
     "SipDTMFReceived",
     "TokenRefreshed",
     "TrackMuted",
@@ -240,6 +243,38 @@ class RoomSidChanged:
 
 @final
 @dataclass(frozen=True, slots=True)
+class RoomUpdated:
+    """The server sent the room's state anew (the room's properties are already updated).
+
+    Measured on livekit-server v1.13.5: sent when the participant or publisher count changes
+    (a few seconds after a join or a publish: the server batches these) and along with
+    :class:`RoomMetadataChanged` when the metadata changes.  The fields are the counts this
+    update carried.
+    """
+
+    num_participants: int
+    num_publishers: int
+    is_recording: bool
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """The server moved this client to another room (``room.name`` and ``room.sid`` now say so).
+
+    The server's ``MoveParticipant`` API does it; livekit-server v1.13.5 answers it with "not
+    implemented" (a LiveKit Cloud feature), so lkanyio's tests feed the native core's message
+    through the real dispatch path.
+    """
+
+    old_name: str
+    name: str
+    old_sid: str
+    sid: str
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class ParticipantMetadataChanged:
     """A participant's metadata changed."""
 
@@ -358,6 +393,19 @@ class E2EEStateChanged:
 
 @final
 @dataclass(frozen=True, slots=True)
+class ParticipantEncryptionStatusChanged:
+    """Whether everything a participant publishes is end-to-end encrypted changed.
+
+    Measured: ``True`` when a participant of an E2EE room publishes its (encrypted) track,
+    ``False`` again when it unpublishes it.
+    """
+
+    participant: Participant
+    is_encrypted: bool
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class TokenRefreshed:
     """The server issued a fresh access token (kept out of ``repr`` and logs)."""
 
@@ -384,6 +432,8 @@ RoomEvent: TypeAlias = (
     | ActiveSpeakersChanged
     | RoomMetadataChanged
     | RoomSidChanged
+    | RoomUpdated
+    | Moved
     | ParticipantMetadataChanged
     | ParticipantNameChanged
     | ParticipantAttributesChanged
@@ -397,6 +447,7 @@ RoomEvent: TypeAlias = (
     | SipDTMFReceived
     | TranscriptionReceived
     | E2EEStateChanged
+    | ParticipantEncryptionStatusChanged
     | TokenRefreshed
 )
 """Every event ``room.events()`` can deliver."""

@@ -32,7 +32,14 @@ from ._publication import (
 )
 from ._rpc import RpcHandler, RpcServer, perform_rpc
 from ._track_permissions import ParticipantTrackPermission, set_track_subscription_permissions
-from ._types import ConnectionQuality, DisconnectReason, ParticipantKind, ParticipantState
+from ._types import (
+    ConnectionQuality,
+    DisconnectReason,
+    ParticipantKind,
+    ParticipantKindDetail,
+    ParticipantState,
+    TrackSource,
+)
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -65,13 +72,41 @@ def attributes_applied(current: Mapping[str, str], requested: Mapping[str, str])
 @final
 @dataclass(frozen=True)
 class ParticipantPermissions:
-    """What the server allows a participant to do."""
+    """What the server allows a participant to do (the protocol's eight permission fields).
+
+    Attributes:
+        can_subscribe: may subscribe to the others' tracks.
+        can_publish: may publish tracks.
+        can_publish_data: may send data packets and data streams.
+        can_update_metadata: may change its own name, metadata and attributes.
+        hidden: invisible to the other participants.
+        can_publish_sources: the track sources it may publish; empty: any source.
+        can_subscribe_metrics: may receive the others' metrics.
+        can_manage_agent_session: may manage agent sessions in the room.
+    """
 
     can_subscribe: bool
     can_publish: bool
     can_publish_data: bool
     can_update_metadata: bool
     hidden: bool
+    can_publish_sources: tuple[TrackSource, ...] = ()
+    can_subscribe_metrics: bool = False
+    can_manage_agent_session: bool = False
+
+
+def permissions_from_proto(p: participant_pb2.ParticipantPermission) -> ParticipantPermissions:
+    """The public form of the native core's ``ParticipantPermission``."""
+    return ParticipantPermissions(
+        can_subscribe=p.can_subscribe,
+        can_publish=p.can_publish,
+        can_publish_data=p.can_publish_data,
+        can_update_metadata=p.can_update_metadata,
+        hidden=p.hidden,
+        can_publish_sources=tuple(TrackSource(s) for s in p.can_publish_sources),
+        can_subscribe_metrics=p.can_subscribe_metrics,
+        can_manage_agent_session=p.can_manage_agent_session,
+    )
 
 
 @final
@@ -122,7 +157,10 @@ class Participant:
         self._info = owned.info
         self._publications: dict[str, Any] = {}
         self._data_tracks: dict[str, Any] = {}
-        self._quality = ConnectionQuality.GOOD
+        # None until the server's first report: the native core's participant info has no
+        # quality (measured: the first ConnectionQualityChanged comes about 3 s after joining,
+        # EXCELLENT on the test namespace), so any value before it would be invented.
+        self._quality: ConnectionQuality | None = None
 
     @property
     def sid(self) -> str:
@@ -155,6 +193,11 @@ class Participant:
         return ParticipantKind(self._info.kind)
 
     @property
+    def kind_details(self) -> tuple[ParticipantKindDetail, ...]:
+        """More about the kind: Twilio or WhatsApp connector, cloud agent … (often empty)."""
+        return tuple(ParticipantKindDetail(d) for d in self._info.kind_details)
+
+    @property
     def state(self) -> ParticipantState:
         """Lifecycle state on the server."""
         return ParticipantState(self._info.state)
@@ -162,23 +205,25 @@ class Participant:
     @property
     def permissions(self) -> ParticipantPermissions:
         """What the server allows this participant to do."""
-        p = self._info.permission
-        return ParticipantPermissions(
-            can_subscribe=p.can_subscribe,
-            can_publish=p.can_publish,
-            can_publish_data=p.can_publish_data,
-            can_update_metadata=p.can_update_metadata,
-            hidden=p.hidden,
-        )
+        return permissions_from_proto(self._info.permission)
 
     @property
-    def connection_quality(self) -> ConnectionQuality:
-        """Latest connection quality reported by the server."""
+    def connection_quality(self) -> ConnectionQuality | None:
+        """Latest connection quality reported by the server (``None`` before its first report).
+
+        Each report is a :class:`~lkanyio.ConnectionQualityChanged` event.  Measured on
+        livekit-server v1.13.5: this client's own comes about 3 s after joining; a remote
+        participant's once it publishes (none came in 20 s for one that published nothing).
+        """
         return self._quality
 
     @property
     def joined_at(self) -> int:
-        """When the participant joined, in seconds since the epoch."""
+        """When the participant joined, in milliseconds since the epoch (as the protocol has it).
+
+        The native core passes on the server's ``joined_at_ms`` (measured: equal to what the
+        server's RoomService lists as ``joined_at_ms``; its ``joined_at`` is in seconds).
+        """
         return self._info.joined_at
 
     @property

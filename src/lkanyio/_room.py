@@ -36,9 +36,9 @@ from ._errors import (
 from ._participant import (
     LocalParticipant,
     Participant,
-    ParticipantPermissions,
     RemoteParticipant,
     TranscriptionSegment,
+    permissions_from_proto,
 )
 from ._proto import ffi_pb2, room_pb2
 from ._publication import RemoteTrackPublication
@@ -245,6 +245,35 @@ class Room:
         return self._info.num_participants
 
     @property
+    def num_publishers(self) -> int:
+        """How many participants publish tracks, as last reported by the server."""
+        return self._info.num_publishers
+
+    @property
+    def creation_time(self) -> int:
+        """When the server created the room, in milliseconds since the epoch.
+
+        The native core passes on the server's ``creation_time_ms`` (measured: equal to the
+        RoomService's ``creation_time_ms`` for the room; its ``creation_time`` is in seconds).
+        """
+        return self._info.creation_time
+
+    @property
+    def is_recording(self) -> bool:
+        """Whether the room is being recorded (an egress is active), as reported by the server."""
+        return self._info.active_recording
+
+    @property
+    def empty_timeout(self) -> int:
+        """Seconds the server keeps the room open with nobody in it (the room's setting)."""
+        return self._info.empty_timeout
+
+    @property
+    def departure_timeout(self) -> int:
+        """Seconds the server keeps the room open after the last participant left."""
+        return self._info.departure_timeout
+
+    @property
     def connection_state(self) -> ConnectionState:
         """Connected, reconnecting or disconnected."""
         return self._state
@@ -416,10 +445,23 @@ class Room:
             raise lost from exc
         return suppressed
 
-    async def disconnect(self) -> None:
-        """Leave the room now (idempotent); the ``async with`` block then just ends."""
+    async def disconnect(
+        self, *, reason: DisconnectReason = DisconnectReason.CLIENT_INITIATED
+    ) -> None:
+        """Leave the room now (idempotent); the ``async with`` block then just ends.
+
+        Args:
+            reason: why this client leaves, as the others see it (measured: the other
+                participants' :class:`~lkanyio.ParticipantDisconnected` and this room's last
+                :class:`~lkanyio.Disconnected` carry it).  Only the first call's reason counts.
+
+        Raises:
+            TypeError: ``reason`` is not a :class:`~lkanyio.DisconnectReason`.
+            ValueError: an ``int`` that is not one.
+        """
+        reason = check_enum("reason", reason, DisconnectReason)
         with anyio.move_on_after(DISCONNECT_TIMEOUT, shield=True):
-            await self._shutdown()
+            await self._shutdown(reason)
 
     async def _connect(self) -> None:
         req = ffi_pb2.FfiRequest()
@@ -462,7 +504,7 @@ class Room:
             raise ResourceClosedError("the room is not connected")
         return self._handle.id
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, reason: DisconnectReason = DisconnectReason.CLIENT_INITIATED) -> None:
         """Leave the room (if joined) and release every handle.  Idempotent."""
         if self._closed:
             return
@@ -477,7 +519,7 @@ class Room:
                 self._send_ready()
                 req = ffi_pb2.FfiRequest()
                 req.disconnect.room_handle = handle.id
-                req.disconnect.reason = DisconnectReason.CLIENT_INITIATED  # type: ignore[assignment]
+                req.disconnect.reason = int(reason)  # type: ignore[assignment]
                 await bridge.request_async(req)
                 with anyio.move_on_after(DISCONNECT_TIMEOUT):
                     await self._eos.wait()
@@ -748,11 +790,19 @@ class Room:
         return ev.RoomSidChanged(m.sid)
 
     def _ev_room_updated(self, m: Any) -> ev.RoomEvent | None:
-        old_sid = self._info.sid
+        old_sid, metadata = self._info.sid, self._info.metadata
         self._info.CopyFrom(m)
+        # The metadata is RoomMetadataChanged's to change (measured: it comes just before this
+        # update), so that event's old value stays right whatever the order.
+        self._info.metadata = metadata
         if not old_sid and m.sid:
-            return self._ev_room_sid_changed(m)
-        return None
+            self._emit(ev.RoomSidChanged(m.sid))
+        return ev.RoomUpdated(m.num_participants, m.num_publishers, m.active_recording)
+
+    def _ev_moved(self, m: Any) -> ev.RoomEvent | None:
+        old_name, old_sid = self._info.name, self._info.sid
+        self._info.CopyFrom(m)
+        return ev.Moved(old_name, m.name, old_sid, m.sid)
 
     def _ev_participant_metadata_changed(self, m: Any) -> ev.RoomEvent | None:
         participant = self._participant(m.participant_identity)
@@ -785,17 +835,7 @@ class Room:
         if participant is None:
             return None
         participant._info.permission.CopyFrom(m.permission)
-        p = m.permission
-        return ev.ParticipantPermissionsChanged(
-            participant,
-            ParticipantPermissions(
-                can_subscribe=p.can_subscribe,
-                can_publish=p.can_publish,
-                can_publish_data=p.can_publish_data,
-                can_update_metadata=p.can_update_metadata,
-                hidden=p.hidden,
-            ),
-        )
+        return ev.ParticipantPermissionsChanged(participant, permissions_from_proto(m.permission))
 
     def _ev_participants_updated(self, m: Any) -> ev.RoomEvent | None:
         # A snapshot that can precede the specific change events: take everything from it but
@@ -884,6 +924,12 @@ class Room:
         if participant is None:
             return None
         return ev.E2EEStateChanged(participant, EncryptionState(m.state))
+
+    def _ev_participant_encryption_status_changed(self, m: Any) -> ev.RoomEvent | None:
+        participant = self._participant(m.participant_identity)
+        if participant is None:
+            return None
+        return ev.ParticipantEncryptionStatusChanged(participant, m.is_encrypted)
 
     def _ev_token_refreshed(self, m: Any) -> ev.RoomEvent | None:
         self._token = m.token
@@ -1029,6 +1075,7 @@ _HANDLERS: Final[dict[str | None, _Handler]] = {
     "room_metadata_changed": Room._ev_room_metadata_changed,
     "room_sid_changed": Room._ev_room_sid_changed,
     "room_updated": Room._ev_room_updated,
+    "moved": Room._ev_moved,
     "participant_metadata_changed": Room._ev_participant_metadata_changed,
     "participant_name_changed": Room._ev_participant_name_changed,
     "participant_attributes_changed": Room._ev_participant_attributes_changed,
@@ -1043,6 +1090,7 @@ _HANDLERS: Final[dict[str | None, _Handler]] = {
     "data_packet_received": Room._ev_data_packet_received,
     "transcription_received": Room._ev_transcription_received,
     "e2ee_state_changed": Room._ev_e2ee_state_changed,
+    "participant_encryption_status_changed": Room._ev_participant_encryption_status_changed,
     "token_refreshed": Room._ev_token_refreshed,
     "byte_stream_opened": lambda room, m: room._ev_stream_opened("byte_stream_opened", m),
     "text_stream_opened": lambda room, m: room._ev_stream_opened("text_stream_opened", m),

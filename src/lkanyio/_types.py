@@ -14,6 +14,7 @@ __all__ = [
     "EncryptionState",
     "EncryptionType",
     "ParticipantKind",
+    "ParticipantKindDetail",
     "ParticipantState",
     "SimulateScenario",
     "StreamState",
@@ -78,6 +79,21 @@ class ParticipantKind(enum.IntEnum):
     AGENT = participant_pb2.PARTICIPANT_KIND_AGENT
     CONNECTOR = participant_pb2.PARTICIPANT_KIND_CONNECTOR
     BRIDGE = participant_pb2.PARTICIPANT_KIND_BRIDGE
+
+
+class ParticipantKindDetail(enum.IntEnum):
+    """More about what a participant is, beyond its :class:`ParticipantKind` (several may apply).
+
+    The server takes them from the access token's ``kindDetails`` claim (lower-case names, e.g.
+    ``"connector_twilio"``) or sets them itself (a LiveKit Cloud agent, a forwarded participant).
+    """
+
+    CLOUD_AGENT = participant_pb2.PARTICIPANT_KIND_DETAIL_CLOUD_AGENT
+    FORWARDED = participant_pb2.PARTICIPANT_KIND_DETAIL_FORWARDED
+    CONNECTOR_WHATSAPP = participant_pb2.PARTICIPANT_KIND_DETAIL_CONNECTOR_WHATSAPP
+    CONNECTOR_TWILIO = participant_pb2.PARTICIPANT_KIND_DETAIL_CONNECTOR_TWILIO
+    BRIDGE_RTSP = participant_pb2.PARTICIPANT_KIND_DETAIL_BRIDGE_RTSP
+    SIMULATION = participant_pb2.PARTICIPANT_KIND_DETAIL_SIMULATION
 
 
 class ParticipantState(enum.IntEnum):
