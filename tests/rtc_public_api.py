@@ -3,6 +3,7 @@
 Every name in ``livekit.rtc.__all__``, and for each class its public members: attributes and
 methods it defines, dataclass fields, and a protobuf message's fields.  Enumerations are one name
 each, with their values' numbers (the parity test checks lkanyio's enumeration has each one).
+The room's events, which callers subscribe to by name, are ``Room.on("name")`` entries.
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ def main() -> None:
                 api[f"{name}.{member}"] = {"kind": "member"}
         else:
             api[name] = {"kind": type(obj).__name__}
+    from typing import get_args
+
+    from livekit.rtc import room
+
+    for event in get_args(room.EventTypes):
+        api[f'Room.on("{event}")'] = {"kind": "event"}
     json.dump({"version": rtc.__version__, "api": api}, sys.stdout, indent=1, sort_keys=True)
 
 
