@@ -75,6 +75,9 @@ from ._room import connect as connect
 from ._rpc import RpcError as RpcError
 from ._rpc import RpcHandler as RpcHandler
 from ._rpc import RpcInvocationData as RpcInvocationData
+from ._rtc_config import DataStreamOptions as DataStreamOptions
+from ._rtc_config import IceServer as IceServer
+from ._rtc_config import RtcConfiguration as RtcConfiguration
 from ._stats import StatsReport as StatsReport
 from ._stats import StatValue as StatValue
 from ._stats import TrackStats as TrackStats
@@ -90,10 +93,12 @@ from ._track import Track as Track
 from ._track_permissions import ParticipantTrackPermission as ParticipantTrackPermission
 from ._types import ConnectionQuality as ConnectionQuality
 from ._types import ConnectionState as ConnectionState
+from ._types import ContinualGatheringPolicy as ContinualGatheringPolicy
 from ._types import DataPacketKind as DataPacketKind
 from ._types import DisconnectReason as DisconnectReason
 from ._types import EncryptionState as EncryptionState
 from ._types import EncryptionType as EncryptionType
+from ._types import IceTransportType as IceTransportType
 from ._types import ParticipantKind as ParticipantKind
 from ._types import ParticipantKindDetail as ParticipantKindDetail
 from ._types import ParticipantState as ParticipantState

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from ._participant import (
 )
 from ._proto import ffi_pb2, room_pb2
 from ._publication import RemoteTrackPublication
+from ._rtc_config import DataStreamOptions, RtcConfiguration
 from ._stats import TrackStats
 from ._streams import EventStream
 from ._types import (
@@ -50,6 +52,7 @@ from ._types import (
     DataPacketKind,
     DisconnectReason,
     EncryptionState,
+    IceTransportType,
     SimulateScenario,
 )
 
@@ -65,6 +68,21 @@ DISCONNECT_TIMEOUT: Final = 5.0
 the server's goodbye and releases everything anyway."""
 
 _ALLOWED_SCHEMES: Final = frozenset({"ws", "wss", "http", "https"})
+# connect_timeout is sent in whole milliseconds (uint64 connect_timeout_ms).  Measured on
+# livekit-ffi 0.13.2: 0 ms and 1 ms fail the join at once ("signal failure: transport timed
+# out"), so 0 is no "no limit" and is refused here; 2**64 - 1 ms joins normally (no overflow
+# in the core).  The bound above is one day: a longer wait for one WebSocket attempt is a
+# mistake (a unit mix-up, milliseconds for seconds), not a wish.
+_MAX_CONNECT_TIMEOUT: Final = 86_400.0
+
+
+def _check_connect_timeout(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"connect_timeout must be a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(value) or not 0.001 <= value <= _MAX_CONNECT_TIMEOUT:
+        raise ValueError(
+            f"connect_timeout must be from 0.001 to {_MAX_CONNECT_TIMEOUT:g} seconds, got {value}"
+        )
 
 
 @final
@@ -78,6 +96,16 @@ class RoomOptions:
         adaptive_stream: let the server adapt video quality to what is rendered.
         join_retries: how often the native core retries the initial connection.
         e2ee: end-to-end encryption; then ``room.e2ee`` manages the keys.
+        rtc_config: ICE servers (STUN/TURN with credentials), relay-only and candidate
+            gathering; ``None``: the LiveKit server's ICE servers, every candidate type.
+        connect_timeout: seconds each signalling attempt (the WebSocket join) may take before
+            the native core gives up on it and retries (``join_retries``), a protocol limit
+            enforced by the native core: from 1 ms to one day, sent in whole milliseconds.
+            ``None``: the native default (5 s).  To bound the whole join, wrap ``connect``
+            in ``anyio.fail_after``.
+        single_peer_connection: carry publishing and subscribing on one peer connection
+            instead of two.
+        data_stream: how incoming data streams are received (their size limit).
     """
 
     auto_subscribe: bool = True
@@ -85,6 +113,10 @@ class RoomOptions:
     adaptive_stream: bool = False
     join_retries: int | None = None
     e2ee: E2EEOptions | None = None
+    rtc_config: RtcConfiguration | None = None
+    connect_timeout: float | None = None
+    single_peer_connection: bool = False
+    data_stream: DataStreamOptions | None = None
 
     def __post_init__(self) -> None:
         check_bool("auto_subscribe", self.auto_subscribe)
@@ -94,6 +126,13 @@ class RoomOptions:
             check_uint("join_retries", self.join_retries)
         if self.e2ee is not None and not isinstance(self.e2ee, E2EEOptions):
             raise TypeError("e2ee must be a lkanyio.E2EEOptions")
+        if self.rtc_config is not None and not isinstance(self.rtc_config, RtcConfiguration):
+            raise TypeError("rtc_config must be a lkanyio.RtcConfiguration")
+        if self.connect_timeout is not None:
+            _check_connect_timeout(self.connect_timeout)
+        check_bool("single_peer_connection", self.single_peer_connection)
+        if self.data_stream is not None and not isinstance(self.data_stream, DataStreamOptions):
+            raise TypeError("data_stream must be a lkanyio.DataStreamOptions")
 
     def _to_proto(self, out: room_pb2.RoomOptions) -> None:
         if self.e2ee is not None:
@@ -103,6 +142,13 @@ class RoomOptions:
         out.adaptive_stream = self.adaptive_stream
         if self.join_retries is not None:
             out.join_retries = self.join_retries
+        if self.rtc_config is not None:
+            self.rtc_config._to_proto(out.rtc_config)
+        if self.connect_timeout is not None:
+            out.connect_timeout_ms = max(1, round(self.connect_timeout * 1000))
+        out.single_peer_connection = self.single_peer_connection
+        if self.data_stream is not None:
+            self.data_stream._to_proto(out.data_stream)
 
 
 _DEFAULT_OPTIONS = RoomOptions()
@@ -112,6 +158,9 @@ _DEFAULT_OPTIONS = RoomOptions()
 @dataclass(frozen=True)
 class SessionStats:
     """WebRTC statistics of a room's two peer connections.
+
+    With ``RoomOptions(single_peer_connection=True)`` the one connection reports as the
+    publisher's and ``subscriber`` has no reports.
 
     Attributes:
         publisher: reports of the connection that sends this client's tracks and data.
@@ -482,7 +531,7 @@ class Room:
         """Build the room's state from the connect callback (runs in the dispatcher)."""
         if cb.WhichOneof("message") != "result":
             # The server echoes a refused token in its 401 body: never show it.
-            raise ConnectError(redact(cb.error) or "the connection failed")
+            raise ConnectError(self._connect_failure(redact(cb.error) or "the connection failed"))
         result = cb.result
         bridge = get_bridge()
         self._handle = OwnedHandle(result.room.handle.id)
@@ -498,6 +547,34 @@ class Room:
         self._eos = anyio.Event()
         bridge.bind(self._handle.id, self._on_room_event)
         bridge.bind(self._local._handle.id, self._on_rpc_invocation)
+
+    def _connect_failure(self, message: str) -> str:
+        """The native core's reason, and what it means for a relay-only room.
+
+        Measured (livekit-ffi 0.13.2, coturn refusing the password with 401): a relay-only
+        client gathers no candidate at all, signalling succeeds, and each join attempt ends
+        after the native core's fixed 15 s peer-connection wait (``connect_timeout`` does not
+        shorten it) with "wait_pc_connection timed out" - the same words as any other ICE
+        failure, so the hint names what relay-only depends on.
+        """
+        rtc = self._options.rtc_config
+        if (
+            rtc is not None
+            and rtc.ice_transport_type == IceTransportType.RELAY
+            and "wait_pc_connection" in message
+        ):
+            servers = ", ".join(url for server in rtc.ice_servers for url in server.urls)
+            message += (
+                "; relay-only (IceTransportType.RELAY) and no relayed connection came up: "
+                + (
+                    f"check the TURN servers {servers} are reachable and take the username "
+                    "and password given"
+                    if servers
+                    else "no ice_servers were given, so only the LiveKit server's TURN could "
+                    "relay"
+                )
+            )
+        return message
 
     def _require_handle(self) -> int:
         if self._handle is None:

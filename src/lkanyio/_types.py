@@ -9,10 +9,12 @@ from ._proto import e2ee_pb2, participant_pb2, room_pb2, track_pb2
 __all__ = [
     "ConnectionQuality",
     "ConnectionState",
+    "ContinualGatheringPolicy",
     "DataPacketKind",
     "DisconnectReason",
     "EncryptionState",
     "EncryptionType",
+    "IceTransportType",
     "ParticipantKind",
     "ParticipantKindDetail",
     "ParticipantState",
@@ -38,6 +40,25 @@ class ConnectionQuality(enum.IntEnum):
     GOOD = room_pb2.QUALITY_GOOD
     EXCELLENT = room_pb2.QUALITY_EXCELLENT
     LOST = room_pb2.QUALITY_LOST
+
+
+class IceTransportType(enum.IntEnum):
+    """Which ICE candidates a client may use (WebRTC's ``iceTransportPolicy``).
+
+    ``RELAY`` uses only candidates relayed by the TURN servers given in
+    :attr:`RtcConfiguration.ice_servers`: every packet goes through TURN.
+    """
+
+    RELAY = room_pb2.TRANSPORT_RELAY
+    NOHOST = room_pb2.TRANSPORT_NOHOST
+    ALL = room_pb2.TRANSPORT_ALL
+
+
+class ContinualGatheringPolicy(enum.IntEnum):
+    """Whether ICE gathers candidates once, or keeps gathering as networks change."""
+
+    GATHER_ONCE = room_pb2.GATHER_ONCE
+    GATHER_CONTINUALLY = room_pb2.GATHER_CONTINUALLY
 
 
 class DataPacketKind(enum.IntEnum):

@@ -13,6 +13,10 @@ Used by lkanyio's own tests and demo, and usable in yours::
         a, b = cluster.nodes
         ...
 
+    with LocalTurn() as turn:                # coturn, for relay-only clients (rtc_config)
+        server = turn.ice_server()
+        ...
+
 Without root, the namespace is inside a user namespace of its own (the kernel must allow them).
 Needs ``livekit-api`` (the ``dev`` extra) for tokens and the RoomService helpers.  The pytest
 plugin (``lkanyio.testing._plugin``, entry point ``lkanyio``) offers the same as fixtures.
@@ -27,6 +31,7 @@ __all__ = [
     "LocalCluster",
     "LocalRedis",
     "LocalServer",
+    "LocalTurn",
     "ParticipantSnapshot",
     "ServerInfo",
     "TokenFactory",
@@ -55,3 +60,4 @@ from ._server import list_participants as list_participants
 from ._server import make_token as make_token
 from ._server import remove_participant as remove_participant
 from ._server import server_binary as server_binary
+from ._turn import LocalTurn as LocalTurn

@@ -1,0 +1,362 @@
+"""Relay-only rooms through a real TURN server (coturn in the test namespace), and RoomOptions.
+
+Both participants join with ``IceTransportType.RELAY`` and the coturn server's long-term
+credentials in ``rtc_config``: every candidate they gather is relayed by that server, so audio
+and data that arrive prove the relayed path, and ``get_rtc_stats`` shows it (the selected
+candidate pair's local candidate is a relay candidate of that TURN URL).  livekit-server runs
+without its own TURN (LocalServer never enables it), so no other relay could be in use.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+from array import array
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.abc
+import pytest
+
+import lkanyio
+from _util import EVENT_WAIT, TokenFactory, assert_no_leaks, next_event
+from lkanyio.testing import LocalServer, LocalTurn
+
+pytestmark = pytest.mark.anyio
+
+RATE = 48_000
+# Measured (livekit-ffi 0.13.2): with the TURN server refusing the password, each join attempt
+# ends after the native core's fixed 15 s wait for the peer connection.  The tests join with
+# join_retries=0 (one attempt); the bound is a hang guard on top of that wait.
+NATIVE_PC_WAIT = 15.0
+NATIVE_CONNECT_TIMEOUT = 5.0
+"""The native core's limit per signalling attempt when RoomOptions.connect_timeout is None."""
+
+
+@pytest.fixture(scope="module")
+def turn(livekit_server: LocalServer | None) -> Iterator[LocalTurn]:
+    """coturn on the namespace's PEER_IP: it exists only with the local harness."""
+    if livekit_server is None:
+        reason = "the TURN server runs in the local harness's namespace: it needs the local server"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with LocalTurn() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks_after() -> Iterator[None]:
+    yield
+    gc.collect()
+    assert_no_leaks()
+
+
+def relay_only(
+    turn: LocalTurn, *, password: str | None = None, **options: Any
+) -> lkanyio.RoomOptions:
+    return lkanyio.RoomOptions(
+        rtc_config=lkanyio.RtcConfiguration(
+            ice_transport_type=lkanyio.IceTransportType.RELAY,
+            ice_servers=[turn.ice_server(password=password)],
+        ),
+        **options,
+    )
+
+
+@asynccontextmanager
+async def two_joined(
+    server_info: Any, token_factory: TokenFactory, options: lkanyio.RoomOptions
+) -> AsyncIterator[tuple[lkanyio.Room, lkanyio.Room]]:
+    """alice and bob in the test's room with ``options``, each seeing the other."""
+    async with AsyncExitStack() as stack:
+        alice, bob = [
+            await stack.enter_async_context(
+                lkanyio.connect(server_info.url, token_factory(identity), options=options)
+            )
+            for identity in ("alice", "bob")
+        ]
+        with anyio.fail_after(EVENT_WAIT):
+            while "bob" not in alice.remote_participants or "alice" not in bob.remote_participants:
+                await anyio.sleep(0.02)
+        yield alice, bob
+
+
+def tone(seconds: float) -> list[lkanyio.AudioFrame]:
+    per = RATE // 100
+    return [
+        lkanyio.AudioFrame(
+            array(
+                "h",
+                (
+                    int(12_000 * math.sin(2 * math.pi * 440 * (i * per + k) / RATE))
+                    for k in range(per)
+                ),
+            ).tobytes(),
+            sample_rate=RATE,
+            num_channels=1,
+            samples_per_channel=per,
+        )
+        for i in range(round(seconds * 100))
+    ]
+
+
+def selected_local_candidates(stats: lkanyio.TrackStats) -> list[lkanyio.StatsReport]:
+    """The local candidate of each transport's selected candidate pair."""
+    pairs = {r.id: r for r in stats.of_type("candidate_pair")}
+    locals_ = {r.id: r for r in stats.of_type("local_candidate")}
+    found = []
+    for transport in stats.of_type("transport"):
+        pair = pairs.get(str(transport.get("selected_candidate_pair_id", "")))
+        if pair is not None and pair["local_candidate_id"] in locals_:
+            found.append(locals_[str(pair["local_candidate_id"])])
+    return found
+
+
+async def wait_relayed(room: lkanyio.Room, side: str, turn: LocalTurn) -> lkanyio.StatsReport:
+    """Wait until ``side``'s connection has a selected pair, and return its local candidate."""
+    with anyio.fail_after(EVENT_WAIT):
+        while True:
+            chosen = selected_local_candidates(getattr(await room.get_rtc_stats(), side))
+            if chosen:
+                (candidate,) = chosen
+                return candidate
+            await anyio.sleep(0.1)
+
+
+async def publish_tone(room: lkanyio.Room, done: anyio.Event) -> None:
+    async with lkanyio.AudioSource(RATE, 1) as source:
+        async with lkanyio.LocalAudioTrack.create_audio_track("tone", source) as track:
+            publication = await room.local_participant.publish_track(track)
+            await publication.wait_for_subscription()
+            frames = tone(0.5)
+            while not done.is_set():
+                for frame in frames:
+                    await source.capture_frame(frame)
+
+
+async def test_relay_only_rooms_exchange_audio_and_data_through_turn(
+    server_info: Any, token_factory: TokenFactory, turn: LocalTurn
+) -> None:
+    async with two_joined(server_info, token_factory, relay_only(turn)) as (alice, bob):
+        async with bob.events() as events, anyio.create_task_group() as tg:
+            done = anyio.Event()
+            tg.start_soon(publish_tone, alice, done)
+            subscribed = await next_event(events, lkanyio.TrackSubscribed)
+            async with lkanyio.AudioStream(subscribed.track, sample_rate=RATE) as stream:
+                with anyio.fail_after(EVENT_WAIT):
+                    async for event in stream:
+                        if max(event.frame.data, default=0) > 2000:
+                            break  # the tone itself came through the relay
+            await alice.local_participant.publish_data(b"through the relay", topic="turn")
+            received = await next_event(events, lkanyio.DataReceived, lambda e: e.topic == "turn")
+            assert received.data == b"through the relay"
+            assert received.participant is not None
+            assert received.participant.identity == "alice"
+            # Both ends of the media path were relayed by this TURN server: alice publishes, bob
+            # subscribes.
+            for room, side in ((alice, "publisher"), (bob, "subscriber")):
+                candidate = await wait_relayed(room, side, turn)
+                assert candidate["candidate_type"] == "RELAY", candidate.values
+                assert candidate["url"] == turn.url, candidate.values
+                assert candidate["address"] == turn.ip, candidate.values
+            done.set()
+
+
+async def test_wrong_turn_credentials_fail_the_join_and_say_so(
+    server_info: Any, token_factory: TokenFactory, turn: LocalTurn
+) -> None:
+    options = relay_only(turn, password="not-" + turn.password, join_retries=0)
+    with anyio.fail_after(NATIVE_PC_WAIT + EVENT_WAIT):
+        with pytest.raises(lkanyio.ConnectError) as caught:
+            async with lkanyio.connect(server_info.url, token_factory("alice"), options=options):
+                pytest.fail("a relay-only room joined through a TURN server that refused it")
+    message = str(caught.value)
+    assert "wait_pc_connection timed out" in message  # the native core's own words
+    assert "relay-only" in message
+    assert turn.url in message
+    assert "password" in message
+    assert turn.password not in message
+    # The refusal is the TURN server's: it saw the allocation and refused the credentials.
+    assert "credentials are incorrect" in turn.log_tail(400)
+
+
+async def test_single_peer_connection_joins_and_exchanges_data(
+    server_info: Any, token_factory: TokenFactory
+) -> None:
+    options = lkanyio.RoomOptions(single_peer_connection=True)
+    async with two_joined(server_info, token_factory, options) as (alice, bob):
+        async with bob.events() as events:
+            await alice.local_participant.publish_data(b"one connection", topic="spc")
+            received = await next_event(events, lkanyio.DataReceived, lambda e: e.topic == "spc")
+            assert received.data == b"one connection"
+        # Measured: the one connection reports as the publisher's; the subscriber has none.
+        for room in (alice, bob):
+            stats = await room.get_rtc_stats()
+            assert stats.publisher.of_type("transport")
+            assert stats.subscriber.reports == ()
+
+
+async def test_relay_only_with_a_single_peer_connection(
+    server_info: Any, token_factory: TokenFactory, turn: LocalTurn
+) -> None:
+    options = relay_only(turn, single_peer_connection=True)
+    async with two_joined(server_info, token_factory, options) as (alice, bob):
+        async with bob.events() as events:
+            await alice.local_participant.publish_data(b"relayed, one pc", topic="spc")
+            received = await next_event(events, lkanyio.DataReceived, lambda e: e.topic == "spc")
+            assert received.data == b"relayed, one pc"
+        for room in (alice, bob):
+            candidate = await wait_relayed(room, "publisher", turn)
+            assert candidate["candidate_type"] == "RELAY", candidate.values
+            assert candidate["url"] == turn.url, candidate.values
+
+
+async def test_connect_timeout_bounds_each_signalling_attempt(
+    server_info: Any, token_factory: TokenFactory
+) -> None:
+    # A listener that accepts and never answers the WebSocket upgrade: a signalling attempt
+    # can only end by its timeout.  Measured (livekit-ffi 0.13.2, join_retries=0): the native
+    # core opens two connections here one after the other (the WebSocket, then its HTTP
+    # validation request), gives each up after connect_timeout, and fails the join ~3 s later
+    # with "signal failure: transport timed out" (or "signal connection timed out").  At the
+    # native default (5 s) that cannot happen before 10 s: the bound tells the limit applied.
+    attempts = 0
+
+    async def silent(stream: anyio.abc.SocketStream) -> None:
+        nonlocal attempts
+        attempts += 1
+        async with stream:
+            await anyio.sleep_forever()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    options = lkanyio.RoomOptions(connect_timeout=0.05, join_retries=0)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, silent)
+        with anyio.fail_after(2 * NATIVE_CONNECT_TIMEOUT):
+            with pytest.raises(lkanyio.ConnectError, match="timed out"):
+                async with lkanyio.connect(f"ws://127.0.0.1:{port}", "token", options=options):
+                    pytest.fail("joined a server that never answered")
+        tg.cancel_scope.cancel()
+    assert attempts == 2
+    # A generous limit joins a real server as usual.
+    options = lkanyio.RoomOptions(connect_timeout=30)
+    async with lkanyio.connect(server_info.url, token_factory("alice"), options=options) as room:
+        assert room.connected
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (0, ValueError),
+        (-1.0, ValueError),
+        (0.0004, ValueError),
+        (math.inf, ValueError),
+        (math.nan, ValueError),
+        (86_401, ValueError),
+        (True, TypeError),
+        ("5", TypeError),
+        (None, None),
+    ],
+)
+def test_connect_timeout_bad_input(value: object, error: type[Exception] | None) -> None:
+    if error is None:
+        assert lkanyio.RoomOptions(connect_timeout=None).connect_timeout is None
+        return
+    with pytest.raises(error, match="connect_timeout"):
+        lkanyio.RoomOptions(connect_timeout=value)  # type: ignore[arg-type]
+
+
+def test_room_options_map_to_the_native_request() -> None:
+    from lkanyio._proto import room_pb2
+
+    options = lkanyio.RoomOptions(
+        rtc_config=lkanyio.RtcConfiguration(
+            ice_transport_type=lkanyio.IceTransportType.NOHOST,
+            continual_gathering_policy=lkanyio.ContinualGatheringPolicy.GATHER_ONCE,
+            ice_servers=[
+                lkanyio.IceServer(urls=["stun:10.0.0.1:3478"]),
+                lkanyio.IceServer(urls=["turn:10.0.0.1?transport=tcp"], username="u", password="p"),
+            ],
+        ),
+        connect_timeout=2.5,
+        single_peer_connection=True,
+        data_stream=lkanyio.DataStreamOptions(max_payload_byte_length=1 << 20),
+    )
+    out = room_pb2.RoomOptions()
+    options._to_proto(out)
+    assert out.rtc_config.ice_transport_type == room_pb2.TRANSPORT_NOHOST
+    assert out.rtc_config.continual_gathering_policy == room_pb2.GATHER_ONCE
+    assert [list(s.urls) for s in out.rtc_config.ice_servers] == [
+        ["stun:10.0.0.1:3478"],
+        ["turn:10.0.0.1?transport=tcp"],
+    ]
+    assert not out.rtc_config.ice_servers[0].HasField("username")
+    assert (out.rtc_config.ice_servers[1].username, out.rtc_config.ice_servers[1].password) == (
+        "u",
+        "p",
+    )
+    assert out.connect_timeout_ms == 2500
+    assert out.single_peer_connection is True
+    assert out.data_stream.max_payload_byte_length == 1 << 20
+    # Left unset, the native core's defaults apply (no rtc_config: the server's ICE servers).
+    plain = room_pb2.RoomOptions()
+    lkanyio.RoomOptions()._to_proto(plain)
+    assert not plain.HasField("rtc_config")
+    assert not plain.HasField("connect_timeout_ms")
+    assert not plain.HasField("data_stream")
+    # Frozen and hashable: lists given are kept as tuples.
+    assert isinstance(options.rtc_config, lkanyio.RtcConfiguration)
+    assert isinstance(options.rtc_config.ice_servers, tuple)
+    assert hash(options.rtc_config)
+    assert "p" not in repr(options.rtc_config.ice_servers[1]).split("username")[1]
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "words"),
+    [
+        (lambda: lkanyio.IceServer(urls="turn:h"), TypeError, "sequence"),
+        (lambda: lkanyio.IceServer(urls=[]), ValueError, "at least one"),
+        (lambda: lkanyio.IceServer(urls=[b"stun:h"]), TypeError, "str"),
+        (lambda: lkanyio.IceServer(urls=["http://h"]), ValueError, "not an ICE server URL"),
+        (lambda: lkanyio.IceServer(urls=["STUN:h"]), ValueError, "not an ICE server URL"),
+        (lambda: lkanyio.IceServer(urls=["turn:"]), ValueError, "not an ICE server URL"),
+        (lambda: lkanyio.IceServer(urls=["turn:?transport=udp"]), ValueError, "no host"),
+        (lambda: lkanyio.IceServer(urls=["turn:h"]), ValueError, "username and a password"),
+        (lambda: lkanyio.IceServer(urls=["turn:h"], username="u"), ValueError, "password"),
+        (lambda: lkanyio.IceServer(urls=["stun:h"], username=1), TypeError, "username"),
+        (lambda: lkanyio.IceServer(urls=["stun:\ud800"]), ValueError, "surrogate"),
+        (lambda: lkanyio.RtcConfiguration(ice_transport_type=7), ValueError, "IceTransportType"),
+        (lambda: lkanyio.RtcConfiguration(ice_transport_type="relay"), TypeError, "IceTransport"),
+        (
+            lambda: lkanyio.RtcConfiguration(continual_gathering_policy=5),
+            ValueError,
+            "ContinualGatheringPolicy",
+        ),
+        (
+            lambda: lkanyio.RtcConfiguration(ice_servers=lkanyio.IceServer(urls=["stun:h"])),
+            TypeError,
+            "sequence",
+        ),
+        (lambda: lkanyio.RtcConfiguration(ice_servers=["stun:h"]), TypeError, "IceServer"),
+        (lambda: lkanyio.RoomOptions(rtc_config={}), TypeError, "RtcConfiguration"),
+        (lambda: lkanyio.RoomOptions(single_peer_connection=1), TypeError, "single_peer"),
+        (lambda: lkanyio.RoomOptions(data_stream=1), TypeError, "DataStreamOptions"),
+        (lambda: lkanyio.DataStreamOptions(max_payload_byte_length=0), ValueError, "max_payload"),
+        (lambda: lkanyio.DataStreamOptions(max_payload_byte_length=1.5), TypeError, "max_payload"),
+        (
+            lambda: lkanyio.DataStreamOptions(max_payload_byte_length=1 << 64),
+            ValueError,
+            "max_payload",
+        ),
+    ],
+)
+def test_rtc_config_and_data_stream_bad_input(
+    make: Any, error: type[Exception], words: str
+) -> None:
+    with pytest.raises(error, match=words):
+        make()
