@@ -360,3 +360,32 @@ def test_rtc_config_and_data_stream_bad_input(
 ) -> None:
     with pytest.raises(error, match=words):
         make()
+
+
+async def test_max_payload_byte_length_ends_a_bigger_incoming_stream(
+    server_info: Any, token_factory: TokenFactory
+) -> None:
+    options = lkanyio.RoomOptions(
+        data_stream=lkanyio.DataStreamOptions(max_payload_byte_length=1000)
+    )
+    async with AsyncExitStack() as stack:
+        alice = await stack.enter_async_context(
+            lkanyio.connect(server_info.url, token_factory("alice"))
+        )
+        bob = await stack.enter_async_context(
+            lkanyio.connect(server_info.url, token_factory("bob"), options=options)
+        )
+        with anyio.fail_after(EVENT_WAIT):
+            while "bob" not in alice.remote_participants:
+                await anyio.sleep(0.02)
+        async with bob.text_streams("limit") as readers:
+            await alice.local_participant.send_text("small", topic="limit")
+            with anyio.fail_after(EVENT_WAIT):
+                async with await readers.receive() as reader:
+                    assert await reader.read_all() == "small"
+            await alice.local_participant.send_text("x" * 5000, topic="limit")
+            with anyio.fail_after(EVENT_WAIT):
+                async with await readers.receive() as reader:
+                    # Measured: the native core ends the stream with this message.
+                    with pytest.raises(lkanyio.DataStreamError, match="exceeds maximum size"):
+                        await reader.read_all()
