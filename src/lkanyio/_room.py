@@ -69,10 +69,11 @@ the server's goodbye and releases everything anyway."""
 
 _ALLOWED_SCHEMES: Final = frozenset({"ws", "wss", "http", "https"})
 # connect_timeout is sent in whole milliseconds (uint64 connect_timeout_ms).  Measured on
-# livekit-ffi 0.13.2: 0 ms and 1 ms fail the join at once ("signal failure: transport timed
-# out"), so 0 is no "no limit" and is refused here; 2**64 - 1 ms joins normally (no overflow
-# in the core).  The bound above is one day: a longer wait for one WebSocket attempt is a
-# mistake (a unit mix-up, milliseconds for seconds), not a wish.
+# livekit-ffi 0.13.2: 0 ms fails the join at once ("signal failure: transport timed out"), so
+# 0 does not mean "no limit" and is refused here; 1 ms mostly fails the same way (a local
+# server sometimes answers within it); 2**64 - 1 ms joins normally (no overflow in the core).
+# The bound above is one day: a longer wait for one WebSocket attempt is a mistake (a unit
+# mix-up, milliseconds for seconds), not a wish.
 _MAX_CONNECT_TIMEOUT: Final = 86_400.0
 
 

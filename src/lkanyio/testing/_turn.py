@@ -21,12 +21,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, final
 
+from .._rtc_config import IceServer
 from ._server import PEER_IP
 
 if TYPE_CHECKING:
     from types import TracebackType
-
-    from .._rtc_config import IceServer
 
 __all__ = ["LocalTurn"]
 
@@ -128,8 +127,6 @@ class LocalTurn:
         Args:
             password: use this password instead of the right one (to test a refusal).
         """
-        from .._rtc_config import IceServer  # lazily: lkanyio.testing imports no lkanyio at import
-
         return IceServer(
             urls=[self.url],
             username=self.username,
