@@ -72,8 +72,10 @@ from ._room import Room as Room
 from ._room import RoomOptions as RoomOptions
 from ._room import SessionStats as SessionStats
 from ._room import connect as connect
+from ._rpc import RpcCallInfo as RpcCallInfo
 from ._rpc import RpcError as RpcError
 from ._rpc import RpcHandler as RpcHandler
+from ._rpc import RpcInterceptor as RpcInterceptor
 from ._rpc import RpcInvocationData as RpcInvocationData
 from ._rtc_config import DataStreamOptions as DataStreamOptions
 from ._rtc_config import IceServer as IceServer

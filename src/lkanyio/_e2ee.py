@@ -10,6 +10,7 @@ from ._bridge import get_bridge
 from ._checks import check_bool, check_enum, check_str, check_uint
 from ._errors import LiveKitError, NativeError
 from ._proto import e2ee_pb2, ffi_pb2
+from ._types import EncryptionType
 
 if TYPE_CHECKING:
     from ._room import Room
@@ -35,7 +36,7 @@ def _check_key(key: object, what: str = "key") -> bytes:
 @final
 @dataclass(frozen=True, kw_only=True)
 class E2EEOptions:
-    """End-to-end encryption for a room (AES-GCM frame encryption, as the other SDKs).
+    """End-to-end encryption for a room (AES-GCM frame encryption by default, as the other SDKs).
 
     Give every participant the same ``shared_key``, or leave it out and set per-participant
     keys through ``room.e2ee`` after joining (``set_key``: every participant sets the same key
@@ -53,6 +54,13 @@ class E2EEOptions:
             it to 0 or more to be told.
         key_ring_size: how many key indexes are kept.
         key_derivation_function: PBKDF2 (LiveKit default) or HKDF.
+        encryption_type: how this client's own tracks are sent.  Measured with livekit-ffi
+            0.13.2: ``GCM`` (the default) and ``CUSTOM`` both encrypt with the frame cryptor's
+            AES-GCM (a ``CUSTOM`` track decrypts at a ``GCM`` peer holding the key) and differ
+            only in what the track announces (``RemoteTrackPublication.encryption_type``);
+            ``NONE`` creates no cryptor for this client's tracks, which go out in the clear
+            (a participant without E2EE hears them) announced as ``NONE``, while the key
+            manager still works.
     """
 
     shared_key: bytes | None = field(default=None, repr=False)
@@ -61,6 +69,7 @@ class E2EEOptions:
     failure_tolerance: int = -1
     key_ring_size: int = 16
     key_derivation_function: KeyDerivationFunction = KeyDerivationFunction.PBKDF2
+    encryption_type: EncryptionType = EncryptionType.GCM
 
     def __post_init__(self) -> None:
         if self.shared_key is not None:
@@ -70,9 +79,10 @@ class E2EEOptions:
         check_uint("failure_tolerance", self.failure_tolerance, bits=31, minimum=-1)
         check_uint("key_ring_size", self.key_ring_size, bits=31, minimum=1)
         check_enum("key_derivation_function", self.key_derivation_function, KeyDerivationFunction)
+        check_enum("encryption_type", self.encryption_type, EncryptionType)
 
     def _to_proto(self, out: e2ee_pb2.E2eeOptions) -> None:
-        out.encryption_type = e2ee_pb2.GCM
+        out.encryption_type = int(self.encryption_type)  # type: ignore[assignment]
         keys = out.key_provider_options
         if self.shared_key is not None:
             keys.shared_key = bytes(self.shared_key)
@@ -86,12 +96,79 @@ class E2EEOptions:
 @final
 @dataclass(frozen=True)
 class FrameCryptor:
-    """The encryptor or decryptor of one participant's track."""
+    """The encryptor or decryptor of one participant's track (from ``room.e2ee.frame_cryptors()``).
+
+    ``key_index`` and ``enabled`` are what the native core reported when the list was taken;
+    ``set_enabled`` and ``set_key_index`` change the cryptor itself, so read the list again to
+    see the new values.
+
+    Attributes:
+        participant_identity: whose track it is (this client's own for an encryptor).
+        track_sid: the track's sid.
+        key_index: the key ring slot the cryptor uses.
+        enabled: whether it encrypts (or decrypts) frames.
+    """
 
     participant_identity: str
     track_sid: str
     key_index: int
     enabled: bool
+    _manager: E2EEManager | None = field(default=None, repr=False, compare=False)
+
+    def _send(self) -> tuple[ffi_pb2.FfiRequest, e2ee_pb2.E2eeRequest, E2EEManager]:
+        if self._manager is None:
+            raise LiveKitError("this FrameCryptor does not belong to a room")
+        req, msg = self._manager._request()
+        return req, msg, self._manager
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Turn this cryptor on or off.
+
+        Only a decryptor (another participant's track) can be turned off; it then passes
+        frames through undecrypted.  Measured with livekit-ffi 0.13.2: when this client turned
+        off its own *encryptor*, a peer still decrypting the track aborted its whole process
+        (libc++ "span index out of range" in the frame decryptor, 3 runs of 3), so that is
+        refused here.
+
+        Raises:
+            TypeError: ``enabled`` is not a bool.
+            ValueError: turning off this client's own encryptor.
+            LiveKitError: the room is no longer connected.
+        """
+        value = check_bool("enabled", enabled)
+        req, msg, manager = self._send()
+        if not value and self.participant_identity == manager._room.local_participant.identity:
+            raise ValueError(
+                "turning off this client's own encryptor aborts peers that decrypt the track "
+                "(measured with livekit-ffi 0.13.2); unpublish the track instead"
+            )
+        msg.cryptor_set_enabled.participant_identity = self.participant_identity
+        msg.cryptor_set_enabled.track_sid = self.track_sid
+        msg.cryptor_set_enabled.enabled = value
+        manager._send(req)
+
+    def set_key_index(self, key_index: int) -> None:
+        """Make this cryptor use the key at ``key_index`` of the key ring.
+
+        Raises:
+            ValueError: ``key_index`` outside ``0 .. key_ring_size - 1``, or no key there.
+            LiveKitError: the room is no longer connected.
+        """
+        req, msg, manager = self._send()
+        index = manager._index(key_index)
+        # Measured: an encryptor pointed at an empty slot sends frames nobody can decrypt
+        # (silence at every peer), and one run of disable + move to an empty slot aborted the
+        # process (libc++ "span index out of range").  So the slot must hold a key.
+        if manager._shared:
+            held = manager.get_shared_key(key_index=index)
+        else:
+            held = manager.get_key(self.participant_identity, key_index=index)
+        if held is None:
+            raise ValueError(f"no key is set at key_index {index}")
+        msg.cryptor_set_key_index.participant_identity = self.participant_identity
+        msg.cryptor_set_key_index.track_sid = self.track_sid
+        msg.cryptor_set_key_index.key_index = index
+        manager._send(req)
 
 
 @final
@@ -103,6 +180,14 @@ class E2EEManager:
         options = room._options.e2ee
         self._ring_size = options.key_ring_size if options is not None else 0
         self._shared = options is not None and options.shared_key is not None
+        # The native core has no request that reads the manager's switch back, so it is
+        # tracked here: on from joining with E2EEOptions, then whatever set_enabled last sent.
+        self._enabled = options is not None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this client encrypts and decrypts (``True`` after joining with E2EE)."""
+        return self._enabled
 
     def _require_shared(self) -> None:
         # Without a shared key at join the native core keeps per-participant keys only, and
@@ -131,17 +216,23 @@ class E2EEManager:
         return get_bridge().request(req).e2ee
 
     def set_enabled(self, enabled: bool) -> None:
-        """Turn encryption on or off for this client."""
+        """Turn encryption on or off for this client (every cryptor at once).
+
+        Raises:
+            TypeError: ``enabled`` is not a bool.
+            LiveKitError: the room is no longer connected.
+        """
         req, msg = self._request()
-        msg.manager_set_enabled.enabled = check_bool("enabled", enabled)
+        msg.manager_set_enabled.enabled = value = check_bool("enabled", enabled)
         self._send(req)
+        self._enabled = value
 
     def frame_cryptors(self) -> list[FrameCryptor]:
         """The cryptors of every encrypted track (this client's and the others')."""
         req, msg = self._request()
         msg.manager_get_frame_cryptors.SetInParent()
         return [
-            FrameCryptor(c.participant_identity, c.track_sid, c.key_index, c.enabled)
+            FrameCryptor(c.participant_identity, c.track_sid, c.key_index, c.enabled, self)
             for c in self._send(req).manager_get_frame_cryptors.frame_cryptors
         ]
 

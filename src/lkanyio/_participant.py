@@ -30,7 +30,7 @@ from ._publication import (
     TrackPublication,
     TrackPublishOptions,
 )
-from ._rpc import RpcHandler, RpcServer, perform_rpc
+from ._rpc import RpcCallInfo, RpcHandler, RpcInterceptor, RpcServer, perform_rpc
 from ._track_permissions import ParticipantTrackPermission, set_track_subscription_permissions
 from ._types import (
     ConnectionQuality,
@@ -495,11 +495,19 @@ class LocalParticipant(Participant):
         method: str,
         payload: str,
         response_timeout: float = 10.0,
+        max_round_trip_latency: float | None = None,
     ) -> str:
         """Call ``method`` on another participant and return its response payload.
 
-        ``response_timeout`` is the protocol's deadline, enforced by the peer as well (its
-        handler is cancelled when it passes); your own cancel scopes still apply on top.
+        ``response_timeout`` and ``max_round_trip_latency`` are the protocol's own limits (the
+        two numbers RPC takes; bound anything else with your cancel scopes, which apply on
+        top).  ``response_timeout`` is enforced by the peer as well: its handler is cancelled
+        when it passes.  ``max_round_trip_latency`` bounds the time for the request to reach
+        the callee and its acknowledgement to come back (the native core's default: 7 s);
+        measured with livekit-ffi 0.13.2, the callee is given ``response_timeout`` minus it
+        (at least 1 s) as its handler's deadline, and a call that is not acknowledged in time
+        fails with ``CONNECTION_TIMEOUT``.  The call passes through the outgoing interceptors
+        (:meth:`add_rpc_interceptor`) first.
 
         Raises:
             RpcError: the call failed (``code`` tells why: unsupported method, timeout,
@@ -507,13 +515,22 @@ class LocalParticipant(Participant):
             ValueError: a payload over 15 KiB or a non-positive timeout.
         """
         self._room._check_connected()
-        return await perform_rpc(
-            self._handle.id,
+        call = RpcCallInfo(
             destination_identity=destination_identity,
             method=method,
             payload=payload,
             response_timeout=response_timeout,
+            max_round_trip_latency=max_round_trip_latency,
         )
+        interceptors = self._rpc.interceptors if self._rpc is not None else []
+        return await perform_rpc(self._handle.id, call, interceptors)
+
+    def _rpc_server(self) -> RpcServer:
+        self._room._check_connected()
+        if self._rpc is None:
+            self._rpc = RpcServer(self._room, self._handle.id)
+            self._room._rpc_handler = self._rpc.on_invocation
+        return self._rpc
 
     @overload
     def register_rpc_method(self, method: str) -> Callable[[RpcHandler], RpcHandler]: ...
@@ -524,12 +541,23 @@ class LocalParticipant(Participant):
     def register_rpc_method(
         self, method: str, handler: RpcHandler | None = None
     ) -> RpcHandler | Callable[[RpcHandler], RpcHandler]:
-        """Serve ``method``: ``handler(data: RpcInvocationData) -> str`` (also a decorator).
+        """Serve ``method`` with ``async def handler(data: RpcInvocationData) -> str``.
+
+        Also a decorator: ``@lp.register_rpc_method("name")``.
 
         Each call runs as a task in the room's task group, cancelled when the caller's deadline
-        passes or the room closes.  Returning sends the payload; raising :class:`RpcError`
-        sends that error; any other exception reaches the caller as ``APPLICATION_ERROR``
-        with the exception's message.  Registering a method again replaces its handler.
+        passes or the room closes (``data.cancel_reason`` then says which).  Returning sends
+        the payload; raising :class:`RpcError` sends that error; any other exception reaches
+        the caller as ``APPLICATION_ERROR`` with the exception's message.  Registering a
+        method again replaces its handler.
+
+        Synchronous handlers are refused: they would block the event loop (every room of the
+        process) while they work and could not be cancelled at the deadline.  Do blocking
+        work in a thread from an async handler (``await anyio.to_thread.run_sync(...)``).
+
+        Raises:
+            TypeError: ``handler`` is not an async function (``async def``, an object with an
+                ``async def __call__``, or a ``functools.partial`` of either).
         """
         if handler is None:
 
@@ -538,17 +566,29 @@ class LocalParticipant(Participant):
                 return fn
 
             return decorator
-        self._room._check_connected()
-        if self._rpc is None:
-            self._rpc = RpcServer(self._room, self._handle.id)
-            self._room._rpc_handler = self._rpc.on_invocation
-        self._rpc.register(method, handler)
+        self._rpc_server().register(method, handler)
         return handler
 
     def unregister_rpc_method(self, method: str) -> None:
         """Stop serving ``method`` (callers then get ``UNSUPPORTED_METHOD``)."""
         if self._rpc is not None and not self._handle.closed:
             self._rpc.unregister(method)
+
+    def add_rpc_interceptor(self, interceptor: RpcInterceptor) -> None:
+        """Wrap this participant's RPC calls and/or handlers in ``interceptor``.
+
+        Interceptors run in the order added (the first outermost); adding one already added
+        does nothing.  See :class:`RpcInterceptor`.
+
+        Raises:
+            TypeError: ``interceptor`` is not an :class:`RpcInterceptor`.
+        """
+        self._rpc_server().add_interceptor(interceptor)
+
+    def remove_rpc_interceptor(self, interceptor: RpcInterceptor) -> None:
+        """Remove ``interceptor`` (calls already running keep it; unknown ones are ignored)."""
+        if self._rpc is not None:
+            self._rpc.remove_interceptor(interceptor)
 
     @property
     def track_publications(self) -> Mapping[str, LocalTrackPublication]:

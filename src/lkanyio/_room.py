@@ -253,6 +253,7 @@ class Room:
         self._url = url
         self._token = token
         self._options = options
+        self._e2ee: E2EEManager | None = None
         self._handle: OwnedHandle | None = None
         self._info = room_pb2.RoomInfo()
         self._local: LocalParticipant | None = None
@@ -370,7 +371,9 @@ class Room:
         """
         if self._options.e2ee is None:
             raise LiveKitError("this room was joined without end-to-end encryption")
-        return E2EEManager(self)
+        if self._e2ee is None:  # one manager per room: it remembers set_enabled
+            self._e2ee = E2EEManager(self)
+        return self._e2ee
 
     async def get_rtc_stats(self) -> SessionStats:
         """Ask WebRTC for the statistics of the room's publisher and subscriber connections.

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Final, final
 
 import anyio
@@ -18,7 +20,7 @@ from ._proto import ffi_pb2
 if TYPE_CHECKING:
     from ._room import Room
 
-__all__ = ["RpcError", "RpcHandler", "RpcInvocationData"]
+__all__ = ["RpcCallInfo", "RpcError", "RpcHandler", "RpcInterceptor", "RpcInvocationData"]
 
 _MAX_PAYLOAD: Final = 15 * 1024
 """LiveKit's RPC payload limit (requests and responses), in UTF-8 bytes."""
@@ -95,26 +97,85 @@ class RpcError(LiveKitError):
         return cls(error.code, error.message, error.data if error.HasField("data") else None)
 
 
+class _InvocationState:
+    """Why the SDK cancelled one invocation (shared by the server and the handler's data)."""
+
+    __slots__ = ("reason", "scope")
+
+    def __init__(self) -> None:
+        self.reason: int | None = None
+        self.scope: anyio.CancelScope | None = None
+
+
 @final
 @dataclass(frozen=True, kw_only=True)
 class RpcInvocationData:
-    """What a handler receives.
+    """What a handler (and an incoming interceptor) receives.
 
     Attributes:
-        request_id: unique id of this call.
+        request_id: unique id of this call (the same on both sides).
         caller_identity: who called.
         payload: the caller's payload.
         response_timeout: seconds the caller waits; the handler is cancelled when they pass.
+        method: the method called.
     """
 
     request_id: str
     caller_identity: str
     payload: str
     response_timeout: float
+    method: str = ""
+    _state: _InvocationState = field(default_factory=_InvocationState, repr=False, compare=False)
+
+    @property
+    def cancel_reason(self) -> int | None:
+        """Why lkanyio cancelled this invocation's handler, once it has; else ``None``.
+
+        ``RpcError.RESPONSE_TIMEOUT`` when the caller's ``response_timeout`` passed,
+        ``RpcError.RECIPIENT_DISCONNECTED`` when this room was left; the first cause wins.
+        Read it while unwinding from the cancellation (an ``except``/``finally`` block of the
+        handler or an interceptor).  A cancellation from an enclosing scope of your own gives
+        ``None``.  The native core (livekit-ffi 0.13.2) tells the handler's side nothing
+        about the caller: a caller that stops waiting (its own cancel scope) or leaves the
+        room does not cancel the handler; the deadline still does (measured).
+        """
+        state = self._state
+        if state.reason is not None:
+            return state.reason
+        if state.scope is not None and state.scope.cancel_called:
+            return RpcError.RESPONSE_TIMEOUT  # nothing but the deadline cancels it unannounced
+        return None
 
 
 RpcHandler = Callable[[RpcInvocationData], Awaitable[str]]
-"""``async def handler(data: RpcInvocationData) -> str``."""
+"""``async def handler(data: RpcInvocationData) -> str``.
+
+Only async callables are accepted (``TypeError`` at registration otherwise): a synchronous
+handler would run on the event loop and stall every room of the process while it works, and
+could not be cancelled at the caller's deadline.  Run blocking work in a thread from an async
+handler: ``return await anyio.to_thread.run_sync(work, data.payload)``.
+"""
+
+
+def _check_async(what: str, fn: object) -> None:
+    """Refuse anything but an async callable.
+
+    Accepted: a coroutine function, an object with an ``async def __call__``, or a
+    ``functools.partial`` of either.
+    """
+    if not callable(fn):
+        raise TypeError(f"{what} must be an async function, not {type(fn).__name__}")
+    target: object = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    if inspect.iscoroutinefunction(target):
+        return
+    if not inspect.isfunction(target) and inspect.iscoroutinefunction(type(target).__call__):
+        return
+    raise TypeError(
+        f"{what} must be an async function (async def): a synchronous one would block the "
+        "event loop; run blocking work with anyio.to_thread.run_sync inside an async one"
+    )
 
 
 _MAX_TIMEOUT: Final = (2**32 - 1) / 1000
@@ -123,9 +184,7 @@ _MAX_TIMEOUT: Final = (2**32 - 1) / 1000
 
 def _answer_error_code(answer: object) -> int:
     """The code for a handler's answer that cannot be sent: too large, or not text at all."""
-    too_large = (
-        isinstance(answer, str) and len(answer.encode(errors="replace")) > _MAX_PAYLOAD
-    )
+    too_large = isinstance(answer, str) and len(answer.encode(errors="replace")) > _MAX_PAYLOAD
     return RpcError.RESPONSE_PAYLOAD_TOO_LARGE if too_large else RpcError.APPLICATION_ERROR
 
 
@@ -153,6 +212,10 @@ def _describe(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def _unsupported() -> RpcError:
+    return RpcError(RpcError.UNSUPPORTED_METHOD, "Method not supported at destination")
+
+
 def check_payload(payload: object) -> str:
     """Validate an RPC payload (a str within LiveKit's size limit)."""
     text = check_str("payload", payload)
@@ -162,25 +225,42 @@ def check_payload(payload: object) -> str:
 
 
 class RpcServer:
-    """The handlers of one local participant; invocations run in the room's task group."""
+    """The handlers and interceptors of one local participant.
 
-    __slots__ = ("_handle_id", "_handlers", "_room", "_running")
+    Invocations run in the room's task group.
+    """
+
+    __slots__ = ("_handle_id", "_handlers", "_room", "_running", "interceptors")
 
     def __init__(self, room: Room, local_participant_handle: int) -> None:
         self._room = room
         self._handle_id = local_participant_handle
         self._handlers: dict[str, RpcHandler] = {}
-        self._running: set[anyio.CancelScope] = set()  # one per handler task in flight
+        self._running: set[_InvocationState] = set()  # one per handler task in flight
+        self.interceptors: list[RpcInterceptor] = []
+
+    def add_interceptor(self, interceptor: RpcInterceptor) -> None:
+        if not isinstance(interceptor, RpcInterceptor):
+            raise TypeError(f"expected an RpcInterceptor, not {type(interceptor).__name__}")
+        if not any(existing is interceptor for existing in self.interceptors):
+            self.interceptors.append(interceptor)
+
+    def remove_interceptor(self, interceptor: RpcInterceptor) -> None:
+        # A new list: calls in flight keep the snapshot they started with.
+        self.interceptors = [i for i in self.interceptors if i is not interceptor]
 
     def cancel_running(self) -> None:
         """Cancel every handler still running (the room is being left)."""
-        for scope in self._running:
-            scope.cancel()
+        for state in self._running:
+            if state.scope is None:
+                continue
+            if state.reason is None and not state.scope.cancel_called:
+                state.reason = RpcError.RECIPIENT_DISCONNECTED  # first cause wins
+            state.scope.cancel()
 
     def register(self, method: str, handler: RpcHandler) -> None:
         check_str("method", method)
-        if not callable(handler):
-            raise TypeError("an RPC handler must be an async function")
+        _check_async("an RPC handler", handler)
         req = ffi_pb2.FfiRequest()
         req.register_rpc_method.local_participant_handle = self._handle_id
         req.register_rpc_method.method = method
@@ -199,29 +279,43 @@ class RpcServer:
     def on_invocation(self, message: Any) -> None:
         """Start a handler task for an invocation (runs in the dispatcher: never blocks)."""
         handler = self._handlers.get(message.method)
+        interceptors = [i for i in self.interceptors if i.incoming is not None]
         tg = self._room._tg
-        if handler is None or tg is None or self._room._closing:
-            self._respond(
-                message.invocation_id,
-                error=RpcError(RpcError.UNSUPPORTED_METHOD, "Method not supported at destination"),
-            )
+        if (handler is None and not interceptors) or tg is None or self._room._closing:
+            self._respond(message.invocation_id, error=_unsupported())
             return
-        tg.start_soon(self._run, handler, message, name=f"lkanyio rpc {message.method!r}")
+        tg.start_soon(
+            self._run, handler, interceptors, message, name=f"lkanyio rpc {message.method!r}"
+        )
 
-    async def _run(self, handler: RpcHandler, message: Any) -> None:
+    async def _run(
+        self, handler: RpcHandler | None, interceptors: list[RpcInterceptor], message: Any
+    ) -> None:
         timeout = message.response_timeout_ms / 1000
         data = RpcInvocationData(
             request_id=message.request_id,
             caller_identity=message.caller_identity,
             payload=message.payload,
             response_timeout=timeout,
+            method=message.method,
         )
+        state = data._state
+
+        async def call_handler(final: RpcInvocationData) -> str:
+            if not isinstance(final, RpcInvocationData):
+                raise TypeError(f"call_next takes an RpcInvocationData, not {type(final).__name__}")
+            if handler is None:
+                raise _unsupported()
+            return await handler(final)
+
+        chain = _chain_incoming(interceptors, call_handler)
         payload: str | None = None
         error: RpcError | None = None
         with anyio.move_on_after(timeout) as scope:
-            self._running.add(scope)
+            state.scope = scope
+            self._running.add(state)
             try:
-                result = await handler(data)
+                result = await chain(data)
             except RpcError as exc:
                 error = exc
             except Exception as exc:  # the caller gets it as an application error
@@ -232,10 +326,14 @@ class RpcServer:
                 except (TypeError, ValueError) as exc:
                     error = RpcError(_answer_error_code(result), str(exc))
             finally:
-                self._running.discard(scope)
+                self._running.discard(state)
         if scope.cancelled_caught:
-            # The caller stopped waiting; answering keeps the native side's books straight.
-            error = RpcError(RpcError.RESPONSE_TIMEOUT, "Response timeout")
+            # The deadline passed (the caller stopped waiting) or the room is being left;
+            # answering keeps the native side's books straight.
+            if data.cancel_reason == RpcError.RECIPIENT_DISCONNECTED:
+                error = RpcError(RpcError.RECIPIENT_DISCONNECTED, "Recipient disconnected")
+            else:
+                error = RpcError(RpcError.RESPONSE_TIMEOUT, "Response timeout")
             payload = None
         self._respond(message.invocation_id, payload=payload, error=error)
 
@@ -258,33 +356,165 @@ class RpcServer:
         get_bridge().request(req)
 
 
-async def perform_rpc(
-    local_participant_handle: int,
-    *,
-    destination_identity: str,
-    method: str,
-    payload: str,
-    response_timeout: float,
+def _check_seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not (math.isfinite(value) and 0 < value <= _MAX_TIMEOUT):
+        raise ValueError(f"{name} must be a positive number of seconds up to {_MAX_TIMEOUT:.0f}")
+    return float(value)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+@final
+@dataclass(frozen=True, kw_only=True)
+class RpcCallInfo:
+    """An outgoing call as an outgoing interceptor sees it: ``perform_rpc``'s arguments.
+
+    An interceptor may pass a changed copy on: ``dataclasses.replace(call, ...)``.
+
+    Attributes:
+        destination_identity: the participant called.
+        method: the method name.
+        payload: the request payload (at most 15 KiB of UTF-8).
+        response_timeout: seconds the caller waits for the answer (the protocol's deadline).
+        max_round_trip_latency: seconds the request may take to reach the callee and be
+            acknowledged, or ``None`` for the native core's default (7 s).
+
+    Raises:
+        TypeError: a field of the wrong type.
+        ValueError: an oversized payload or a timeout that is not positive (or beyond the
+            protocol's 32-bit milliseconds).
+    """
+
+    destination_identity: str
+    method: str
+    payload: str
+    response_timeout: float = 10.0
+    max_round_trip_latency: float | None = None
+
+    def __post_init__(self) -> None:
+        check_str("destination_identity", self.destination_identity)
+        check_str("method", self.method)
+        check_payload(self.payload)
+        _check_seconds("response_timeout", self.response_timeout)
+        if self.max_round_trip_latency is not None:
+            _check_seconds("max_round_trip_latency", self.max_round_trip_latency)
+
+
+OutgoingNext = Callable[[RpcCallInfo], Awaitable[str]]
+IncomingNext = Callable[[RpcInvocationData], Awaitable[str]]
+
+
+@final
+@dataclass(frozen=True, eq=False)
+class RpcInterceptor:
+    """Middleware around this participant's RPC: outgoing calls, incoming invocations, or both.
+
+    Each side is an async function that receives the call and ``call_next``, and returns (or
+    raises) what ``await call_next(...)`` returns (or raises) unless it answers by itself::
+
+        async def timed(call: lkanyio.RpcCallInfo, call_next) -> str:
+            start = anyio.current_time()
+            try:
+                return await call_next(call)
+            finally:
+                print(call.method, anyio.current_time() - start)
+
+        lp.add_rpc_interceptor(lkanyio.RpcInterceptor(outgoing=timed))
+
+    Interceptors run in the order they were added, the first outermost; a call takes a
+    snapshot of the list when it starts.  ``outgoing`` runs in the caller's task, inside its
+    cancel scopes.  ``incoming`` runs in the handler's task under the caller's deadline,
+    which covers the whole chain: when it passes (or the room is left) the chain is
+    cancelled and ``RpcInvocationData.cancel_reason`` says why.  Only methods registered here
+    reach the chain: the native core (livekit-ffi 0.13.2) answers a call of any other
+    method with ``UNSUPPORTED_METHOD`` itself, without an event (measured); a call that
+    races with ``unregister_rpc_method`` finds ``call_next`` raising that error.  Whatever
+    the chain raises reaches the caller as for a handler (``RpcError`` as is, anything else
+    as ``APPLICATION_ERROR``).
+
+    Args:
+        outgoing: ``async (call: RpcCallInfo, call_next) -> str`` around ``perform_rpc``.
+        incoming: ``async (data: RpcInvocationData, call_next) -> str`` around handlers.
+
+    Raises:
+        TypeError: a side that is not an async function, or neither side given.
+    """
+
+    outgoing: Callable[[RpcCallInfo, OutgoingNext], Awaitable[str]] | None = None
+    incoming: Callable[[RpcInvocationData, IncomingNext], Awaitable[str]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.outgoing is None and self.incoming is None:
+            raise TypeError("an RpcInterceptor needs outgoing=, incoming= or both")
+        if self.outgoing is not None:
+            _check_async("outgoing", self.outgoing)
+        if self.incoming is not None:
+            _check_async("incoming", self.incoming)
+
+
+def _chain_outgoing(interceptors: Sequence[RpcInterceptor], last: OutgoingNext) -> OutgoingNext:
+    call_next = last
+    for interceptor in reversed(interceptors):
+        if interceptor.outgoing is not None:
+            call_next = functools.partial(_outgoing_step, interceptor.outgoing, call_next)
+    return call_next
+
+
+async def _outgoing_step(
+    step: Callable[[RpcCallInfo, OutgoingNext], Awaitable[str]],
+    call_next: OutgoingNext,
+    call: RpcCallInfo,
 ) -> str:
-    """Call ``method`` on another participant (see ``LocalParticipant.perform_rpc``)."""
-    check_str("destination_identity", destination_identity)
-    check_str("method", method)
-    check_payload(payload)
-    if isinstance(response_timeout, bool) or not isinstance(response_timeout, (int, float)):
-        raise TypeError(
-            f"response_timeout must be a number of seconds, not {type(response_timeout).__name__}"
-        )
-    if not (math.isfinite(response_timeout) and 0 < response_timeout <= _MAX_TIMEOUT):
-        raise ValueError(
-            f"response_timeout must be a positive number of seconds up to {_MAX_TIMEOUT:.0f}"
-        )
+    if not isinstance(call, RpcCallInfo):
+        raise TypeError(f"call_next takes an RpcCallInfo, not {type(call).__name__}")
+    return await step(call, call_next)
+
+
+def _chain_incoming(interceptors: Sequence[RpcInterceptor], last: IncomingNext) -> IncomingNext:
+    call_next = last
+    for interceptor in reversed(interceptors):
+        if interceptor.incoming is not None:
+            call_next = functools.partial(_incoming_step, interceptor.incoming, call_next)
+    return call_next
+
+
+async def _incoming_step(
+    step: Callable[[RpcInvocationData, IncomingNext], Awaitable[str]],
+    call_next: IncomingNext,
+    data: RpcInvocationData,
+) -> str:
+    if not isinstance(data, RpcInvocationData):
+        raise TypeError(f"call_next takes an RpcInvocationData, not {type(data).__name__}")
+    return await step(data, call_next)
+
+
+async def perform_rpc(
+    local_participant_handle: int, call: RpcCallInfo, interceptors: Sequence[RpcInterceptor]
+) -> str:
+    """Call through the outgoing interceptors (see ``LocalParticipant.perform_rpc``)."""
+
+    async def send(final_call: RpcCallInfo) -> str:
+        if not isinstance(final_call, RpcCallInfo):
+            raise TypeError(f"call_next takes an RpcCallInfo, not {type(final_call).__name__}")
+        return await _send_rpc(local_participant_handle, final_call)
+
+    return await _chain_outgoing(list(interceptors), send)(call)
+
+
+async def _send_rpc(local_participant_handle: int, call: RpcCallInfo) -> str:
     req = ffi_pb2.FfiRequest()
     msg = req.perform_rpc
     msg.local_participant_handle = local_participant_handle
-    msg.destination_identity = destination_identity
-    msg.method = method
-    msg.payload = payload
-    msg.response_timeout_ms = max(1, round(response_timeout * 1000))
+    msg.destination_identity = call.destination_identity
+    msg.method = call.method
+    msg.payload = call.payload
+    msg.response_timeout_ms = _ms(call.response_timeout)
+    if call.max_round_trip_latency is not None:
+        msg.max_round_trip_latency_ms = _ms(call.max_round_trip_latency)
     cb = await get_bridge().request_async(req)
     if cb.HasField("error"):
         raise RpcError._from_proto(cb.error)

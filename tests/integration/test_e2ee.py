@@ -15,11 +15,11 @@ from typing import Any
 
 import anyio
 import pytest
-from test_audio_server import RATE, publish_tone
 
 import lkanyio
 from _util import EVENT_WAIT, TokenFactory, assert_no_leaks
 from lkanyio.demo import dominant_frequency
+from test_audio_server import RATE, publish_tone
 
 pytestmark = pytest.mark.anyio
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import anyio
 import pytest
-from test_audio_server import RATE, sine_frames
 
 import lkanyio
 from _util import EVENT_WAIT, TokenFactory, assert_no_leaks, joined, next_event
 from lkanyio.demo import dominant_frequency
+from test_audio_server import RATE, sine_frames
 
 pytestmark = pytest.mark.anyio
 
