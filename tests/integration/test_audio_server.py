@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import math
 from array import array
 from typing import Any
@@ -11,19 +10,13 @@ import anyio
 import pytest
 
 import lkanyio
-from _util import TokenFactory, assert_no_leaks, joined, next_event
+from _util import TokenFactory, joined, next_event
 from lkanyio.demo import dominant_frequency
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
 RATE = 48_000
 
-
-@pytest.fixture(autouse=True)
-def _no_leaks_after() -> Any:
-    yield
-    gc.collect()
-    assert_no_leaks()
 
 
 def sine_frames(hz: float, seconds: float) -> list[lkanyio.AudioFrame]:

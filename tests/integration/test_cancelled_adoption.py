@@ -9,7 +9,6 @@ the peer not left with a track, the stream ended for its reader, no handle leake
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,17 +17,11 @@ import anyio
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, assert_no_leaks, joined, next_event
+from _util import EVENT_WAIT, TokenFactory, joined, next_event
 from lkanyio._bridge import get_bridge
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
-
-@pytest.fixture(autouse=True)
-def _no_leaks_after() -> Any:
-    yield
-    gc.collect()
-    assert_no_leaks()
 
 
 @contextmanager

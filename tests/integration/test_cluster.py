@@ -15,10 +15,9 @@ to a new room on his node after ~10 s; Redis restarted, nothing happens to a liv
 
 from __future__ import annotations
 
-import gc
 import math
 from array import array
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,11 +25,11 @@ import anyio
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, assert_no_leaks, next_event
+from _util import EVENT_WAIT, next_event
 from lkanyio.demo import dominant_frequency
 from lkanyio.testing import LocalCluster, ServerInfo, create_room, make_token
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
 RATE = 48_000
 
@@ -38,12 +37,6 @@ FAILURE_BOUND = 90.0
 """How long lkanyio may take to report a failed node (the hang guard of every fault test here,
 as in test_reliability: the native core's 10 retries paced by 5 s stay well below it)."""
 
-
-@pytest.fixture(autouse=True)
-def _no_leaks_after() -> Iterator[None]:
-    yield
-    gc.collect()
-    assert_no_leaks()
 
 
 def _token(info: ServerInfo, identity: str, room: str) -> str:

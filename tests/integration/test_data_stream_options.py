@@ -3,23 +3,16 @@ caller-chosen ids, replies, attachments, compression, announced sizes, closing a
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
 import anyio
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, assert_no_leaks, joined
+from _util import EVENT_WAIT, TokenFactory, joined
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
-
-@pytest.fixture(autouse=True)
-def _no_leaks_after() -> Any:
-    yield
-    gc.collect()
-    assert_no_leaks()
 
 
 async def test_stream_id_reply_to_and_attachments_reach_the_reader(

@@ -3,7 +3,6 @@ ways: compressed and plain, replies (``reply_to_id``) and closing attributes."""
 
 from __future__ import annotations
 
-import gc
 import json
 import sys
 from collections.abc import AsyncIterator
@@ -17,19 +16,13 @@ from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, assert_no_leaks
+from _util import EVENT_WAIT, TokenFactory
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
 PEER = Path(__file__).resolve().parents[1] / "rtc_stream_peer.py"
 TOPIC = "interop"
 
-
-@pytest.fixture(autouse=True)
-def _no_leaks_after() -> Any:
-    yield
-    gc.collect()
-    assert_no_leaks()
 
 
 class Peer:

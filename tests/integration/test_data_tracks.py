@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
 import anyio
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, assert_no_leaks, joined, next_event
+from _util import EVENT_WAIT, TokenFactory, joined, next_event
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
-
-@pytest.fixture(autouse=True)
-def _no_leaks_after() -> Any:
-    yield
-    gc.collect()
-    assert_no_leaks()
 
 
 async def _push_until_received(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import cmath
-import gc
 import json
 import math
 import os
@@ -17,20 +16,14 @@ import anyio
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, assert_no_leaks
+from _util import EVENT_WAIT, TokenFactory
 from lkanyio.demo import dominant_frequency
 from test_audio_server import RATE, publish_tone
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
 KEY = b"correct horse battery staple"
 
-
-@pytest.fixture(autouse=True)
-def _no_leaks_after() -> Any:
-    yield
-    gc.collect()
-    assert_no_leaks()
 
 
 def tone_share(samples: list[int], hz: float) -> float:

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
 import anyio
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, assert_no_leaks
+from _util import EVENT_WAIT, TokenFactory
 from test_audio_server import RATE, sine_frames
 from test_e2ee import KEY, tone_share
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
 GCM = lkanyio.EncryptionType.GCM
 
-
-@pytest.fixture(autouse=True)
-def _no_leaks_after() -> Any:
-    yield
-    gc.collect()
-    assert_no_leaks()
 
 
 async def _hear(events: lkanyio.EventStream[Any], out: dict[str, Any], name: str) -> None:

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 import lkanyio
 from _util import assert_no_leaks
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
 TokenFactory = Callable[..., str]
 
@@ -48,12 +48,6 @@ _FIXTURES_ARE_REUSED = settings(
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )
 
-
-@pytest.fixture(autouse=True)
-def _no_leaks_after() -> Iterator[None]:
-    yield
-    gc.collect()
-    assert_no_leaks()
 
 
 async def _drained() -> None:

@@ -9,7 +9,6 @@ roughly 15-30 s with ``Disconnected(reason=UNKNOWN)``.  :data:`GIVE_UP_BOUND` is
 
 from __future__ import annotations
 
-import gc
 import subprocess
 import sys
 import textwrap
@@ -23,7 +22,7 @@ import pytest
 import lkanyio
 from _util import EVENT_WAIT, assert_no_leaks, next_event
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
 TokenFactory = Callable[..., str]
 
@@ -34,12 +33,6 @@ paced by 5 s, each bounded by the 5 s signal timeout, stay well below it)."""
 SUBPROCESS_BOUND = 120.0
 """Hang guard for a child process that joins a room and leaves it."""
 
-
-@pytest.fixture(autouse=True)
-def _no_leaks_after() -> Iterator[None]:
-    yield
-    gc.collect()
-    assert_no_leaks()
 
 
 async def test_server_killed_ends_the_block_with_connection_lost(

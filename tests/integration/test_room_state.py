@@ -8,7 +8,6 @@ native core's own message, through the shim's queue and the real dispatch path.
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,20 +16,14 @@ import jwt
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, assert_no_leaks, joined, next_event
+from _util import EVENT_WAIT, TokenFactory, joined, next_event
 from lkanyio._bridge import get_bridge
 from lkanyio._proto import ffi_pb2, room_pb2
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
 KEY = b"room state shared key 0123456789"
 
-
-@pytest.fixture(autouse=True)
-def _no_leaks_after() -> Any:
-    yield
-    gc.collect()
-    assert_no_leaks()
 
 
 async def room_service(info: Any, call: Callable[[Any, Any], Awaitable[Any]]) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 from typing import Any
 
@@ -10,16 +9,10 @@ import anyio
 import pytest
 
 import lkanyio
-from _util import TokenFactory, assert_no_leaks, joined
+from _util import TokenFactory, joined
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
-
-@pytest.fixture(autouse=True)
-def _no_leaks_after() -> Any:
-    yield
-    gc.collect()
-    assert_no_leaks()
 
 
 async def test_round_trip_and_invocation_data(

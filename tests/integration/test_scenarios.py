@@ -7,27 +7,20 @@ nothing leaks.
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
 import anyio
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, assert_no_leaks, joined, next_event
+from _util import EVENT_WAIT, TokenFactory, joined, next_event
 from lkanyio.demo import dominant_frequency
 from test_audio_server import RATE, sine_frames
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
 S = lkanyio.SimulateScenario
 
-
-@pytest.fixture(autouse=True)
-def _no_leaks_after() -> Any:
-    yield
-    gc.collect()
-    assert_no_leaks()
 
 
 async def _play(source: lkanyio.AudioSource, hz: float) -> None:

@@ -10,14 +10,13 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import subprocess
 import sys
 import textwrap
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,22 +27,16 @@ import anyio
 import pytest
 
 import lkanyio
-from _util import assert_no_leaks, collect_for
+from _util import collect_for
 from lkanyio.testing import ServerInfo, make_token
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
 TokenFactory = Callable[..., str]
 
 SUBPROCESS_BOUND = 120.0
 """Hang guard for a child process that joins a room and leaves it."""
 
-
-@pytest.fixture(autouse=True)
-def _no_leaks_after() -> Iterator[None]:
-    yield
-    gc.collect()
-    assert_no_leaks()
 
 
 def _secrets_of(token: str, info: ServerInfo) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -10,16 +9,10 @@ from typing import Any
 import pytest
 
 import lkanyio
-from _util import TokenFactory, assert_no_leaks, collect_for, next_event
+from _util import TokenFactory, collect_for, next_event
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
-
-@pytest.fixture(autouse=True)
-def _no_leaks_after() -> Any:
-    yield
-    gc.collect()
-    assert_no_leaks()
 
 
 @asynccontextmanager

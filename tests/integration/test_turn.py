@@ -9,7 +9,6 @@ without its own TURN (LocalServer never enables it), so no other relay could be 
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 from array import array
@@ -22,10 +21,10 @@ import anyio.abc
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, assert_no_leaks, next_event
+from _util import EVENT_WAIT, TokenFactory, next_event
 from lkanyio.testing import LocalServer, LocalTurn
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
 RATE = 48_000
 # Measured (livekit-ffi 0.13.2): with the TURN server refusing the password, each join attempt
@@ -47,12 +46,6 @@ def turn(livekit_server: LocalServer | None) -> Iterator[LocalTurn]:
     with LocalTurn() as server:
         yield server
 
-
-@pytest.fixture(autouse=True)
-def _no_leaks_after() -> Iterator[None]:
-    yield
-    gc.collect()
-    assert_no_leaks()
 
 
 def relay_only(

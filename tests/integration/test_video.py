@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import itertools
 import struct
 import time
@@ -16,7 +15,6 @@ import lkanyio
 from _util import (
     EVENT_WAIT,
     TokenFactory,
-    assert_no_leaks,
     crop_centred,
     joined,
     next_event,
@@ -26,12 +24,7 @@ from lkanyio import VideoBufferType as VBT
 
 W, H = 320, 240
 
-
-@pytest.fixture(autouse=True)
-def _no_leaks_after() -> Any:
-    yield
-    gc.collect()
-    assert_no_leaks()
+pytestmark = pytest.mark.usefixtures("no_leaks_after")
 
 
 def solid(rgb: tuple[int, int, int], width: int = W, height: int = H) -> lkanyio.VideoFrame:
