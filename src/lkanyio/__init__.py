@@ -88,12 +88,15 @@ from ._track import RemoteTrack as RemoteTrack
 from ._track import RemoteVideoTrack as RemoteVideoTrack
 from ._track import Track as Track
 from ._track_permissions import ParticipantTrackPermission as ParticipantTrackPermission
+from ._types import AudioTrackFeature as AudioTrackFeature
 from ._types import ConnectionQuality as ConnectionQuality
 from ._types import ConnectionState as ConnectionState
 from ._types import DataPacketKind as DataPacketKind
+from ._types import DegradationPreference as DegradationPreference
 from ._types import DisconnectReason as DisconnectReason
 from ._types import EncryptionState as EncryptionState
 from ._types import EncryptionType as EncryptionType
+from ._types import FrameMetadataFeature as FrameMetadataFeature
 from ._types import ParticipantKind as ParticipantKind
 from ._types import ParticipantKindDetail as ParticipantKindDetail
 from ._types import ParticipantState as ParticipantState
@@ -101,6 +104,9 @@ from ._types import SimulateScenario as SimulateScenario
 from ._types import StreamState as StreamState
 from ._types import TrackKind as TrackKind
 from ._types import TrackSource as TrackSource
+from ._types import VideoCodec as VideoCodec
+from ._types import VideoEncoderBackend as VideoEncoderBackend
+from ._video import FrameMetadata as FrameMetadata
 from ._video import VideoBufferType as VideoBufferType
 from ._video import VideoFrame as VideoFrame
 from ._video import VideoFrameEvent as VideoFrameEvent
