@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, assert_no_leaks, joined, next_event
+from _util import EVENT_WAIT, TokenFactory, assert_no_leaks, joined, next_event, seeded_frame
 from lkanyio import VideoBufferType as VBT
 
 W, H = 640, 360
@@ -130,3 +130,130 @@ async def test_each_codec_publishes_640x360_through_the_server(
 # VP9 / AV1 / H264"), no H265.  A track published with H265 is published as VP8, with no
 # error and no log about it: the server's "mediaTrack published" has mime video/VP8.
 SENT_AS = {lkanyio.VideoCodec.H265: lkanyio.VideoCodec.VP8}
+
+
+# --- frame metadata ---------------------------------------------------------------------------
+
+BASE_TS = 1_790_000_000_000_000  # a plausible capture time in µs: beyond 32 bits
+
+
+# Measured (livekit-ffi 0.13.2, livekit-server 1.13.5): metadata travels in a packet trailer
+# that any one feature switches on; with one feature listed (FRAME_ID alone), all three fields
+# still arrived.  With none listed, no frame carries metadata.
+@pytest.mark.anyio
+@pytest.mark.parametrize("with_features", [True, False], ids=["features", "no_features"])
+async def test_frame_metadata_round_trips_through_the_server(
+    server_info: Any, token_factory: TokenFactory, room_name: str, with_features: bool
+) -> None:
+    features = tuple(lkanyio.FrameMetadataFeature) if with_features else ()
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        async with bob.events() as events, lkanyio.VideoSource(320, 240) as source:
+            async with lkanyio.LocalVideoTrack.create_video_track("cam", source) as track:
+                options = lkanyio.TrackPublishOptions(
+                    source=lkanyio.TrackSource.CAMERA, frame_metadata_features=features
+                )
+                published = await alice.local_participant.publish_track(track, options)
+                subscribed = await next_event(events, lkanyio.TrackSubscribed)
+                assert published.frame_metadata_features == features
+                assert subscribed.publication.frame_metadata_features == features
+                assert subscribed.publication.audio_features == ()
+                frame = quadrants(320, 240)
+                seen: list[lkanyio.FrameMetadata | None] = []
+                async with (
+                    lkanyio.VideoStream(subscribed.track, max_buffered=100) as stream,
+                    anyio.create_task_group() as tg,
+                ):
+
+                    async def feed() -> None:
+                        for i in range(1, 100_000):
+                            metadata = lkanyio.FrameMetadata(
+                                user_timestamp=BASE_TS + i, frame_id=i, user_data=b"f%d" % i
+                            )
+                            source.capture_frame(frame, metadata=metadata)
+                            await anyio.sleep(1 / 30)
+
+                    tg.start_soon(feed)
+                    shown = 0
+                    with anyio.fail_after(EVENT_WAIT):
+                        async for event in stream:
+                            if shows_quadrants(event.frame):  # not the source's black frame
+                                seen.append(event.metadata)
+                                shown += 1
+                            if shown >= 10:
+                                break
+                    tg.cancel_scope.cancel()
+    if not with_features:
+        assert seen == [None] * len(seen)
+        return
+    ids = []
+    for metadata in seen:
+        assert metadata is not None
+        assert metadata.frame_id is not None
+        ids.append(metadata.frame_id)
+        assert metadata == lkanyio.FrameMetadata(
+            user_timestamp=BASE_TS + metadata.frame_id,
+            frame_id=metadata.frame_id,
+            user_data=b"f%d" % metadata.frame_id,
+        )
+    assert ids == sorted(set(ids)), ids  # each frame's own values, in capture order
+
+
+def test_frame_metadata_checks_its_fields() -> None:
+    assert lkanyio.FrameMetadata().frame_id is None
+    with pytest.raises(ValueError, match="frame_id"):
+        lkanyio.FrameMetadata(frame_id=1 << 32)
+    with pytest.raises(ValueError, match="user_timestamp"):
+        lkanyio.FrameMetadata(user_timestamp=-1)
+    with pytest.raises(TypeError, match="user_data"):
+        lkanyio.FrameMetadata(user_data="text")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="frame_id"):
+        lkanyio.FrameMetadata(frame_id=True)
+
+
+@pytest.mark.anyio
+async def test_capture_frame_refuses_other_metadata() -> None:
+    async with lkanyio.VideoSource(16, 16) as source:
+        with pytest.raises(TypeError, match="FrameMetadata"):
+            source.capture_frame(
+                lkanyio.VideoFrame.create(16, 16, VBT.RGBA),
+                metadata={"frame_id": 1},  # type: ignore[arg-type]
+            )
+
+
+# --- planes -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", list(VBT), ids=lambda t: t.name)
+def test_get_plane_views_each_plane_of_the_frame(layout: VBT) -> None:
+    from lkanyio._video import planes
+
+    width, height = 7, 5  # odd: chroma planes round up
+    frame = seeded_frame(layout, width, height)
+    layout_planes = planes(layout, width, height)
+    assert frame.plane_count == len(layout_planes)
+    offset = 0
+    for index, (_stride, size) in enumerate(layout_planes):
+        plane = frame.get_plane(index)
+        assert plane.nbytes == size
+        assert bytes(plane) == bytes(frame.data[offset : offset + size])
+        offset += size
+    assert offset == frame.data.nbytes
+    # Zero-copy and writable: a write through a plane is a write to the frame.
+    last = frame.get_plane(frame.plane_count - 1)
+    last[0] ^= 0xFF
+    assert frame.data[offset - layout_planes[-1][1]] == last[0]
+    with pytest.raises(IndexError, match="planes 0 to"):
+        frame.get_plane(frame.plane_count)
+    with pytest.raises(IndexError):
+        frame.get_plane(-1)
+    with pytest.raises(TypeError):
+        frame.get_plane(1.0)  # type: ignore[arg-type]
+
+
+def test_i420_planes_are_y_u_v() -> None:
+    frame = quadrants(64, 32).convert(VBT.I420)
+    y, u, v = (frame.get_plane(i) for i in range(3))
+    assert (y.nbytes, u.nbytes, v.nbytes) == (64 * 32, 32 * 16, 32 * 16)
+    # The top-left quadrant is red: high V (Cr), below-mid U (Cb).
+    assert v[0] > 200
+    assert u[0] < 128

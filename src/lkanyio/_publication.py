@@ -95,8 +95,11 @@ class TrackPublishOptions:
         degradation_preference: what the encoder gives up first when short of bandwidth.
         preconnect_buffer: buffer a microphone track's audio from before the room connected
             and send it to the agent that joins.
-        frame_metadata_features: the per-frame metadata (``FrameMetadata`` fields) a video
-            track carries to subscribers: a field not listed here arrives as 0 / empty.
+        frame_metadata_features: announce the per-frame metadata (``FrameMetadata``) a video
+            track carries.  Listing any feature switches the metadata on: measured with
+            livekit-ffi 0.13.2, with FRAME_ID alone listed all three fields still arrived;
+            with none listed, no frame carries metadata (``VideoFrameEvent.metadata`` is
+            ``None``).
 
     Example::
 

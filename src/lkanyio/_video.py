@@ -456,9 +456,11 @@ class FrameMetadata:
     """Values carried with one video frame from the publisher to every subscriber.
 
     Attach it with ``VideoSource.capture_frame(frame, metadata=...)``; read it back from
-    :attr:`VideoFrameEvent.metadata`.  A field reaches subscribers only when the track was
-    published with the matching :class:`~lkanyio.FrameMetadataFeature` in
-    ``TrackPublishOptions.frame_metadata_features``.
+    :attr:`VideoFrameEvent.metadata`.  Metadata reaches subscribers only when the track was
+    published with at least one :class:`~lkanyio.FrameMetadataFeature` in
+    ``TrackPublishOptions.frame_metadata_features`` (list those you use: measured with
+    livekit-ffi 0.13.2, any one of them carried all three fields; none carried nothing).
+    A field left ``None`` arrives as ``None``.
 
     Attributes:
         user_timestamp: any 64-bit unsigned number, e.g. the capture time in microseconds.
