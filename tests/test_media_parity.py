@@ -5,7 +5,12 @@ The codec and metadata tests go through the real livekit-server with the real na
 
 from __future__ import annotations
 
+import array
 import gc
+import io
+import math
+import sys
+import wave
 from typing import Any
 
 import anyio
@@ -257,3 +262,110 @@ def test_i420_planes_are_y_u_v() -> None:
     # The top-left quadrant is red: high V (Cr), below-mid U (Cb).
     assert v[0] > 200
     assert u[0] < 128
+
+
+# --- audio helpers ----------------------------------------------------------------------------
+
+
+def tone(freq: float, *, rate: int = 48000, channels: int = 1, ms: int = 10) -> lkanyio.AudioFrame:
+    n = rate * ms // 1000
+    samples = array.array(
+        "h",
+        (
+            int(8000 * math.sin(2 * math.pi * freq * i / rate))
+            for i in range(n)
+            for _ in range(channels)
+        ),
+    )
+    return lkanyio.AudioFrame(
+        samples, sample_rate=rate, num_channels=channels, samples_per_channel=n
+    )
+
+
+@pytest.mark.parametrize(("rate", "channels"), [(48000, 1), (16000, 2), (8000, 6)])
+def test_to_wav_bytes_reads_back_as_the_frame(rate: int, channels: int) -> None:
+    frame = tone(440, rate=rate, channels=channels, ms=30)
+    with wave.open(io.BytesIO(frame.to_wav_bytes()), "rb") as wav:
+        assert wav.getnchannels() == channels
+        assert wav.getsampwidth() == 2
+        assert wav.getframerate() == rate
+        assert wav.getnframes() == frame.samples_per_channel
+        read = wav.readframes(wav.getnframes())
+    samples = array.array("h", read)
+    if sys.byteorder != "little":
+        samples.byteswap()
+    back = lkanyio.AudioFrame(
+        samples,
+        sample_rate=rate,
+        num_channels=channels,
+        samples_per_channel=frame.samples_per_channel,
+    )
+    assert back == frame
+
+
+def test_userdata_is_a_dict_of_the_frame_alone() -> None:
+    frame = tone(440)
+    assert frame.userdata == {}
+    frame.userdata["speaker"] = "alice"
+    assert frame.userdata == {"speaker": "alice"}
+    other = lkanyio.AudioFrame(
+        frame.data, sample_rate=48000, num_channels=1, samples_per_channel=480
+    )
+    assert other.userdata == {}
+    assert other == frame  # userdata is not audio: equality ignores it
+    assert lkanyio.combine_audio_frames([frame]).userdata == {}
+
+
+def test_combine_audio_frames_joins_them_in_order() -> None:
+    a, b, c = tone(440, channels=2), tone(660, channels=2, ms=20), tone(880, channels=2)
+    combined = lkanyio.combine_audio_frames([a, b, c])
+    assert (combined.sample_rate, combined.num_channels) == (48000, 2)
+    assert combined.samples_per_channel == 480 + 960 + 480
+    assert bytes(combined.data) == bytes(a.data) + bytes(b.data) + bytes(c.data)
+    assert lkanyio.combine_audio_frames(iter([a])) == a
+    assert lkanyio.combine_audio_frames(a) == a
+    assert lkanyio.combine_audio_frames([a]) is not a  # a new frame, never an alias
+    before = bytes(combined.data)
+    a.data[0] = 123
+    assert bytes(combined.data) == before  # the samples were copied
+
+
+def test_combine_audio_frames_rejects_mismatches_clearly() -> None:
+    mono48, mono16, stereo48 = tone(440), tone(440, rate=16000), tone(440, channels=2)
+    with pytest.raises(
+        ValueError, match=r"frame 1 has a sample rate of 16000 Hz, frame 0 of 48000"
+    ):
+        lkanyio.combine_audio_frames([mono48, mono16])
+    with pytest.raises(ValueError, match=r"frame 2 has 2 channels, frame 0 has 1"):
+        lkanyio.combine_audio_frames([mono48, mono48, stereo48])
+    with pytest.raises(ValueError, match="at least one frame"):
+        lkanyio.combine_audio_frames([])
+    with pytest.raises(TypeError, match="frame 1 is a bytes"):
+        lkanyio.combine_audio_frames([mono48, b"\0\0"])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="not bytes"):
+        lkanyio.combine_audio_frames(b"\0\0")  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_audio_features_of_a_published_track(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        async with bob.events() as events, lkanyio.AudioSource(48000, 2) as source:
+            async with lkanyio.LocalAudioTrack.create_audio_track("mic", source) as track:
+                published = await alice.local_participant.publish_track(
+                    track,
+                    lkanyio.TrackPublishOptions(
+                        source=lkanyio.TrackSource.MICROPHONE, dtx=False, preconnect_buffer=True
+                    ),
+                )
+                subscribed = await next_event(events, lkanyio.TrackPublished)
+                # Measured: what the options asked for, on both sides; two channels alone
+                # do not announce STEREO.
+                wanted = {
+                    lkanyio.AudioTrackFeature.NO_DTX,
+                    lkanyio.AudioTrackFeature.PRECONNECT_BUFFER,
+                }
+                assert set(published.audio_features) == wanted
+                assert set(subscribed.publication.audio_features) == wanted
+                assert published.frame_metadata_features == ()
