@@ -82,6 +82,11 @@ def test_publish_options_check_their_fields() -> None:
         lkanyio.TrackPublishOptions(preconnect_buffer=1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="scalability_mode"):
         lkanyio.TrackPublishOptions(scalability_mode=3)  # type: ignore[arg-type]
+    # An unknown name failed the publish natively and broke the track's next publish.
+    with pytest.raises(ValueError, match="unknown scalability mode 'L4T4'; one of: L1T1"):
+        lkanyio.TrackPublishOptions(scalability_mode="L4T4")
+    for mode in ("L1T1", "L3T3_KEY", "L2T2_KEY_SHIFT", "S3T3h"):
+        assert lkanyio.TrackPublishOptions(scalability_mode=mode).scalability_mode == mode
     with pytest.raises(TypeError, match="tuple of FrameMetadataFeature"):
         lkanyio.TrackPublishOptions(frame_metadata_features="FRAME_ID")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="FrameMetadataFeature"):
@@ -369,3 +374,85 @@ async def test_audio_features_of_a_published_track(
                 assert set(published.audio_features) == wanted
                 assert set(subscribed.publication.audio_features) == wanted
                 assert published.frame_metadata_features == ()
+
+
+# --- encoder backends and scalability modes ---------------------------------------------------
+
+
+async def _frames_arrive(source: lkanyio.VideoSource, track: lkanyio.Track) -> None:
+    """Feed the quadrants until ``track`` (subscribed) delivers them at 640x360."""
+    frame = quadrants()
+    async with lkanyio.VideoStream(track) as stream, anyio.create_task_group() as tg:
+
+        async def feed() -> None:
+            while True:
+                source.capture_frame(frame)
+                await anyio.sleep(1 / 30)
+
+        tg.start_soon(feed)
+        with anyio.fail_after(EVENT_WAIT):
+            async for event in stream:
+                got = event.frame
+                if (got.width, got.height) == (W, H) and shows_quadrants(got):
+                    break
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("codec", "backend", "software"),
+    [
+        (lkanyio.VideoCodec.VP8, lkanyio.VideoEncoderBackend.NVENC, "libvpx"),
+        (lkanyio.VideoCodec.H264, lkanyio.VideoEncoderBackend.HARDWARE, "OpenH264"),
+    ],
+    ids=["VP8-NVENC", "H264-HARDWARE"],
+)
+async def test_a_hardware_encoder_the_machine_lacks_falls_back_to_software(
+    server_info: Any,
+    token_factory: TokenFactory,
+    room_name: str,
+    codec: lkanyio.VideoCodec,
+    backend: lkanyio.VideoEncoderBackend,
+    software: str,
+) -> None:
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        async with bob.events() as events, lkanyio.VideoSource(W, H) as source:
+            async with lkanyio.LocalVideoTrack.create_video_track("cam", source) as track:
+                options = lkanyio.TrackPublishOptions(
+                    source=lkanyio.TrackSource.CAMERA,
+                    video_codec=codec,
+                    video_encoder=backend,
+                    simulcast=False,
+                )
+                await alice.local_participant.publish_track(track, options)
+                subscribed = await next_event(events, lkanyio.TrackSubscribed)
+                await _frames_arrive(source, subscribed.track)
+                stats = await track.get_stats()
+    encoders = {r.get("encoder_implementation") for r in stats.of_type("outbound_rtp")}
+    assert encoders == {software}, encoders
+
+
+@pytest.mark.anyio
+async def test_scalability_modes_and_the_pre_encoded_backend(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        async with bob.events() as events, lkanyio.VideoSource(W, H) as source:
+            async with lkanyio.LocalVideoTrack.create_video_track("cam", source) as track:
+                with pytest.raises(ValueError, match="PRE_ENCODED"):
+                    await alice.local_participant.publish_track(
+                        track,
+                        lkanyio.TrackPublishOptions(
+                            video_encoder=lkanyio.VideoEncoderBackend.PRE_ENCODED
+                        ),
+                    )
+                assert alice.local_participant.track_publications == {}
+                options = lkanyio.TrackPublishOptions(
+                    source=lkanyio.TrackSource.CAMERA,
+                    video_codec=lkanyio.VideoCodec.VP9,
+                    scalability_mode="L3T3_KEY",
+                )
+                await alice.local_participant.publish_track(track, options)
+                subscribed = await next_event(events, lkanyio.TrackSubscribed)
+                assert subscribed.publication.mime_type.lower() == "video/vp9"
+                await _frames_arrive(source, subscribed.track)

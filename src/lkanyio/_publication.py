@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar, final
+from typing import TYPE_CHECKING, Final, TypeVar, final
 
 import anyio
 
@@ -38,6 +38,21 @@ __all__ = [
     "VideoEncoding",
     "VideoQuality",
 ]
+
+
+SCALABILITY_MODES: Final = frozenset(
+    [f"L1T{t}" for t in (1, 2, 3)]
+    + [f"L{s}T{t}{suffix}" for s in (2, 3) for t in (1, 2, 3) for suffix in ("", "h", "_KEY")]
+    + ["L2T2_KEY_SHIFT"]
+    + [f"S{s}T{t}{suffix}" for s in (2, 3) for t in (1, 2, 3) for suffix in ("", "h")]
+)
+"""The scalability modes libwebrtc knows (its ``ScalabilityMode`` names, 34 of them).
+
+Measured (livekit-ffi 0.13.2): publishing with a name outside this set fails with "internal
+webrtc failure", and the same track published again afterwards timed out ("track publication
+timed out, no response received from the server"), so an unknown name is refused here.  Each
+of these 34 published a VP9 track; a known mode the codec cannot use is ignored: VP8, H264
+and AV1 with ``L3T3_KEY`` published and played normally."""
 
 
 class VideoQuality(enum.IntEnum):
@@ -90,8 +105,12 @@ class TrackPublishOptions:
         stream: name of the stream the track belongs to.
         video_codec: the codec a video track is encoded with (native default: VP8).
         video_encoder: which encoder implementation to prefer (native default: ``AUTO``).
+            A hardware backend the machine lacks falls back to software silently (see
+            :class:`~lkanyio.VideoEncoderBackend`); ``PRE_ENCODED`` is refused by
+            ``publish_track`` (no lkanyio source hands over encoded frames yet).
         scalability_mode: an RTP scalability mode such as ``"L3T3_KEY"``: one SVC encoding
-            with that layering (VP9 and AV1; no effect for VP8 and H264).
+            with that layering (VP9 and AV1; no effect for VP8 and H264).  A name libwebrtc
+            does not know (``L1T1`` … ``L3T3_KEY``, ``S2T1`` … ``S3T3h``) is refused.
         degradation_preference: what the encoder gives up first when short of bandwidth.
         preconnect_buffer: buffer a microphone track's audio from before the room connected
             and send it to the agent that joins.
@@ -145,6 +164,11 @@ class TrackPublishOptions:
             )
         if self.scalability_mode is not None:
             check_str("scalability_mode", self.scalability_mode)
+            if self.scalability_mode not in SCALABILITY_MODES:
+                raise ValueError(
+                    f"unknown scalability mode {self.scalability_mode!r}; one of: "
+                    + ", ".join(sorted(SCALABILITY_MODES))
+                )
         features: object = self.frame_metadata_features
         if not isinstance(features, (tuple, list)):
             raise TypeError(
@@ -161,6 +185,22 @@ class TrackPublishOptions:
                 for f in features
             ),
         )
+
+    def _check_for(self, track: LocalTrack) -> None:
+        """Refuse options that cannot work for ``track`` (before anything is sent).
+
+        Raises:
+            ValueError: the ``PRE_ENCODED`` backend: measured (livekit-ffi 0.13.2), a
+                VideoSource's track published with it is accepted, its encoder reports
+                itself as "LiveKit pre-encoded passthrough", and no frame ever reaches a
+                subscriber.  lkanyio's sources all hand over raw frames.
+        """
+        if self.video_encoder == VideoEncoderBackend.PRE_ENCODED:
+            raise ValueError(
+                f"video_encoder=PRE_ENCODED cannot publish {track!r}: its source hands over raw "
+                "frames for the native core to encode (the track would publish and no frame "
+                "would ever reach a subscriber); leave video_encoder unset or choose SOFTWARE"
+            )
 
     def _to_proto(self, out: room_pb2.TrackPublishOptions) -> None:
         out.source = int(self.source)  # type: ignore[assignment]

@@ -216,7 +216,13 @@ class VideoEncoderBackend(enum.IntEnum):
     """Which encoder implementation the native core should prefer for a published video track.
 
     ``AUTO`` lets the native core choose (a hardware encoder where one works, else software).
-    ``PRE_ENCODED`` is for sources that hand over an already encoded bitstream.
+    ``PRE_ENCODED`` is for sources that hand over an already encoded bitstream (none in
+    lkanyio yet: ``publish_track`` refuses it).
+
+    Measured on a machine without GPU encoders (livekit-ffi 0.13.2): ``HARDWARE``, ``NVENC``,
+    ``VAAPI`` and ``VIDEOTOOLBOX`` publish as usual, without an error or a log line, encoded in
+    software (the outbound RTP statistics' ``encoder_implementation`` reads ``libvpx`` for VP8
+    and VP9, ``OpenH264`` for H264).
     """
 
     AUTO = room_pb2.ENCODER_BACKEND_AUTO
