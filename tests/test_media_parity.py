@@ -21,6 +21,9 @@ from _util import EVENT_WAIT, TokenFactory, assert_no_leaks, joined, next_event,
 from lkanyio import VideoBufferType as VBT
 
 W, H = 640, 360
+# Frames of exactly W x H are awaited: a CPU-starved encoder (2 shared cores) must not scale
+# down instead of dropping frames.
+MAINTAIN_RESOLUTION = lkanyio.DegradationPreference.MAINTAIN_RESOLUTION
 
 # Four quadrants, one colour each: a frame that arrives flipped, mirrored or scrambled reads as
 # another layout, so a frame of the right size must also show each colour where it was drawn.
@@ -105,7 +108,7 @@ async def test_each_codec_publishes_640x360_through_the_server(
                     source=lkanyio.TrackSource.CAMERA,
                     video_codec=codec,
                     simulcast=False,
-                    degradation_preference=lkanyio.DegradationPreference.MAINTAIN_RESOLUTION,
+                    degradation_preference=MAINTAIN_RESOLUTION,
                 )
                 await alice.local_participant.publish_track(track, options)
                 subscribed = await next_event(events, lkanyio.TrackSubscribed)
@@ -423,6 +426,7 @@ async def test_a_hardware_encoder_the_machine_lacks_falls_back_to_software(
                     video_codec=codec,
                     video_encoder=backend,
                     simulcast=False,
+                    degradation_preference=MAINTAIN_RESOLUTION,
                 )
                 await alice.local_participant.publish_track(track, options)
                 subscribed = await next_event(events, lkanyio.TrackSubscribed)
@@ -451,6 +455,7 @@ async def test_scalability_modes_and_the_pre_encoded_backend(
                     source=lkanyio.TrackSource.CAMERA,
                     video_codec=lkanyio.VideoCodec.VP9,
                     scalability_mode="L3T3_KEY",
+                    degradation_preference=MAINTAIN_RESOLUTION,
                 )
                 await alice.local_participant.publish_track(track, options)
                 subscribed = await next_event(events, lkanyio.TrackSubscribed)
