@@ -54,6 +54,9 @@ from ._errors import UnpublishTrackError as UnpublishTrackError
 from ._events import *  # noqa: F403 - every event class, listed in _events.__all__
 from ._events import RoomEvent as RoomEvent
 from ._frames import AudioFrame as AudioFrame
+from ._frames import combine_audio_frames as combine_audio_frames
+from ._mixer import AudioMixer as AudioMixer
+from ._mixer import MixerInput as MixerInput
 from ._participant import LocalParticipant as LocalParticipant
 from ._participant import Participant as Participant
 from ._participant import ParticipantPermissions as ParticipantPermissions
@@ -93,13 +96,16 @@ from ._track import RemoteTrack as RemoteTrack
 from ._track import RemoteVideoTrack as RemoteVideoTrack
 from ._track import Track as Track
 from ._track_permissions import ParticipantTrackPermission as ParticipantTrackPermission
+from ._types import AudioTrackFeature as AudioTrackFeature
 from ._types import ConnectionQuality as ConnectionQuality
 from ._types import ConnectionState as ConnectionState
 from ._types import ContinualGatheringPolicy as ContinualGatheringPolicy
 from ._types import DataPacketKind as DataPacketKind
+from ._types import DegradationPreference as DegradationPreference
 from ._types import DisconnectReason as DisconnectReason
 from ._types import EncryptionState as EncryptionState
 from ._types import EncryptionType as EncryptionType
+from ._types import FrameMetadataFeature as FrameMetadataFeature
 from ._types import IceTransportType as IceTransportType
 from ._types import ParticipantKind as ParticipantKind
 from ._types import ParticipantKindDetail as ParticipantKindDetail
@@ -108,6 +114,9 @@ from ._types import SimulateScenario as SimulateScenario
 from ._types import StreamState as StreamState
 from ._types import TrackKind as TrackKind
 from ._types import TrackSource as TrackSource
+from ._types import VideoCodec as VideoCodec
+from ._types import VideoEncoderBackend as VideoEncoderBackend
+from ._video import FrameMetadata as FrameMetadata
 from ._video import VideoBufferType as VideoBufferType
 from ._video import VideoFrame as VideoFrame
 from ._video import VideoFrameEvent as VideoFrameEvent

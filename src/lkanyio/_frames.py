@@ -7,13 +7,17 @@ frame handed to the native core can never make it read past the end of its memor
 
 from __future__ import annotations
 
+import array
+import io
 import sys
-from typing import TYPE_CHECKING, Final, final
+import wave
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Final, final
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-__all__ = ["AudioFrame"]
+__all__ = ["AudioFrame", "combine_audio_frames"]
 
 _BYTES_PER_SAMPLE: Final = 2
 
@@ -85,7 +89,7 @@ class AudioFrame:
             does not match the counts.
     """
 
-    __slots__ = ("_data", "_num_channels", "_sample_rate", "_samples_per_channel")
+    __slots__ = ("_data", "_num_channels", "_sample_rate", "_samples_per_channel", "_userdata")
 
     def __init__(
         self,
@@ -109,6 +113,7 @@ class AudioFrame:
         self._sample_rate = sample_rate
         self._num_channels = num_channels
         self._samples_per_channel = samples_per_channel
+        self._userdata: dict[str, Any] | None = None
 
     @classmethod
     def create(
@@ -140,6 +145,7 @@ class AudioFrame:
         frame._sample_rate = sample_rate
         frame._num_channels = num_channels
         frame._samples_per_channel = samples_per_channel
+        frame._userdata = None
         return frame
 
     @property
@@ -172,6 +178,36 @@ class AudioFrame:
         """Length of the frame in seconds."""
         return self._samples_per_channel / self._sample_rate
 
+    @property
+    def userdata(self) -> dict[str, Any]:
+        """A dict of your own for this frame (empty at first; lkanyio never reads it).
+
+        It travels with the Python object only: it is not sent, not compared by ``==``, and
+        a frame received from a stream or made by :func:`combine_audio_frames` starts with an
+        empty one.
+        """
+        if self._userdata is None:
+            self._userdata = {}
+        return self._userdata
+
+    def to_wav_bytes(self) -> bytes:
+        """The frame as a complete WAV file (16-bit PCM, its rate and channels) in memory.
+
+        ``wave.open(io.BytesIO(frame.to_wav_bytes()))`` reads the same samples back.
+        """
+        samples: bytes | bytearray = self._data
+        if sys.byteorder != "little":  # WAV is little-endian; the samples are native-order
+            swapped = array.array("h", self._data)
+            swapped.byteswap()
+            samples = swapped.tobytes()
+        out = io.BytesIO()
+        with wave.open(out, "wb") as wav:
+            wav.setnchannels(self._num_channels)
+            wav.setsampwidth(_BYTES_PER_SAMPLE)
+            wav.setframerate(self._sample_rate)
+            wav.writeframes(samples)
+        return out.getvalue()
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AudioFrame):
             return NotImplemented
@@ -190,3 +226,49 @@ class AudioFrame:
             f"samples_per_channel={self._samples_per_channel}, "
             f"duration={self.duration * 1000:.1f} ms)"
         )
+
+
+def combine_audio_frames(frames: AudioFrame | Iterable[AudioFrame]) -> AudioFrame:
+    """Join frames into one, in order (e.g. to hand a whole utterance to a recogniser).
+
+    Every frame must have the same sample rate and channel count; the result has theirs and
+    the sum of their lengths.
+
+    Raises:
+        TypeError: ``frames`` is not an AudioFrame or an iterable of them.
+        ValueError: there is no frame, or the frames differ in sample rate or channel count
+            (the message names the first frame that differs).
+    """
+    if isinstance(frames, AudioFrame):
+        frames = [frames]
+    if isinstance(frames, (str, bytes, bytearray, memoryview)) or not isinstance(
+        frames, Iterable
+    ):
+        raise TypeError(
+            f"combine_audio_frames takes AudioFrames, not {type(frames).__name__}"
+        )
+    items = list(frames)
+    if not items:
+        raise ValueError("combine_audio_frames needs at least one frame")
+    for index, frame in enumerate(items):
+        if not isinstance(frame, AudioFrame):
+            raise TypeError(f"frame {index} is a {type(frame).__name__}, not an AudioFrame")
+    first = items[0]
+    for index, frame in enumerate(items[1:], start=1):
+        if frame.sample_rate != first.sample_rate:
+            raise ValueError(
+                f"frame {index} has a sample rate of {frame.sample_rate} Hz, frame 0 of "
+                f"{first.sample_rate} Hz: resample them to one rate first (AudioResampler)"
+            )
+        if frame.num_channels != first.num_channels:
+            raise ValueError(
+                f"frame {index} has {frame.num_channels} channels, frame 0 has "
+                f"{first.num_channels}: remix them to one channel count first"
+            )
+    data = bytearray().join(frame._data for frame in items)
+    return AudioFrame._adopt(
+        data,
+        sample_rate=first.sample_rate,
+        num_channels=first.num_channels,
+        samples_per_channel=sum(frame.samples_per_channel for frame in items),
+    )

@@ -866,6 +866,8 @@ class LocalParticipant(Participant):
 
         Raises:
             PublishTrackError: the native core or the server refused the track.
+            ValueError: ``options`` asks for the ``PRE_ENCODED`` encoder backend, which no
+                track of a :class:`~lkanyio.VideoSource` or an audio source can use.
         """
         from ._track import LocalTrack
 
@@ -873,6 +875,8 @@ class LocalParticipant(Participant):
             raise TypeError("publish_track takes a LocalAudioTrack or LocalVideoTrack")
         if options is not None and not isinstance(options, TrackPublishOptions):
             raise TypeError("options must be a lkanyio.TrackPublishOptions")
+        if options is not None:
+            options._check_for(track)
         req = self._request()
         msg = req.publish_track
         msg.local_participant_handle = self._handle.id

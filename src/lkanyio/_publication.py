@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Final, TypeVar, final
 
 import anyio
 
@@ -13,9 +13,20 @@ from ._bridge import OwnedHandle, get_bridge
 from ._checks import check_bool, check_enum, check_str, check_uint
 from ._errors import ResourceClosedError
 from ._proto import ffi_pb2, room_pb2, track_pb2, track_publication_pb2
-from ._types import EncryptionType, TrackKind, TrackSource
+from ._types import (
+    AudioTrackFeature,
+    DegradationPreference,
+    EncryptionType,
+    FrameMetadataFeature,
+    TrackKind,
+    TrackSource,
+    VideoCodec,
+    VideoEncoderBackend,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from ._track import LocalTrack, RemoteTrack
 
 __all__ = [
@@ -27,6 +38,21 @@ __all__ = [
     "VideoEncoding",
     "VideoQuality",
 ]
+
+
+SCALABILITY_MODES: Final = frozenset(
+    [f"L1T{t}" for t in (1, 2, 3)]
+    + [f"L{s}T{t}{suffix}" for s in (2, 3) for t in (1, 2, 3) for suffix in ("", "h", "_KEY")]
+    + ["L2T2_KEY_SHIFT"]
+    + [f"S{s}T{t}{suffix}" for s in (2, 3) for t in (1, 2, 3) for suffix in ("", "h")]
+)
+"""The scalability modes libwebrtc knows (its ``ScalabilityMode`` names, 34 of them).
+
+Measured (livekit-ffi 0.13.2): publishing with a name outside this set fails with "internal
+webrtc failure", and the same track published again afterwards timed out ("track publication
+timed out, no response received from the server"), so an unknown name is refused here.  Each
+of these 34 published a VP9 track; a known mode the codec cannot use is ignored: VP8, H264
+and AV1 with ``L3T3_KEY`` published and played normally."""
 
 
 class VideoQuality(enum.IntEnum):
@@ -77,6 +103,30 @@ class TrackPublishOptions:
         video_encoding: video bitrate and frame rate limits.
         audio_encoding: audio bitrate limit.
         stream: name of the stream the track belongs to.
+        video_codec: the codec a video track is encoded with (native default: VP8).
+        video_encoder: which encoder implementation to prefer (native default: ``AUTO``).
+            A hardware backend the machine lacks falls back to software silently (see
+            :class:`~lkanyio.VideoEncoderBackend`); ``PRE_ENCODED`` is refused by
+            ``publish_track`` (no lkanyio source hands over encoded frames yet).
+        scalability_mode: an RTP scalability mode such as ``"L3T3_KEY"``: one SVC encoding
+            with that layering (VP9 and AV1; no effect for VP8 and H264).  A name libwebrtc
+            does not know (``L1T1`` … ``L3T3_KEY``, ``S2T1`` … ``S3T3h``) is refused.
+        degradation_preference: what the encoder gives up first when short of bandwidth.
+        preconnect_buffer: buffer a microphone track's audio from before the room connected
+            and send it to the agent that joins.
+        frame_metadata_features: announce the per-frame metadata (``FrameMetadata``) a video
+            track carries.  Listing any feature switches the metadata on: measured with
+            livekit-ffi 0.13.2, with FRAME_ID alone listed all three fields still arrived;
+            with none listed, no frame carries metadata (``VideoFrameEvent.metadata`` is
+            ``None``).
+
+    Example::
+
+        options = lkanyio.TrackPublishOptions(
+            source=lkanyio.TrackSource.CAMERA,
+            video_codec=lkanyio.VideoCodec.H264,
+            frame_metadata_features=(lkanyio.FrameMetadataFeature.FRAME_ID,),
+        )
     """
 
     source: TrackSource = TrackSource.UNKNOWN
@@ -86,10 +136,16 @@ class TrackPublishOptions:
     video_encoding: VideoEncoding | None = None
     audio_encoding: AudioEncoding | None = None
     stream: str | None = None
+    video_codec: VideoCodec | None = None
+    video_encoder: VideoEncoderBackend | None = None
+    scalability_mode: str | None = None
+    degradation_preference: DegradationPreference | None = None
+    preconnect_buffer: bool | None = None
+    frame_metadata_features: tuple[FrameMetadataFeature, ...] = ()
 
     def __post_init__(self) -> None:
         check_enum("source", self.source, TrackSource)
-        for name in ("simulcast", "dtx", "red"):
+        for name in ("simulcast", "dtx", "red", "preconnect_buffer"):
             if getattr(self, name) is not None:
                 check_bool(name, getattr(self, name))
         if self.video_encoding is not None and not isinstance(self.video_encoding, VideoEncoding):
@@ -98,6 +154,53 @@ class TrackPublishOptions:
             raise TypeError("audio_encoding must be a lkanyio.AudioEncoding")
         if self.stream is not None:
             check_str("stream", self.stream)
+        if self.video_codec is not None:
+            check_enum("video_codec", self.video_codec, VideoCodec)
+        if self.video_encoder is not None:
+            check_enum("video_encoder", self.video_encoder, VideoEncoderBackend)
+        if self.degradation_preference is not None:
+            check_enum(
+                "degradation_preference", self.degradation_preference, DegradationPreference
+            )
+        if self.scalability_mode is not None:
+            check_str("scalability_mode", self.scalability_mode)
+            if self.scalability_mode not in SCALABILITY_MODES:
+                raise ValueError(
+                    f"unknown scalability mode {self.scalability_mode!r}; one of: "
+                    + ", ".join(sorted(SCALABILITY_MODES))
+                )
+        features: object = self.frame_metadata_features
+        if not isinstance(features, (tuple, list)):
+            raise TypeError(
+                "frame_metadata_features must be a tuple of FrameMetadataFeature, "
+                f"not {type(features).__name__}"
+            )
+        # A frozen dataclass keeps a tuple: a list passed in is copied, so the options stay
+        # immutable (and hashable) whatever the caller does with its list afterwards.
+        object.__setattr__(
+            self,
+            "frame_metadata_features",
+            tuple(
+                check_enum("a frame metadata feature", f, FrameMetadataFeature)
+                for f in features
+            ),
+        )
+
+    def _check_for(self, track: LocalTrack) -> None:
+        """Refuse options that cannot work for ``track`` (before anything is sent).
+
+        Raises:
+            ValueError: the ``PRE_ENCODED`` backend: measured (livekit-ffi 0.13.2), a
+                VideoSource's track published with it is accepted, its encoder reports
+                itself as "LiveKit pre-encoded passthrough", and no frame ever reaches a
+                subscriber.  lkanyio's sources all hand over raw frames.
+        """
+        if self.video_encoder == VideoEncoderBackend.PRE_ENCODED:
+            raise ValueError(
+                f"video_encoder=PRE_ENCODED cannot publish {track!r}: its source hands over raw "
+                "frames for the native core to encode (the track would publish and no frame "
+                "would ever reach a subscriber); leave video_encoder unset or choose SOFTWARE"
+            )
 
     def _to_proto(self, out: room_pb2.TrackPublishOptions) -> None:
         out.source = int(self.source)  # type: ignore[assignment]
@@ -114,6 +217,28 @@ class TrackPublishOptions:
             out.audio_encoding.max_bitrate = self.audio_encoding.max_bitrate
         if self.stream is not None:
             out.stream = self.stream
+        if self.video_codec is not None:
+            out.video_codec = int(self.video_codec)  # type: ignore[assignment]
+        if self.video_encoder is not None:
+            out.video_encoder = int(self.video_encoder)  # type: ignore[assignment]
+        if self.scalability_mode is not None:
+            out.scalability_mode = self.scalability_mode
+        if self.degradation_preference is not None:
+            out.degradation_preference = int(self.degradation_preference)  # type: ignore[assignment]
+        if self.preconnect_buffer is not None:
+            out.preconnect_buffer = self.preconnect_buffer
+        out.frame_metadata_features.extend(
+            int(f) for f in self.frame_metadata_features  # type: ignore[misc]
+        )
+
+
+_F = TypeVar("_F", AudioTrackFeature, FrameMetadataFeature)
+
+
+def _known(kind: type[_F], values: Iterable[int]) -> tuple[_F, ...]:
+    """The members of ``kind`` among ``values``, in order (unknown numbers are skipped)."""
+    known = set(kind.__members__.values())
+    return tuple(kind(v) for v in values if v in known)
 
 
 class TrackPublication:
@@ -174,6 +299,19 @@ class TrackPublication:
     def encryption_type(self) -> EncryptionType:
         """End-to-end encryption scheme of the track."""
         return EncryptionType(self._info.encryption_type)
+
+    @property
+    def audio_features(self) -> tuple[AudioTrackFeature, ...]:
+        """The audio features the publisher announced (empty for video).
+
+        A value this version of lkanyio does not know is left out.
+        """
+        return _known(AudioTrackFeature, self._info.audio_features)
+
+    @property
+    def frame_metadata_features(self) -> tuple[FrameMetadataFeature, ...]:
+        """The per-frame metadata the publisher's video carries (see ``FrameMetadata``)."""
+        return _known(FrameMetadataFeature, self._info.frame_metadata_features)
 
     def _close(self) -> None:
         self._handle.close()

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import enum
 
-from ._proto import e2ee_pb2, participant_pb2, room_pb2, track_pb2
+from ._proto import e2ee_pb2, participant_pb2, room_pb2, track_pb2, video_frame_pb2
 
 __all__ = [
+    "AudioTrackFeature",
     "ConnectionQuality",
     "ConnectionState",
     "ContinualGatheringPolicy",
     "DataPacketKind",
+    "DegradationPreference",
     "DisconnectReason",
     "EncryptionState",
     "EncryptionType",
+    "FrameMetadataFeature",
     "IceTransportType",
     "ParticipantKind",
     "ParticipantKindDetail",
@@ -22,6 +25,8 @@ __all__ = [
     "StreamState",
     "TrackKind",
     "TrackSource",
+    "VideoCodec",
+    "VideoEncoderBackend",
 ]
 
 
@@ -210,3 +215,72 @@ class SimulateScenario(enum.IntEnum):
     FORCE_TLS = room_pb2.SIMULATE_FORCE_TLS
     FULL_RECONNECT = room_pb2.SIMULATE_FULL_RECONNECT
     DISCONNECT_SIGNAL_ON_RESUME = room_pb2.SIMULATE_DISCONNECT_SIGNAL_ON_RESUME
+
+
+class VideoCodec(enum.IntEnum):
+    """Video codec to publish a track with (``TrackPublishOptions.video_codec``).
+
+    The native core shipped with lkanyio (livekit-ffi 0.13.2) encodes VP8, VP9, AV1 and H264
+    in software.  It has no H265 encoder: a track published with ``H265`` is sent as VP8,
+    without an error or a log line (measured against livekit-server 1.13.5; the publication's
+    ``mime_type`` then reads ``video/VP8``).
+    """
+
+    VP8 = video_frame_pb2.VP8
+    H264 = video_frame_pb2.H264
+    AV1 = video_frame_pb2.AV1
+    VP9 = video_frame_pb2.VP9
+    H265 = video_frame_pb2.H265
+
+
+class VideoEncoderBackend(enum.IntEnum):
+    """Which encoder implementation the native core should prefer for a published video track.
+
+    ``AUTO`` lets the native core choose (a hardware encoder where one works, else software).
+    ``PRE_ENCODED`` is for sources that hand over an already encoded bitstream (none in
+    lkanyio yet: ``publish_track`` refuses it).
+
+    Measured on a machine without GPU encoders (livekit-ffi 0.13.2): ``HARDWARE``, ``NVENC``,
+    ``VAAPI`` and ``VIDEOTOOLBOX`` publish as usual, without an error or a log line, encoded in
+    software (the outbound RTP statistics' ``encoder_implementation`` reads ``libvpx`` for VP8
+    and VP9, ``OpenH264`` for H264).
+    """
+
+    AUTO = room_pb2.ENCODER_BACKEND_AUTO
+    SOFTWARE = room_pb2.ENCODER_BACKEND_SOFTWARE
+    HARDWARE = room_pb2.ENCODER_BACKEND_HARDWARE
+    NVENC = room_pb2.ENCODER_BACKEND_NVENC
+    VAAPI = room_pb2.ENCODER_BACKEND_VAAPI
+    VIDEOTOOLBOX = room_pb2.ENCODER_BACKEND_VIDEOTOOLBOX
+    PRE_ENCODED = room_pb2.ENCODER_BACKEND_PRE_ENCODED
+
+
+class DegradationPreference(enum.IntEnum):
+    """What a video encoder gives up first when bandwidth or CPU runs short."""
+
+    BALANCED = room_pb2.DEGRADATION_PREFERENCE_BALANCED
+    MAINTAIN_FRAMERATE = room_pb2.DEGRADATION_PREFERENCE_MAINTAIN_FRAMERATE
+    MAINTAIN_RESOLUTION = room_pb2.DEGRADATION_PREFERENCE_MAINTAIN_RESOLUTION
+    MAINTAIN_FRAMERATE_AND_RESOLUTION = (
+        room_pb2.DEGRADATION_PREFERENCE_MAINTAIN_FRAMERATE_AND_RESOLUTION
+    )
+
+
+class AudioTrackFeature(enum.IntEnum):
+    """An audio feature a publisher announces (``TrackPublication.audio_features``)."""
+
+    STEREO = track_pb2.TF_STEREO
+    NO_DTX = track_pb2.TF_NO_DTX
+    AUTO_GAIN_CONTROL = track_pb2.TF_AUTO_GAIN_CONTROL
+    ECHO_CANCELLATION = track_pb2.TF_ECHO_CANCELLATION
+    NOISE_SUPPRESSION = track_pb2.TF_NOISE_SUPPRESSION
+    ENHANCED_NOISE_CANCELLATION = track_pb2.TF_ENHANCED_NOISE_CANCELLATION
+    PRECONNECT_BUFFER = track_pb2.TF_PRECONNECT_BUFFER
+
+
+class FrameMetadataFeature(enum.IntEnum):
+    """Which per-frame metadata a published video track carries to its subscribers."""
+
+    USER_TIMESTAMP = track_pb2.FMF_USER_TIMESTAMP
+    FRAME_ID = track_pb2.FMF_FRAME_ID
+    USER_DATA = track_pb2.FMF_USER_DATA

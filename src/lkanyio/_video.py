@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 import anyio
 
 from ._bridge import OwnedHandle, buffer_pointer, get_bridge
-from ._checks import check_bool, check_enum
+from ._checks import check_bool, check_enum, check_uint
 from ._errors import NativeError
 from ._native_stream import NativeStream
 from ._proto import ffi_pb2, video_frame_pb2
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ._track import Track
 
 __all__ = [
+    "FrameMetadata",
     "VideoBufferType",
     "VideoFrame",
     "VideoFrameEvent",
@@ -182,6 +183,35 @@ class VideoFrame:
     def data(self) -> memoryview:
         """The planes, in order, as a writable zero-copy view."""
         return memoryview(self._data)
+
+    @property
+    def plane_count(self) -> int:
+        """How many planes the layout has (1 for packed RGB layouts, 3 for I420 …)."""
+        return len(planes(self._type, self._width, self._height))
+
+    def get_plane(self, index: int) -> memoryview:
+        """Plane ``index`` as a writable, zero-copy view into :attr:`data`.
+
+        A frame's planes are tightly packed one after the other (each row exactly as wide as
+        its pixels), so plane ``i`` of an I420 frame is ``width x height`` bytes of Y for
+        ``i == 0``, then the U and V planes of half the width and height (rounded up).
+        A frame received from a stream was copied out of native memory after every plane the
+        native core described was checked to lie inside its buffer: the views never reach
+        native memory.
+
+        Raises:
+            TypeError: ``index`` is not an ``int``.
+            IndexError: the layout has no plane ``index`` (negative indices are refused too).
+        """
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"plane index must be an int, not {type(index).__name__}")
+        layout = planes(self._type, self._width, self._height)
+        if not 0 <= index < len(layout):
+            raise IndexError(
+                f"a {self._type.name} frame has planes 0 to {len(layout) - 1}, not {index}"
+            )
+        start = sum(size for _stride, size in layout[:index])
+        return memoryview(self._data)[start : start + layout[index][1]]
 
     def _info(self, out: video_frame_pb2.VideoBufferInfo) -> object:
         """Describe the frame for the native core; returns the object pinning the memory."""
@@ -421,6 +451,53 @@ def _check_capture_size(width: int, height: int) -> None:
 
 
 @final
+@dataclass(frozen=True, kw_only=True)
+class FrameMetadata:
+    """Values carried with one video frame from the publisher to every subscriber.
+
+    Attach it with ``VideoSource.capture_frame(frame, metadata=...)``; read it back from
+    :attr:`VideoFrameEvent.metadata`.  Metadata reaches subscribers only when the track was
+    published with at least one :class:`~lkanyio.FrameMetadataFeature` in
+    ``TrackPublishOptions.frame_metadata_features`` (list those you use: measured with
+    livekit-ffi 0.13.2, any one of them carried all three fields; none carried nothing).
+    A field left ``None`` arrives as ``None``.
+
+    Attributes:
+        user_timestamp: any 64-bit unsigned number, e.g. the capture time in microseconds.
+        frame_id: any 32-bit unsigned number, e.g. a frame counter.
+        user_data: opaque bytes.
+    """
+
+    user_timestamp: int | None = None
+    frame_id: int | None = None
+    user_data: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if self.user_timestamp is not None:
+            check_uint("user_timestamp", self.user_timestamp, bits=64)
+        if self.frame_id is not None:
+            check_uint("frame_id", self.frame_id, bits=32)
+        if self.user_data is not None and not isinstance(self.user_data, bytes):
+            raise TypeError(f"user_data must be bytes, not {type(self.user_data).__name__}")
+
+    def _to_proto(self, out: video_frame_pb2.FrameMetadata) -> None:
+        if self.user_timestamp is not None:
+            out.user_timestamp = self.user_timestamp
+        if self.frame_id is not None:
+            out.frame_id = self.frame_id
+        if self.user_data is not None:
+            out.user_data = self.user_data
+
+    @classmethod
+    def _from_proto(cls, msg: video_frame_pb2.FrameMetadata) -> FrameMetadata:
+        return cls(
+            user_timestamp=msg.user_timestamp if msg.HasField("user_timestamp") else None,
+            frame_id=msg.frame_id if msg.HasField("frame_id") else None,
+            user_data=msg.user_data if msg.HasField("user_data") else None,
+        )
+
+
+@final
 class VideoSource:
     """Frames you publish through a :class:`~lkanyio.LocalVideoTrack` (async context manager).
 
@@ -451,19 +528,30 @@ class VideoSource:
         *,
         timestamp_us: int = 0,
         rotation: VideoRotation = VideoRotation.DEG_0,
+        metadata: FrameMetadata | None = None,
     ) -> None:
         """Publish one frame (copied by the native core before this returns).
 
         NV12 and I010 frames are converted to I420 first: the native capture path aborts the
         process on NV12 and misreads I010.
 
+        Args:
+            frame: the frame.
+            timestamp_us: its capture time in microseconds (0: the native core stamps it).
+            rotation: how a subscriber should rotate it for display.
+            metadata: values carried with this frame to subscribers (see
+                :class:`FrameMetadata`).
+
         Raises:
-            TypeError: ``frame`` is not a :class:`VideoFrame`.
+            TypeError: ``frame`` is not a :class:`VideoFrame`, or ``metadata`` not a
+                :class:`FrameMetadata`.
             ValueError: the frame is narrower or shorter than 4 pixels (WebRTC aborts the
                 process on those).
         """
         if not isinstance(frame, VideoFrame):
             raise TypeError("capture_frame takes a lkanyio.VideoFrame")
+        if metadata is not None and not isinstance(metadata, FrameMetadata):
+            raise TypeError("metadata must be a lkanyio.FrameMetadata")
         _check_capture_size(frame.width, frame.height)
         if frame.type in (VideoBufferType.NV12, VideoBufferType.I010):
             frame = frame.convert(VideoBufferType.I420)
@@ -472,6 +560,8 @@ class VideoSource:
         msg.source_handle = self._handle.id
         msg.timestamp_us = timestamp_us
         msg.rotation = int(VideoRotation(rotation))  # type: ignore[assignment]
+        if metadata is not None:
+            metadata._to_proto(msg.metadata)
         pinned = frame._info(msg.buffer)
         get_bridge().request(req)
         del pinned
@@ -505,11 +595,20 @@ class VideoSource:
 @final
 @dataclass(frozen=True)
 class VideoFrameEvent:
-    """One received frame, with its capture timestamp and rotation."""
+    """One received frame, with its capture timestamp, rotation and metadata.
+
+    Attributes:
+        frame: the frame, copied out of native memory.
+        timestamp_us: its capture timestamp in microseconds.
+        rotation: how to rotate it for display.
+        metadata: the :class:`FrameMetadata` the publisher attached, or ``None`` when the
+            frame carries none.
+    """
 
     frame: VideoFrame
     timestamp_us: int
     rotation: VideoRotation
+    metadata: FrameMetadata | None = None
 
 
 _STREAM_FORMATS: Final = (
@@ -687,7 +786,14 @@ class VideoStream(NativeStream[VideoFrameEvent]):
             raise
         finally:
             pending.handle.close()
-        return VideoFrameEvent(frame, received.timestamp_us, VideoRotation(received.rotation))
+        metadata = (
+            FrameMetadata._from_proto(received.metadata)
+            if received.HasField("metadata")
+            else None
+        )
+        return VideoFrameEvent(
+            frame, received.timestamp_us, VideoRotation(received.rotation), metadata
+        )
 
     def _discard(self, item: Any) -> None:
         item.handle.close()
