@@ -36,6 +36,9 @@ from ._data_tracks import DataTrackInfo as DataTrackInfo
 from ._data_tracks import DataTrackStream as DataTrackStream
 from ._data_tracks import LocalDataTrack as LocalDataTrack
 from ._data_tracks import RemoteDataTrack as RemoteDataTrack
+from ._devices import AudioDevice as AudioDevice
+from ._devices import AudioDeviceError as AudioDeviceError
+from ._devices import PlatformAudio as PlatformAudio
 from ._e2ee import E2EEManager as E2EEManager
 from ._e2ee import E2EEOptions as E2EEOptions
 from ._e2ee import FrameCryptor as FrameCryptor
@@ -63,6 +66,10 @@ from ._participant import ParticipantPermissions as ParticipantPermissions
 from ._participant import RemoteParticipant as RemoteParticipant
 from ._participant import Transcription as Transcription
 from ._participant import TranscriptionSegment as TranscriptionSegment
+from ._processing import AudioFilterError as AudioFilterError
+from ._processing import FrameProcessor as FrameProcessor
+from ._processing import NoiseCancellationOptions as NoiseCancellationOptions
+from ._processing import load_audio_filter as load_audio_filter
 from ._publication import AudioEncoding as AudioEncoding
 from ._publication import LocalTrackPublication as LocalTrackPublication
 from ._publication import RemoteTrackPublication as RemoteTrackPublication
