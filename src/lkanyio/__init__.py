@@ -43,6 +43,8 @@ from ._e2ee import E2EEManager as E2EEManager
 from ._e2ee import E2EEOptions as E2EEOptions
 from ._e2ee import FrameCryptor as FrameCryptor
 from ._e2ee import KeyDerivationFunction as KeyDerivationFunction
+from ._encoded import EncodedVideoFeedback as EncodedVideoFeedback
+from ._encoded import EncodedVideoSource as EncodedVideoSource
 from ._errors import ConnectError as ConnectError
 from ._errors import ConnectionLostError as ConnectionLostError
 from ._errors import EventStreamOverflowError as EventStreamOverflowError

@@ -15,6 +15,7 @@ from ._bridge import OwnedHandle, buffer_pointer, get_bridge
 from ._checks import check_identities, check_str, check_uint
 from ._data_streams import ByteStreamInfo, ByteStreamWriter, TextStreamInfo, TextStreamWriter
 from ._data_tracks import DataTrackError, LocalDataTrack, RemoteDataTrack
+from ._encoded import publish_options_for
 from ._errors import (
     LiveKitError,
     PublishDataError,
@@ -882,6 +883,7 @@ class LocalParticipant(Participant):
         msg.local_participant_handle = self._handle.id
         msg.track_handle = track._handle.id
         (options or _DEFAULT_PUBLISH_OPTIONS)._to_proto(msg.options)
+        publish_options_for(track, msg.options)  # pre-encoded: its codec, passthrough
 
         def adopt(cb: Any) -> LocalTrackPublication:
             # Runs in the dispatcher, before the room event that announces the publication.

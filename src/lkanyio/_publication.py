@@ -106,8 +106,9 @@ class TrackPublishOptions:
         video_codec: the codec a video track is encoded with (native default: VP8).
         video_encoder: which encoder implementation to prefer (native default: ``AUTO``).
             A hardware backend the machine lacks falls back to software silently (see
-            :class:`~lkanyio.VideoEncoderBackend`); ``PRE_ENCODED`` is refused by
-            ``publish_track`` (no lkanyio source hands over encoded frames yet).
+            :class:`~lkanyio.VideoEncoderBackend`); ``PRE_ENCODED`` is chosen by
+            ``publish_track`` for a track of an :class:`~lkanyio.EncodedVideoSource` (with
+            the source's codec) and refused for other tracks.
         scalability_mode: an RTP scalability mode such as ``"L3T3_KEY"``: one SVC encoding
             with that layering (VP9 and AV1; no effect for VP8 and H264).  A name libwebrtc
             does not know (``L1T1`` … ``L3T3_KEY``, ``S2T1`` … ``S3T3h``) is refused.
@@ -195,6 +196,16 @@ class TrackPublishOptions:
                 itself as "LiveKit pre-encoded passthrough", and no frame ever reaches a
                 subscriber.  lkanyio's sources all hand over raw frames.
         """
+        from ._encoded import EncodedVideoSource
+
+        source = getattr(track, "source", None)
+        if isinstance(source, EncodedVideoSource):
+            if self.video_codec is not None and self.video_codec != source.codec:
+                raise ValueError(
+                    f"{track!r} carries pre-encoded {source.codec.name}: video_codec must be "
+                    f"{source.codec.name} or unset, not {self.video_codec.name}"
+                )
+            return
         if self.video_encoder == VideoEncoderBackend.PRE_ENCODED:
             raise ValueError(
                 f"video_encoder=PRE_ENCODED cannot publish {track!r}: its source hands over raw "

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from ._audio import AudioSource
+    from ._encoded import EncodedVideoSource
     from ._video import VideoSource
 
 __all__ = [
@@ -231,22 +232,27 @@ class LocalVideoTrack(LocalTrack):
 
     __slots__ = ("_source",)
 
-    _source: VideoSource
+    _source: VideoSource | EncodedVideoSource
 
     @classmethod
-    def create_video_track(cls, name: str, source: VideoSource) -> LocalVideoTrack:
-        """Create a track that shows what is captured into ``source``.
+    def create_video_track(
+        cls, name: str, source: VideoSource | EncodedVideoSource
+    ) -> LocalVideoTrack:
+        """Create a track that shows what is captured into ``source`` (raw or pre-encoded).
 
         Raises:
             TypeError: if ``name`` is not a ``str`` or ``source`` not a ``VideoSource``.
             ResourceClosedError: if ``source`` has been closed.
         """
+        from ._encoded import EncodedVideoSource
         from ._video import VideoSource
 
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
-        if not isinstance(source, VideoSource):
-            raise TypeError(f"source must be a VideoSource, not {type(source).__name__}")
+        if not isinstance(source, (VideoSource, EncodedVideoSource)):
+            raise TypeError(
+                f"source must be a VideoSource or EncodedVideoSource, not {type(source).__name__}"
+            )
         req = ffi_pb2.FfiRequest()
         req.create_video_track.name = name
         req.create_video_track.source_handle = source._handle.id
@@ -255,7 +261,7 @@ class LocalVideoTrack(LocalTrack):
         return track
 
     @property
-    def source(self) -> VideoSource:
+    def source(self) -> VideoSource | EncodedVideoSource:
         """The source the track shows."""
         return self._source
 

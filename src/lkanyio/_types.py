@@ -237,8 +237,8 @@ class VideoEncoderBackend(enum.IntEnum):
     """Which encoder implementation the native core should prefer for a published video track.
 
     ``AUTO`` lets the native core choose (a hardware encoder where one works, else software).
-    ``PRE_ENCODED`` is for sources that hand over an already encoded bitstream (none in
-    lkanyio yet: ``publish_track`` refuses it).
+    ``PRE_ENCODED`` is the passthrough for an already encoded bitstream: ``publish_track``
+    uses it for tracks of an :class:`~lkanyio.EncodedVideoSource` and refuses it for others.
 
     Measured on a machine without GPU encoders (livekit-ffi 0.13.2): ``HARDWARE``, ``NVENC``,
     ``VAAPI`` and ``VIDEOTOOLBOX`` publish as usual, without an error or a log line, encoded in
