@@ -97,6 +97,8 @@ from ._stats import StatValue as StatValue
 from ._stats import TrackStats as TrackStats
 from ._streams import EventStream as EventStream
 from ._streams import EventStreamStatistics as EventStreamStatistics
+from ._sync import AVSynchronizer as AVSynchronizer
+from ._sync import AVSynchronizerStatistics as AVSynchronizerStatistics
 from ._track import LocalAudioTrack as LocalAudioTrack
 from ._track import LocalTrack as LocalTrack
 from ._track import LocalVideoTrack as LocalVideoTrack

@@ -1,0 +1,225 @@
+"""Pace audio and video capture to one clock (the event loop's), for structured concurrency.
+
+livekit.rtc's ``AVSynchronizer`` runs a background task that drains a queue; here the pacing
+happens in the tasks that push: ``push_video`` waits for its frame's slot on the clock, then
+captures; ``push_audio`` waits until its frame is at most ``audio_lead`` ahead of the clock,
+then captures (the :class:`~lkanyio.AudioSource` queue plays it out in real time).  No thread,
+no task of its own: a cancelled push captures nothing and leaves the clock as it was, so the
+next push takes the same slot.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, final
+
+import anyio
+import anyio.lowlevel
+
+from ._audio import AudioSource
+from ._errors import ResourceClosedError
+from ._frames import AudioFrame
+from ._video import VideoFrame, VideoSource
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from typing_extensions import Self
+
+    from ._video import FrameMetadata
+
+__all__ = ["AVSynchronizer", "AVSynchronizerStatistics"]
+
+
+@final
+@dataclass(frozen=True)
+class AVSynchronizerStatistics:
+    """Where each stream is on the synchronizer's clock.
+
+    Attributes:
+        video_frames: video frames captured.
+        audio_frames: audio frames captured.
+        video_time: seconds of video captured (``video_frames / video_fps``).
+        audio_time: seconds of audio captured (the sum of the frames' durations).
+        late_video_frames: video frames pushed after their slot had passed (captured at once).
+        last_video_slot: clock position (seconds since the first push) of the last video frame.
+        last_audio_slot: clock position of the start of the last audio frame.
+        clock: the clock's position now (seconds since the first push; ``None`` before it).
+    """
+
+    video_frames: int
+    audio_frames: int
+    video_time: float
+    audio_time: float
+    late_video_frames: int
+    last_video_slot: float | None
+    last_audio_slot: float | None
+    clock: float | None
+
+
+@final
+class AVSynchronizer:
+    """Capture audio and video frames in step, paced to one clock (async context manager).
+
+    ::
+
+        sync = lkanyio.AVSynchronizer(audio_source, video_source, video_fps=30)
+        async with sync, anyio.create_task_group() as tg:
+            tg.start_soon(push_all_video, sync)   # await sync.push_video(frame) per frame
+            tg.start_soon(push_all_audio, sync)   # await sync.push_audio(frame) per frame
+
+    The clock starts at the first push.  Video frame *n* is captured at ``n / video_fps``;
+    audio is captured once it is at most ``audio_lead`` seconds ahead of the clock.  A producer
+    that falls behind is not waited for: its frames are captured at once (late video frames
+    are counted).  Push each stream from one task at a time (concurrent pushes of one stream
+    take turns).
+
+    Args:
+        audio_source: where audio frames go.
+        video_source: where video frames go.
+        video_fps: the video frame rate, above 0 and at most 240.
+        audio_lead: how far ahead of the clock audio may be captured, in seconds (at least the
+            length of one audio frame is sensible; default 0.1 s, within the source's queue).
+
+    Raises:
+        TypeError: a source of the wrong type.
+        ValueError: ``video_fps`` or ``audio_lead`` out of range.
+    """
+
+    def __init__(
+        self,
+        audio_source: AudioSource,
+        video_source: VideoSource,
+        *,
+        video_fps: float,
+        audio_lead: float = 0.1,
+    ) -> None:
+        if not isinstance(audio_source, AudioSource):
+            raise TypeError(f"audio_source must be an AudioSource, not {audio_source!r}")
+        if not isinstance(video_source, VideoSource):
+            raise TypeError(f"video_source must be a VideoSource, not {video_source!r}")
+        for name, value in (("video_fps", video_fps), ("audio_lead", audio_lead)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+        if not (math.isfinite(video_fps) and 0 < video_fps <= 240):
+            raise ValueError(f"video_fps must be above 0 and at most 240, got {video_fps!r}")
+        if not (math.isfinite(audio_lead) and 0 <= audio_lead <= 10):
+            raise ValueError(f"audio_lead must be from 0 to 10 seconds, got {audio_lead!r}")
+        self._audio_source = audio_source
+        self._video_source = video_source
+        self._fps = float(video_fps)
+        self._lead = float(audio_lead)
+        self._start: float | None = None
+        self._video_frames = 0
+        self._audio_frames = 0
+        self._audio_time = 0.0
+        self._late = 0
+        self._last_video: float | None = None
+        self._last_audio: float | None = None
+        self._video_turn = anyio.Lock()
+        self._audio_turn = anyio.Lock()
+        self._closed = False
+
+    @property
+    def video_fps(self) -> float:
+        """The video frame rate the clock paces to."""
+        return self._fps
+
+    def _clock(self) -> float:
+        if self._closed:
+            raise ResourceClosedError("the AVSynchronizer has been closed")
+        now = anyio.current_time()
+        if self._start is None:
+            self._start = now
+        return self._start
+
+    async def push_video(
+        self, frame: VideoFrame, *, metadata: FrameMetadata | None = None
+    ) -> None:
+        """Wait for the next video slot on the clock, then capture ``frame``.
+
+        Cancellation-safe: cancelled while waiting, nothing is captured and the slot stays
+        free for the next push.
+
+        Raises:
+            TypeError: ``frame`` is not a :class:`~lkanyio.VideoFrame`.
+            ResourceClosedError: the synchronizer or the source was closed.
+        """
+        if not isinstance(frame, VideoFrame):
+            raise TypeError("push_video takes a lkanyio.VideoFrame")
+        async with self._video_turn:
+            start = self._clock()
+            slot = self._video_frames / self._fps
+            due = start + slot
+            now = anyio.current_time()
+            if now < due:
+                await anyio.sleep_until(due)
+            else:
+                await anyio.lowlevel.checkpoint()
+                if now - due > 1 / self._fps:
+                    self._late += 1
+            self._clock()  # closed while waiting?
+            self._video_source.capture_frame(frame, metadata=metadata)
+            self._video_frames += 1
+            self._last_video = slot
+
+    async def push_audio(self, frame: AudioFrame) -> None:
+        """Wait until ``frame`` is at most ``audio_lead`` ahead of the clock, then capture it.
+
+        Cancellation-safe before the capture starts (nothing captured, the clock unchanged);
+        a cancelled capture is :meth:`AudioSource.capture_frame`'s (the frame may still play).
+
+        Raises:
+            TypeError: ``frame`` is not a :class:`~lkanyio.AudioFrame`.
+            ResourceClosedError: the synchronizer or the source was closed.
+        """
+        if not isinstance(frame, AudioFrame):
+            raise TypeError("push_audio takes a lkanyio.AudioFrame")
+        async with self._audio_turn:
+            start = self._clock()
+            slot = self._audio_time
+            due = start + slot - self._lead
+            if anyio.current_time() < due:
+                await anyio.sleep_until(due)
+            else:
+                await anyio.lowlevel.checkpoint()
+            self._clock()
+            await self._audio_source.capture_frame(frame)
+            self._audio_frames += 1
+            self._audio_time += frame.duration
+            self._last_audio = slot
+
+    def statistics(self) -> AVSynchronizerStatistics:
+        """Return the counters and clock positions of both streams."""
+        return AVSynchronizerStatistics(
+            video_frames=self._video_frames,
+            audio_frames=self._audio_frames,
+            video_time=self._video_frames / self._fps,
+            audio_time=self._audio_time,
+            late_video_frames=self._late,
+            last_video_slot=self._last_video,
+            last_audio_slot=self._last_audio,
+            clock=None if self._start is None else anyio.current_time() - self._start,
+        )
+
+    def close(self) -> None:
+        """Stop: later pushes raise ``ResourceClosedError`` (the sources stay yours)."""
+        self._closed = True
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<AVSynchronizer {self._fps:g} fps video={self._video_frames} "
+            f"audio={self._audio_frames}>"
+        )
