@@ -1,15 +1,23 @@
 """Pre-encoded video through the real livekit-server: an H264 and a VP8 bitstream made in the
 test by PyAV (FFmpeg's libx264/libvpx) published with EncodedVideoSource, decoded by the
 subscriber's native core; a keyframe request from the subscriber side reaches the feedback.
+Interop: the official SDK (``livekit.rtc`` in a child process, tests/rtc_video_peer.py)
+receives lkanyio's H264 (encoded by the native core, and pre-encoded); lkanyio receives its VP9.
 """
 
 from __future__ import annotations
 
 import fractions
+import json
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
 
 import lkanyio
 from _util import EVENT_WAIT, TokenFactory, joined, next_event
@@ -166,3 +174,102 @@ async def test_encoded_source_checks_its_input() -> None:
     kept.close()
     with pytest.raises(lkanyio.ResourceClosedError):
         source.feedback()
+
+
+# --- interop with the official SDK ------------------------------------------------------------
+
+PEER = Path(__file__).resolve().parents[1] / "rtc_video_peer.py"
+
+
+@asynccontextmanager
+async def official_peer(url: str, token: str) -> AsyncIterator[BufferedByteReceiveStream]:
+    """Start the official-SDK peer; yield its stdout (JSON lines) once it publishes."""
+    process = await anyio.open_process([sys.executable, str(PEER), url, token], stderr=None)
+    try:
+        assert process.stdout is not None
+        lines = BufferedByteReceiveStream(process.stdout)
+        assert (await _message(lines))["ready"] == "rtc-peer"
+        yield lines
+        assert process.stdin is not None
+        await process.stdin.aclose()  # the peer leaves the room and exits
+        with anyio.fail_after(EVENT_WAIT):
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            with anyio.move_on_after(5, shield=True):
+                await process.wait()
+        await process.aclose()
+
+
+async def _message(lines: BufferedByteReceiveStream) -> dict[str, Any]:
+    with anyio.fail_after(EVENT_WAIT):
+        while True:
+            line = await lines.receive_until(b"\n", 1 << 24)
+            if line.startswith(b"{"):
+                message: dict[str, Any] = json.loads(line)
+                assert "error" not in message, message
+                return message
+
+
+def _near(mean: list[float], colour: tuple[int, int, int]) -> bool:
+    return all(abs(m - c) <= 50 for m, c in zip(mean, colour, strict=True))
+
+
+@pytest.mark.parametrize("pre_encoded", [False, True], ids=["native_h264", "pre_encoded_h264"])
+async def test_the_official_sdk_and_lkanyio_exchange_video(
+    server_info: Any, token_factory: TokenFactory, room_name: str, pre_encoded: bool
+) -> None:
+    h264 = lkanyio.VideoCodec.H264
+    async with (
+        lkanyio.connect(server_info.url, token_factory("alice", room_name)) as room,
+        room.events() as events,
+        official_peer(server_info.url, token_factory("rtc-peer", room_name)) as peer,
+    ):
+        # lkanyio receives the official SDK's VP9.
+        subscribed = await next_event(events, lkanyio.TrackSubscribed)
+        assert subscribed.publication.mime_type.lower() == "video/vp9"
+        async with lkanyio.VideoStream(subscribed.track) as stream:
+            with anyio.fail_after(EVENT_WAIT):
+                async for event in stream:
+                    got = event.frame
+                    if (got.width, got.height) == (W, H) and _shows_halves(got):
+                        break
+
+        # The official SDK receives lkanyio's H264.
+        source: lkanyio.EncodedVideoSource | lkanyio.VideoSource
+        if pre_encoded:
+            source = lkanyio.EncodedVideoSource(W, H, codec=h264)
+        else:
+            source = lkanyio.VideoSource(W, H)
+        encoder = Encoder(h264)
+        picture = _picture().to_ndarray(format="rgb24")
+        rgba = numpy.concatenate([picture, numpy.full((H, W, 1), 255, numpy.uint8)], axis=2)
+        raw = lkanyio.VideoFrame(W, H, lkanyio.VideoBufferType.RGBA, rgba.tobytes())
+        async with source, lkanyio.LocalVideoTrack.create_video_track("cam", source) as track:
+            options = lkanyio.TrackPublishOptions(
+                source=lkanyio.TrackSource.CAMERA, video_codec=h264, simulcast=False,
+                degradation_preference=lkanyio.DegradationPreference.MAINTAIN_RESOLUTION,
+            )
+            await room.local_participant.publish_track(track, options)
+            async with anyio.create_task_group() as tg:
+
+                async def feed() -> None:
+                    first = True
+                    while True:
+                        if isinstance(source, lkanyio.EncodedVideoSource):
+                            asked = source.take_feedback().keyframe_requested
+                            for data, is_key in encoder.encode(first or asked):
+                                source.capture_frame(data, keyframe=is_key)
+                        else:
+                            source.capture_frame(raw)
+                        first = False
+                        await anyio.sleep(1 / 30)
+
+                tg.start_soon(feed)
+                received = (await _message(peer))["video"]
+                tg.cancel_scope.cancel()
+    assert received["mime"].lower() == "video/h264"
+    assert (received["width"], received["height"]) == (W, H)
+    assert _near(received["left"], LEFT), received
+    assert _near(received["right"], RIGHT), received
