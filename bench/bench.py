@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from common import AGENT_K
 
 HERE = Path(__file__).resolve().parent
 SIDES = ("lkanyio-trio", "lkanyio-asyncio", "official", "floor")
@@ -72,7 +75,7 @@ METRICS: dict[str, list[tuple[str, str, str]]] = {
     + [("convert_fps_1080", "convert I420→RGBA 1080p frames/s", "higher")],
     "agent": [
         (f"k{k}_{metric}", f"K={k} {label}", better)
-        for k in (10, 25)
+        for k in AGENT_K
         for metric, label, better in (
             ("cpu_cores", "CPU (cores)", "lower"),
             ("in_delivered", "frames in delivered/expected", "higher"),
@@ -90,9 +93,9 @@ METRICS: dict[str, list[tuple[str, str, str]]] = {
 METRICS["scale-2nodes"] = METRICS["scale"]
 ONLINE = ("data", "scale", "video", "agent", "data_stream")
 # No bare-loop floor for these (yet): the floor side reports "–".
-FLOORLESS = ("video", "agent", "data_stream")
+FLOORLESS = ("agent", "data_stream")
 # Long runs, measured once per side: the window is already many seconds of frames.
-ONCE = ("video", "agent")
+ONCE = ("video", "agent", "data_stream")
 CLUSTERED = ("scale-2nodes",)
 
 
@@ -117,7 +120,7 @@ def run_side(
     except subprocess.TimeoutExpired:
         return {"error": "timed out after 600 s"}
     if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        tail = "\n".join(proc.stderr.strip().splitlines()[-int(os.environ.get("LKANYIO_BENCH_TAIL", "5")):])
         return {"error": f"exit {proc.returncode}: {tail}"}
     try:
         result = dict(json.loads(proc.stdout.strip().splitlines()[-1]))
@@ -226,7 +229,7 @@ def main() -> int:
     table = "\n".join(lines)
     print(table)
     print(
-        f"\n(medians of {args.reps} runs per side; 1 run: scale, video, agent, and the official "
+        f"\n(medians of {args.reps} runs per side; 1 run: scale, video, agent, data_stream, and the official "
         f"SDK's concurrency; total {elapsed:.0f} s)"
     )
     failures = [

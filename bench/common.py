@@ -16,7 +16,7 @@ VIDEO_SIZES = ((1280, 720), (1920, 1080))
 VIDEO_FPS = 30
 VIDEO_SECONDS = 20.0  # per size; bench.py --seconds shortens it
 CONVERT_FRAMES = 200  # offline I420 -> RGBA at 1080p
-AGENT_K = (10, 25)
+AGENT_K = tuple(int(k) for k in os.environ.get("LKANYIO_BENCH_AGENT_K", "10,25").split(","))
 AGENT_SECONDS = 10.0
 STREAM_FILE_MB, STREAM_TEXT_MB = 50, 1  # bench.py --quick divides both by 10
 

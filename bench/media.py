@@ -94,6 +94,7 @@ def agent_result(
         f"k{k}_out_delivered": peer["received"] / expected_out if expected_out else 0.0,
         f"k{k}_jitter_p99_ms": pct(jitter, 0.99) if jitter else float("nan"),
         f"k{k}_peer_jitter_p99_ms": peer["jitter_p99_ms"],
+        f"k{k}_peer_cpu_cores": peer["cpu_cores"],
     }
 
 
@@ -259,7 +260,9 @@ async def lk_agent_k(args: Any, k: int) -> dict[str, Any]:
         async with lkanyio.connect(args.url, tok) as room:
             other = await lk_wait_for(room, "peer")
             async with (
-                lkanyio.AudioStream.from_participant(other, mic, sample_rate=16_000) as stream,
+                lkanyio.AudioStream.from_participant(
+                    other, mic, sample_rate=16_000, overflow="drop_oldest"
+                ) as stream,
                 lkanyio.AudioSource(48_000, 1) as source,
                 lkanyio.LocalAudioTrack.create_audio_track("reply", source) as track,
                 anyio.create_task_group() as tg,

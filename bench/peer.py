@@ -18,7 +18,7 @@ import sys
 import time
 
 import anyio
-from common import pct, silent, token, tone
+from common import cpu, pct, silent, token, tone
 
 import lkanyio
 
@@ -48,7 +48,9 @@ async def main(args: argparse.Namespace) -> None:
             while "agent" not in room.remote_participants:
                 await anyio.sleep(0.02)
             agent = room.remote_participants["agent"]
-            async with lkanyio.AudioStream.from_participant(agent, mic) as stream:
+            async with lkanyio.AudioStream.from_participant(
+                agent, mic, overflow="drop_oldest"
+            ) as stream:
                 mine = arrivals[i]
                 async for ev in stream:
                     if not silent(ev.frame.data):
@@ -61,7 +63,9 @@ async def main(args: argparse.Namespace) -> None:
             while joined[0] < args.k:
                 await anyio.sleep(0.05)
         print("ready", flush=True)
+        c0, t0 = cpu(), time.perf_counter()
         await anyio.to_thread.run_sync(sys.stdin.readline)
+        cores = (cpu() - c0) / (time.perf_counter() - t0)
         tg.cancel_scope.cancel()
     jitter = [
         abs((b - a) / 1e6 - 10.0) for times in arrivals for a, b in itertools.pairwise(times)
@@ -70,6 +74,7 @@ async def main(args: argparse.Namespace) -> None:
         "received": sum(map(len, arrivals)),
         "expected": args.expected * args.k,
         "jitter_p99_ms": pct(jitter, 0.99) if jitter else float("nan"),
+        "cpu_cores": cores,
     }), flush=True)
 
 

@@ -295,7 +295,7 @@ def main() -> None:
     if args.side == "floor":
         from floor import floor_run
 
-        result = floor_run(args.workload, args.url, args.key, args.secret)
+        result = floor_run(args.workload, args.url, args.key, args.secret, args.seconds)
     elif args.side == "official":
         import asyncio
 
