@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -115,13 +114,19 @@ def run_side(
     if server is not None:
         cmd += ["--url", server.url, "--key", server.api_key, "--secret", server.api_secret]
     cmd += list(extra)
+    if "--profile" in extra:  # bench.py's flag: one profile file per workload and side
+        cmd[cmd.index("--profile")] = f"--profile={HERE / 'results' / f'{workload}-{side}.prof'}"
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     except subprocess.TimeoutExpired:
         return {"error": "timed out after 600 s"}
     if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-int(os.environ.get("LKANYIO_BENCH_TAIL", "5")):])
-        return {"error": f"exit {proc.returncode}: {tail}"}
+        # The whole stderr stays local (bench/results/ is ignored); the table gets the tail.
+        log = HERE / "results" / f"{workload}-{side}.stderr"
+        log.parent.mkdir(exist_ok=True)
+        log.write_text(proc.stderr)
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        return {"error": f"exit {proc.returncode} (stderr in {log.name}): {tail}"}
     try:
         result = dict(json.loads(proc.stdout.strip().splitlines()[-1]))
     except (IndexError, ValueError):
@@ -140,6 +145,8 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=0.0,
                         help="video and agent: seconds per measurement window")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile every run: bench/results/WORKLOAD-SIDE.prof")
     parser.add_argument("--quick", action="store_true",
                         help="development: one run per side, 3 s windows, data streams / 10")
     args = parser.parse_args()
@@ -147,7 +154,8 @@ def main() -> int:
         args.reps, args.seconds = 1, args.seconds or 3.0
     extra = (("--seconds", str(args.seconds)) if args.seconds else ()) + (
         ("--quick",) if args.quick else ()
-    )
+    ) + (("--profile",) if args.profile else ())
+    (HERE / "results").mkdir(exist_ok=True)
     workloads = [args.workload] if args.workload else [w for w in args.workloads.split(",") if w]
     sides = [s for s in args.sides.split(",") if s]
     unknown = sorted(set(workloads) - set(WORKLOADS)) + sorted(set(sides) - set(SIDES))

@@ -51,6 +51,10 @@ from common import (
 HERE = Path(__file__).resolve().parent
 WORKLOADS = ("video", "agent", "data_stream")
 FIRST_WAIT = 30.0  # seconds for the first frame / the first audio of every room
+# Rooms are joined 0.2 s apart, as an agent server takes jobs: 25 rooms publishing at once on
+# this 2-core machine made the server time out publications (the official SDK's
+# "track publication timed out, no response received from the server").
+JOIN_STAGGER = 0.2
 
 
 def video_bitrate(height: int) -> int:
@@ -251,12 +255,13 @@ async def lk_agent_k(args: Any, k: int) -> dict[str, Any]:
     peer = await anyio.to_thread.run_sync(start_peer, args, prefix, k, frames_out)
     reply = lkanyio.AudioFrame(tone(), sample_rate=48_000, num_channels=1, samples_per_channel=480)
     arrivals: list[list[int]] = [[] for _ in range(k)]
-    hearing, written = [0], [0]
+    hearing, written, subscribed = [0], [0], [0]
     go, stop = anyio.Event(), anyio.Event()
     mic = lkanyio.TrackSource.MICROPHONE
 
     async def agent(i: int) -> None:
         tok = token(args.key, args.secret, "agent", f"{prefix}-{i}")
+        await anyio.sleep(i * JOIN_STAGGER)
         async with lkanyio.connect(args.url, tok) as room:
             other = await lk_wait_for(room, "peer")
             async with (
@@ -267,9 +272,16 @@ async def lk_agent_k(args: Any, k: int) -> dict[str, Any]:
                 lkanyio.LocalAudioTrack.create_audio_track("reply", source) as track,
                 anyio.create_task_group() as tg,
             ):
-                await room.local_participant.publish_track(
-                    track, lkanyio.TrackPublishOptions(source=mic)
-                )
+                # Measure only once the peer hears this track: under load its subscription
+                # can take seconds, and frames written before it are never delivered.
+                async with room.events() as events:
+                    await room.local_participant.publish_track(
+                        track, lkanyio.TrackPublishOptions(source=mic)
+                    )
+                    async for event in events:
+                        if isinstance(event, lkanyio.LocalTrackSubscribed):
+                            subscribed[0] += 1
+                            break
 
                 async def listen() -> None:
                     mine = arrivals[i]
@@ -292,9 +304,13 @@ async def lk_agent_k(args: Any, k: int) -> dict[str, Any]:
         async with anyio.create_task_group() as tg:
             for i in range(k):
                 tg.start_soon(agent, i)
-            with anyio.fail_after(FIRST_WAIT * 2):
-                while hearing[0] < k:
+            with anyio.move_on_after(FIRST_WAIT * 2):
+                while hearing[0] < k or subscribed[0] < k:
                     await anyio.sleep(0.05)
+            if hearing[0] < k or subscribed[0] < k:
+                raise RuntimeError(
+                    f"{hearing[0]} of {k} rooms heard their peer, {subscribed[0]} were heard"
+                )
             c0, t0 = cpu(), time.perf_counter_ns()
             go.set()
             await anyio.sleep(seconds)
@@ -471,12 +487,18 @@ async def official_agent_k(args: Any, k: int) -> dict[str, Any]:
     peer = await asyncio.to_thread(start_peer, args, prefix, k, frames_out)
     reply = rtc.AudioFrame(tone(), 48_000, 1, 480)
     arrivals: list[list[int]] = [[] for _ in range(k)]
-    hearing, written = [0], [0]
+    hearing, written, subscribed = [0], [0], [0]
     go, stop = asyncio.Event(), asyncio.Event()
     mic = rtc.TrackSource.SOURCE_MICROPHONE
 
     async def agent(i: int) -> None:
         room = rtc.Room()
+
+        def on_subscribed(_publication: Any) -> None:
+            subscribed[0] += 1
+
+        room.on("local_track_subscribed", on_subscribed)
+        await asyncio.sleep(i * JOIN_STAGGER)
         await room.connect(args.url, token(args.key, args.secret, "agent", f"{prefix}-{i}"))
         other = await official_wait_for(room, "peer")
         stream = rtc.AudioStream.from_participant(
@@ -508,11 +530,21 @@ async def official_agent_k(args: Any, k: int) -> dict[str, Any]:
 
     async def until(condition: Any) -> None:
         while not condition():
+            for task in agents:
+                if task.done() and task.exception():
+                    raise task.exception()  # type: ignore[misc]
             await asyncio.sleep(0.05)
 
     agents = [asyncio.ensure_future(agent(i)) for i in range(k)]
     try:
-        await asyncio.wait_for(until(lambda: hearing[0] >= k), FIRST_WAIT * 2)
+        try:
+            await asyncio.wait_for(
+                until(lambda: hearing[0] >= k and subscribed[0] >= k), FIRST_WAIT * 2
+            )
+        except TimeoutError:
+            raise RuntimeError(
+                f"{hearing[0]} of {k} rooms heard their peer, {subscribed[0]} were heard"
+            ) from None
         c0, t0 = cpu(), time.perf_counter_ns()
         go.set()
         await asyncio.sleep(seconds)

@@ -31,6 +31,7 @@ async def main(args: argparse.Namespace) -> None:
 
     async def peer(i: int) -> None:
         tok = token(args.key, args.secret, "peer", f"{args.prefix}-{i}")
+        await anyio.sleep(i * 0.2)  # as bench/media.py's agents (JOIN_STAGGER)
         async with (
             lkanyio.connect(args.url, tok) as room,
             lkanyio.AudioSource(48_000, 1) as source,

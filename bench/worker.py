@@ -291,7 +291,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=0.0,
                         help="video, agent: measure this long (default: common.py)")
     parser.add_argument("--quick", action="store_true", help="data_stream: a tenth of the sizes")
+    parser.add_argument("--profile", default="",
+                        help="write a cProfile of the run here (read it with pstats)")
     args = parser.parse_args()
+    if args.profile:
+        import cProfile
+
+        with cProfile.Profile() as profile:
+            result = run(args)
+        profile.dump_stats(args.profile)
+    else:
+        result = run(args)
+    print(json.dumps(result))
+    sys.stdout.flush()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.side == "floor":
         from floor import floor_run
 
@@ -305,8 +320,7 @@ def main() -> None:
 
         backend = args.side.split("-", 1)[1]
         result = anyio.run(lk_run, args.workload, args, backend=backend)
-    print(json.dumps(result))
-    sys.stdout.flush()
+    return result
 
 
 if __name__ == "__main__":
