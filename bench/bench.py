@@ -66,6 +66,7 @@ METRICS: dict[str, list[tuple[str, str, str]]] = {
         for metric, label, better in (
             ("fps", "delivered fps", "higher"),
             ("cpu_ms_per_frame", "CPU ms / received frame", "lower"),
+            ("loop_ms_per_frame", "of it in the loop's thread", "lower"),
             ("p50_ms", "latency p50 ms", "lower"),
             ("p99_ms", "latency p99 ms", "lower"),
             ("rss_mib", "RSS MiB", "lower"),

@@ -508,12 +508,13 @@ def video_size(
 
     pump(lambda: any(n is not None for _t, n in got), 30)
     got.clear()
-    c0, t0 = cpu(), time.perf_counter_ns()
+    c0, t0, l0 = cpu(), time.perf_counter_ns(), time.thread_time()
     end = t0 + int(seconds * 1e9)
     pump(lambda: bool(got) and got[-1][0] >= end, seconds + 30)
     elapsed, cpu_s = (time.perf_counter_ns() - t0) / 1e9, cpu() - c0
     lat = [(t - captured[n]) / 1e6 for t, n in got if n is not None and n in captured]
     result = {
+        f"loop_ms_per_frame_{height}": (time.thread_time() - l0) / max(len(got), 1) * 1e3,
         f"fps_{height}": len(got) / elapsed,
         f"cpu_ms_per_frame_{height}": cpu_s / max(len(got), 1) * 1e3,
         f"p50_ms_{height}": pct(lat, 0.5) if lat else float("nan"),
