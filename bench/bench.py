@@ -78,6 +78,7 @@ METRICS: dict[str, list[tuple[str, str, str]]] = {
         for k in AGENT_K
         for metric, label, better in (
             ("cpu_cores", "CPU (cores)", "lower"),
+            ("rooms_ready", "rooms ready when measured", "higher"),
             ("in_delivered", "frames in delivered/expected", "higher"),
             ("out_delivered", "frames out delivered/expected", "higher"),
             ("jitter_p99_ms", "inter-arrival jitter p99 ms", "lower"),

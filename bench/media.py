@@ -16,6 +16,7 @@ asyncio) doing the same work in the same order; bench/worker.py picks one.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -55,6 +56,8 @@ FIRST_WAIT = 30.0  # seconds for the first frame / the first audio of every room
 # this 2-core machine made the server time out publications (the official SDK's
 # "track publication timed out, no response received from the server").
 JOIN_STAGGER = 0.2
+READY_WAIT = 20.0  # seconds after the last join for every room to hear and be heard
+DRAIN = 1.5  # seconds after the window for the last frames written in it to reach the peer
 
 
 def video_bitrate(height: int) -> int:
@@ -90,6 +93,7 @@ def agent_result(
     arrivals: list[list[int]],
     window: tuple[int, int],
     peer: dict[str, Any],
+    ready: int,
 ) -> dict[str, Any]:
     """Frames in the window, their inter-arrival jitter, and what the peer heard."""
     start, end = window
@@ -102,6 +106,7 @@ def agent_result(
     expected_out = peer["expected"]
     return {
         f"k{k}_cpu_cores": cpu_s / seconds,
+        f"k{k}_rooms_ready": ready / k,
         f"k{k}_in_delivered": delivered / (k * seconds * 100),
         f"k{k}_out_delivered": peer["received"] / expected_out if expected_out else 0.0,
         f"k{k}_jitter_p99_ms": pct(jitter, 0.99) if jitter else float("nan"),
@@ -265,11 +270,17 @@ async def lk_agent_k(args: Any, k: int) -> dict[str, Any]:
     peer = await anyio.to_thread.run_sync(start_peer, args, prefix, k, frames_out)
     reply = lkanyio.AudioFrame(tone(), sample_rate=48_000, num_channels=1, samples_per_channel=480)
     arrivals: list[list[int]] = [[] for _ in range(k)]
-    hearing, written, subscribed = [0], [0], [0]
-    go, stop = anyio.Event(), anyio.Event()
+    hearing, subscribed = [0], [0]
+    go = anyio.Event()
     mic = lkanyio.TrackSource.MICROPHONE
 
     async def agent(i: int) -> None:
+        try:
+            await room_agent(i)
+        except lkanyio.LiveKitError:  # never ready: counts so (see rooms_ready)
+            pass
+
+    async def room_agent(i: int) -> None:
         tok = token(args.key, args.secret, "agent", f"{prefix}-{i}")
         await anyio.sleep(i * JOIN_STAGGER)
         async with lkanyio.connect(args.url, tok) as room:
@@ -305,36 +316,29 @@ async def lk_agent_k(args: Any, k: int) -> dict[str, Any]:
                 await go.wait()
                 for _ in range(frames_out):
                     await source.capture_frame(reply)
-                await source.wait_for_playout()
-                written[0] += 1
-                await stop.wait()
-                tg.cancel_scope.cancel()
+                await anyio.sleep_forever()  # until the measurement is over
 
     try:
         async with anyio.create_task_group() as tg:
             for i in range(k):
                 tg.start_soon(agent, i)
-            with anyio.move_on_after(FIRST_WAIT * 2):
+            # Rooms not ready by then are measured as they are (their frames count as lost):
+            # on 2 busy cores the server sometimes never finishes a subscription.
+            with anyio.move_on_after(READY_WAIT):
                 while hearing[0] < k or subscribed[0] < k:
                     await anyio.sleep(0.05)
-            if hearing[0] < k or subscribed[0] < k:
-                raise RuntimeError(
-                    f"{hearing[0]} of {k} rooms heard their peer, {subscribed[0]} were heard"
-                )
+            ready = min(hearing[0], subscribed[0])
             c0, t0 = cpu(), time.perf_counter_ns()
             go.set()
             await anyio.sleep(seconds)
             cpu_s, t1 = cpu() - c0, time.perf_counter_ns()
-            with anyio.fail_after(FIRST_WAIT):
-                while written[0] < k:
-                    await anyio.sleep(0.05)
-            await anyio.sleep(0.5)  # the last frames' way through the server
+            await anyio.sleep(DRAIN)
             heard = await anyio.to_thread.run_sync(stop_peer, peer)
-            stop.set()
+            tg.cancel_scope.cancel()
     finally:
         if peer.poll() is None:
             peer.kill()
-    return agent_result(k, (t1 - t0) / 1e9, cpu_s, arrivals, (t0, t1), heard)
+    return agent_result(k, (t1 - t0) / 1e9, cpu_s, arrivals, (t0, t1), heard, ready)
 
 
 async def lk_data_stream(args: Any) -> dict[str, Any]:
@@ -499,12 +503,15 @@ async def official_agent_k(args: Any, k: int) -> dict[str, Any]:
     peer = await asyncio.to_thread(start_peer, args, prefix, k, frames_out)
     reply = rtc.AudioFrame(tone(), 48_000, 1, 480)
     arrivals: list[list[int]] = [[] for _ in range(k)]
-    hearing, written, subscribed = [0], [0], [0]
-    go, stop = asyncio.Event(), asyncio.Event()
+    hearing, subscribed = [0], [0]
+    go = asyncio.Event()
+    rooms: list[Any] = []
+    listeners: list[asyncio.Future[None]] = []
     mic = rtc.TrackSource.SOURCE_MICROPHONE
 
     async def agent(i: int) -> None:
         room = rtc.Room()
+        rooms.append(room)
 
         def on_subscribed(_publication: Any) -> None:
             subscribed[0] += 1
@@ -528,48 +535,39 @@ async def official_agent_k(args: Any, k: int) -> dict[str, Any]:
                         hearing[0] += 1
                     mine.append(time.perf_counter_ns())
 
-        listener = asyncio.ensure_future(listen())
+        listeners.append(asyncio.ensure_future(listen()))
         await go.wait()
         for _ in range(frames_out):
             await source.capture_frame(reply)
-        await source.wait_for_playout()
-        written[0] += 1
-        await stop.wait()
-        listener.cancel()
-        await stream.aclose()
-        await source.aclose()
-        await room.disconnect()
 
     async def until(condition: Any) -> None:
         while not condition():
-            for task in agents:
-                if task.done() and task.exception():
-                    raise task.exception()  # type: ignore[misc]
+            if all(task.done() for task in agents):
+                return  # every room that could is ready; a failed one counts as not ready
             await asyncio.sleep(0.05)
 
     agents = [asyncio.ensure_future(agent(i)) for i in range(k)]
     try:
-        try:
+        # As on the lkanyio side, rooms not ready by then are measured as they are.
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(
-                until(lambda: hearing[0] >= k and subscribed[0] >= k), FIRST_WAIT * 2
+                until(lambda: hearing[0] >= k and subscribed[0] >= k), READY_WAIT
             )
-        except TimeoutError:
-            raise RuntimeError(
-                f"{hearing[0]} of {k} rooms heard their peer, {subscribed[0]} were heard"
-            ) from None
+        ready = min(hearing[0], subscribed[0])
         c0, t0 = cpu(), time.perf_counter_ns()
         go.set()
         await asyncio.sleep(seconds)
         cpu_s, t1 = cpu() - c0, time.perf_counter_ns()
-        await asyncio.wait_for(until(lambda: written[0] >= k), FIRST_WAIT)
-        await asyncio.sleep(0.5)  # the last frames' way through the server
+        await asyncio.sleep(DRAIN)
         heard = await asyncio.to_thread(stop_peer, peer)
-        stop.set()
-        await asyncio.gather(*agents)
     finally:
+        for task in agents + listeners:
+            task.cancel()
+        await asyncio.gather(*agents, *listeners, return_exceptions=True)
+        await asyncio.gather(*(room.disconnect() for room in rooms), return_exceptions=True)
         if peer.poll() is None:
             peer.kill()
-    return agent_result(k, (t1 - t0) / 1e9, cpu_s, arrivals, (t0, t1), heard)
+    return agent_result(k, (t1 - t0) / 1e9, cpu_s, arrivals, (t0, t1), heard, ready)
 
 
 async def official_data_stream(args: Any) -> dict[str, Any]:
