@@ -324,7 +324,7 @@ async def lk_agent_k(args: Any, k: int) -> dict[str, Any]:
                 tg.start_soon(agent, i)
             # Rooms not ready by then are measured as they are (their frames count as lost):
             # on 2 busy cores the server sometimes never finishes a subscription.
-            with anyio.move_on_after(READY_WAIT):
+            with anyio.move_on_after(READY_WAIT + k * JOIN_STAGGER):
                 while hearing[0] < k or subscribed[0] < k:
                     await anyio.sleep(0.05)
             ready = min(hearing[0], subscribed[0])
@@ -551,7 +551,8 @@ async def official_agent_k(args: Any, k: int) -> dict[str, Any]:
         # As on the lkanyio side, rooms not ready by then are measured as they are.
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(
-                until(lambda: hearing[0] >= k and subscribed[0] >= k), READY_WAIT
+                until(lambda: hearing[0] >= k and subscribed[0] >= k),
+                READY_WAIT + k * JOIN_STAGGER,
             )
         ready = min(hearing[0], subscribed[0])
         c0, t0 = cpu(), time.perf_counter_ns()
