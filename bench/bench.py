@@ -1,7 +1,11 @@
 """Benchmarks: lkanyio (trio, asyncio) against the official asyncio SDK, in one run.
 
-    ./scripts/bench [--workloads roundtrip,concurrency,audio,data,scale,scale-2nodes] [--sides ...]
-                    [--reps 3]
+    ./scripts/bench [WORKLOAD] [--workloads roundtrip,concurrency,audio,data,scale,scale-2nodes,
+                    video,agent,data_stream] [--sides ...] [--reps 3] [--seconds S] [--quick]
+
+``./scripts/bench video`` runs one workload (for development); ``--seconds`` shortens the video
+and agent windows (default 20 s per video size, 10 s per agent K) and ``--quick`` runs each side
+once with 3 s windows and a tenth of the data-stream sizes.
 
 Every side runs in its own process (the native core allows one client per process), against the
 same native library and the same livekit-server (started in a private network namespace, as the
@@ -24,9 +28,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import AGENT_K
+
 HERE = Path(__file__).resolve().parent
 SIDES = ("lkanyio-trio", "lkanyio-asyncio", "official", "floor")
-WORKLOADS = ("roundtrip", "concurrency", "audio", "data", "scale", "scale-2nodes")
+WORKLOADS = (
+    "roundtrip", "concurrency", "audio", "data", "scale", "scale-2nodes", "video", "agent",
+    "data_stream",
+)
 # (metric, label, "lower" or "higher" is better)
 METRICS: dict[str, list[tuple[str, str, str]]] = {
     "roundtrip": [("p50_us", "p50 µs", "lower"), ("p99_us", "p99 µs", "lower")],
@@ -51,13 +60,51 @@ METRICS: dict[str, list[tuple[str, str, str]]] = {
         ("rss_kib_per_participant", "RSS KiB/participant", "lower"),
         ("idle_cpu_fraction", "idle CPU (cores)", "lower"),
     ],
+    "video": [
+        (f"{metric}_{h}", f"{h}p30 {label}", better)
+        for h in (720, 1080)
+        for metric, label, better in (
+            ("fps", "delivered fps", "higher"),
+            ("cpu_ms_per_frame", "CPU ms / received frame", "lower"),
+            ("loop_ms_per_frame", "of it in the loop's thread", "lower"),
+            ("p50_ms", "latency p50 ms", "lower"),
+            ("p99_ms", "latency p99 ms", "lower"),
+            ("rss_mib", "RSS MiB", "lower"),
+        )
+    ]
+    + [("convert_fps_1080", "convert I420→RGBA 1080p frames/s", "higher")],
+    "agent": [
+        (f"k{k}_{metric}", f"K={k} {label}", better)
+        for k in AGENT_K
+        for metric, label, better in (
+            ("cpu_cores", "CPU (cores)", "lower"),
+            ("rooms_ready", "rooms ready when measured", "higher"),
+            ("in_delivered", "frames in delivered/expected", "higher"),
+            ("out_delivered", "frames out delivered/expected", "higher"),
+            ("jitter_p99_ms", "inter-arrival jitter p99 ms", "lower"),
+        )
+    ],
+    "data_stream": [
+        ("file_mb_s", "send_file 50 MB MB/s", "higher"),
+        ("file_read_all_s", "send_file read_all s", "lower"),
+        ("text_mb_s", "send_text 1 MB MB/s", "higher"),
+        ("text_read_all_s", "send_text read_all s", "lower"),
+    ],
 }
 METRICS["scale-2nodes"] = METRICS["scale"]
-ONLINE = ("data", "scale")
+ONLINE = ("data", "scale", "video", "agent", "data_stream")
+# No bare-loop floor for these (yet): the floor side reports "–".
+FLOORLESS = ("agent", "data_stream")
+# Long runs, measured once per side: the window is already many seconds of frames.
+ONCE = ("video", "agent", "data_stream")
 CLUSTERED = ("scale-2nodes",)
 
 
-def run_side(side: str, workload: str, server: Any, cluster: Any = None) -> dict[str, Any]:
+def run_side(
+    side: str, workload: str, server: Any, cluster: Any = None, extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    if side == "floor" and workload in FLOORLESS:
+        return {"skipped": "no floor"}
     if workload in CLUSTERED:
         if side == "floor":
             return {"skipped": "no cluster variant"}
@@ -68,13 +115,20 @@ def run_side(side: str, workload: str, server: Any, cluster: Any = None) -> dict
         cmd = [sys.executable, str(HERE / "worker.py"), side, workload]
     if server is not None:
         cmd += ["--url", server.url, "--key", server.api_key, "--secret", server.api_secret]
+    cmd += list(extra)
+    if "--profile" in extra:  # bench.py's flag: one profile file per workload and side
+        cmd[cmd.index("--profile")] = f"--profile={HERE / 'results' / f'{workload}-{side}.prof'}"
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     except subprocess.TimeoutExpired:
         return {"error": "timed out after 600 s"}
     if proc.returncode != 0:
+        # The whole stderr stays local (bench/results/ is ignored); the table gets the tail.
+        log = HERE / "results" / f"{workload}-{side}.stderr"
+        log.parent.mkdir(exist_ok=True)
+        log.write_text(proc.stderr)
         tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
-        return {"error": f"exit {proc.returncode}: {tail}"}
+        return {"error": f"exit {proc.returncode} (stderr in {log.name}): {tail}"}
     try:
         result = dict(json.loads(proc.stdout.strip().splitlines()[-1]))
     except (IndexError, ValueError):
@@ -87,11 +141,24 @@ def run_side(side: str, workload: str, server: Any, cluster: Any = None) -> dict
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workload", nargs="?", help="run only this workload")
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--sides", default=",".join(SIDES))
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=0.0,
+                        help="video and agent: seconds per measurement window")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile every run: bench/results/WORKLOAD-SIDE.prof")
+    parser.add_argument("--quick", action="store_true",
+                        help="development: one run per side, 3 s windows, data streams / 10")
     args = parser.parse_args()
-    workloads = [w for w in args.workloads.split(",") if w]
+    if args.quick:
+        args.reps, args.seconds = 1, args.seconds or 3.0
+    extra = (("--seconds", str(args.seconds)) if args.seconds else ()) + (
+        ("--quick",) if args.quick else ()
+    ) + (("--profile",) if args.profile else ())
+    (HERE / "results").mkdir(exist_ok=True)
+    workloads = [args.workload] if args.workload else [w for w in args.workloads.split(",") if w]
     sides = [s for s in args.sides.split(",") if s]
     unknown = sorted(set(workloads) - set(WORKLOADS)) + sorted(set(sides) - set(SIDES))
     if unknown:
@@ -124,9 +191,13 @@ def main() -> int:
             for side in sides:
                 # One run where a run is minutes long: scale, and the official SDK's
                 # concurrency (its quadratic fan-out takes ~2 min for one batch of 5,000).
-                once = workload.startswith("scale") or (workload == "concurrency" and side == "official")
+                once = (
+                    workload.startswith("scale")
+                    or workload in ONCE
+                    or (workload == "concurrency" and side == "official")
+                )
                 reps = 1 if once else args.reps
-                runs = [run_side(side, workload, server_info, cluster) for _ in range(reps)]
+                runs = [run_side(side, workload, server_info, cluster, extra) for _ in range(reps)]
                 results[workload][side] = runs
                 print(f"  {workload:12} {side:16} {runs}", file=sys.stderr, flush=True)
     finally:
@@ -168,8 +239,8 @@ def main() -> int:
     table = "\n".join(lines)
     print(table)
     print(
-        f"\n(medians of {args.reps} runs per side; 1 run: scale, and the official SDK's "
-        f"concurrency; total {elapsed:.0f} s)"
+        f"\n(medians of {args.reps} runs per side; 1 run: scale, video, agent, data_stream, and the official "
+        f"SDK's concurrency; total {elapsed:.0f} s)"
     )
     failures = [
         f"{workload} {side}: {run['error']}"
@@ -180,7 +251,9 @@ def main() -> int:
     ]
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    (out / "latest.json").write_text(
+    # A development run (one workload, or --quick) leaves the full run's latest.json alone.
+    name = "dev.json" if args.quick or args.workload else "latest.json"
+    (out / name).write_text(
         json.dumps(
             {"results": results, "table": table, "seconds": elapsed, "failures": failures},
             indent=2,

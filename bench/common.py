@@ -12,6 +12,13 @@ CONCURRENCY = (10, 100, 1000, 5000)
 AUDIO_FRAMES = 500  # 5 s of 10 ms frames (sources play out in real time)
 DATA_MESSAGES = 2000
 SCALE_K = int(os.environ.get("LKANYIO_BENCH_K", "100"))
+VIDEO_SIZES = ((1280, 720), (1920, 1080))
+VIDEO_FPS = 30
+VIDEO_SECONDS = 20.0  # per size; bench.py --seconds shortens it
+CONVERT_FRAMES = 200  # offline I420 -> RGBA at 1080p
+AGENT_K = tuple(int(k) for k in os.environ.get("LKANYIO_BENCH_AGENT_K", "10,25").split(","))
+AGENT_SECONDS = 10.0
+STREAM_FILE_MB, STREAM_TEXT_MB = 50, 1  # bench.py --quick divides both by 10
 
 
 def cpu() -> float:
@@ -43,3 +50,55 @@ def tone(sample_rate: int = 48_000) -> bytes:
     """10 ms of a 440 Hz sine, 16-bit mono."""
     n = sample_rate // 100
     return array("h", (int(8000 * math.sin(2 * math.pi * 440 * i / sample_rate)) for i in range(n))).tobytes()
+
+
+def silent(samples: memoryview | bytes) -> bool:
+    """Whether a 16-bit frame carries no tone (decoded silence and comfort noise stay far below)."""
+    view = memoryview(samples).cast("B").cast("h")
+    return max(view, default=0) < 1000
+
+
+# -- the video frame counter -------------------------------------------------------------------
+# There is no per-frame metadata in this native core, so each captured frame carries its number
+# in the picture: 16 blocks (8 columns x 2 rows over the top quarter) black or white, 12 bits of
+# counter and a 4-bit check.  Blocks are 1/8 of the frame on a side, so the pattern survives the
+# encoder and any downscaling (the decoder samples block centres at relative positions).
+
+COUNTER_BITS = 12
+
+
+def _bits(counter: int) -> list[int]:
+    value = (counter % (1 << COUNTER_BITS)) | ((counter * 7 + 3) % 16) << COUNTER_BITS
+    return [(value >> i) & 1 for i in range(16)]
+
+
+def i420_base(width: int, height: int) -> bytearray:
+    """A mid-grey I420 frame (luma 128, neutral chroma)."""
+    luma = width * height
+    chroma = ((width + 1) // 2) * ((height + 1) // 2)
+    return bytearray(b"\x80" * (luma + 2 * chroma))
+
+
+def paint_counter(frame: bytearray, width: int, height: int, counter: int) -> None:
+    """Write ``counter`` into the luma plane of an I420 frame (in place)."""
+    bits = _bits(counter)
+    bw, bh = width // 8, height // 8
+    for row in range(2):
+        line = b"".join((b"\xeb" if bits[row * 8 + c] else b"\x10") * bw for c in range(8))
+        line += b"\x80" * (width - len(line))
+        for y in range(row * bh, (row + 1) * bh):
+            frame[y * width : (y + 1) * width] = line
+
+
+def read_counter(rgba: memoryview | bytes, width: int, height: int) -> int | None:
+    """The counter painted in an RGBA frame, or None if the blocks do not check out."""
+    view = memoryview(rgba).cast("B")
+    value = 0
+    for i in range(16):
+        row, col = divmod(i, 8)
+        x = int((col + 0.5) * width / 8)
+        y = int((row + 0.5) * height / 8)
+        if view[(y * width + x) * 4] > 128:  # the red channel
+            value |= 1 << i
+    counter = value & ((1 << COUNTER_BITS) - 1)
+    return counter if _bits(counter) == [(value >> i) & 1 for i in range(16)] else None

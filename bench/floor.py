@@ -10,7 +10,7 @@ How the loop waits for events depends on what the workload measures:
   so events are seen the moment the core queues them.  An empty poll calls sched_yield():
   on a 2-core machine a spinning loop that never yields starves the core's own threads (and
   the server), and was measured slower than lkanyio, which is no floor;
-* audio, scale (CPU and memory): block in epoll on the shim's wakeup fd; spinning would bill
+* audio, video, scale (CPU and memory): block in epoll on the shim's wakeup fd; spinning would bill
   its own CPU to the workload.
 """
 
@@ -24,12 +24,19 @@ from typing import TYPE_CHECKING, Any
 from common import (
     AUDIO_FRAMES,
     CONCURRENCY,
+    CONVERT_FRAMES,
     DATA_MESSAGES,
     SCALE_K,
     SEQ_COUNT,
     SEQ_WARMUP,
+    VIDEO_FPS,
+    VIDEO_SECONDS,
+    VIDEO_SIZES,
     cpu,
+    i420_base,
+    paint_counter,
     pct,
+    read_counter,
     rss_kib,
     token,
     tone,
@@ -351,7 +358,178 @@ def scale(url: str, key: str, secret: str) -> dict[str, Any]:
     }
 
 
-def floor_run(workload: str, url: str, key: str, secret: str) -> dict[str, Any]:
+def _i420_info(out: Any, frame: Any, address: int, width: int, height: int) -> None:
+    """Describe a tightly packed I420 frame at ``address`` (what an SDK's capture_frame sends)."""
+    from lkanyio._proto import video_frame_pb2
+
+    out.type, out.width, out.height, out.data_ptr = video_frame_pb2.I420, width, height, address
+    cw, ch = (width + 1) // 2, (height + 1) // 2
+    offset = 0
+    for stride, size in ((width, width * height), (cw, cw * ch), (cw, cw * ch)):
+        component = out.components.add()
+        component.data_ptr, component.stride, component.size = address + offset, stride, size
+        offset += size
+
+
+def video(url: str, key: str, secret: str, seconds: float) -> dict[str, Any]:
+    """Both SDK video workloads by a bare loop: through the server to RGBA, then convert."""
+    from lkanyio._proto import video_frame_pb2
+
+    bare = Bare()
+    out: dict[str, Any] = {}
+    for width, height in VIDEO_SIZES:
+        out.update(video_size(bare, url, key, secret, width, height, seconds or VIDEO_SECONDS))
+    frame = i420_base(1920, 1080)
+    paint_counter(frame, 1920, 1080, 1)
+    pinned = bare.ffi.from_buffer(frame)
+    address = int(bare.ffi.cast("uintptr_t", pinned))
+    t0 = time.perf_counter()
+    for _ in range(CONVERT_FRAMES):
+        req = bare.pb.FfiRequest()
+        req.video_convert.dst_type = video_frame_pb2.RGBA
+        _i420_info(req.video_convert.buffer, frame, address, 1920, 1080)
+        owned = bare.request(req).video_convert.buffer
+        bytearray(bare.copy(owned.info.data_ptr, 1920 * 1080 * 4))
+        bare.drop(owned.handle.id)
+    out["convert_fps_1080"] = CONVERT_FRAMES / (time.perf_counter() - t0)
+    return out
+
+
+def video_size(
+    bare: Bare, url: str, key: str, secret: str, width: int, height: int, seconds: float
+) -> dict[str, Any]:
+    """A paced 30 fps capture loop and an RGBA stream in one plain loop (epoll between frames)."""
+    import os
+
+    from lkanyio._proto import track_pb2, video_frame_pb2
+
+    room_name = f"bench-video-{os.getpid()}-{height}"
+    connected: dict[int, Any] = {}
+    callbacks: dict[int, Any] = {}
+    rooms: dict[str, int] = {}
+    state: dict[str, Any] = {"tx_seen": False, "remote": 0, "stream": 0}
+    captured: dict[int, int] = {}
+    got: list[tuple[int, int | None]] = []  # (arrival ns, counter)
+
+    def on_event(event: Any) -> None:
+        which = event.WhichOneof("message")
+        if which == "connect":
+            connected[event.connect.async_id] = event.connect
+        elif which in ("publish_track", "disconnect"):
+            callbacks[getattr(event, which).async_id] = getattr(event, which)
+        elif which == "room_event" and event.room_event.room_handle == rooms.get("rx"):
+            room_event = event.room_event
+            kind = room_event.WhichOneof("message")
+            if kind == "participant_connected":
+                state["tx_seen"] |= room_event.participant_connected.info.info.identity == "tx"
+            elif kind == "track_subscribed":
+                state["remote"] = room_event.track_subscribed.track.handle.id
+        elif which == "video_stream_event":
+            stream_event = event.video_stream_event
+            if stream_event.stream_handle != state["stream"]:
+                return
+            if stream_event.HasField("frame_received"):
+                owned = stream_event.frame_received.buffer
+                info = owned.info
+                rgba = bytearray(bare.copy(info.data_ptr, info.width * info.height * 4))
+                bare.drop(owned.handle.id)
+                got.append((time.perf_counter_ns(), read_counter(rgba, info.width, info.height)))
+
+    def join(identity: str) -> int:
+        async_id = bare.connect(url, token(key, secret, identity, room_name))
+        bare.run_until(lambda: async_id in connected, on_event, spin_ns=0, timeout=30)
+        cb = connected[async_id]
+        if cb.WhichOneof("message") != "result":
+            raise RuntimeError(f"connect failed: {cb.error}")
+        rooms[identity] = cb.result.room.handle.id
+        bare.ready(rooms[identity])
+        return int(cb.result.local_participant.handle.id)
+
+    join("rx")
+    tx_participant = join("tx")
+    bare.run_until(lambda: state["tx_seen"], on_event, spin_ns=0, timeout=20)
+    req = bare.pb.FfiRequest()
+    req.new_video_source.type = video_frame_pb2.VIDEO_SOURCE_NATIVE
+    req.new_video_source.resolution.width, req.new_video_source.resolution.height = width, height
+    source = bare.request(req).new_video_source.source.handle.id
+    req = bare.pb.FfiRequest()
+    req.create_video_track.name, req.create_video_track.source_handle = "cam", source
+    track = bare.request(req).create_video_track.track.handle.id
+    req = bare.pb.FfiRequest()
+    msg = req.publish_track
+    msg.local_participant_handle, msg.track_handle = tx_participant, track
+    msg.options.source = track_pb2.SOURCE_CAMERA
+    msg.options.simulcast = False
+    msg.options.video_encoding.max_bitrate = 2_500_000 if height <= 720 else 5_000_000
+    msg.options.video_encoding.max_framerate = VIDEO_FPS
+    published = bare.send(req, "publish_track")
+    bare.run_until(lambda: published in callbacks and state["remote"], on_event, spin_ns=0)
+    if callbacks[published].error:
+        raise RuntimeError(callbacks[published].error)
+    req = bare.pb.FfiRequest()
+    ns = req.new_video_stream
+    ns.track_handle, ns.type = state["remote"], video_frame_pb2.VIDEO_STREAM_NATIVE
+    ns.normalize_stride, ns.format = True, video_frame_pb2.RGBA
+    state["stream"] = bare.request(req).new_video_stream.stream.handle.id
+
+    frame = i420_base(width, height)
+    pinned = bare.ffi.from_buffer(frame)
+    address = int(bare.ffi.cast("uintptr_t", pinned))
+    lib, ffi, parse = bare.lib, bare.ffi, bare.pb.FfiEvent.FromString
+    t_start, sent = time.perf_counter(), [0]
+
+    def pump(until: Callable[[], bool], timeout: float) -> None:
+        """Capture at 30 fps; between frames, sleep in epoll and drain what arrives."""
+        deadline = time.perf_counter() + timeout
+        while not until():
+            now = time.perf_counter()
+            if now > deadline:
+                raise TimeoutError("the floor waited too long for video frames")
+            due = t_start + sent[0] / VIDEO_FPS
+            if now >= due:
+                paint_counter(frame, width, height, sent[0])
+                captured[sent[0] % 4096] = time.perf_counter_ns()
+                req = bare.pb.FfiRequest()
+                req.capture_video_frame.source_handle = source
+                req.capture_video_frame.timestamp_us = 0
+                req.capture_video_frame.rotation = video_frame_pb2.VIDEO_ROTATION_0
+                _i420_info(req.capture_video_frame.buffer, frame, address, width, height)
+                bare.request(req)
+                sent[0] += 1
+                continue
+            bare.poller.poll(due - now)
+            head = lib.lk_shim_drain(ffi.NULL)
+            ev = head
+            while ev != ffi.NULL:
+                on_event(parse(ffi.buffer(ev.data, ev.len)[:]))
+                ev = ev.next
+            if head != ffi.NULL:
+                lib.lk_shim_free_events(head)
+
+    pump(lambda: any(n is not None for _t, n in got), 30)
+    got.clear()
+    c0, t0, l0 = cpu(), time.perf_counter_ns(), time.thread_time()
+    end = t0 + int(seconds * 1e9)
+    pump(lambda: bool(got) and got[-1][0] >= end, seconds + 30)
+    elapsed, cpu_s = (time.perf_counter_ns() - t0) / 1e9, cpu() - c0
+    lat = [(t - captured[n]) / 1e6 for t, n in got if n is not None and n in captured]
+    result = {
+        f"loop_ms_per_frame_{height}": (time.thread_time() - l0) / max(len(got), 1) * 1e3,
+        f"fps_{height}": len(got) / elapsed,
+        f"cpu_ms_per_frame_{height}": cpu_s / max(len(got), 1) * 1e3,
+        f"p50_ms_{height}": pct(lat, 0.5) if lat else float("nan"),
+        f"p99_ms_{height}": pct(lat, 0.99) if lat else float("nan"),
+        f"rss_mib_{height}": rss_kib() / 1024,
+        f"undecoded_{height}": len(got) - len(lat),
+    }
+    for handle in (state["stream"], state["remote"], track, source):
+        bare.drop(handle)
+    left = [bare.disconnect(room) for room in (rooms["tx"], rooms["rx"])]
+    bare.run_until(lambda: all(a in callbacks for a in left), on_event, spin_ns=0, timeout=30)
+    return result
+
+
+def floor_run(workload: str, url: str, key: str, secret: str, seconds: float = 0.0) -> dict[str, Any]:
     if workload in ("roundtrip", "concurrency"):
         return requests(workload)
     if workload == "audio":
@@ -360,4 +538,6 @@ def floor_run(workload: str, url: str, key: str, secret: str) -> dict[str, Any]:
         return data(url, key, secret)
     if workload == "scale":
         return scale(url, key, secret)
+    if workload == "video":
+        return video(url, key, secret, seconds)
     raise SystemExit(f"unknown workload {workload}")

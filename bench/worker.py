@@ -2,6 +2,7 @@
 
     python bench/worker.py SIDE WORKLOAD [--url U --key K --secret S]
 
+WORKLOAD is one of bench.py's (``video``, ``agent`` and ``data_stream`` live in bench/media.py).
 SIDE is ``lkanyio-trio``, ``lkanyio-asyncio``, ``official`` (livekit.rtc, asyncio) or ``floor``
 (the bare native library through lkanyio's cffi shim, no event loop: bench/floor.py).  Prints one
 JSON object.
@@ -17,6 +18,7 @@ import time
 from typing import Any
 
 import common
+import media
 from common import (
     AUDIO_FRAMES,
     CONCURRENCY,
@@ -43,6 +45,8 @@ async def lk_run(workload: str, args: argparse.Namespace) -> dict[str, Any]:
 
     import lkanyio
 
+    if workload in media.WORKLOADS:
+        return dict(await getattr(media, f"lk_{workload}")(args))
     if workload in ("roundtrip", "concurrency"):
         async with lkanyio.AudioSource(48_000, 1) as source:
             async with lkanyio.LocalAudioTrack.create_audio_track("t", source) as track:
@@ -170,6 +174,8 @@ async def official_run(workload: str, args: argparse.Namespace) -> dict[str, Any
 
     from livekit import rtc
 
+    if workload in media.WORKLOADS:
+        return dict(await getattr(media, f"official_{workload}")(args))
     if workload in ("roundtrip", "concurrency"):
         source = rtc.AudioSource(48_000, 1)
         track = rtc.LocalAudioTrack.create_audio_track("t", source)
@@ -282,11 +288,29 @@ def main() -> None:
     parser.add_argument("--key", default="")
     parser.add_argument("--secret", default="")
     parser.add_argument("--url2", default="", help="scale: a second node; odd participants use it")
+    parser.add_argument("--seconds", type=float, default=0.0,
+                        help="video, agent: measure this long (default: common.py)")
+    parser.add_argument("--quick", action="store_true", help="data_stream: a tenth of the sizes")
+    parser.add_argument("--profile", default="",
+                        help="write a cProfile of the run here (read it with pstats)")
     args = parser.parse_args()
+    if args.profile:
+        import cProfile
+
+        with cProfile.Profile() as profile:
+            result = run(args)
+        profile.dump_stats(args.profile)
+    else:
+        result = run(args)
+    print(json.dumps(result))
+    sys.stdout.flush()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.side == "floor":
         from floor import floor_run
 
-        result = floor_run(args.workload, args.url, args.key, args.secret)
+        result = floor_run(args.workload, args.url, args.key, args.secret, args.seconds)
     elif args.side == "official":
         import asyncio
 
@@ -296,8 +320,7 @@ def main() -> None:
 
         backend = args.side.split("-", 1)[1]
         result = anyio.run(lk_run, args.workload, args, backend=backend)
-    print(json.dumps(result))
-    sys.stdout.flush()
+    return result
 
 
 if __name__ == "__main__":
