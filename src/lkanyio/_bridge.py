@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 import anyio
 import sniffio
 
-from ._core import Correlator
+from ._core import Action, Correlator, classify
 from ._errors import LiveKitError, NativeError, ResourceClosedError
 from ._proto import carrier_version, ffi_pb2, wheel_root
 from ._streams import live_streams
@@ -54,19 +54,6 @@ SDK_NAME: Final = "python"
 """What the native core reports to the server as the client SDK; the wire behaviour is the carrier
 wheel's, so its name and installed version are the honest ones to report."""
 SDK_VERSION: Final = carrier_version()
-
-# Events keyed by a handle, and the field that carries it.  Every other event (but logs, panic and
-# the unused track_event) is an async callback carrying ``async_id``.
-_KEYED: Final[dict[str, str]] = {
-    "room_event": "room_handle",
-    "audio_stream_event": "stream_handle",
-    "video_stream_event": "stream_handle",
-    "byte_stream_reader_event": "reader_handle",
-    "text_stream_reader_event": "reader_handle",
-    "rpc_method_invocation": "local_participant_handle",
-    "data_track_stream_event": "stream_handle",
-    "capture_source_event": "capture_handle",
-}
 
 Receiver = Callable[[Any], None]
 """Gets an async callback message (the oneof member of ``FfiEvent``)."""
@@ -874,30 +861,24 @@ class Bridge:
         return int(self._lib.lk_shim_stream_queued(handle))
 
     def _dispatch(self, data: Any) -> None:
-        event = ffi_pb2.FfiEvent.FromString(data)
-        which = event.WhichOneof("message")
-        if which is None:
-            return
-        message = getattr(event, which)
-        key = _KEYED.get(which)
-        if key is not None:
-            sink = self._core.route(getattr(message, key))
+        # What kind of event this is is decided in the sans-IO core; only the I/O is here.
+        action, message, key = classify(ffi_pb2.FfiEvent.FromString(data))
+        if action is Action.ROUTE:
+            sink = self._core.route(key)
             if sink is not None:
                 sink(message)
             else:
                 self._drop_owned(message)
-        elif which == "logs":
-            self._forward_logs(message)
-        elif which == "panic":
-            _native_log.critical("native core panic: %s", redact(message.message))
-        elif which == "track_event":
-            return
-        else:
-            receiver = self._core.resolve(message.async_id)
+        elif action is Action.RESOLVE:
+            receiver = self._core.resolve(key)
             if receiver is not None:
                 receiver(message)
             else:
                 self._drop_owned(message)
+        elif action is Action.LOGS:
+            self._forward_logs(message)
+        elif action is Action.PANIC:
+            _native_log.critical("native core panic: %s", redact(getattr(message, "message", "")))
 
     def _drop_owned(self, message: Any) -> None:
         """Release every native handle an event carries when nobody will take it.
