@@ -27,7 +27,7 @@ import anyio
 import anyio.lowlevel
 
 from ._bridge import OwnedHandle, buffer_pointer, get_bridge
-from ._errors import NativeError, ResourceClosedError
+from ._errors import ResourceClosedError, check_native
 from ._frames import AudioFrame, _check_count
 from ._native_stream import NativeStream
 from ._proto import audio_frame_pb2, ffi_pb2
@@ -298,8 +298,7 @@ class AudioSource:
         except BaseException:
             end_turn()  # the request never reached the native core
             raise
-        if callback.error:
-            raise NativeError(f"capture_frame failed: {callback.error}")
+        check_native(callback, what="capture_frame failed")
 
     async def _capture(self, frame: AudioFrame, end_turn: Callable[[], None]) -> Any:
         """Send one capture and return the native core's answer; ``end_turn`` runs on it."""
@@ -612,8 +611,7 @@ class AudioResampler:
         msg.quality_recipe = quality.value
         msg.flags = 0
         response = get_bridge().request(req).new_sox_resampler
-        if response.error:
-            raise NativeError(f"cannot create the resampler: {response.error}")
+        check_native(response, what="cannot create the resampler")
         self._handle = OwnedHandle(response.resampler.handle.id)
         self._input_rate = input_rate
         self._output_rate = output_rate
@@ -682,8 +680,7 @@ class AudioResampler:
         msg.size = len(frame._data)
         response = get_bridge().request(req).push_sox_resampler
         del pinned  # the push is synchronous: the native core is done with the input
-        if response.error:
-            raise NativeError(f"resampling failed: {response.error}")
+        check_native(response, what="resampling failed")
         return self._output(response.output_ptr, response.size)
 
     def flush(self) -> list[AudioFrame]:
@@ -696,8 +693,7 @@ class AudioResampler:
         req = ffi_pb2.FfiRequest()
         req.flush_sox_resampler.resampler_handle = self._handle.id
         response = get_bridge().request(req).flush_sox_resampler
-        if response.error:
-            raise NativeError(f"resampling failed: {response.error}")
+        check_native(response, what="resampling failed")
         return self._output(response.output_ptr, response.size)
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter_ns
-from typing import TYPE_CHECKING, Any, Final, TypeVar, final
+from typing import Any, Final, TypeVar, final
 
 import anyio
 import sniffio
@@ -33,9 +33,6 @@ from ._core import Action, Correlator, classify
 from ._errors import LiveKitError, NativeError, ResourceClosedError
 from ._proto import carrier_version, ffi_pb2, wheel_root
 from ._streams import live_streams
-
-if TYPE_CHECKING:
-    from google.protobuf.message import Message
 
 __all__ = [
     "Bridge",
@@ -1037,10 +1034,3 @@ class OwnedHandle:
     def __repr__(self) -> str:
         return f"<OwnedHandle {self._id if self._cell else 'closed'}>"
 
-
-def require(response: Message, field: str, what: str) -> Any:
-    """Return ``response.<field>``, raising :class:`NativeError` with its ``error`` text if set."""
-    error = getattr(response, "error", "")
-    if error:
-        raise NativeError(f"{what}: {error}")
-    return getattr(response, field)

@@ -13,7 +13,7 @@ import anyio
 
 from ._bridge import OwnedHandle, get_bridge
 from ._checks import check_bool, check_identities, check_str, check_uint
-from ._errors import LiveKitError, ResourceClosedError
+from ._errors import LiveKitError, NativeError, ResourceClosedError, check_native, native_error
 from ._proto import ffi_pb2
 from ._streams import EventStream
 
@@ -50,7 +50,7 @@ Set per subscription: ``room.byte_streams(topic, max_buffered_bytes=...)``.  ``r
 holds the whole stream, so for it the limit bounds the stream's size."""
 
 
-class DataStreamError(LiveKitError):
+class DataStreamError(NativeError):
     """Sending or reading a data stream failed (the native description is the message)."""
 
 
@@ -150,11 +150,6 @@ def _byte_info(info: Any) -> ByteStreamInfo:
     )
 
 
-def _check_error(cb: Any, what: str) -> None:
-    if cb.HasField("error"):
-        raise DataStreamError(f"{what} failed: {cb.error.description}")
-
-
 def _size(chunk: str | bytes) -> int:
     """A chunk's UTF-8 size, at least 1: empty chunks count too, so their number is bounded."""
     return max(1, len(chunk) if isinstance(chunk, bytes) else len(chunk.encode()))
@@ -217,8 +212,10 @@ class _Inbox(Generic[T]):
         elif which == "eos":
             get_bridge().unbind(self.handle.id)
             self.trailer = dict(message.eos.attributes)
-            error = message.eos.error.description if message.eos.HasField("error") else ""
-            self.chunks.end(DataStreamError(error) if error else None)
+            eos = message.eos
+            # An eos whose error has no description ends the stream cleanly (as it always did).
+            failed = eos.HasField("error") and eos.error.description
+            self.chunks.end(native_error(eos, DataStreamError) if failed else None)
 
     def release(self, error: BaseException | None = None) -> None:
         """Stop receiving and free the native reader (idempotent).
@@ -477,7 +474,7 @@ async def send_text(lp: LocalParticipant, text: str, **options: Any) -> TextStre
     msg.text = check_str("text", text)
     _options(msg.options, **options)
     cb = await get_bridge().request_async(req)
-    _check_error(cb, "send_text")
+    check_native(cb, DataStreamError, what="send_text failed")
     return _text_info(cb.info)
 
 
@@ -503,7 +500,7 @@ async def send_bytes(
     msg.local_participant_handle = lp._handle.id
     _options(msg.options, **options)
     cb = await get_bridge().request_async(req)
-    _check_error(cb, "send_file" if is_file else "send_bytes")
+    check_native(cb, DataStreamError, what=f"{'send_file' if is_file else 'send_bytes'} failed")
     return _byte_info(cb.info)
 
 
@@ -540,7 +537,7 @@ class _Writer(Generic[T]):
         _options(msg.options, **self._options)
 
         def adopt(cb: Any) -> OwnedHandle:
-            _check_error(cb, f"opening the {self._kind} stream")
+            check_native(cb, DataStreamError, what=f"opening the {self._kind} stream failed")
             self._adopt_info(cb.writer.info)
             return OwnedHandle(cb.writer.handle.id)
 
@@ -582,7 +579,7 @@ class _Writer(Generic[T]):
         msg.writer_handle = self._handle.id
         self._set_chunk(msg, chunk)
         cb = await get_bridge().request_async(req)
-        _check_error(cb, "writing the stream")
+        check_native(cb, DataStreamError, what="writing the stream failed")
 
     async def aclose(
         self, *, attributes: Mapping[str, str] | None = None, reason: str = ""
@@ -623,7 +620,7 @@ class _Writer(Generic[T]):
                 getattr(req, f"{self._kind}_stream_close").writer_handle = handle.id
                 cb = await get_bridge().request_async(req)
                 if check:
-                    _check_error(cb, "closing the stream")
+                    check_native(cb, DataStreamError, what="closing the stream failed")
         finally:
             handle.close()
 

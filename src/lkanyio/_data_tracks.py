@@ -15,7 +15,7 @@ import anyio
 from anyio.abc import ObjectReceiveStream
 
 from ._bridge import OwnedHandle, get_bridge
-from ._errors import LiveKitError
+from ._errors import NativeError, native_error
 from ._frames import _check_count
 from ._proto import ffi_pb2
 from ._streams import EventStream, EventStreamStatistics
@@ -41,7 +41,7 @@ _MAX_BUFFER: Final = 1 << 16
 """Largest ``buffer_size`` a subscription takes (frames the native core holds for you)."""
 
 
-class DataTrackError(LiveKitError):
+class DataTrackError(NativeError):
     """Publishing, pushing to or subscribing to a data track failed (native message)."""
 
 
@@ -182,7 +182,7 @@ class LocalDataTrack(_DataTrack):
             msg.frame.user_timestamp = timestamp
         result = get_bridge().request(req).local_data_track_try_push
         if result.HasField("error"):
-            raise DataTrackError(result.error.message or "the frame was not pushed")
+            raise native_error(result, DataTrackError, default="the frame was not pushed")
 
     def unpublish_nowait(self) -> None:
         """Unpublish the track and release it (idempotent, synchronous)."""
@@ -337,7 +337,7 @@ class DataTrackStream(ObjectReceiveStream[DataTrackFrame]):
         self._requested = False
         error = None
         if eos.HasField("error"):
-            error = DataTrackError(f"subscription failed: {eos.error.message}")
+            error = native_error(eos, DataTrackError, what="subscription failed")
         self._frames.end(error)
         self._release()
 

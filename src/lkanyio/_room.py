@@ -32,6 +32,8 @@ from ._errors import (
     LiveKitError,
     NativeError,
     ResourceClosedError,
+    check_native,
+    native_error,
     raise_lone,
 )
 from ._participant import (
@@ -386,7 +388,7 @@ class Room:
         req.get_session_stats.room_handle = self._require_connected_handle()
         cb = await get_bridge().request_async(req)
         if cb.WhichOneof("message") != "result":
-            raise NativeError(f"get_rtc_stats failed: {cb.error}")
+            raise native_error(cb, NativeError, what="get_rtc_stats failed")
         return SessionStats(
             publisher=TrackStats._from_proto(cb.result.publisher_stats),
             subscriber=TrackStats._from_proto(cb.result.subscriber_stats),
@@ -408,8 +410,7 @@ class Room:
         req.simulate_scenario.room_handle = self._require_connected_handle()
         req.simulate_scenario.scenario = int(kind)  # type: ignore[assignment]
         cb = await get_bridge().request_async(req)
-        if cb.error:
-            raise NativeError(f"simulate_scenario({kind.name}) failed: {cb.error}")
+        check_native(cb, what=f"simulate_scenario({kind.name}) failed")
 
     def _require_connected_handle(self) -> int:
         self._check_connected()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, final
 import anyio.lowlevel
 
 from ._bridge import OwnedHandle, get_bridge
-from ._errors import NativeError
+from ._errors import check_native
 from ._proto import ffi_pb2, track_pb2
 from ._stats import TrackStats
 from ._types import StreamState, TrackKind
@@ -113,8 +113,7 @@ class Track:
         req = ffi_pb2.FfiRequest()
         req.get_stats.track_handle = self._handle.id
         callback = await get_bridge().request_async(req)
-        if callback.error:
-            raise NativeError(f"get_stats failed: {callback.error}")
+        check_native(callback, what="get_stats failed")
         return TrackStats._from_proto(callback.stats)
 
     def _close(self) -> None:

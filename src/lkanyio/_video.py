@@ -10,7 +10,7 @@ import anyio
 
 from ._bridge import OwnedHandle, buffer_pointer, get_bridge
 from ._checks import check_bool, check_enum, check_uint
-from ._errors import NativeError
+from ._errors import NativeError, check_native
 from ._native_stream import NativeStream
 from ._proto import ffi_pb2, video_frame_pb2
 from ._types import TrackKind, TrackSource
@@ -400,8 +400,7 @@ def _request_conversion(req: ffi_pb2.FfiRequest) -> VideoFrame:
         NativeError: the native core cannot convert between these layouts.
     """
     resp = get_bridge().request(req).video_convert
-    if resp.error:
-        raise NativeError(f"video conversion failed: {resp.error}")
+    check_native(resp, what="video conversion failed")
     return _copy_owned_buffer(resp.buffer)
 
 
