@@ -542,7 +542,10 @@ class _Writer(Generic[T]):
             return OwnedHandle(cb.writer.handle.id)
 
         def close_late(cb: Any) -> None:
-            if not cb.error:
+            # ``cb.error`` is a message here, and a protobuf message is always truthy: ask
+            # which member of the result is set (an unset error tested "not cb.error" as
+            # false, so a writer opened after its opener was cancelled was never closed).
+            if cb.WhichOneof("result") == "writer":
                 self._close_detached(OwnedHandle(cb.writer.handle.id))
 
         self._handle = await get_bridge().request_async(
