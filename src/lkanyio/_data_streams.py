@@ -15,7 +15,7 @@ from ._bridge import OwnedHandle, get_bridge
 from ._checks import check_bool, check_identities, check_str, check_uint
 from ._errors import LiveKitError, NativeError, ResourceClosedError, check_native, native_error
 from ._proto import ffi_pb2
-from ._streams import EventStream
+from ._streams import EventSender, EventStream, open_event_stream
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -172,7 +172,9 @@ class _Inbox(Generic[T]):
         # trailer and hands them over with the end of stream).
         self.trailer: dict[str, str] = {}
         # Bounded by bytes in the sink; a chunk counts at least 1 byte, so never by this.
-        self.chunks: EventStream[T] = EventStream(
+        self.chunks: EventStream[T]
+        self.feed: EventSender[T]
+        self.feed, self.chunks = open_event_stream(
             max_buffered=limit + 1, overflow="fail", what=f"{kind} stream chunks"
         )
 
@@ -208,14 +210,14 @@ class _Inbox(Generic[T]):
                     )
                 )
             else:
-                self.chunks.send_nowait(content)
+                self.feed.send_nowait(content)
         elif which == "eos":
             get_bridge().unbind(self.handle.id)
             self.trailer = dict(message.eos.attributes)
             eos = message.eos
             # An eos whose error has no description ends the stream cleanly (as it always did).
             failed = eos.HasField("error") and eos.error.description
-            self.chunks.end(native_error(eos, DataStreamError) if failed else None)
+            self.feed.end(native_error(eos, DataStreamError) if failed else None)
 
     def release(self, error: BaseException | None = None) -> None:
         """Stop receiving and free the native reader (idempotent).
@@ -229,7 +231,7 @@ class _Inbox(Generic[T]):
             else:
                 self.handle.close()
         if error is not None:
-            self.chunks.end(error)
+            self.feed.end(error)
         else:
             self.chunks.close()
 
@@ -384,13 +386,13 @@ class _Subscription:
     Readers are held weakly: one dropped unread is collected and released on its own.
     """
 
-    __slots__ = ("delivered", "kind", "limit", "stream", "topic")
+    __slots__ = ("delivered", "feed", "kind", "limit", "topic")
 
-    def __init__(self, kind: Kind, topic: str | None, limit: int, stream: EventStream[Any]) -> None:
+    def __init__(self, kind: Kind, topic: str | None, limit: int, feed: EventSender[Any]) -> None:
         self.kind = kind
         self.topic = topic
         self.limit = limit
-        self.stream = stream
+        self.feed = feed  # the producer end of the subscription's stream of readers
         self.delivered: weakref.WeakSet[_Reader[Any]] = weakref.WeakSet()
 
     def matches(self, kind: Kind, topic: str) -> bool:

@@ -18,7 +18,7 @@ from ._bridge import OwnedHandle, get_bridge
 from ._errors import NativeError, native_error
 from ._frames import _check_count
 from ._proto import ffi_pb2
-from ._streams import EventStream, EventStreamStatistics
+from ._streams import EventStream, EventStreamStatistics, open_event_stream
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -302,7 +302,8 @@ class DataTrackStream(ObjectReceiveStream[DataTrackFrame]):
         self._handle = OwnedHandle(handle_id)
         self._handle_id = handle_id
         self._requested = False  # a read request is out and its frame has not come back
-        self._frames: EventStream[DataTrackFrame] = EventStream(
+        self._frames: EventStream[DataTrackFrame]
+        self._feed, self._frames = open_event_stream(
             max_buffered=1, overflow="fail", on_close=self._release, what="data track stream"
         )
         bridge = get_bridge()
@@ -322,7 +323,7 @@ class DataTrackStream(ObjectReceiveStream[DataTrackFrame]):
         if which == "frame_received":
             self._requested = False
             frame = event.frame_received.frame
-            self._frames.send_nowait(
+            self._feed.send_nowait(
                 DataTrackFrame(
                     payload=frame.payload,
                     user_timestamp=(
@@ -338,7 +339,7 @@ class DataTrackStream(ObjectReceiveStream[DataTrackFrame]):
         error = None
         if eos.HasField("error"):
             error = native_error(eos, DataTrackError, what="subscription failed")
-        self._frames.end(error)
+        self._feed.end(error)
         self._release()
 
     def _release(self) -> None:

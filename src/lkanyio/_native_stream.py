@@ -10,7 +10,7 @@ import anyio
 from anyio.abc import ObjectReceiveStream
 
 from ._bridge import OwnedHandle, get_bridge
-from ._streams import EventStream, EventStreamStatistics, OverflowPolicy
+from ._streams import EventStreamStatistics, OverflowPolicy, open_event_stream
 
 __all__ = ["NativeStream"]
 
@@ -65,7 +65,7 @@ class NativeStream(ObjectReceiveStream[E]):
     def _open(self, handle_id: int, *, max_buffered: int, overflow: OverflowPolicy) -> None:
         bridge = get_bridge()
         self._handle = OwnedHandle(handle_id)
-        self._events: EventStream[Any] = EventStream(
+        self._sender, self._events = open_event_stream(
             max_buffered=max_buffered,
             overflow=overflow,
             on_close=self._release,
@@ -129,12 +129,12 @@ class NativeStream(ObjectReceiveStream[E]):
         return not self._handle.closed
 
     def _deliver(self, event: E) -> None:
-        if not self._events.send_nowait(event):
+        if not self._sender.send_nowait(event):
             # The buffer overflowed ("fail"): the stream is over, stop the native one too.
             self._release()
 
     def _on_eos(self) -> None:
-        self._events.end()
+        self._sender.end()
         self._release()
 
     # -- release -----------------------------------------------------------------------------

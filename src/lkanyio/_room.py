@@ -47,7 +47,7 @@ from ._proto import ffi_pb2, room_pb2
 from ._publication import RemoteTrackPublication
 from ._rtc_config import DataStreamOptions, RtcConfiguration
 from ._stats import TrackStats
-from ._streams import EventStream
+from ._streams import EventSender, EventStream, open_event_stream
 from ._types import (
     ConnectionQuality,
     ConnectionState,
@@ -261,7 +261,7 @@ class Room:
         self._local: LocalParticipant | None = None
         self._remote: dict[str, RemoteParticipant] = {}
         self._state = ConnectionState.DISCONNECTED
-        self._subscribers: set[EventStream[ev.RoomEvent]] = set()
+        self._subscribers: set[EventSender[ev.RoomEvent]] = set()
         self._tg: TaskGroup | None = None
         self._entered = False
         self._closing = False
@@ -430,18 +430,18 @@ class Room:
         """
         if not isinstance(max_buffered, int) or isinstance(max_buffered, bool) or max_buffered < 1:
             raise ValueError("max_buffered must be a positive integer")
-        stream: EventStream[ev.RoomEvent]
+        sender: EventSender[ev.RoomEvent]
 
         def unsubscribe() -> None:
-            self._subscribers.discard(stream)
+            self._subscribers.discard(sender)
 
-        stream = EventStream(
+        sender, stream = open_event_stream(
             max_buffered=max_buffered, overflow="fail", on_close=unsubscribe, what="room events"
         )
         if self._closed or (self._eos is not None and self._eos.is_set()):
-            stream.end()
+            sender.end()
         else:
-            self._subscribers.add(stream)
+            self._subscribers.add(sender)
         return stream
 
     def _check_connected(self) -> None:
@@ -615,11 +615,11 @@ class Room:
         bridge = get_bridge()
         if self._state != ConnectionState.DISCONNECTED:
             self._state = ConnectionState.DISCONNECTED
-        for stream in list(self._subscribers):
-            stream.end()
+        for sender in list(self._subscribers):
+            sender.end()
         self._subscribers.clear()
         for subscription in self._stream_subscribers:
-            subscription.stream.end()
+            subscription.feed.end()
             subscription.close_readers()  # the room is gone: so are the streams it delivered
         self._stream_subscribers.clear()
         self._notify_changed()
@@ -642,9 +642,9 @@ class Room:
     # -- event routing (synchronous, in the dispatcher) ---------------------------------------
 
     def _emit(self, event: ev.RoomEvent) -> None:
-        for stream in list(self._subscribers):
-            if not stream.send_nowait(event):
-                self._subscribers.discard(stream)
+        for sender in list(self._subscribers):
+            if not sender.send_nowait(event):
+                self._subscribers.discard(sender)
 
     def _participant(self, identity: str) -> Participant | None:
         if self._local is not None and identity == self._local.identity:
@@ -966,8 +966,8 @@ class Room:
         return ev.Disconnected(reason)
 
     def _ev_eos(self, m: Any) -> ev.RoomEvent | None:
-        for stream in list(self._subscribers):
-            stream.end()
+        for sender in list(self._subscribers):
+            sender.end()
         self._subscribers.clear()
         if self._eos is not None:
             self._eos.set()
@@ -1060,16 +1060,18 @@ class Room:
                 self._stream_subscribers.remove(subscription)
             subscription.close_readers()
 
-        stream: EventStream[Any] = EventStream(
+        sender: EventSender[Any]
+        stream: EventStream[Any]
+        sender, stream = open_event_stream(
             max_buffered=256,
             overflow="fail",
             on_close=unsubscribe,
             discard=self._release_unclaimed,
             what=f"{kind} streams",
         )
-        subscription = _Subscription(kind, topic, max_buffered_bytes, stream)
+        subscription = _Subscription(kind, topic, max_buffered_bytes, sender)
         if self._closed:
-            stream.end()
+            sender.end()
         else:
             self._stream_subscribers.append(subscription)
         return stream
@@ -1091,8 +1093,8 @@ class Room:
                 continue
             # Ask before building the reader: a reader starts receiving (taking the native
             # stream) as it is built, so it can only be built for a subscription that takes it.
-            if subscription.stream.make_room():
-                subscription.stream.send_nowait(
+            if subscription.feed.make_room():
+                subscription.feed.send_nowait(
                     subscription.reader(m.reader, m.participant_identity)
                 )
                 return

@@ -765,7 +765,7 @@ class VideoStream(NativeStream[VideoFrameEvent]):
 
     def _accept(self, received: Any, buffer_id: int) -> bool:
         pending = _PendingFrame(received, OwnedHandle(buffer_id))
-        if not self._events.send_nowait(pending):
+        if not self._sender.send_nowait(pending):
             pending.handle.close()
             self._release()  # overflowed ("fail") or ended: stop the native stream too
         return True
@@ -799,7 +799,7 @@ class VideoStream(NativeStream[VideoFrameEvent]):
 
     def _fail(self, error: NativeError) -> None:
         """End the stream with ``error`` (releasing the frames behind it) and release it."""
-        self._events.fail(error)
+        self._sender.fail(error)
         self._release()
 
     def __repr__(self) -> str:
