@@ -31,6 +31,7 @@ from ._errors import ResourceClosedError, check_native
 from ._frames import AudioFrame, _check_count
 from ._native_stream import NativeStream
 from ._proto import audio_frame_pb2, ffi_pb2
+from ._resource import Resource
 from ._track import Track
 from ._types import TrackKind, TrackSource
 
@@ -157,7 +158,7 @@ class _CaptureTurns:
 
 
 @final
-class AudioSource:
+class AudioSource(Resource):
     """A real-time audio source: frames you capture are queued and played out at their pace.
 
     Create one, build a :class:`~lkanyio.LocalAudioTrack` on it and publish the track; every
@@ -374,22 +375,6 @@ class AudioSource:
         self._turns.close()
         self._playout_end = 0.0
         self._wake()
-
-    async def aclose(self) -> None:
-        """Release the native source (see :meth:`close`); it is released even if cancelled."""
-        self.close()
-        await anyio.lowlevel.checkpoint()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         state = " closed" if self._handle.closed else ""

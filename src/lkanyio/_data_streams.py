@@ -15,6 +15,7 @@ from ._bridge import OwnedHandle, get_bridge
 from ._checks import check_bool, check_identities, check_str, check_uint
 from ._errors import LiveKitError, NativeError, ResourceClosedError, check_native, native_error
 from ._proto import ffi_pb2
+from ._resource import Resource
 from ._streams import EventSender, EventStream, open_event_stream
 
 if TYPE_CHECKING:
@@ -236,7 +237,7 @@ class _Inbox(Generic[T]):
             self.chunks.close()
 
 
-class _Reader(Generic[T]):
+class _Reader(Resource, Generic[T]):
     """An incoming stream: iterate its chunks, or ``read_all``; closing it frees its handle.
 
     lkanyio reads every stream as soon as it opens, holding at most the subscription's
@@ -313,27 +314,11 @@ class _Reader(Generic[T]):
         """Stop reading and free the reader (idempotent)."""
         self._inbox.release()
 
-    async def aclose(self) -> None:
-        """Stop reading and free the reader."""
-        self.close()
-        await anyio.lowlevel.checkpoint()
-
     def __del__(self) -> None:
         # Dropped unread: free the native reader now, not when the sender ends the stream.
         inbox = getattr(self, "_inbox", None)
         if inbox is not None:
             inbox.release()
-
-    async def __aenter__(self) -> _Reader[T]:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 @final

@@ -18,6 +18,7 @@ from ._bridge import OwnedHandle, get_bridge
 from ._errors import NativeError, native_error
 from ._frames import _check_count
 from ._proto import ffi_pb2
+from ._resource import Resource
 from ._streams import EventStream, EventStreamStatistics, open_event_stream
 
 if TYPE_CHECKING:
@@ -289,7 +290,7 @@ class RemoteDataTrack(_DataTrack):
 
 
 @final
-class DataTrackStream(ObjectReceiveStream[DataTrackFrame]):
+class DataTrackStream(Resource, ObjectReceiveStream[DataTrackFrame]):
     """A subscription to a remote data track, as an async stream of :class:`DataTrackFrame`.
 
     Each ``receive`` asks the native core for the next frame, so frames wait there (up to the
@@ -379,11 +380,6 @@ class DataTrackStream(ObjectReceiveStream[DataTrackFrame]):
     def close(self) -> None:
         """Unsubscribe and discard a frame that was on its way (idempotent, synchronous)."""
         self._frames.close()
-
-    async def aclose(self) -> None:
-        """Unsubscribe (see :meth:`close`)."""
-        self.close()
-        await anyio.lowlevel.checkpoint()
 
     def statistics(self) -> EventStreamStatistics:
         """Return the stream's counters (``received`` counts frames delivered to you)."""

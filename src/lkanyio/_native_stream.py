@@ -6,10 +6,10 @@ import dataclasses
 import weakref
 from typing import Any, TypeVar, cast
 
-import anyio
 from anyio.abc import ObjectReceiveStream
 
 from ._bridge import OwnedHandle, get_bridge
+from ._resource import Resource
 from ._streams import EventStreamStatistics, OverflowPolicy, open_event_stream
 
 __all__ = ["NativeStream"]
@@ -50,7 +50,7 @@ def _forget_stream(bridge: Any, handle_id: int) -> None:
     bridge.unbound_stream(handle_id)
 
 
-class NativeStream(ObjectReceiveStream[E]):
+class NativeStream(Resource, ObjectReceiveStream[E]):
     """A native media stream as a bounded async stream of events (base of Audio/VideoStream).
 
     Subclasses create the native stream, then call :meth:`_open`, and implement
@@ -158,11 +158,6 @@ class NativeStream(ObjectReceiveStream[E]):
         The native stream is released and its frames stop being routed at once.
         """
         self._events.close()
-
-    async def aclose(self) -> None:
-        """Stop the stream (see :meth:`close`)."""
-        self.close()
-        await anyio.lowlevel.checkpoint()
 
     # -- consumer ----------------------------------------------------------------------------
 

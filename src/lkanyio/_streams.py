@@ -27,6 +27,7 @@ import anyio
 from anyio.abc import ObjectReceiveStream
 
 from ._errors import EventStreamOverflowError
+from ._resource import Resource
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -74,7 +75,7 @@ class EventStreamStatistics:
 
 
 @final
-class EventStream(ObjectReceiveStream[T], Generic[T]):
+class EventStream(Resource, ObjectReceiveStream[T], Generic[T]):
     """A bounded stream of events or frames, filled by lkanyio and received by you.
 
     Create one through the object that produces it (``room.events()``, ``AudioStream`` …),
@@ -244,11 +245,6 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
         on_close, self._on_close = self._on_close, None
         if on_close is not None:
             on_close()
-
-    async def aclose(self) -> None:
-        """Unsubscribe and discard what is buffered."""
-        self.close()
-        await anyio.lowlevel.checkpoint()
 
     @property
     def closed(self) -> bool:

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, final
 
-import anyio.lowlevel
-
 from ._bridge import OwnedHandle, get_bridge
 from ._errors import check_native
 from ._proto import ffi_pb2, track_pb2
+from ._resource import Resource
 from ._stats import TrackStats
 from ._types import StreamState, TrackKind
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from typing_extensions import Self
 
     from ._audio import AudioSource
@@ -125,7 +122,7 @@ class Track:
         return f"<{type(self).__name__} {self._info.sid} {self._info.name!r}{state}>"
 
 
-class LocalTrack(Track):
+class LocalTrack(Resource, Track):
     """A track this client produces: mute it, publish it, close it when done."""
 
     __slots__ = ()
@@ -161,22 +158,6 @@ class LocalTrack(Track):
         Unpublish a published track first (or leave the room).
         """
         self._close()
-
-    async def aclose(self) -> None:
-        """Release the native track (see :meth:`close`); it is released even if cancelled."""
-        self._close()
-        await anyio.lowlevel.checkpoint()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 @final

@@ -13,11 +13,10 @@ from ._checks import check_bool, check_enum, check_uint
 from ._errors import NativeError, check_native
 from ._native_stream import NativeStream
 from ._proto import ffi_pb2, video_frame_pb2
+from ._resource import Resource
 from ._types import TrackKind, TrackSource
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from ._participant import Participant
     from ._streams import OverflowPolicy
     from ._track import Track
@@ -497,7 +496,7 @@ class FrameMetadata:
 
 
 @final
-class VideoSource:
+class VideoSource(Resource):
     """Frames you publish through a :class:`~lkanyio.LocalVideoTrack` (async context manager).
 
     ``capture_frame`` hands a frame to the native core at once (there is no backpressure for
@@ -573,22 +572,6 @@ class VideoSource:
     def close(self) -> None:
         """Release the source (idempotent)."""
         self._handle.close()
-
-    async def aclose(self) -> None:
-        """Release the source."""
-        self.close()
-        await anyio.lowlevel.checkpoint()
-
-    async def __aenter__(self) -> VideoSource:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 @final
