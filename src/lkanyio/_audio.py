@@ -27,8 +27,9 @@ import anyio
 import anyio.lowlevel
 
 from ._bridge import OwnedHandle, buffer_pointer, get_bridge
+from ._checks import check_positive
 from ._errors import ResourceClosedError, check_native
-from ._frames import AudioFrame, _check_count
+from ._frames import AudioFrame
 from ._native_stream import NativeStream
 from ._proto import audio_frame_pb2, ffi_pb2
 from ._resource import Resource
@@ -65,14 +66,14 @@ MAX_QUEUE_MS: Final = 60_000
 
 
 def _check_channels(name: str, value: object) -> int:
-    channels = _check_count(name, value)
+    channels = check_positive(name, value)
     if channels > MAX_CHANNELS:
         raise ValueError(f"{name} must be at most {MAX_CHANNELS}, got {channels}")
     return channels
 
 
 def _check_rate(name: str, value: object) -> int:
-    rate = _check_count(name, value)
+    rate = check_positive(name, value)
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         raise ValueError(
             f"{name} must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE} Hz, got {rate} "
@@ -483,14 +484,14 @@ class AudioStream(NativeStream[AudioFrameEvent]):
         overflow: OverflowPolicy,
     ) -> None:
         _check_rate("sample_rate", sample_rate)
-        _check_count("num_channels", num_channels)
+        check_positive("num_channels", num_channels)
         if num_channels > 2:
             raise ValueError(
                 f"num_channels must be 1 or 2, got {num_channels} (the native core delivers "
                 "mono for any other count)"
             )
-        _check_count("frame_size_ms", frame_size_ms)
-        _check_count("max_buffered", max_buffered)
+        check_positive("frame_size_ms", frame_size_ms)
+        check_positive("max_buffered", max_buffered)
         if overflow not in ("fail", "drop_oldest"):
             raise ValueError(f"overflow must be 'fail' or 'drop_oldest', not {overflow!r}")
         bridge = get_bridge()

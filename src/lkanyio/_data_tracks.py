@@ -15,8 +15,8 @@ import anyio
 from anyio.abc import ObjectReceiveStream
 
 from ._bridge import OwnedHandle, get_bridge
+from ._checks import check_positive
 from ._errors import NativeError, native_error
-from ._frames import _check_count
 from ._proto import ffi_pb2
 from ._resource import Resource
 from ._streams import EventStream, EventStreamStatistics, open_event_stream
@@ -92,8 +92,7 @@ def _payload(payload: object) -> bytes:
 
 def _check_buffer(name: str, value: object) -> None:
     """Accept an int in [1, ``_MAX_BUFFER``] (TypeError or ValueError otherwise)."""
-    if _check_count(name, value) > _MAX_BUFFER:
-        raise ValueError(f"{name} must be in [1, {_MAX_BUFFER}], got {value}")
+    check_positive(name, value, maximum=_MAX_BUFFER)
 
 
 def _timestamp(user_timestamp: object) -> int | None:

@@ -18,7 +18,7 @@ if sys.version_info < (3, 11):  # pragma: no cover
 
 from . import _events as ev
 from ._bridge import OwnedHandle, copy_native, get_bridge, redact
-from ._checks import check_bool, check_enum, check_uint
+from ._checks import check_bool, check_enum, check_positive, check_uint
 from ._data_streams import (
     DEFAULT_MAX_BUFFERED_BYTES,
     ByteStreamReader,
@@ -428,8 +428,7 @@ class Room:
         Args:
             max_buffered: how many undelivered events to hold for this subscriber.
         """
-        if not isinstance(max_buffered, int) or isinstance(max_buffered, bool) or max_buffered < 1:
-            raise ValueError("max_buffered must be a positive integer")
+        check_positive("max_buffered", max_buffered)
         sender: EventSender[ev.RoomEvent]
 
         def unsubscribe() -> None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Generic, Literal, TypeVar, final
 import anyio
 from anyio.abc import ObjectReceiveStream
 
+from ._checks import check_positive
 from ._errors import EventStreamOverflowError
 from ._resource import Resource
 
@@ -92,8 +93,7 @@ class EventStream(Resource, ObjectReceiveStream[T], Generic[T]):
         discard: Callable[[T], None] | None = None,
         what: str = "event stream",
     ) -> None:
-        if max_buffered < 1:
-            raise ValueError("max_buffered must be at least 1")
+        check_positive("max_buffered", max_buffered)
         if overflow not in ("fail", "drop_oldest"):
             raise ValueError(f"unknown overflow policy {overflow!r}")
         self._items: deque[T] = deque()

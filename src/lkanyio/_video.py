@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 import anyio
 
 from ._bridge import OwnedHandle, buffer_pointer, get_bridge
-from ._checks import check_bool, check_enum, check_uint
+from ._checks import check_bool, check_enum, check_positive, check_uint
 from ._errors import NativeError, check_native
 from ._native_stream import NativeStream
 from ._proto import ffi_pb2, video_frame_pb2
@@ -106,11 +106,7 @@ def _native_stride_unit(buffer_type: VideoBufferType) -> int:
 
 
 def _check_dimension(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not 0 < value <= _MAX_DIMENSION:
-        raise ValueError(f"{name} must be between 1 and {_MAX_DIMENSION}, got {value}")
-    return value
+    return check_positive(name, value, maximum=_MAX_DIMENSION)
 
 
 @final
@@ -707,8 +703,7 @@ class VideoStream(NativeStream[VideoFrameEvent]):
         max_buffered: int,
         overflow: OverflowPolicy,
     ) -> None:
-        if not isinstance(max_buffered, int) or max_buffered < 1:
-            raise ValueError("max_buffered must be a positive int")
+        check_positive("max_buffered", max_buffered)
         if overflow not in ("fail", "drop_oldest"):
             raise ValueError(f"overflow must be 'fail' or 'drop_oldest', not {overflow!r}")
         native: VideoBufferType | None = None
