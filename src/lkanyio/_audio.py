@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 import anyio
 import anyio.lowlevel
 
-from ._bridge import OwnedHandle, buffer_pointer, get_bridge
+from ._bridge import OwnedHandle, buffer_pointer, get_bridge, native_bytearray
 from ._checks import check_positive
 from ._errors import ResourceClosedError, check_native
 from ._frames import AudioFrame
@@ -84,13 +84,11 @@ def _check_rate(name: str, value: object) -> int:
 
 def _copy_frame(info: audio_frame_pb2.AudioFrameBufferInfo) -> AudioFrame | None:
     """Copy a native frame buffer into a new :class:`AudioFrame` (``None`` if it is empty)."""
-    from ._native import ffi
-
     channels, samples = info.num_channels, info.samples_per_channel
     if not info.data_ptr or channels <= 0 or samples <= 0 or info.sample_rate <= 0:
         return None
     size = samples * channels * 2
-    data = bytearray(ffi.buffer(ffi.cast("uint8_t *", info.data_ptr), size))
+    data = native_bytearray(info.data_ptr, size)
     return AudioFrame._adopt(
         data, sample_rate=info.sample_rate, num_channels=channels, samples_per_channel=samples
     )
@@ -629,10 +627,8 @@ class AudioResampler:
         samples = size // (2 * self._num_channels)
         if not address or samples <= 0:
             return []
-        from ._native import ffi
-
         size = samples * 2 * self._num_channels
-        data = bytearray(ffi.buffer(ffi.cast("uint8_t *", address), size))
+        data = native_bytearray(address, size)
         return [
             AudioFrame._adopt(
                 data,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 import anyio
 
-from ._bridge import OwnedHandle, buffer_pointer, get_bridge
+from ._bridge import OwnedHandle, buffer_pointer, copy_native_into, get_bridge
 from ._checks import check_bool, check_enum, check_positive, check_uint
 from ._errors import NativeError, check_native
 from ._native_stream import NativeStream
@@ -370,20 +370,12 @@ def _copy_buffer(info: Any) -> VideoFrame:
     Raises:
         NativeError: the description puts a plane outside its buffer, or is malformed.
     """
-    from ._native import ffi
-
     buffer_type, width, height, regions = _plane_regions(info)
     layout = planes(buffer_type, width, height)
     data = bytearray(sum(size for _stride, size in layout))
-    dest = ffi.from_buffer(data)
     offset = 0
     for (stride, size), (address, native_stride) in zip(layout, regions, strict=True):
-        src = ffi.cast("uint8_t *", address)
-        if native_stride == stride:
-            ffi.memmove(dest + offset, src, size)
-        else:  # padded rows: copy each row's pixels only
-            for row in range(size // stride):
-                ffi.memmove(dest + offset + row * stride, src + row * native_stride, stride)
+        copy_native_into(data, offset, address, stride, rows=size // stride, stride=native_stride)
         offset += size
     return VideoFrame._adopt(width, height, buffer_type, data)
 
