@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, final
 
 from ._bridge import OwnedHandle, buffer_pointer, get_bridge
 from ._checks import check_bool, check_uint
-from ._errors import NativeError
+from ._errors import check_native
 from ._frames import AudioFrame
 from ._proto import ffi_pb2
 
@@ -63,10 +63,9 @@ class AudioProcessingModule:
         msg.size = frame.samples_per_channel * frame.num_channels * 2
         msg.sample_rate = frame.sample_rate
         msg.num_channels = frame.num_channels
-        error = getattr(get_bridge().request(req), kind).error
+        response = getattr(get_bridge().request(req), kind)
         del pinned
-        if error:
-            raise NativeError(f"audio processing failed: {error}")
+        check_native(response, what="audio processing failed")
 
     def process_stream(self, frame: AudioFrame) -> None:
         """Process a captured (near-end) 10 ms frame in place."""
@@ -82,9 +81,8 @@ class AudioProcessingModule:
         req = ffi_pb2.FfiRequest()
         req.apm_set_stream_delay.apm_handle = self._handle.id
         req.apm_set_stream_delay.delay_ms = delay_ms
-        error = get_bridge().request(req).apm_set_stream_delay.error
-        if error:
-            raise NativeError(f"set_stream_delay_ms failed: {error}")
+        response = get_bridge().request(req).apm_set_stream_delay
+        check_native(response, what="set_stream_delay_ms failed")
 
     def close(self) -> None:
         """Release the module (idempotent)."""

@@ -26,12 +26,14 @@ from typing import TYPE_CHECKING, Any, Final, final
 import anyio
 import anyio.lowlevel
 
-from ._bridge import OwnedHandle, buffer_pointer, get_bridge
-from ._errors import NativeError, ResourceClosedError
-from ._frames import AudioFrame, _check_count
+from ._bridge import OwnedHandle, buffer_pointer, get_bridge, native_bytearray
+from ._checks import check_positive
+from ._errors import ResourceClosedError, check_native
+from ._frames import AudioFrame
 from ._native_stream import NativeStream
 from ._processing import FrameProcessor, NoiseCancellationOptions, apply_processor
 from ._proto import audio_frame_pb2, ffi_pb2
+from ._resource import Resource
 from ._track import Track
 from ._types import TrackKind, TrackSource
 
@@ -65,14 +67,14 @@ MAX_QUEUE_MS: Final = 60_000
 
 
 def _check_channels(name: str, value: object) -> int:
-    channels = _check_count(name, value)
+    channels = check_positive(name, value)
     if channels > MAX_CHANNELS:
         raise ValueError(f"{name} must be at most {MAX_CHANNELS}, got {channels}")
     return channels
 
 
 def _check_rate(name: str, value: object) -> int:
-    rate = _check_count(name, value)
+    rate = check_positive(name, value)
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         raise ValueError(
             f"{name} must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE} Hz, got {rate} "
@@ -83,13 +85,11 @@ def _check_rate(name: str, value: object) -> int:
 
 def _copy_frame(info: audio_frame_pb2.AudioFrameBufferInfo) -> AudioFrame | None:
     """Copy a native frame buffer into a new :class:`AudioFrame` (``None`` if it is empty)."""
-    from ._native import ffi
-
     channels, samples = info.num_channels, info.samples_per_channel
     if not info.data_ptr or channels <= 0 or samples <= 0 or info.sample_rate <= 0:
         return None
     size = samples * channels * 2
-    data = bytearray(ffi.buffer(ffi.cast("uint8_t *", info.data_ptr), size))
+    data = native_bytearray(info.data_ptr, size)
     return AudioFrame._adopt(
         data, sample_rate=info.sample_rate, num_channels=channels, samples_per_channel=samples
     )
@@ -158,7 +158,7 @@ class _CaptureTurns:
 
 
 @final
-class AudioSource:
+class AudioSource(Resource):
     """A real-time audio source: frames you capture are queued and played out at their pace.
 
     Create one, build a :class:`~lkanyio.LocalAudioTrack` on it and publish the track; every
@@ -299,8 +299,7 @@ class AudioSource:
         except BaseException:
             end_turn()  # the request never reached the native core
             raise
-        if callback.error:
-            raise NativeError(f"capture_frame failed: {callback.error}")
+        check_native(callback, what="capture_frame failed")
 
     async def _capture(self, frame: AudioFrame, end_turn: Callable[[], None]) -> Any:
         """Send one capture and return the native core's answer; ``end_turn`` runs on it."""
@@ -376,22 +375,6 @@ class AudioSource:
         self._turns.close()
         self._playout_end = 0.0
         self._wake()
-
-    async def aclose(self) -> None:
-        """Release the native source (see :meth:`close`); it is released even if cancelled."""
-        self.close()
-        await anyio.lowlevel.checkpoint()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         state = " closed" if self._handle.closed else ""
@@ -525,14 +508,14 @@ class AudioStream(NativeStream[AudioFrameEvent]):
         filter_options = None if noise_cancellation is None else noise_cancellation._to_json()
         self._processor = processor
         _check_rate("sample_rate", sample_rate)
-        _check_count("num_channels", num_channels)
+        check_positive("num_channels", num_channels)
         if num_channels > 2:
             raise ValueError(
                 f"num_channels must be 1 or 2, got {num_channels} (the native core delivers "
                 "mono for any other count)"
             )
-        _check_count("frame_size_ms", frame_size_ms)
-        _check_count("max_buffered", max_buffered)
+        check_positive("frame_size_ms", frame_size_ms)
+        check_positive("max_buffered", max_buffered)
         if overflow not in ("fail", "drop_oldest"):
             raise ValueError(f"overflow must be 'fail' or 'drop_oldest', not {overflow!r}")
         bridge = get_bridge()
@@ -572,7 +555,7 @@ class AudioStream(NativeStream[AudioFrameEvent]):
         except Exception as exc:
             # The processor's failure ends this stream only: later receives raise it too, the
             # native stream is released, and nothing reaches the room's task group.
-            self._events.fail(exc)
+            self._sender.fail(exc)
             self._release()
             raise
 
@@ -654,8 +637,7 @@ class AudioResampler:
         msg.quality_recipe = quality.value
         msg.flags = 0
         response = get_bridge().request(req).new_sox_resampler
-        if response.error:
-            raise NativeError(f"cannot create the resampler: {response.error}")
+        check_native(response, what="cannot create the resampler")
         self._handle = OwnedHandle(response.resampler.handle.id)
         self._input_rate = input_rate
         self._output_rate = output_rate
@@ -687,10 +669,8 @@ class AudioResampler:
         samples = size // (2 * self._num_channels)
         if not address or samples <= 0:
             return []
-        from ._native import ffi
-
         size = samples * 2 * self._num_channels
-        data = bytearray(ffi.buffer(ffi.cast("uint8_t *", address), size))
+        data = native_bytearray(address, size)
         return [
             AudioFrame._adopt(
                 data,
@@ -724,8 +704,7 @@ class AudioResampler:
         msg.size = len(frame._data)
         response = get_bridge().request(req).push_sox_resampler
         del pinned  # the push is synchronous: the native core is done with the input
-        if response.error:
-            raise NativeError(f"resampling failed: {response.error}")
+        check_native(response, what="resampling failed")
         return self._output(response.output_ptr, response.size)
 
     def flush(self) -> list[AudioFrame]:
@@ -738,8 +717,7 @@ class AudioResampler:
         req = ffi_pb2.FfiRequest()
         req.flush_sox_resampler.resampler_handle = self._handle.id
         response = get_bridge().request(req).flush_sox_resampler
-        if response.error:
-            raise NativeError(f"resampling failed: {response.error}")
+        check_native(response, what="resampling failed")
         return self._output(response.output_ptr, response.size)
 
     def close(self) -> None:

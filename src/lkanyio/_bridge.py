@@ -24,18 +24,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter_ns
-from typing import TYPE_CHECKING, Any, Final, TypeVar, final
+from typing import Any, Final, TypeVar, final
 
 import anyio
 import sniffio
 
-from ._core import Correlator
+from ._core import Action, Correlator, classify
 from ._errors import LiveKitError, NativeError, ResourceClosedError
 from ._proto import carrier_version, ffi_pb2, wheel_root
 from ._streams import live_streams
-
-if TYPE_CHECKING:
-    from google.protobuf.message import Message
 
 __all__ = [
     "Bridge",
@@ -43,6 +40,8 @@ __all__ = [
     "OwnedHandle",
     "buffer_pointer",
     "copy_native",
+    "copy_native_into",
+    "native_bytearray",
     "get_bridge",
     "statistics",
 ]
@@ -54,19 +53,6 @@ SDK_NAME: Final = "python"
 """What the native core reports to the server as the client SDK; the wire behaviour is the carrier
 wheel's, so its name and installed version are the honest ones to report."""
 SDK_VERSION: Final = carrier_version()
-
-# Events keyed by a handle, and the field that carries it.  Every other event (but logs, panic and
-# the unused track_event) is an async callback carrying ``async_id``.
-_KEYED: Final[dict[str, str]] = {
-    "room_event": "room_handle",
-    "audio_stream_event": "stream_handle",
-    "video_stream_event": "stream_handle",
-    "byte_stream_reader_event": "reader_handle",
-    "text_stream_reader_event": "reader_handle",
-    "rpc_method_invocation": "local_participant_handle",
-    "data_track_stream_event": "stream_handle",
-    "capture_source_event": "capture_handle",
-}
 
 Receiver = Callable[[Any], None]
 """Gets an async callback message (the oneof member of ``FfiEvent``)."""
@@ -375,13 +361,80 @@ def buffer_pointer(data: Any) -> tuple[int, object]:
     return int(ffi.cast("uintptr_t", pinned)), pinned
 
 
+def _check_native_region(address: int, length: int) -> None:
+    # The native core's pointers are trusted by cffi: a zero address or a negative length
+    # would crash the process or raise deep inside cffi, so they are refused here.
+    if length < 0:
+        raise ValueError(f"cannot copy {length} bytes of native memory")
+    if length and address <= 0:
+        raise ValueError(f"cannot copy native memory at address {address:#x}")
+
+
 def copy_native(address: int, length: int) -> bytes:
-    """Copy ``length`` bytes the native core owns at ``address`` (valid only until it is freed)."""
+    """Copy ``length`` bytes the native core owns at ``address`` (valid only until it is freed).
+
+    Raises:
+        ValueError: a negative length, or a null address for a non-empty region.
+    """
+    _check_native_region(address, length)
     if length == 0:
         return b""
     from ._native import ffi
 
     return bytes(ffi.buffer(ffi.cast("uint8_t *", address), length))
+
+
+def native_bytearray(address: int, length: int) -> bytearray:
+    """Like :func:`copy_native`, into a new ``bytearray`` (one copy; frames own theirs)."""
+    _check_native_region(address, length)
+    if length == 0:
+        return bytearray()
+    from ._native import ffi
+
+    return bytearray(ffi.buffer(ffi.cast("uint8_t *", address), length))
+
+
+def copy_native_into(
+    dest: bytearray,
+    offset: int,
+    address: int,
+    row_bytes: int,
+    *,
+    rows: int = 1,
+    stride: int | None = None,
+) -> None:
+    """Copy ``rows`` rows of ``row_bytes`` native bytes into ``dest`` at ``offset``, packed.
+
+    The source rows start ``stride`` bytes apart (default: ``row_bytes``, one contiguous
+    region); only each row's first ``row_bytes`` are copied.  The caller has checked that the
+    source region belongs to its native buffer (the video plane checks do); this checks the
+    rest, so a wrong layout raises instead of writing past ``dest``.
+
+    Raises:
+        ValueError: the rows do not fit ``dest`` at ``offset``, a stride shorter than a row,
+            a negative count, or a null address.
+    """
+    stride = row_bytes if stride is None else stride
+    if rows < 0 or row_bytes < 0 or stride < row_bytes:
+        raise ValueError(f"cannot copy {rows} rows of {row_bytes} bytes {stride} bytes apart")
+    if offset < 0 or offset + rows * row_bytes > len(dest):
+        raise ValueError(
+            f"{rows} rows of {row_bytes} bytes at offset {offset} do not fit {len(dest)} bytes"
+        )
+    _check_native_region(address, (rows - 1) * stride + row_bytes if rows else 0)
+    if not rows or not row_bytes:
+        return
+    from ._native import ffi
+
+    pinned = ffi.from_buffer(dest)  # kept referenced: it pins ``dest`` while copying
+    target = pinned + offset
+    source = ffi.cast("uint8_t *", address)
+    if stride == row_bytes:
+        ffi.memmove(target, source, rows * row_bytes)
+    else:  # padded rows: each row's pixels only
+        for row in range(rows):
+            ffi.memmove(target + row * row_bytes, source + row * stride, row_bytes)
+    del pinned
 
 
 _WIRE_LEVEL_BY_NAME: Final[dict[str, int]] = {
@@ -874,30 +927,24 @@ class Bridge:
         return int(self._lib.lk_shim_stream_queued(handle))
 
     def _dispatch(self, data: Any) -> None:
-        event = ffi_pb2.FfiEvent.FromString(data)
-        which = event.WhichOneof("message")
-        if which is None:
-            return
-        message = getattr(event, which)
-        key = _KEYED.get(which)
-        if key is not None:
-            sink = self._core.route(getattr(message, key))
+        # What kind of event this is is decided in the sans-IO core; only the I/O is here.
+        action, message, key = classify(ffi_pb2.FfiEvent.FromString(data))
+        if action is Action.ROUTE:
+            sink = self._core.route(key)
             if sink is not None:
                 sink(message)
             else:
                 self._drop_owned(message)
-        elif which == "logs":
-            self._forward_logs(message)
-        elif which == "panic":
-            _native_log.critical("native core panic: %s", redact(message.message))
-        elif which == "track_event":
-            return
-        else:
-            receiver = self._core.resolve(message.async_id)
+        elif action is Action.RESOLVE:
+            receiver = self._core.resolve(key)
             if receiver is not None:
                 receiver(message)
             else:
                 self._drop_owned(message)
+        elif action is Action.LOGS:
+            self._forward_logs(message)
+        elif action is Action.PANIC:
+            _native_log.critical("native core panic: %s", redact(getattr(message, "message", "")))
 
     def _drop_owned(self, message: Any) -> None:
         """Release every native handle an event carries when nobody will take it.
@@ -1056,10 +1103,3 @@ class OwnedHandle:
     def __repr__(self) -> str:
         return f"<OwnedHandle {self._id if self._cell else 'closed'}>"
 
-
-def require(response: Message, field: str, what: str) -> Any:
-    """Return ``response.<field>``, raising :class:`NativeError` with its ``error`` text if set."""
-    error = getattr(response, "error", "")
-    if error:
-        raise NativeError(f"{what}: {error}")
-    return getattr(response, field)

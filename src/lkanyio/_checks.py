@@ -11,7 +11,14 @@ import enum
 from collections.abc import Iterable
 from typing import TypeVar
 
-__all__ = ["check_bool", "check_enum", "check_identities", "check_str", "check_uint"]
+__all__ = [
+    "check_bool",
+    "check_enum",
+    "check_identities",
+    "check_positive",
+    "check_str",
+    "check_uint",
+]
 
 E = TypeVar("E", bound=enum.IntEnum)
 
@@ -79,6 +86,26 @@ def check_uint(
     top = (1 << bits) - 1 if maximum is None else maximum
     if not minimum <= value <= top:
         raise ValueError(f"{name} must be from {minimum} to {top}, got {value}")
+    return value
+
+
+def check_positive(name: str, value: object, *, maximum: int | None = None) -> int:
+    """Return ``value`` if it is a positive ``int`` (not a ``bool``), at most ``maximum``.
+
+    The one check for counts, sizes, rates and buffer bounds: 0 channels or a 0x0 frame abort
+    the native core, and a ``bool`` is refused (``True`` is not a count).
+
+    Raises:
+        TypeError: ``value`` is not an ``int``.
+        ValueError: it is below 1 or above ``maximum``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if maximum is None:
+        if value < 1:
+            raise ValueError(f"{name} must be positive, got {value}")
+    elif not 1 <= value <= maximum:
+        raise ValueError(f"{name} must be between 1 and {maximum}, got {value}")
     return value
 
 

@@ -13,9 +13,10 @@ import anyio
 
 from ._bridge import OwnedHandle, get_bridge
 from ._checks import check_bool, check_identities, check_str, check_uint
-from ._errors import LiveKitError, ResourceClosedError
+from ._errors import LiveKitError, NativeError, ResourceClosedError, check_native, native_error
 from ._proto import ffi_pb2
-from ._streams import EventStream
+from ._resource import Resource
+from ._streams import EventSender, EventStream, open_event_stream
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -50,7 +51,7 @@ Set per subscription: ``room.byte_streams(topic, max_buffered_bytes=...)``.  ``r
 holds the whole stream, so for it the limit bounds the stream's size."""
 
 
-class DataStreamError(LiveKitError):
+class DataStreamError(NativeError):
     """Sending or reading a data stream failed (the native description is the message)."""
 
 
@@ -150,11 +151,6 @@ def _byte_info(info: Any) -> ByteStreamInfo:
     )
 
 
-def _check_error(cb: Any, what: str) -> None:
-    if cb.HasField("error"):
-        raise DataStreamError(f"{what} failed: {cb.error.description}")
-
-
 def _size(chunk: str | bytes) -> int:
     """A chunk's UTF-8 size, at least 1: empty chunks count too, so their number is bounded."""
     return max(1, len(chunk) if isinstance(chunk, bytes) else len(chunk.encode()))
@@ -177,7 +173,9 @@ class _Inbox(Generic[T]):
         # trailer and hands them over with the end of stream).
         self.trailer: dict[str, str] = {}
         # Bounded by bytes in the sink; a chunk counts at least 1 byte, so never by this.
-        self.chunks: EventStream[T] = EventStream(
+        self.chunks: EventStream[T]
+        self.feed: EventSender[T]
+        self.feed, self.chunks = open_event_stream(
             max_buffered=limit + 1, overflow="fail", what=f"{kind} stream chunks"
         )
 
@@ -213,12 +211,14 @@ class _Inbox(Generic[T]):
                     )
                 )
             else:
-                self.chunks.send_nowait(content)
+                self.feed.send_nowait(content)
         elif which == "eos":
             get_bridge().unbind(self.handle.id)
             self.trailer = dict(message.eos.attributes)
-            error = message.eos.error.description if message.eos.HasField("error") else ""
-            self.chunks.end(DataStreamError(error) if error else None)
+            eos = message.eos
+            # An eos whose error has no description ends the stream cleanly (as it always did).
+            failed = eos.HasField("error") and eos.error.description
+            self.feed.end(native_error(eos, DataStreamError) if failed else None)
 
     def release(self, error: BaseException | None = None) -> None:
         """Stop receiving and free the native reader (idempotent).
@@ -232,12 +232,12 @@ class _Inbox(Generic[T]):
             else:
                 self.handle.close()
         if error is not None:
-            self.chunks.end(error)
+            self.feed.end(error)
         else:
             self.chunks.close()
 
 
-class _Reader(Generic[T]):
+class _Reader(Resource, Generic[T]):
     """An incoming stream: iterate its chunks, or ``read_all``; closing it frees its handle.
 
     lkanyio reads every stream as soon as it opens, holding at most the subscription's
@@ -314,27 +314,11 @@ class _Reader(Generic[T]):
         """Stop reading and free the reader (idempotent)."""
         self._inbox.release()
 
-    async def aclose(self) -> None:
-        """Stop reading and free the reader."""
-        self.close()
-        await anyio.lowlevel.checkpoint()
-
     def __del__(self) -> None:
         # Dropped unread: free the native reader now, not when the sender ends the stream.
         inbox = getattr(self, "_inbox", None)
         if inbox is not None:
             inbox.release()
-
-    async def __aenter__(self) -> _Reader[T]:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 @final
@@ -387,13 +371,13 @@ class _Subscription:
     Readers are held weakly: one dropped unread is collected and released on its own.
     """
 
-    __slots__ = ("delivered", "kind", "limit", "stream", "topic")
+    __slots__ = ("delivered", "feed", "kind", "limit", "topic")
 
-    def __init__(self, kind: Kind, topic: str | None, limit: int, stream: EventStream[Any]) -> None:
+    def __init__(self, kind: Kind, topic: str | None, limit: int, feed: EventSender[Any]) -> None:
         self.kind = kind
         self.topic = topic
         self.limit = limit
-        self.stream = stream
+        self.feed = feed  # the producer end of the subscription's stream of readers
         self.delivered: weakref.WeakSet[_Reader[Any]] = weakref.WeakSet()
 
     def matches(self, kind: Kind, topic: str) -> bool:
@@ -477,7 +461,7 @@ async def send_text(lp: LocalParticipant, text: str, **options: Any) -> TextStre
     msg.text = check_str("text", text)
     _options(msg.options, **options)
     cb = await get_bridge().request_async(req)
-    _check_error(cb, "send_text")
+    check_native(cb, DataStreamError, what="send_text failed")
     return _text_info(cb.info)
 
 
@@ -503,7 +487,7 @@ async def send_bytes(
     msg.local_participant_handle = lp._handle.id
     _options(msg.options, **options)
     cb = await get_bridge().request_async(req)
-    _check_error(cb, "send_file" if is_file else "send_bytes")
+    check_native(cb, DataStreamError, what=f"{'send_file' if is_file else 'send_bytes'} failed")
     return _byte_info(cb.info)
 
 
@@ -540,12 +524,15 @@ class _Writer(Generic[T]):
         _options(msg.options, **self._options)
 
         def adopt(cb: Any) -> OwnedHandle:
-            _check_error(cb, f"opening the {self._kind} stream")
+            check_native(cb, DataStreamError, what=f"opening the {self._kind} stream failed")
             self._adopt_info(cb.writer.info)
             return OwnedHandle(cb.writer.handle.id)
 
         def close_late(cb: Any) -> None:
-            if not cb.error:
+            # ``cb.error`` is a message here, and a protobuf message is always truthy: ask
+            # which member of the result is set (an unset error tested "not cb.error" as
+            # false, so a writer opened after its opener was cancelled was never closed).
+            if cb.WhichOneof("result") == "writer":
                 self._close_detached(OwnedHandle(cb.writer.handle.id))
 
         self._handle = await get_bridge().request_async(
@@ -582,7 +569,7 @@ class _Writer(Generic[T]):
         msg.writer_handle = self._handle.id
         self._set_chunk(msg, chunk)
         cb = await get_bridge().request_async(req)
-        _check_error(cb, "writing the stream")
+        check_native(cb, DataStreamError, what="writing the stream failed")
 
     async def aclose(
         self, *, attributes: Mapping[str, str] | None = None, reason: str = ""
@@ -623,7 +610,7 @@ class _Writer(Generic[T]):
                 getattr(req, f"{self._kind}_stream_close").writer_handle = handle.id
                 cb = await get_bridge().request_async(req)
                 if check:
-                    _check_error(cb, "closing the stream")
+                    check_native(cb, DataStreamError, what="closing the stream failed")
         finally:
             handle.close()
 

@@ -15,10 +15,11 @@ import anyio
 from anyio.abc import ObjectReceiveStream
 
 from ._bridge import OwnedHandle, get_bridge
-from ._errors import LiveKitError
-from ._frames import _check_count
+from ._checks import check_positive
+from ._errors import NativeError, native_error
 from ._proto import ffi_pb2
-from ._streams import EventStream, EventStreamStatistics
+from ._resource import Resource
+from ._streams import EventStream, EventStreamStatistics, open_event_stream
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -41,7 +42,7 @@ _MAX_BUFFER: Final = 1 << 16
 """Largest ``buffer_size`` a subscription takes (frames the native core holds for you)."""
 
 
-class DataTrackError(LiveKitError):
+class DataTrackError(NativeError):
     """Publishing, pushing to or subscribing to a data track failed (native message)."""
 
 
@@ -91,8 +92,7 @@ def _payload(payload: object) -> bytes:
 
 def _check_buffer(name: str, value: object) -> None:
     """Accept an int in [1, ``_MAX_BUFFER``] (TypeError or ValueError otherwise)."""
-    if _check_count(name, value) > _MAX_BUFFER:
-        raise ValueError(f"{name} must be in [1, {_MAX_BUFFER}], got {value}")
+    check_positive(name, value, maximum=_MAX_BUFFER)
 
 
 def _timestamp(user_timestamp: object) -> int | None:
@@ -182,7 +182,7 @@ class LocalDataTrack(_DataTrack):
             msg.frame.user_timestamp = timestamp
         result = get_bridge().request(req).local_data_track_try_push
         if result.HasField("error"):
-            raise DataTrackError(result.error.message or "the frame was not pushed")
+            raise native_error(result, DataTrackError, default="the frame was not pushed")
 
     def unpublish_nowait(self) -> None:
         """Unpublish the track and release it (idempotent, synchronous)."""
@@ -289,7 +289,7 @@ class RemoteDataTrack(_DataTrack):
 
 
 @final
-class DataTrackStream(ObjectReceiveStream[DataTrackFrame]):
+class DataTrackStream(Resource, ObjectReceiveStream[DataTrackFrame]):
     """A subscription to a remote data track, as an async stream of :class:`DataTrackFrame`.
 
     Each ``receive`` asks the native core for the next frame, so frames wait there (up to the
@@ -302,7 +302,8 @@ class DataTrackStream(ObjectReceiveStream[DataTrackFrame]):
         self._handle = OwnedHandle(handle_id)
         self._handle_id = handle_id
         self._requested = False  # a read request is out and its frame has not come back
-        self._frames: EventStream[DataTrackFrame] = EventStream(
+        self._frames: EventStream[DataTrackFrame]
+        self._feed, self._frames = open_event_stream(
             max_buffered=1, overflow="fail", on_close=self._release, what="data track stream"
         )
         bridge = get_bridge()
@@ -322,7 +323,7 @@ class DataTrackStream(ObjectReceiveStream[DataTrackFrame]):
         if which == "frame_received":
             self._requested = False
             frame = event.frame_received.frame
-            self._frames.send_nowait(
+            self._feed.send_nowait(
                 DataTrackFrame(
                     payload=frame.payload,
                     user_timestamp=(
@@ -337,8 +338,8 @@ class DataTrackStream(ObjectReceiveStream[DataTrackFrame]):
         self._requested = False
         error = None
         if eos.HasField("error"):
-            error = DataTrackError(f"subscription failed: {eos.error.message}")
-        self._frames.end(error)
+            error = native_error(eos, DataTrackError, what="subscription failed")
+        self._feed.end(error)
         self._release()
 
     def _release(self) -> None:
@@ -378,11 +379,6 @@ class DataTrackStream(ObjectReceiveStream[DataTrackFrame]):
     def close(self) -> None:
         """Unsubscribe and discard a frame that was on its way (idempotent, synchronous)."""
         self._frames.close()
-
-    async def aclose(self) -> None:
-        """Unsubscribe (see :meth:`close`)."""
-        self.close()
-        await anyio.lowlevel.checkpoint()
 
     def statistics(self) -> EventStreamStatistics:
         """Return the stream's counters (``received`` counts frames delivered to you)."""

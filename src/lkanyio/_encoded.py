@@ -20,17 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, final
 
-import anyio.lowlevel
-
 from ._bridge import OwnedHandle, buffer_pointer, get_bridge
 from ._checks import check_bool, check_uint
-from ._streams import EventStream
+from ._resource import Resource
+from ._streams import EventSender, EventStream, open_event_stream
 from ._types import VideoCodec
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
-    from typing_extensions import Buffer, Self
+    from typing_extensions import Buffer
 
     from ._video import FrameMetadata
 
@@ -60,7 +57,7 @@ class EncodedVideoFeedback:
 
 
 @final
-class EncodedVideoSource:
+class EncodedVideoSource(Resource):
     """Publish a pre-encoded video bitstream through a :class:`~lkanyio.LocalVideoTrack`.
 
     ::
@@ -112,7 +109,7 @@ class EncodedVideoSource:
         self.width = width
         self.height = height
         self.codec = codec
-        self._feeds: list[EventStream[EncodedVideoFeedback]] = []
+        self._feeds: list[EventSender[EncodedVideoFeedback]] = []
         self._keyframe_pending = False
 
     def capture_frame(
@@ -201,7 +198,7 @@ class EncodedVideoSource:
             framerate_fps=rate.framerate_fps if rate and rate.HasField("framerate_fps") else None,
         )
         if feedback.keyframe_requested or rate is not None:
-            self._feeds = [feed for feed in self._feeds if feed._subscribed]
+            self._feeds = [feed for feed in self._feeds if not feed.closed]
             for feed in self._feeds:
                 feed.send_nowait(feedback)
         return feedback
@@ -214,10 +211,12 @@ class EncodedVideoSource:
         """
         check_uint("max_buffered", max_buffered, minimum=1)
         self._handle.id  # noqa: B018 - raises ResourceClosedError once closed
-        stream: EventStream[EncodedVideoFeedback] = EventStream(
+        sender: EventSender[EncodedVideoFeedback]
+        stream: EventStream[EncodedVideoFeedback]
+        sender, stream = open_event_stream(
             max_buffered=max_buffered, overflow="drop_oldest", what="encoded video feedback"
         )
-        self._feeds.append(stream)
+        self._feeds.append(sender)
         return stream
 
     @property
@@ -231,22 +230,6 @@ class EncodedVideoSource:
         feeds, self._feeds = self._feeds, []
         for feed in feeds:
             feed.end()
-
-    async def aclose(self) -> None:
-        """Release the source (see :meth:`close`)."""
-        self.close()
-        await anyio.lowlevel.checkpoint()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<EncodedVideoSource {self.codec.name} {self.width}x{self.height}>"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 if TYPE_CHECKING:
     import sys
@@ -24,6 +24,8 @@ __all__ = [
     "PublishTranscriptionError",
     "ResourceClosedError",
     "UnpublishTrackError",
+    "check_native",
+    "native_error",
 ]
 
 
@@ -56,7 +58,7 @@ class ConnectionLostError(LiveKitError):
         self.reason = reason
 
 
-class ConnectError(LiveKitError):
+class ConnectError(NativeError):
     """Joining the room failed; the message is the server's or the native core's."""
 
 
@@ -67,24 +69,87 @@ class EventStreamOverflowError(LiveKitError):
     """
 
 
-class PublishDataError(LiveKitError):
+class PublishDataError(NativeError):
     """``publish_data`` failed."""
 
 
-class PublishDTMFError(LiveKitError):
+class PublishDTMFError(NativeError):
     """``publish_dtmf`` failed."""
 
 
-class PublishTranscriptionError(LiveKitError):
+class PublishTranscriptionError(NativeError):
     """``publish_transcription`` failed."""
 
 
-class PublishTrackError(LiveKitError):
+class PublishTrackError(NativeError):
     """``publish_track`` failed."""
 
 
-class UnpublishTrackError(LiveKitError):
+class UnpublishTrackError(NativeError):
     """``unpublish_track`` failed."""
+
+
+N = TypeVar("N", bound=NativeError)
+
+_NO_REASON = "the native core gave no reason"
+
+
+def _error_text(result: object, field: str) -> str:
+    """The native error text ``result.<field>`` carries, or ``""`` when it reports no error.
+
+    The protocol carries errors in three shapes: an optional ``string`` (most callbacks and
+    responses), or an optional message with a ``message`` (data tracks) or a ``description``
+    (data streams) string.  A message-shaped error that is set but empty still is an error.
+    """
+    error = getattr(result, field, None)
+    if error is None:
+        return ""
+    if isinstance(error, str):
+        return error
+    has_field = getattr(result, "HasField", None)
+    if has_field is not None and not has_field(field):
+        return ""
+    text = getattr(error, "message", None)
+    if not isinstance(text, str):
+        text = getattr(error, "description", "")
+    return str(text) or _NO_REASON
+
+
+def native_error(
+    result: object,
+    kind: type[N],
+    *,
+    what: str = "",
+    default: str = _NO_REASON,
+    field: str = "error",
+) -> N:
+    """Build ``kind`` from the error a native callback or response carries (the one error map).
+
+    Args:
+        result: the callback or response message.
+        kind: the :class:`NativeError` subclass to raise.
+        what: what failed, put before the native message (``"resampling failed"``).
+        default: the message when the native core gave no text (a failure it reports only by
+            leaving out the result, say).
+        field: the name of the error field.
+
+    Returns:
+        The exception, with the native message (or ``default``).
+    """
+    text = _error_text(result, field) or default
+    return kind(f"{what}: {text}" if what else text)
+
+
+def check_native(
+    result: object, kind: type[NativeError] = NativeError, *, what: str = "", field: str = "error"
+) -> None:
+    """Raise :func:`native_error` if the native callback or response ``result`` carries an error.
+
+    Raises:
+        NativeError: ``kind``, with the native message.
+    """
+    if _error_text(result, field):
+        raise native_error(result, kind, what=what, field=field)
 
 
 def raise_lone(group: BaseExceptionGroup[BaseException]) -> NoReturn:

@@ -14,6 +14,8 @@ import wave
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final, final
 
+from ._checks import check_positive
+
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
@@ -27,15 +29,6 @@ _BYTE_FORMATS: Final = frozenset({"B", "b", "c"})
 _INT16_FORMATS: Final = frozenset(
     {"h", "@h", "=h", "<h" if sys.byteorder == "little" else ">h"}
 )
-
-
-def _check_count(name: str, value: object) -> int:
-    """Return ``value`` if it is a positive ``int`` (not a ``bool``), else raise."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return value
 
 
 def _as_bytes_view(data: object) -> memoryview:
@@ -99,9 +92,9 @@ class AudioFrame:
         num_channels: int,
         samples_per_channel: int,
     ) -> None:
-        _check_count("sample_rate", sample_rate)
-        _check_count("num_channels", num_channels)
-        _check_count("samples_per_channel", samples_per_channel)
+        check_positive("sample_rate", sample_rate)
+        check_positive("num_channels", num_channels)
+        check_positive("samples_per_channel", samples_per_channel)
         view = _as_bytes_view(data)
         expected = samples_per_channel * num_channels * _BYTES_PER_SAMPLE
         if view.nbytes != expected:
@@ -125,9 +118,9 @@ class AudioFrame:
             TypeError: if a count is not an ``int``.
             ValueError: if a count is not positive.
         """
-        _check_count("sample_rate", sample_rate)
-        _check_count("num_channels", num_channels)
-        _check_count("samples_per_channel", samples_per_channel)
+        check_positive("sample_rate", sample_rate)
+        check_positive("num_channels", num_channels)
+        check_positive("samples_per_channel", samples_per_channel)
         return cls._adopt(
             bytearray(samples_per_channel * num_channels * _BYTES_PER_SAMPLE),
             sample_rate=sample_rate,

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Final, final
 
 import anyio
 
+from ._checks import check_positive
 from ._errors import ResourceClosedError, raise_lone
-from ._frames import AudioFrame, _check_count
+from ._frames import AudioFrame
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -134,14 +135,14 @@ class AudioMixer:
         max_buffered: int = 10,
         input_buffer_frames: int = 5,
     ) -> None:
-        self._sample_rate = _check_count("sample_rate", sample_rate)
-        self._num_channels = _check_count("num_channels", num_channels)
+        self._sample_rate = check_positive("sample_rate", sample_rate)
+        self._num_channels = check_positive("num_channels", num_channels)
         if samples_per_channel is None:
             samples_per_channel = max(1, sample_rate // 100)
-        self._samples_per_channel = _check_count("samples_per_channel", samples_per_channel)
-        self._max_buffered = _check_count("max_buffered", max_buffered)
+        self._samples_per_channel = check_positive("samples_per_channel", samples_per_channel)
+        self._max_buffered = check_positive("max_buffered", max_buffered)
         self._block_bytes = self._samples_per_channel * self._num_channels * 2
-        self._input_cap = _check_count("input_buffer_frames", input_buffer_frames) * (
+        self._input_cap = check_positive("input_buffer_frames", input_buffer_frames) * (
             self._block_bytes
         )
         self._inputs: list[MixerInput] = []

@@ -6,11 +6,11 @@ import dataclasses
 import weakref
 from typing import Any, TypeVar, cast
 
-import anyio
 from anyio.abc import ObjectReceiveStream
 
 from ._bridge import OwnedHandle, get_bridge
-from ._streams import EventStream, EventStreamStatistics, OverflowPolicy
+from ._resource import Resource
+from ._streams import EventStreamStatistics, OverflowPolicy, open_event_stream
 
 __all__ = ["NativeStream"]
 
@@ -50,7 +50,7 @@ def _forget_stream(bridge: Any, handle_id: int) -> None:
     bridge.unbound_stream(handle_id)
 
 
-class NativeStream(ObjectReceiveStream[E]):
+class NativeStream(Resource, ObjectReceiveStream[E]):
     """A native media stream as a bounded async stream of events (base of Audio/VideoStream).
 
     Subclasses create the native stream, then call :meth:`_open`, and implement
@@ -65,7 +65,7 @@ class NativeStream(ObjectReceiveStream[E]):
     def _open(self, handle_id: int, *, max_buffered: int, overflow: OverflowPolicy) -> None:
         bridge = get_bridge()
         self._handle = OwnedHandle(handle_id)
-        self._events: EventStream[Any] = EventStream(
+        self._sender, self._events = open_event_stream(
             max_buffered=max_buffered,
             overflow=overflow,
             on_close=self._release,
@@ -129,12 +129,12 @@ class NativeStream(ObjectReceiveStream[E]):
         return not self._handle.closed
 
     def _deliver(self, event: E) -> None:
-        if not self._events.send_nowait(event):
+        if not self._sender.send_nowait(event):
             # The buffer overflowed ("fail"): the stream is over, stop the native one too.
             self._release()
 
     def _on_eos(self) -> None:
-        self._events.end()
+        self._sender.end()
         self._release()
 
     # -- release -----------------------------------------------------------------------------
@@ -158,11 +158,6 @@ class NativeStream(ObjectReceiveStream[E]):
         The native stream is released and its frames stop being routed at once.
         """
         self._events.close()
-
-    async def aclose(self) -> None:
-        """Stop the stream (see :meth:`close`)."""
-        self.close()
-        await anyio.lowlevel.checkpoint()
 
     # -- consumer ----------------------------------------------------------------------------
 

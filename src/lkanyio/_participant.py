@@ -17,12 +17,14 @@ from ._data_streams import ByteStreamInfo, ByteStreamWriter, TextStreamInfo, Tex
 from ._data_tracks import DataTrackError, LocalDataTrack, RemoteDataTrack
 from ._encoded import publish_options_for
 from ._errors import (
-    LiveKitError,
+    NativeError,
     PublishDataError,
     PublishDTMFError,
     PublishTrackError,
     PublishTranscriptionError,
     UnpublishTrackError,
+    check_native,
+    native_error,
 )
 from ._proto import ffi_pb2, participant_pb2
 from ._publication import (
@@ -623,7 +625,7 @@ class LocalParticipant(Participant):
 
         def adopt(cb: Any) -> LocalDataTrack:
             if cb.WhichOneof("result") != "track":
-                raise DataTrackError(cb.error.message or "the data track was not published")
+                raise native_error(cb, DataTrackError, default="the data track was not published")
             track = LocalDataTrack(cb.track, self)
             self._data_tracks[track.sid] = track
             return track
@@ -696,8 +698,7 @@ class LocalParticipant(Participant):
             """The native core may read the payload until its callback arrives."""
 
         cb = await get_bridge().request_async(req, on_late=keep_alive)
-        if cb.error:
-            raise PublishDataError(cb.error)
+        check_native(cb, PublishDataError)
 
     async def publish_dtmf(self, *, code: int, digit: str) -> None:
         """Send a SIP DTMF tone event to the room.
@@ -721,8 +722,7 @@ class LocalParticipant(Participant):
         req.publish_sip_dtmf.code = code
         req.publish_sip_dtmf.digit = digit
         cb = await get_bridge().request_async(req)
-        if cb.error:
-            raise PublishDTMFError(cb.error)
+        check_native(cb, PublishDTMFError)
 
     async def publish_transcription(self, transcription: Transcription) -> None:
         """Send a transcription to the room.
@@ -751,8 +751,7 @@ class LocalParticipant(Participant):
             out.final = segment.final
             out.language = segment.language
         cb = await get_bridge().request_async(req)
-        if cb.error:
-            raise PublishTranscriptionError(cb.error)
+        check_native(cb, PublishTranscriptionError)
 
     async def set_metadata(self, metadata: str) -> None:
         """Replace this participant's metadata.
@@ -845,14 +844,13 @@ class LocalParticipant(Participant):
         error = answer.error
         if error and error.endswith(_LOST_ANSWER):
             if not self.permissions.can_update_metadata:
-                raise LiveKitError(
+                raise NativeError(
                     f"{what} failed: does not have permission to update own metadata "
                     f"(the server's refusal was lost on the way; the native core said: {error})"
                 )
             if await room._wait_state(applied, _UPDATE_SEEN_WAIT):
                 return
-        if error:
-            raise LiveKitError(f"{what} failed: {error}")
+        check_native(answer, what=f"{what} failed")
         await room._wait_state(applied, _UPDATE_SEEN_WAIT)
 
     async def publish_track(
@@ -888,7 +886,7 @@ class LocalParticipant(Participant):
         def adopt(cb: Any) -> LocalTrackPublication:
             # Runs in the dispatcher, before the room event that announces the publication.
             if cb.WhichOneof("message") != "publication":
-                raise PublishTrackError(cb.error or "the track was not published")
+                raise native_error(cb, PublishTrackError, default="the track was not published")
             publication = LocalTrackPublication(cb.publication, track)
             self._publications[publication.sid] = publication
             return publication
@@ -949,8 +947,7 @@ class LocalParticipant(Participant):
             # Runs in the dispatcher: the map is right before the caller resumes, and the
             # LocalTrackUnpublished event that may follow still finds the publication.  An
             # unpublish cancelled after this ran needs no undo: the track is gone either way.
-            if cb.error:
-                raise UnpublishTrackError(cb.error)
+            check_native(cb, UnpublishTrackError)
             publication = self._publications.pop(track_sid, None)
             if publication is not None:
                 publication._end()

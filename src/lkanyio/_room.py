@@ -18,7 +18,7 @@ if sys.version_info < (3, 11):  # pragma: no cover
 
 from . import _events as ev
 from ._bridge import OwnedHandle, copy_native, get_bridge, redact
-from ._checks import check_bool, check_enum, check_uint
+from ._checks import check_bool, check_enum, check_positive, check_uint
 from ._data_streams import (
     DEFAULT_MAX_BUFFERED_BYTES,
     ByteStreamReader,
@@ -32,6 +32,8 @@ from ._errors import (
     LiveKitError,
     NativeError,
     ResourceClosedError,
+    check_native,
+    native_error,
     raise_lone,
 )
 from ._participant import (
@@ -45,7 +47,7 @@ from ._proto import ffi_pb2, room_pb2
 from ._publication import RemoteTrackPublication
 from ._rtc_config import DataStreamOptions, RtcConfiguration
 from ._stats import TrackStats
-from ._streams import EventStream
+from ._streams import EventSender, EventStream, open_event_stream
 from ._types import (
     ConnectionQuality,
     ConnectionState,
@@ -259,7 +261,7 @@ class Room:
         self._local: LocalParticipant | None = None
         self._remote: dict[str, RemoteParticipant] = {}
         self._state = ConnectionState.DISCONNECTED
-        self._subscribers: set[EventStream[ev.RoomEvent]] = set()
+        self._subscribers: set[EventSender[ev.RoomEvent]] = set()
         self._tg: TaskGroup | None = None
         self._entered = False
         self._closing = False
@@ -386,7 +388,7 @@ class Room:
         req.get_session_stats.room_handle = self._require_connected_handle()
         cb = await get_bridge().request_async(req)
         if cb.WhichOneof("message") != "result":
-            raise NativeError(f"get_rtc_stats failed: {cb.error}")
+            raise native_error(cb, NativeError, what="get_rtc_stats failed")
         return SessionStats(
             publisher=TrackStats._from_proto(cb.result.publisher_stats),
             subscriber=TrackStats._from_proto(cb.result.subscriber_stats),
@@ -408,8 +410,7 @@ class Room:
         req.simulate_scenario.room_handle = self._require_connected_handle()
         req.simulate_scenario.scenario = int(kind)  # type: ignore[assignment]
         cb = await get_bridge().request_async(req)
-        if cb.error:
-            raise NativeError(f"simulate_scenario({kind.name}) failed: {cb.error}")
+        check_native(cb, what=f"simulate_scenario({kind.name}) failed")
 
     def _require_connected_handle(self) -> int:
         self._check_connected()
@@ -427,20 +428,19 @@ class Room:
         Args:
             max_buffered: how many undelivered events to hold for this subscriber.
         """
-        if not isinstance(max_buffered, int) or isinstance(max_buffered, bool) or max_buffered < 1:
-            raise ValueError("max_buffered must be a positive integer")
-        stream: EventStream[ev.RoomEvent]
+        check_positive("max_buffered", max_buffered)
+        sender: EventSender[ev.RoomEvent]
 
         def unsubscribe() -> None:
-            self._subscribers.discard(stream)
+            self._subscribers.discard(sender)
 
-        stream = EventStream(
+        sender, stream = open_event_stream(
             max_buffered=max_buffered, overflow="fail", on_close=unsubscribe, what="room events"
         )
         if self._closed or (self._eos is not None and self._eos.is_set()):
-            stream.end()
+            sender.end()
         else:
-            self._subscribers.add(stream)
+            self._subscribers.add(sender)
         return stream
 
     def _check_connected(self) -> None:
@@ -614,11 +614,11 @@ class Room:
         bridge = get_bridge()
         if self._state != ConnectionState.DISCONNECTED:
             self._state = ConnectionState.DISCONNECTED
-        for stream in list(self._subscribers):
-            stream.end()
+        for sender in list(self._subscribers):
+            sender.end()
         self._subscribers.clear()
         for subscription in self._stream_subscribers:
-            subscription.stream.end()
+            subscription.feed.end()
             subscription.close_readers()  # the room is gone: so are the streams it delivered
         self._stream_subscribers.clear()
         self._notify_changed()
@@ -641,9 +641,9 @@ class Room:
     # -- event routing (synchronous, in the dispatcher) ---------------------------------------
 
     def _emit(self, event: ev.RoomEvent) -> None:
-        for stream in list(self._subscribers):
-            if not stream.send_nowait(event):
-                self._subscribers.discard(stream)
+        for sender in list(self._subscribers):
+            if not sender.send_nowait(event):
+                self._subscribers.discard(sender)
 
     def _participant(self, identity: str) -> Participant | None:
         if self._local is not None and identity == self._local.identity:
@@ -965,8 +965,8 @@ class Room:
         return ev.Disconnected(reason)
 
     def _ev_eos(self, m: Any) -> ev.RoomEvent | None:
-        for stream in list(self._subscribers):
-            stream.end()
+        for sender in list(self._subscribers):
+            sender.end()
         self._subscribers.clear()
         if self._eos is not None:
             self._eos.set()
@@ -1059,16 +1059,18 @@ class Room:
                 self._stream_subscribers.remove(subscription)
             subscription.close_readers()
 
-        stream: EventStream[Any] = EventStream(
+        sender: EventSender[Any]
+        stream: EventStream[Any]
+        sender, stream = open_event_stream(
             max_buffered=256,
             overflow="fail",
             on_close=unsubscribe,
             discard=self._release_unclaimed,
             what=f"{kind} streams",
         )
-        subscription = _Subscription(kind, topic, max_buffered_bytes, stream)
+        subscription = _Subscription(kind, topic, max_buffered_bytes, sender)
         if self._closed:
-            stream.end()
+            sender.end()
         else:
             self._stream_subscribers.append(subscription)
         return stream
@@ -1090,8 +1092,8 @@ class Room:
                 continue
             # Ask before building the reader: a reader starts receiving (taking the native
             # stream) as it is built, so it can only be built for a subscription that takes it.
-            if subscription.stream.make_room():
-                subscription.stream.send_nowait(
+            if subscription.feed.make_room():
+                subscription.feed.send_nowait(
                     subscription.reader(m.reader, m.participant_identity)
                 )
                 return

@@ -1,6 +1,6 @@
 """Bounded, single-consumer event streams fed synchronously by the dispatcher.
 
-The dispatcher must never block, so producers call :meth:`EventStream.send_nowait` and a full
+The dispatcher must never block, so producers call :meth:`EventSender.send_nowait` and a full
 buffer is resolved by the stream's overflow policy instead of by waiting:
 
 * ``"fail"`` — nothing is ever dropped silently: when the buffer is full the subscription ends,
@@ -10,7 +10,10 @@ buffer is resolved by the stream's overflow policy instead of by waiting:
   :meth:`EventStream.statistics`.  Default for video (keep the latest frames).
 
 An :class:`EventStream` is an :class:`anyio.abc.ObjectReceiveStream`: use it with ``async for``
-and ``async with``; closing it unsubscribes.
+and ``async with``; closing it unsubscribes.  It is receive-only: :func:`open_event_stream`
+returns it together with its producer end, an :class:`EventSender` that stays inside lkanyio
+(anyio's ``MemoryObjectSendStream``/``ReceiveStream`` pair is the model), so nothing a user
+holds can feed or end a stream.
 """
 
 from __future__ import annotations
@@ -23,12 +26,20 @@ from typing import TYPE_CHECKING, Generic, Literal, TypeVar, final
 import anyio
 from anyio.abc import ObjectReceiveStream
 
+from ._checks import check_positive
 from ._errors import EventStreamOverflowError
+from ._resource import Resource
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["EventStream", "EventStreamStatistics", "OverflowPolicy"]
+__all__ = [
+    "EventSender",
+    "EventStream",
+    "EventStreamStatistics",
+    "OverflowPolicy",
+    "open_event_stream",
+]
 
 T = TypeVar("T")
 
@@ -65,11 +76,12 @@ class EventStreamStatistics:
 
 
 @final
-class EventStream(ObjectReceiveStream[T], Generic[T]):
+class EventStream(Resource, ObjectReceiveStream[T], Generic[T]):
     """A bounded stream of events or frames, filled by lkanyio and received by you.
 
     Create one through the object that produces it (``room.events()``, ``AudioStream`` …),
-    never directly.
+    never directly.  Only the consumer's side is public: lkanyio feeds it through its private
+    :class:`EventSender`.
     """
 
     def __init__(
@@ -81,8 +93,7 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
         discard: Callable[[T], None] | None = None,
         what: str = "event stream",
     ) -> None:
-        if max_buffered < 1:
-            raise ValueError("max_buffered must be at least 1")
+        check_positive("max_buffered", max_buffered)
         if overflow not in ("fail", "drop_oldest"):
             raise ValueError(f"unknown overflow policy {overflow!r}")
         self._items: deque[T] = deque()
@@ -111,22 +122,22 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
         global _live
         _live -= 1
 
-    # -- producer side (synchronous, in the event loop thread) -------------------------------
+    # -- producer side (synchronous, in the event loop thread; only EventSender calls these) --
 
-    def send_nowait(self, item: T) -> bool:
+    def _send_nowait(self, item: T) -> bool:
         """Queue ``item`` for the consumer without blocking.
 
         Returns:
             ``False`` if the item was not queued because the stream is closed or ended.
         """
-        if not self.make_room():
+        if not self._make_room():
             return False
         self._items.append(item)
         self._wake()
         return True
 
-    def make_room(self) -> bool:
-        """Make room for one more item, as :meth:`send_nowait` would; return whether there is.
+    def _make_room(self) -> bool:
+        """Make room for one more item, as :meth:`_send_nowait` would; return whether there is.
 
         For a producer that must know before it builds the item (one that takes ownership of
         something).  A full ``"drop_oldest"`` stream drops its oldest item; a full ``"fail"``
@@ -144,7 +155,7 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
                 self._discard(oldest)
             return True
         self._overflowed = True
-        self.end(
+        self._end(
             EventStreamOverflowError(
                 f"{self._what} overflowed: more than {self._max} items were waiting; "
                 "receive faster or subscribe with a larger max_buffered"
@@ -152,7 +163,7 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
         )
         return False
 
-    def end(self, error: BaseException | None = None) -> None:
+    def _end(self, error: BaseException | None = None) -> None:
         """End the stream: the consumer gets what is buffered, then ``error`` or end of stream."""
         if self._ended:
             return
@@ -162,7 +173,7 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
         self._error = error
         self._wake()
 
-    def fail(self, error: BaseException) -> None:
+    def _fail(self, error: BaseException) -> None:
         """End the stream with ``error`` now, discarding what is buffered (consumer side too).
 
         For an item that turned out to be unusable when it was received: the consumer gets
@@ -173,7 +184,7 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
             item = self._items.popleft()
             if discard is not None:
                 discard(item)
-        self.end(error)
+        self._end(error)
 
     def _wake(self) -> None:
         wakeup = self._wakeup
@@ -235,11 +246,6 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
         if on_close is not None:
             on_close()
 
-    async def aclose(self) -> None:
-        """Unsubscribe and discard what is buffered."""
-        self.close()
-        await anyio.lowlevel.checkpoint()
-
     @property
     def closed(self) -> bool:
         """Whether the consumer closed the stream."""
@@ -266,3 +272,78 @@ class EventStream(ObjectReceiveStream[T], Generic[T]):
                 stacklevel=1,
                 source=self,
             )
+
+
+@final
+class EventSender(Generic[T]):
+    """The producer end of one :class:`EventStream` (lkanyio's; never handed to users).
+
+    Synchronous and non-blocking, for the dispatcher: a full stream applies its overflow policy.
+    """
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: EventStream[T]) -> None:
+        self._stream = stream
+
+    @property
+    def stream(self) -> EventStream[T]:
+        """The receive-only end this sender feeds."""
+        return self._stream
+
+    @property
+    def closed(self) -> bool:
+        """Whether the consumer closed the stream."""
+        return self._stream._closed
+
+    def send_nowait(self, item: T) -> bool:
+        """Queue ``item`` for the consumer without blocking.
+
+        Returns:
+            ``False`` if the item was not queued because the stream is closed or ended.
+        """
+        return self._stream._send_nowait(item)
+
+    def make_room(self) -> bool:
+        """Make room for one more item, as :meth:`send_nowait` would; return whether there is.
+
+        For a producer that must know before it builds the item (one that takes ownership of
+        something).  A full ``"drop_oldest"`` stream drops its oldest item; a full ``"fail"``
+        stream ends with :class:`EventStreamOverflowError`; a closed or ended one has no room.
+        """
+        return self._stream._make_room()
+
+    def end(self, error: BaseException | None = None) -> None:
+        """End the stream: the consumer gets what is buffered, then ``error`` or end of stream."""
+        self._stream._end(error)
+
+    def fail(self, error: BaseException) -> None:
+        """End the stream with ``error`` now, discarding what is buffered.
+
+        For an item that turned out to be unusable when it was received: the consumer gets
+        ``error`` next, and what was queued behind the item is released.
+        """
+        self._stream._fail(error)
+
+
+def open_event_stream(
+    *,
+    max_buffered: int,
+    overflow: OverflowPolicy,
+    on_close: Callable[[], None] | None = None,
+    discard: Callable[[T], None] | None = None,
+    what: str = "event stream",
+) -> tuple[EventSender[T], EventStream[T]]:
+    """Create a stream: the producer end for lkanyio, the receive-only end for the user.
+
+    Args:
+        max_buffered: the buffer's bound (at least 1).
+        overflow: what a full stream does with a new item.
+        on_close: called once when the consumer closes the stream.
+        discard: releases an item nobody will receive (one that owns a native handle).
+        what: names the stream in errors and warnings.
+    """
+    stream: EventStream[T] = EventStream(
+        max_buffered=max_buffered, overflow=overflow, on_close=on_close, discard=discard, what=what
+    )
+    return EventSender(stream), stream

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, final
 
-import anyio.lowlevel
-
 from ._bridge import OwnedHandle, get_bridge
-from ._errors import NativeError
+from ._errors import check_native
 from ._proto import ffi_pb2, track_pb2
+from ._resource import Resource
 from ._stats import TrackStats
 from ._types import StreamState, TrackKind
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from typing_extensions import Self
 
     from ._audio import AudioSource
@@ -114,8 +111,7 @@ class Track:
         req = ffi_pb2.FfiRequest()
         req.get_stats.track_handle = self._handle.id
         callback = await get_bridge().request_async(req)
-        if callback.error:
-            raise NativeError(f"get_stats failed: {callback.error}")
+        check_native(callback, what="get_stats failed")
         return TrackStats._from_proto(callback.stats)
 
     def _close(self) -> None:
@@ -127,7 +123,7 @@ class Track:
         return f"<{type(self).__name__} {self._info.sid} {self._info.name!r}{state}>"
 
 
-class LocalTrack(Track):
+class LocalTrack(Resource, Track):
     """A track this client produces: mute it, publish it, close it when done."""
 
     __slots__ = ()
@@ -163,22 +159,6 @@ class LocalTrack(Track):
         Unpublish a published track first (or leave the room).
         """
         self._close()
-
-    async def aclose(self) -> None:
-        """Release the native track (see :meth:`close`); it is released even if cancelled."""
-        self._close()
-        await anyio.lowlevel.checkpoint()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 @final

@@ -8,16 +8,21 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 import anyio
 
-from ._bridge import OwnedHandle, buffer_pointer, get_bridge
-from ._checks import check_bool, check_enum, check_uint
-from ._errors import NativeError
+from ._bridge import (
+    OwnedHandle,
+    buffer_pointer,
+    copy_native_into,
+    get_bridge,
+    native_bytearray,
+)
+from ._checks import check_bool, check_enum, check_positive, check_uint
+from ._errors import NativeError, check_native
 from ._native_stream import NativeStream
 from ._proto import ffi_pb2, video_frame_pb2
+from ._resource import Resource
 from ._types import TrackKind, TrackSource
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from ._participant import Participant
     from ._streams import OverflowPolicy
     from ._track import Track
@@ -107,11 +112,7 @@ def _native_stride_unit(buffer_type: VideoBufferType) -> int:
 
 
 def _check_dimension(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not 0 < value <= _MAX_DIMENSION:
-        raise ValueError(f"{name} must be between 1 and {_MAX_DIMENSION}, got {value}")
-    return value
+    return check_positive(name, value, maximum=_MAX_DIMENSION)
 
 
 @final
@@ -375,8 +376,6 @@ def _copy_buffer(info: Any) -> VideoFrame:
     Raises:
         NativeError: the description puts a plane outside its buffer, or is malformed.
     """
-    from ._native import ffi
-
     buffer_type, width, height, regions = _plane_regions(info)
     layout = planes(buffer_type, width, height)
     total = sum(size for _stride, size in layout)
@@ -385,18 +384,11 @@ def _copy_buffer(info: Any) -> VideoFrame:
         # ``total`` bytes from there, copied in one pass into a new bytearray.  Measured
         # (1080p RGBA, 8.3 MB): zero-filling a bytearray and then copying into it took 3.2-5.9
         # ms a frame, this 2.4-2.5 ms (the bench's video workload: 1080p30 RGBA).
-        src = ffi.buffer(ffi.cast("uint8_t *", regions[0][0]), total)
-        return VideoFrame._adopt(width, height, buffer_type, bytearray(src))
+        return VideoFrame._adopt(width, height, buffer_type, native_bytearray(regions[0][0], total))
     data = bytearray(total)
-    dest = ffi.from_buffer(data)
     offset = 0
     for (stride, size), (address, native_stride) in zip(layout, regions, strict=True):
-        src = ffi.cast("uint8_t *", address)
-        if native_stride == stride:
-            ffi.memmove(dest + offset, src, size)
-        else:  # padded rows: copy each row's pixels only
-            for row in range(size // stride):
-                ffi.memmove(dest + offset + row * stride, src + row * native_stride, stride)
+        copy_native_into(data, offset, address, stride, rows=size // stride, stride=native_stride)
         offset += size
     return VideoFrame._adopt(width, height, buffer_type, data)
 
@@ -408,8 +400,7 @@ def _request_conversion(req: ffi_pb2.FfiRequest) -> VideoFrame:
         NativeError: the native core cannot convert between these layouts.
     """
     resp = get_bridge().request(req).video_convert
-    if resp.error:
-        raise NativeError(f"video conversion failed: {resp.error}")
+    check_native(resp, what="video conversion failed")
     return _copy_owned_buffer(resp.buffer)
 
 
@@ -506,7 +497,7 @@ class FrameMetadata:
 
 
 @final
-class VideoSource:
+class VideoSource(Resource):
     """Frames you publish through a :class:`~lkanyio.LocalVideoTrack` (async context manager).
 
     ``capture_frame`` hands a frame to the native core at once (there is no backpressure for
@@ -582,22 +573,6 @@ class VideoSource:
     def close(self) -> None:
         """Release the source (idempotent)."""
         self._handle.close()
-
-    async def aclose(self) -> None:
-        """Release the source."""
-        self.close()
-        await anyio.lowlevel.checkpoint()
-
-    async def __aenter__(self) -> VideoSource:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 @final
@@ -733,8 +708,7 @@ class VideoStream(NativeStream[VideoFrameEvent]):
         max_buffered: int,
         overflow: OverflowPolicy,
     ) -> None:
-        if not isinstance(max_buffered, int) or max_buffered < 1:
-            raise ValueError("max_buffered must be a positive int")
+        check_positive("max_buffered", max_buffered)
         if overflow not in ("fail", "drop_oldest"):
             raise ValueError(f"overflow must be 'fail' or 'drop_oldest', not {overflow!r}")
         native: VideoBufferType | None = None
@@ -774,7 +748,7 @@ class VideoStream(NativeStream[VideoFrameEvent]):
 
     def _accept(self, received: Any, buffer_id: int) -> bool:
         pending = _PendingFrame(received, OwnedHandle(buffer_id))
-        if not self._events.send_nowait(pending):
+        if not self._sender.send_nowait(pending):
             pending.handle.close()
             self._release()  # overflowed ("fail") or ended: stop the native stream too
         return True
@@ -808,7 +782,7 @@ class VideoStream(NativeStream[VideoFrameEvent]):
 
     def _fail(self, error: NativeError) -> None:
         """End the stream with ``error`` (releasing the frames behind it) and release it."""
-        self._events.fail(error)
+        self._sender.fail(error)
         self._release()
 
     def __repr__(self) -> str:

@@ -140,3 +140,51 @@ async def test_stream_writer_cancelled_after_adoption_ends_the_stream(
             with anyio.fail_after(EVENT_WAIT):  # the background close releases the handle
                 while lkanyio.statistics().late_handlers:
                     await anyio.sleep(0.02)
+
+
+@contextmanager
+def _cancelled_right_after_sending(scope: anyio.CancelScope) -> Iterator[None]:
+    """Cancel ``scope`` right after the next request is sent, before its callback can arrive.
+
+    The callback then reaches the request's late handler (``on_late``), not the caller.
+    """
+    bridge = get_bridge()
+    original = bridge._send
+
+    def send(request: Any, which: str) -> None:
+        original(request, which)
+        delattr(bridge, "_send")  # once
+        scope.cancel()
+
+    setattr(bridge, "_send", send)  # noqa: B010 - shadows the method
+    try:
+        yield
+    finally:
+        if "_send" in vars(bridge):
+            delattr(bridge, "_send")
+
+
+@pytest.mark.parametrize("kind", ["text", "byte"])
+async def test_stream_writer_cancelled_before_its_callback_ends_the_stream(
+    server_info: Any, token_factory: TokenFactory, room_name: str, kind: str
+) -> None:
+    # Regression: the late handler tested ``not cb.error``, but the open callback's error is a
+    # message, which is always truthy: a writer opened after its opener was cancelled was never
+    # closed, so its native handle leaked and its reader never saw the stream end.
+    async with joined(server_info, token_factory, room_name, "alice", "bob") as (alice, bob):
+        lp = alice.local_participant
+        subscribe = bob.text_streams if kind == "text" else bob.byte_streams
+        async with subscribe("t") as readers:
+            writer = lp.stream_text(topic="t") if kind == "text" else lp.stream_bytes(topic="t")
+            with anyio.CancelScope() as scope, _cancelled_right_after_sending(scope):
+                async with writer:
+                    pytest.fail("the writer opened although its opener was cancelled")
+            assert scope.cancelled_caught
+            with anyio.fail_after(EVENT_WAIT):  # a hang guard: the reader must see the end
+                reader = await readers.receive()
+                async with reader:
+                    with pytest.raises(lkanyio.DataStreamError):
+                        await reader.read_all()
+            with anyio.fail_after(EVENT_WAIT):  # the background close releases the handle
+                while lkanyio.statistics().late_handlers:
+                    await anyio.sleep(0.02)

@@ -444,3 +444,38 @@ def test_subprocess_harness_can_see_a_rejection_fail() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines()[0] == "accepted"
+
+
+# -- one positive-int check --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [(0, ValueError), (-1, ValueError), (True, TypeError), (1.0, TypeError), ("3", TypeError)],
+)
+def test_every_count_uses_the_one_positive_int_check(value: object, error: type[Exception]) -> None:
+    from lkanyio._checks import check_positive
+    from lkanyio._streams import open_event_stream
+    from lkanyio._video import VideoSource
+
+    with pytest.raises(error):
+        check_positive("n", value)
+    with pytest.raises(error, match="max_buffered"):
+        open_event_stream(max_buffered=value, overflow="fail")  # type: ignore[arg-type]
+    with pytest.raises(error, match="num_channels"):
+        AudioFrame.create(sample_rate=48_000, num_channels=value, samples_per_channel=480)  # type: ignore[arg-type]
+    with pytest.raises(error, match="width"):
+        VideoSource(value, 16)  # type: ignore[arg-type]
+
+
+def test_the_positive_int_check_bounds_and_messages() -> None:
+    from lkanyio._checks import check_positive
+
+    assert check_positive("n", 7) == 7
+    assert check_positive("n", 16_384, maximum=16_384) == 16_384
+    with pytest.raises(ValueError, match=r"^n must be positive, got 0$"):
+        check_positive("n", 0)
+    with pytest.raises(ValueError, match=r"^n must be between 1 and 4, got 5$"):
+        check_positive("n", 5, maximum=4)
+    with pytest.raises(TypeError, match=r"^n must be an int, not bool$"):
+        check_positive("n", False)
