@@ -325,8 +325,10 @@ async def test_unregister_and_bad_input(
             )
         with pytest.raises(TypeError):
             await lp.perform_rpc(destination_identity="bob", method="echo", payload=b"x")  # type: ignore[arg-type]
-        with pytest.raises(lkanyio.RpcError) as caught:
-            await lp.perform_rpc(destination_identity="nobody", method="echo", payload="")
+        with pytest.raises(lkanyio.RpcError) as caught:  # nobody acknowledges: no 7 s default wait
+            await lp.perform_rpc(
+                destination_identity="nobody", method="echo", payload="", max_round_trip_latency=0.5
+            )
         assert caught.value.code in (
             lkanyio.RpcError.RECIPIENT_NOT_FOUND,
             lkanyio.RpcError.CONNECTION_TIMEOUT,
