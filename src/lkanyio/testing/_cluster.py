@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -20,7 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final, final
 
 from . import _server
-from ._server import NODE_IP, PEER_IP, LocalServer, ServerInfo, server_binary
+from ._server import (
+    NODE_IP,
+    PEER_IP,
+    LocalServer,
+    ServerInfo,
+    kill_process,
+    server_binary,
+    stop_process,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -205,21 +212,12 @@ class LocalRedis:
     def kill(self) -> None:
         """Kill Redis with SIGKILL and reap it (its data is gone: there is no persistence)."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_process(proc)
 
     def stop(self) -> None:
         """Stop Redis (SIGTERM, then SIGKILL after 10 s) and reap it."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
     def log_tail(self, lines: int = 20) -> str:
         """The last lines of Redis's log."""

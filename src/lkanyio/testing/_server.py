@@ -237,6 +237,25 @@ logging:
 {extra}"""
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """Stop a harness process (SIGTERM, then SIGKILL after 10 s) and reap it; None is a no-op."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def kill_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """Kill a harness process with SIGKILL and reap it; None or an ended one is a no-op."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
 @final
 class LocalServer:
     """A livekit-server child process on :data:`NODE_IP` (inside :func:`enter_private_netns`).
@@ -343,21 +362,12 @@ class LocalServer:
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 10 s) and reap it."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
     def kill(self) -> None:
         """Kill the server with SIGKILL (for fault tests) and reap it."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_process(proc)
 
     def restart(self) -> None:
         """Start the server again on the same port with the same keys."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, final
 
 from .._rtc_config import IceServer
-from ._server import PEER_IP
+from ._server import PEER_IP, kill_process, stop_process
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -214,21 +213,12 @@ class LocalTurn:
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 10 s) and reap it."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
     def kill(self) -> None:
         """Kill the server with SIGKILL and reap it."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_process(proc)
 
     def log_tail(self, lines: int = 40) -> str:
         """The last lines of the server's log."""
