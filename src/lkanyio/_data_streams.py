@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-    from ._participant import LocalParticipant
+    from ._port import RoomPort
 
 __all__ = [
     "DEFAULT_MAX_BUFFERED_BYTES",
@@ -453,11 +453,11 @@ def _options(
         out.sender_identity = check_str("sender_identity", sender_identity)
 
 
-async def send_text(lp: LocalParticipant, text: str, **options: Any) -> TextStreamInfo:
+async def send_text(port: RoomPort, text: str, **options: Any) -> TextStreamInfo:
     """See ``LocalParticipant.send_text`` (``options`` are :func:`_options`'s)."""
-    req = lp._request()
+    req = port.request()
     msg = req.send_text
-    msg.local_participant_handle = lp._handle.id
+    msg.local_participant_handle = port.local_handle()
     msg.text = check_str("text", text)
     _options(msg.options, **options)
     cb = await get_bridge().request_async(req)
@@ -466,10 +466,10 @@ async def send_text(lp: LocalParticipant, text: str, **options: Any) -> TextStre
 
 
 async def send_bytes(
-    lp: LocalParticipant, data: bytes | str | PathLike[str], *, is_file: bool, **options: Any
+    port: RoomPort, data: bytes | str | PathLike[str], *, is_file: bool, **options: Any
 ) -> ByteStreamInfo:
     """See ``LocalParticipant.send_bytes`` / ``send_file`` (``options``: :func:`_options`)."""
-    req = lp._request()
+    req = port.request()
     msg: Any
     if is_file:
         if not isinstance(data, (str, PathLike)):
@@ -484,7 +484,7 @@ async def send_bytes(
         msg.bytes = bytes(data)
     else:
         raise TypeError("send_bytes takes bytes")
-    msg.local_participant_handle = lp._handle.id
+    msg.local_participant_handle = port.local_handle()
     _options(msg.options, **options)
     cb = await get_bridge().request_async(req)
     check_native(cb, DataStreamError, what=f"{'send_file' if is_file else 'send_bytes'} failed")
@@ -502,8 +502,8 @@ class _Writer(Generic[T]):
 
     _kind: Kind
 
-    def __init__(self, lp: LocalParticipant, **options: Any) -> None:
-        self._lp = lp
+    def __init__(self, port: RoomPort, **options: Any) -> None:
+        self._port = port
         self._handle: OwnedHandle | None = None
         self._entered = False
         self._options = options
@@ -518,9 +518,9 @@ class _Writer(Generic[T]):
         if self._entered:
             raise LiveKitError("a stream writer can be entered once")
         self._entered = True
-        req = self._lp._request()
+        req = self._port.request()
         msg = getattr(req, f"{self._kind}_stream_open")
-        msg.local_participant_handle = self._lp._handle.id
+        msg.local_participant_handle = self._port.local_handle()
         _options(msg.options, **self._options)
 
         def adopt(cb: Any) -> OwnedHandle:

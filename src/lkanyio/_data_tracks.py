@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-    from ._participant import LocalParticipant
+    from ._core._session import NativeHandle
+    from ._port import RoomPort
 
 __all__ = [
     "DataTrackError",
@@ -111,8 +112,8 @@ class _DataTrack:
     __slots__ = ("__weakref__", "_handle", "_info")
     _side: str  # "local" or "remote": the prefix of the native requests for this kind of track
 
-    def __init__(self, owned: Any) -> None:
-        self._handle = OwnedHandle(owned.handle.id)
+    def __init__(self, owned: Any, handle: NativeHandle | None = None) -> None:
+        self._handle: NativeHandle = OwnedHandle(owned.handle.id) if handle is None else handle
         self._info = _info(owned.info)
 
     def is_published(self) -> bool:
@@ -152,12 +153,12 @@ class LocalDataTrack(_DataTrack):
     left when it closes.
     """
 
-    __slots__ = ("_participant",)
+    __slots__ = ("_port",)
     _side = "local"
 
-    def __init__(self, owned: Any, participant: LocalParticipant) -> None:
+    def __init__(self, owned: Any, port: RoomPort) -> None:
         super().__init__(owned)
-        self._participant = participant
+        self._port = port
 
     def try_push(
         self, payload: bytes | bytearray | memoryview, *, user_timestamp: int | None = None
@@ -188,7 +189,7 @@ class LocalDataTrack(_DataTrack):
         """Unpublish the track and release it (idempotent, synchronous)."""
         if self._handle.closed:
             return
-        self._participant._data_tracks.pop(self.sid, None)
+        self._port.session.local_data_track_unpublished(self.sid)
         req = ffi_pb2.FfiRequest()
         req.local_data_track_unpublish.track_handle = self._handle.id
         try:
@@ -226,8 +227,8 @@ class RemoteDataTrack(_DataTrack):
     __slots__ = ("_publisher",)
     _side = "remote"
 
-    def __init__(self, owned: Any) -> None:
-        super().__init__(owned)
+    def __init__(self, owned: Any, handle: NativeHandle | None = None) -> None:
+        super().__init__(owned, handle)
         self._publisher: str = owned.publisher_identity
 
     @property

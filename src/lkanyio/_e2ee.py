@@ -13,7 +13,7 @@ from ._proto import e2ee_pb2, ffi_pb2
 from ._types import EncryptionType
 
 if TYPE_CHECKING:
-    from ._room import Room
+    from ._port import RoomPort
 
 __all__ = ["E2EEManager", "E2EEOptions", "FrameCryptor", "KeyDerivationFunction"]
 
@@ -137,7 +137,7 @@ class FrameCryptor:
         """
         value = check_bool("enabled", enabled)
         req, msg, manager = self._send()
-        if not value and self.participant_identity == manager._room.local_participant.identity:
+        if not value and self.participant_identity == manager._port.session.local.info.identity:
             raise ValueError(
                 "turning off this client's own encryptor aborts peers that decrypt the track "
                 "(measured with livekit-ffi 0.13.2); unpublish the track instead"
@@ -175,9 +175,8 @@ class FrameCryptor:
 class E2EEManager:
     """Keys and cryptors of a joined room with end-to-end encryption (``room.e2ee``)."""
 
-    def __init__(self, room: Room) -> None:
-        self._room = room
-        options = room._options.e2ee
+    def __init__(self, port: RoomPort, options: E2EEOptions | None) -> None:
+        self._port = port
         self._ring_size = options.key_ring_size if options is not None else 0
         self._shared = options is not None and options.shared_key is not None
         # The native core has no request that reads the manager's switch back, so it is
@@ -209,7 +208,7 @@ class E2EEManager:
 
     def _request(self) -> tuple[ffi_pb2.FfiRequest, e2ee_pb2.E2eeRequest]:
         req = ffi_pb2.FfiRequest()
-        req.e2ee.room_handle = self._room._require_connected_handle()
+        req.e2ee.room_handle = self._port.room_handle()
         return req, req.e2ee
 
     def _send(self, req: ffi_pb2.FfiRequest) -> Any:
@@ -315,4 +314,4 @@ class E2EEManager:
         return bytes(resp.key) if resp.HasField("key") else None
 
     def __repr__(self) -> str:
-        return f"<E2EEManager room={self._room.name!r}>"
+        return f"<E2EEManager room={self._port.session.info.name!r}>"

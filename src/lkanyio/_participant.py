@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, final, overload
 import anyio
 
 from . import _data_streams as _ds
-from ._bridge import OwnedHandle, buffer_pointer, get_bridge
+from ._bridge import buffer_pointer, get_bridge
 from ._checks import check_identities, check_str, check_uint
 from ._data_streams import ByteStreamInfo, ByteStreamWriter, TextStreamInfo, TextStreamWriter
 from ._data_tracks import DataTrackError, LocalDataTrack, RemoteDataTrack
@@ -47,7 +47,8 @@ from ._types import (
 if TYPE_CHECKING:
     from os import PathLike
 
-    from ._room import Room
+    from ._core._session import LocalRecord, NativeHandle, ParticipantRecord, RemoteRecord
+    from ._port import RoomPort
     from ._track import LocalTrack
 
 __all__ = [
@@ -151,19 +152,24 @@ class Transcription:
 
 
 class Participant:
-    """State shared by local and remote participants (kept current by the room's events)."""
+    """State shared by local and remote participants (kept current by the room's events).
 
-    __slots__ = ("__weakref__", "_data_tracks", "_handle", "_info", "_publications", "_quality")
+    A view: what it shows is the room session's record of the participant (the session
+    changes it as events arrive; nothing else does).
+    """
 
-    def __init__(self, owned: participant_pb2.OwnedParticipant) -> None:
-        self._handle = OwnedHandle(owned.handle.id)
-        self._info = owned.info
-        self._publications: dict[str, Any] = {}
-        self._data_tracks: dict[str, Any] = {}
-        # None until the server's first report: the native core's participant info has no
-        # quality (measured: the first ConnectionQualityChanged comes about 3 s after joining,
-        # EXCELLENT on the test namespace), so any value before it would be invented.
-        self._quality: ConnectionQuality | None = None
+    __slots__ = ("__weakref__", "_record")
+
+    def __init__(self, record: ParticipantRecord) -> None:
+        self._record = record
+
+    @property
+    def _handle(self) -> NativeHandle:
+        return self._record.handle
+
+    @property
+    def _info(self) -> participant_pb2.ParticipantInfo:
+        return self._record.info
 
     @property
     def sid(self) -> str:
@@ -218,7 +224,10 @@ class Participant:
         livekit-server v1.13.5: this client's own comes about 3 s after joining; a remote
         participant's once it publishes (none came in 20 s for one that published nothing).
         """
-        return self._quality
+        # None until the server's first report: the native core's participant info has no
+        # quality (measured: the first ConnectionQualityChanged comes about 3 s after joining,
+        # EXCELLENT on the test namespace), so any value before it would be invented.
+        return self._record.quality
 
     @property
     def joined_at(self) -> int:
@@ -237,16 +246,7 @@ class Participant:
     @property
     def track_publications(self) -> Mapping[str, TrackPublication]:
         """Published tracks by sid (a read-only view)."""
-        return MappingProxyType(self._publications)
-
-    def _close(self) -> None:
-        for publication in self._publications.values():
-            publication._close()
-        self._publications.clear()
-        for track in self._data_tracks.values():
-            track._close()
-        self._data_tracks.clear()
-        self._handle.close()
+        raise NotImplementedError  # pragma: no cover - both subclasses override it
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} identity={self.identity!r} sid={self.sid!r}>"
@@ -257,16 +257,20 @@ class RemoteParticipant(Participant):
     """Another participant in the room."""
 
     __slots__ = ()
+    _record: RemoteRecord
+
+    def __init__(self, record: RemoteRecord) -> None:
+        super().__init__(record)
 
     @property
     def track_publications(self) -> Mapping[str, RemoteTrackPublication]:
         """Published tracks by sid (a read-only view)."""
-        return MappingProxyType(self._publications)
+        return MappingProxyType(self._record.publications)
 
     @property
     def data_tracks(self) -> Mapping[str, RemoteDataTrack]:
         """Published data tracks by sid (a read-only view)."""
-        return MappingProxyType(self._data_tracks)
+        return MappingProxyType(self._record.data_tracks)
 
 
 @final
@@ -278,11 +282,12 @@ class LocalParticipant(Participant):
     server may still have applied the change (it was already on its way).
     """
 
-    __slots__ = ("_room", "_rpc")
+    __slots__ = ("_port", "_rpc")
+    _record: LocalRecord
 
-    def __init__(self, owned: participant_pb2.OwnedParticipant, room: Room) -> None:
-        super().__init__(owned)
-        self._room = room
+    def __init__(self, record: LocalRecord, port: RoomPort) -> None:
+        super().__init__(record)
+        self._port = port
         self._rpc: RpcServer | None = None
 
     # -- data streams --------------------------------------------------------------------------
@@ -321,7 +326,7 @@ class LocalParticipant(Participant):
             DataStreamError: the native core or the server refused the stream.
         """
         return await _ds.send_text(
-            self,
+            self._port,
             text,
             topic=topic,
             attributes=attributes,
@@ -355,7 +360,7 @@ class LocalParticipant(Participant):
             DataStreamError: the native core or the server refused the stream.
         """
         return await _ds.send_bytes(
-            self,
+            self._port,
             bytes(data) if isinstance(data, (bytearray, memoryview)) else data,
             is_file=False,
             topic=topic,
@@ -387,7 +392,7 @@ class LocalParticipant(Participant):
             DataStreamError: the file could not be read or the stream was refused.
         """
         return await _ds.send_bytes(
-            self,
+            self._port,
             path,
             is_file=True,
             topic=topic,
@@ -417,7 +422,7 @@ class LocalParticipant(Participant):
         ``await w.aclose(attributes=...)`` ends it with attributes for the readers.
         """
         return TextStreamWriter(
-            self,
+            self._port,
             topic=topic,
             attributes=attributes,
             destination_identities=destination_identities,
@@ -447,7 +452,7 @@ class LocalParticipant(Participant):
         ends it with attributes for them.
         """
         return ByteStreamWriter(
-            self,
+            self._port,
             topic=topic,
             attributes=attributes,
             destination_identities=destination_identities,
@@ -486,7 +491,7 @@ class LocalParticipant(Participant):
             TypeError: an argument of the wrong type.
         """
         set_track_subscription_permissions(
-            self, allow_all=allow_all, participant_permissions=participant_permissions
+            self._port, allow_all=allow_all, participant_permissions=participant_permissions
         )
 
     # -- RPC -----------------------------------------------------------------------------------
@@ -517,7 +522,7 @@ class LocalParticipant(Participant):
                 application error raised by the handler, payload too large …).
             ValueError: a payload over 15 KiB or a non-positive timeout.
         """
-        self._room._check_connected()
+        self._port.check_connected()
         call = RpcCallInfo(
             destination_identity=destination_identity,
             method=method,
@@ -529,10 +534,10 @@ class LocalParticipant(Participant):
         return await perform_rpc(self._handle.id, call, interceptors)
 
     def _rpc_server(self) -> RpcServer:
-        self._room._check_connected()
+        self._port.check_connected()
         if self._rpc is None:
-            self._rpc = RpcServer(self._room, self._handle.id)
-            self._room._rpc_handler = self._rpc.on_invocation
+            self._rpc = RpcServer(self._port, self._handle.id)
+            self._port.serve_rpc(self._rpc)
         return self._rpc
 
     @overload
@@ -596,12 +601,12 @@ class LocalParticipant(Participant):
     @property
     def track_publications(self) -> Mapping[str, LocalTrackPublication]:
         """Published tracks by sid (a read-only view)."""
-        return MappingProxyType(self._publications)
+        return MappingProxyType(self._record.publications)
 
     @property
     def data_tracks(self) -> Mapping[str, LocalDataTrack]:
         """Data tracks this participant publishes, by sid (a read-only view)."""
-        return MappingProxyType(self._data_tracks)
+        return MappingProxyType(self._record.data_tracks)
 
     async def publish_data_track(self, name: str) -> LocalDataTrack:
         """Publish a data track called ``name`` (unique among this participant's tracks).
@@ -626,13 +631,13 @@ class LocalParticipant(Participant):
         def adopt(cb: Any) -> LocalDataTrack:
             if cb.WhichOneof("result") != "track":
                 raise native_error(cb, DataTrackError, default="the data track was not published")
-            track = LocalDataTrack(cb.track, self)
-            self._data_tracks[track.sid] = track
+            track = LocalDataTrack(cb.track, self._port)
+            self._port.session.adopt_local_data_track(track)
             return track
 
         def unpublish_late(cb: Any) -> None:
             if cb.WhichOneof("result") == "track":
-                LocalDataTrack(cb.track, self).unpublish_nowait()
+                LocalDataTrack(cb.track, self._port).unpublish_nowait()
 
         result: LocalDataTrack = await get_bridge().request_async(
             req,
@@ -644,8 +649,7 @@ class LocalParticipant(Participant):
         return result
 
     def _request(self) -> ffi_pb2.FfiRequest:
-        self._room._check_connected()
-        return ffi_pb2.FfiRequest()
+        return self._port.request()
 
     async def publish_data(
         self,
@@ -821,13 +825,13 @@ class LocalParticipant(Participant):
           answer to a participant the server does not let update itself was a refusal (the
           server answers every update), and is reported as one.
         """
-        room = self._room
+        port = self._port
         answer: Any = None
         failure: Exception | None = None
         async with anyio.create_task_group() as tg:
 
             async def seen() -> None:
-                if await room._wait_state(applied, math.inf):
+                if await port.wait_state(applied, math.inf):
                     tg.cancel_scope.cancel()  # the answer may be lost: do not wait for it
 
             if not applied():
@@ -848,10 +852,10 @@ class LocalParticipant(Participant):
                     f"{what} failed: does not have permission to update own metadata "
                     f"(the server's refusal was lost on the way; the native core said: {error})"
                 )
-            if await room._wait_state(applied, _UPDATE_SEEN_WAIT):
+            if await port.wait_state(applied, _UPDATE_SEEN_WAIT):
                 return
         check_native(answer, what=f"{what} failed")
-        await room._wait_state(applied, _UPDATE_SEEN_WAIT)
+        await port.wait_state(applied, _UPDATE_SEEN_WAIT)
 
     async def publish_track(
         self, track: LocalTrack, options: TrackPublishOptions | None = None
@@ -887,9 +891,7 @@ class LocalParticipant(Participant):
             # Runs in the dispatcher, before the room event that announces the publication.
             if cb.WhichOneof("message") != "publication":
                 raise native_error(cb, PublishTrackError, default="the track was not published")
-            publication = LocalTrackPublication(cb.publication, track)
-            self._publications[publication.sid] = publication
-            return publication
+            return self._port.session.adopt_local_publication(cb.publication, track)
 
         def unpublish_late(cb: Any) -> None:
             if cb.WhichOneof("message") != "publication":
@@ -901,13 +903,10 @@ class LocalParticipant(Participant):
             # Cancelled after ``adopt`` ran: the caller never sees the publication, so it
             # leaves ``track_publications`` now and is unpublished in the background.  Like
             # ``unpublish_track``, the LocalTrackUnpublished event that follows closes it.
-            if self._publications.pop(publication.sid, None) is None:
+            if publication.sid not in self._record.publications:
                 return  # already unpublished (the room left, or an event beat us to it)
-            publication._end()
-            if self._unpublish_detached(publication.sid):
-                self._room._unpublished[publication.sid] = publication
-            else:
-                publication._close()
+            sent = self._unpublish_detached(publication.sid)
+            self._port.session.local_unpublished(publication.sid, sent=sent)
 
         result: LocalTrackPublication = await get_bridge().request_async(
             req, on_deliver=adopt, on_late=unpublish_late, on_abandon=unpublish_abandoned
@@ -916,7 +915,7 @@ class LocalParticipant(Participant):
 
     def _unpublish_detached(self, sid: str) -> bool:
         """Unpublish ``sid`` without waiting; ``False`` if the room is gone (nothing sent)."""
-        if self._handle.closed or not self._room.connected:
+        if self._handle.closed or not self._port.connected:
             return False
         req = ffi_pb2.FfiRequest()
         req.unpublish_track.local_participant_handle = self._handle.id
@@ -948,9 +947,6 @@ class LocalParticipant(Participant):
             # LocalTrackUnpublished event that may follow still finds the publication.  An
             # unpublish cancelled after this ran needs no undo: the track is gone either way.
             check_native(cb, UnpublishTrackError)
-            publication = self._publications.pop(track_sid, None)
-            if publication is not None:
-                publication._end()
-                self._room._unpublished[track_sid] = publication
+            self._port.session.local_unpublished(track_sid, sent=True)
 
         await get_bridge().request_async(req, on_deliver=forget)

@@ -7,9 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeVar, final
 
-import anyio
-
-from ._bridge import OwnedHandle, get_bridge
+from ._bridge import get_bridge
 from ._checks import check_bool, check_enum, check_str, check_uint
 from ._errors import ResourceClosedError
 from ._proto import ffi_pb2, room_pb2, track_pb2, track_publication_pb2
@@ -27,6 +25,8 @@ from ._types import (
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from ._core._session import LocalPublicationRecord, NativeHandle, RemotePublicationRecord
+    from ._port import RoomPort
     from ._track import LocalTrack, RemoteTrack
 
 __all__ = [
@@ -255,11 +255,18 @@ def _known(kind: type[_F], values: Iterable[int]) -> tuple[_F, ...]:
 class TrackPublication:
     """A published track as the room sees it; the track itself may or may not be local."""
 
-    __slots__ = ("_handle", "_info")
+    __slots__ = ("_record",)
 
-    def __init__(self, owned: track_pb2.OwnedTrackPublication) -> None:
-        self._handle = OwnedHandle(owned.handle.id)
-        self._info = owned.info
+    def __init__(self, record: LocalPublicationRecord | RemotePublicationRecord) -> None:
+        self._record = record
+
+    @property
+    def _handle(self) -> NativeHandle:
+        return self._record.handle
+
+    @property
+    def _info(self) -> track_pb2.TrackPublicationInfo:
+        return self._record.info
 
     @property
     def sid(self) -> str:
@@ -324,9 +331,6 @@ class TrackPublication:
         """The per-frame metadata the publisher's video carries (see ``FrameMetadata``)."""
         return _known(FrameMetadataFeature, self._info.frame_metadata_features)
 
-    def _close(self) -> None:
-        self._handle.close()
-
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} sid={self.sid!r} name={self.name!r} "
@@ -338,14 +342,13 @@ class TrackPublication:
 class LocalTrackPublication(TrackPublication):
     """A track this participant published."""
 
-    __slots__ = ("_gone", "_has_subscriber", "_subscribed", "_track")
+    __slots__ = ("_port", "_track")
+    _record: LocalPublicationRecord
 
-    def __init__(self, owned: track_pb2.OwnedTrackPublication, track: LocalTrack) -> None:
-        super().__init__(owned)
+    def __init__(self, record: LocalPublicationRecord, track: LocalTrack, port: RoomPort) -> None:
+        super().__init__(record)
         self._track = track
-        self._subscribed: anyio.Event | None = None
-        self._has_subscriber = False
-        self._gone = False
+        self._port = port
 
     @property
     def track(self) -> LocalTrack:
@@ -355,67 +358,38 @@ class LocalTrackPublication(TrackPublication):
     async def wait_for_subscription(self) -> None:
         """Wait until at least one remote participant has subscribed to this track.
 
+        After a full reconnect republished the track, it waits for a subscriber to the new
+        publication.
+
         Raises:
             ResourceClosedError: the track was unpublished, or the room left, before anyone
                 subscribed (also when that happens while waiting).
         """
-        if self._has_subscriber:
-            return
-        if not self._gone:
-            if self._subscribed is None:
-                self._subscribed = anyio.Event()
-            await self._subscribed.wait()
-        if not self._has_subscriber:
+        record = self._record
+        await self._port.wait_until(lambda: record.subscribed or record.gone)
+        if not record.subscribed:
             raise ResourceClosedError("the track was unpublished before anyone subscribed")
-
-    def _mark_subscribed(self) -> None:
-        self._has_subscriber = True
-        if self._subscribed is not None:
-            self._subscribed.set()
-
-    def _republished(self, handle: int, info: track_pb2.TrackPublicationInfo) -> None:
-        """A full reconnect published the track again: adopt its new handle and info.
-
-        Nobody is subscribed to the new publication yet, so :meth:`wait_for_subscription`
-        waits again (a task already waiting keeps waiting, for the new one).
-        """
-        old, self._handle = self._handle, OwnedHandle(handle)
-        old.close()
-        self._info.CopyFrom(info)
-        self._has_subscriber = False
-        if self._subscribed is not None and self._subscribed.is_set():
-            self._subscribed = None
-
-    def _end(self) -> None:
-        """No longer published: waiters for a subscription wake up and raise."""
-        self._gone = True
-        if self._subscribed is not None:
-            self._subscribed.set()
-
-    def _close(self) -> None:
-        super()._close()
-        self._end()
 
 
 @final
 class RemoteTrackPublication(TrackPublication):
     """A track another participant published; :attr:`track` is set while subscribed."""
 
-    __slots__ = ("_track",)
+    __slots__ = ()
+    _record: RemotePublicationRecord
 
-    def __init__(self, owned: track_pb2.OwnedTrackPublication) -> None:
-        super().__init__(owned)
-        self._track: RemoteTrack | None = None
+    def __init__(self, record: RemotePublicationRecord) -> None:
+        super().__init__(record)
 
     @property
     def track(self) -> RemoteTrack | None:
         """The subscribed track, or ``None`` while not subscribed."""
-        return self._track
+        return self._record.track
 
     @property
     def subscribed(self) -> bool:
         """Whether the track is subscribed (its media is being received)."""
-        return self._track is not None
+        return self._record.track is not None
 
     def set_subscribed(self, subscribed: bool) -> None:
         """Subscribe to or unsubscribe from the track (the result arrives as room events)."""
@@ -449,9 +423,3 @@ class RemoteTrackPublication(TrackPublication):
         msg.track_publication_handle = self._handle.id
         msg.quality = int(check_enum("quality", quality, VideoQuality))  # type: ignore[assignment]
         get_bridge().request(req)
-
-    def _close(self) -> None:
-        track, self._track = self._track, None
-        if track is not None:
-            track._close()
-        super()._close()

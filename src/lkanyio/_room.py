@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import sys
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, final
@@ -19,12 +18,14 @@ if sys.version_info < (3, 11):  # pragma: no cover
 from . import _events as ev
 from ._bridge import OwnedHandle, copy_native, get_bridge, redact
 from ._checks import check_bool, check_enum, check_positive, check_uint
+from ._core._session import LocalRecord, RoomSession
 from ._data_streams import (
     DEFAULT_MAX_BUFFERED_BYTES,
     ByteStreamReader,
     TextStreamReader,
     _Subscription,
 )
+from ._data_tracks import RemoteDataTrack
 from ._e2ee import E2EEManager, E2EEOptions
 from ._errors import (
     ConnectError,
@@ -38,28 +39,35 @@ from ._errors import (
 )
 from ._participant import (
     LocalParticipant,
-    Participant,
+    ParticipantPermissions,
     RemoteParticipant,
     TranscriptionSegment,
     permissions_from_proto,
 )
 from ._proto import ffi_pb2, room_pb2
-from ._publication import RemoteTrackPublication
+from ._publication import LocalTrackPublication, RemoteTrackPublication
 from ._rtc_config import DataStreamOptions, RtcConfiguration
 from ._stats import TrackStats
 from ._streams import EventSender, EventStream, open_event_stream
+from ._track import remote_track_from_owned
 from ._types import (
-    ConnectionQuality,
     ConnectionState,
-    DataPacketKind,
     DisconnectReason,
-    EncryptionState,
     IceTransportType,
     SimulateScenario,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine, Mapping
+
+    from _lkffi_proto import data_track_pb2
     from anyio.abc import TaskGroup
+
+    from ._core._session import LocalPublicationRecord, RemotePublicationRecord, RemoteRecord
+    from ._port import RoomPort
+    from ._proto import handle_pb2, participant_pb2, track_pb2
+    from ._rpc import RpcServer
+    from ._track import LocalTrack, RemoteTrack
 
 __all__ = ["DISCONNECT_TIMEOUT", "Room", "RoomOptions", "SessionStats", "connect"]
 
@@ -257,10 +265,9 @@ class Room:
         self._options = options
         self._e2ee: E2EEManager | None = None
         self._handle: OwnedHandle | None = None
-        self._info = room_pb2.RoomInfo()
-        self._local: LocalParticipant | None = None
-        self._remote: dict[str, RemoteParticipant] = {}
-        self._state = ConnectionState.DISCONNECTED
+        self._session: RoomSession | None = None  # the room's state, from joining on
+        self._port: Final = _Port(self)
+        self._rpc: RpcServer | None = None
         self._subscribers: set[EventSender[ev.RoomEvent]] = set()
         self._tg: TaskGroup | None = None
         self._entered = False
@@ -272,12 +279,14 @@ class Room:
         self._ready_sent = False
         self._changed: anyio.Event | None = None  # see _notify_changed
         self._lost: ConnectionLostError | None = None
-        self._unpublished: dict[str, Any] = {}
-        self._rpc_handler: Callable[[Any], None] | None = None
         self._stream_subscribers: list[_Subscription] = []
         self._unclaimed_streams = 0
 
     # -- public state -------------------------------------------------------------------------
+
+    @property
+    def _info(self) -> room_pb2.RoomInfo:
+        return _NO_INFO if self._session is None else self._session.info
 
     @property
     def name(self) -> str:
@@ -331,7 +340,7 @@ class Room:
     @property
     def connection_state(self) -> ConnectionState:
         """Connected, reconnecting or disconnected."""
-        return self._state
+        return ConnectionState.DISCONNECTED if self._session is None else self._session.state
 
     @property
     def connected(self) -> bool:
@@ -345,14 +354,14 @@ class Room:
         Raises:
             ResourceClosedError: before the room is joined.
         """
-        if self._local is None:
+        if self._session is None:
             raise ResourceClosedError("the room is not connected; use 'async with connect(...)'")
-        return self._local
+        return self._session.local_view
 
     @property
     def remote_participants(self) -> Mapping[str, RemoteParticipant]:
         """The other participants, by identity (a read-only view)."""
-        return MappingProxyType(self._remote)
+        return MappingProxyType({} if self._session is None else self._session.remote_views)
 
     async def wait_for_sid(self) -> str:
         """Wait until the server has assigned the room's sid and return it.
@@ -376,7 +385,7 @@ class Room:
         if self._options.e2ee is None:
             raise LiveKitError("this room was joined without end-to-end encryption")
         if self._e2ee is None:  # one manager per room: it remembers set_enabled
-            self._e2ee = E2EEManager(self)
+            self._e2ee = E2EEManager(self._port, self._options.e2ee)
         return self._e2ee
 
     async def get_rtc_stats(self) -> SessionStats:
@@ -541,18 +550,16 @@ class Room:
         result = cb.result
         bridge = get_bridge()
         self._handle = OwnedHandle(result.room.handle.id)
-        self._info = result.room.info
-        self._local = LocalParticipant(result.local_participant, self)
+        owned = result.local_participant
+        local = LocalRecord(OwnedHandle(owned.handle.id), owned.info)
+        session = RoomSession(NativeAdopter(self._port), result.room.info, local)
+        session.set_local_view(LocalParticipant(local, self._port))
         for entry in result.participants:
-            participant = RemoteParticipant(entry.participant)
-            for owned in entry.publications:
-                publication = RemoteTrackPublication(owned)
-                participant._publications[publication.sid] = publication
-            self._remote[participant.identity] = participant
-        self._state = ConnectionState.CONNECTED
+            session.adopt_remote(entry.participant, entry.publications)
+        self._session = session
         self._eos = anyio.Event()
         bridge.bind(self._handle.id, self._on_room_event)
-        bridge.bind(self._local._handle.id, self._on_rpc_invocation)
+        bridge.bind(local.handle.id, self._on_rpc_invocation)
 
     def _connect_failure(self, message: str) -> str:
         """The native core's reason, and what it means for a relay-only room.
@@ -615,8 +622,6 @@ class Room:
             return
         self._closed = True
         bridge = get_bridge()
-        if self._state != ConnectionState.DISCONNECTED:
-            self._state = ConnectionState.DISCONNECTED
         self._say_disconnected()
         for sender in list(self._subscribers):
             sender.end()
@@ -625,22 +630,17 @@ class Room:
             subscription.feed.end()
             subscription.close_readers()  # the room is gone: so are the streams it delivered
         self._stream_subscribers.clear()
-        self._notify_changed()
-        for participant in self._remote.values():
-            participant._close()
-        self._remote.clear()
-        for publication in self._unpublished.values():
-            publication._close()
-        self._unpublished.clear()
-        if self._local is not None:
-            if self._local._rpc is not None:
-                self._local._rpc.cancel_running()
-            if not self._local._handle.closed:
-                bridge.unbind(self._local._handle.id)
-            self._local._close()
+        if self._rpc is not None:
+            self._rpc.cancel_running()
+        session = self._session
+        if session is not None:
+            if not session.local.handle.closed:
+                bridge.unbind(session.local.handle.id)
+            session.close()  # every participant, publication and track it adopted
         if self._handle is not None:
             bridge.unbind(self._handle.id)
             self._handle.close()
+        self._notify_changed()
 
     # -- event routing (synchronous, in the dispatcher) ---------------------------------------
 
@@ -649,14 +649,9 @@ class Room:
             if not sender.send_nowait(event):
                 self._subscribers.discard(sender)
 
-    def _participant(self, identity: str) -> Participant | None:
-        if self._local is not None and identity == self._local.identity:
-            return self._local
-        return self._remote.get(identity)
-
     def _on_rpc_invocation(self, message: Any) -> None:
-        if self._rpc_handler is not None:
-            self._rpc_handler(message)
+        if self._rpc is not None:
+            self._rpc.on_invocation(message)
             return
         # Nobody serves RPC in this room: answer at once so the caller does not wait for its
         # timeout.  1400 is LiveKit's "unsupported method".
@@ -670,10 +665,14 @@ class Room:
 
     def _on_room_event(self, message: Any) -> None:
         which = message.WhichOneof("message")
-        handler = _HANDLERS.get(which)
-        if handler is not None:
-            event = handler(self, getattr(message, which))
-            if event is not None:
+        if which == "eos":
+            self._ev_eos()
+        elif which in ("byte_stream_opened", "text_stream_opened"):
+            self._ev_stream_opened(which, getattr(message, which))
+        elif which is not None and self._session is not None:
+            for event in self._session.apply(which, getattr(message, which)):
+                if isinstance(event, ev.Disconnected):
+                    self._ev_disconnected(event)
                 self._emit(event)
         self._notify_changed()
 
@@ -699,262 +698,14 @@ class Room:
         connected; never raises for either.
         """
         with anyio.move_on_after(bound):
-            while not predicate() and self._state == ConnectionState.CONNECTED:
+            while not predicate() and self.connection_state == ConnectionState.CONNECTED:
                 await self._next_change()
         return predicate()
 
-    def _ev_participant_connected(self, m: Any) -> ev.RoomEvent | None:
-        participant = RemoteParticipant(m.info)
-        old = self._remote.pop(participant.identity, None)
-        if old is not None:
-            old._close()
-        self._remote[participant.identity] = participant
-        return ev.ParticipantConnected(participant)
-
-    def _ev_participant_disconnected(self, m: Any) -> ev.RoomEvent | None:
-        participant = self._remote.pop(m.participant_identity, None)
-        if participant is None:
-            return None
-        participant._info.disconnect_reason = m.disconnect_reason
-        participant._close()
-        return ev.ParticipantDisconnected(participant, DisconnectReason(m.disconnect_reason))
-
-    def _ev_participant_active(self, m: Any) -> ev.RoomEvent | None:
-        participant = self._remote.get(m.participant_identity)
-        return None if participant is None else ev.ParticipantActive(participant)
-
-    def _ev_local_track_published(self, m: Any) -> ev.RoomEvent | None:
-        if self._local is None:
-            return None
-        publication = self._local._publications.get(m.track_sid)
-        return None if publication is None else ev.LocalTrackPublished(publication)
-
-    def _ev_local_track_unpublished(self, m: Any) -> ev.RoomEvent | None:
-        if self._local is None:
-            return None
-        publication = self._local._publications.pop(m.publication_sid, None)
-        if publication is None:
-            publication = self._unpublished.pop(m.publication_sid, None)
-        if publication is None:
-            return None
-        publication._close()
-        return ev.LocalTrackUnpublished(publication)
-
-    def _ev_local_track_republished(self, m: Any) -> ev.RoomEvent | None:
-        # Measured (FULL_RECONNECT, NODE_FAILURE, MIGRATION and DISCONNECT_SIGNAL_ON_RESUME on
-        # livekit-server 1.13.5): one event per track, just before Reconnected.  Despite the
-        # protocol's comment ("the handle is preserved"), it carries a *new* publication handle
-        # (the old one is still known: dropping it logs nothing); every later event
-        # (LocalTrackSubscribed, unpublish) names the new sid.
-        publication = None if self._local is None else self._local._publications.pop(
-            m.previous_sid, None
-        )
-        if publication is None:
-            get_bridge().drop_native(m.publication_handle)
-            return None
-        assert self._local is not None
-        publication._republished(m.publication_handle, m.info)
-        self._local._publications[publication.sid] = publication
-        return ev.LocalTrackRepublished(publication, m.previous_sid)
-
-    def _ev_local_track_subscribed(self, m: Any) -> ev.RoomEvent | None:
-        if self._local is None:
-            return None
-        publication = self._local._publications.get(m.track_sid)
-        if publication is None:
-            return None
-        publication._mark_subscribed()
-        return ev.LocalTrackSubscribed(publication)
-
-    def _ev_track_published(self, m: Any) -> ev.RoomEvent | None:
-        participant = self._remote.get(m.participant_identity)
-        if participant is None:
-            get_bridge().drop_native(m.publication.handle.id)
-            return None
-        publication = RemoteTrackPublication(m.publication)
-        old = participant._publications.pop(publication.sid, None)
-        if old is not None:
-            old._close()
-        participant._publications[publication.sid] = publication
-        return ev.TrackPublished(participant, publication)
-
-    def _ev_track_unpublished(self, m: Any) -> ev.RoomEvent | None:
-        participant = self._remote.get(m.participant_identity)
-        if participant is None:
-            return None
-        publication = participant._publications.pop(m.publication_sid, None)
-        if publication is None:
-            return None
-        publication._close()
-        return ev.TrackUnpublished(participant, publication)
-
-    def _ev_track_subscribed(self, m: Any) -> ev.RoomEvent | None:
-        from ._track import remote_track_from_owned
-
-        participant = self._remote.get(m.participant_identity)
-        publication = (
-            None if participant is None else participant._publications.get(m.track.info.sid)
-        )
-        if participant is None or publication is None:
-            get_bridge().drop_native(m.track.handle.id)
-            return None
-        if publication._track is not None:
-            publication._track._close()
-        track = remote_track_from_owned(m.track)
-        publication._track = track
-        return ev.TrackSubscribed(participant, publication, track)
-
-    def _ev_track_unsubscribed(self, m: Any) -> ev.RoomEvent | None:
-        participant = self._remote.get(m.participant_identity)
-        publication = None if participant is None else participant._publications.get(m.track_sid)
-        if participant is None or publication is None or publication._track is None:
-            return None
-        track, publication._track = publication._track, None
-        track._close()
-        return ev.TrackUnsubscribed(participant, publication, track)
-
-    def _ev_track_subscription_failed(self, m: Any) -> ev.RoomEvent | None:
-        participant = self._remote.get(m.participant_identity)
-        if participant is None:
-            return None
-        return ev.TrackSubscriptionFailed(participant, m.track_sid, m.error)
-
-    def _ev_data_track_published(self, m: Any) -> ev.RoomEvent | None:
-        from ._data_tracks import RemoteDataTrack
-
-        participant = self._remote.get(m.track.publisher_identity)
-        if participant is None:
-            get_bridge().drop_native(m.track.handle.id)
-            return None
-        track = RemoteDataTrack(m.track)
-        old = participant._data_tracks.pop(track.sid, None)
-        if old is not None:
-            old._close()
-        participant._data_tracks[track.sid] = track
-        return ev.DataTrackPublished(participant, track)
-
-    def _ev_data_track_unpublished(self, m: Any) -> ev.RoomEvent | None:
-        for participant in self._remote.values():
-            track = participant._data_tracks.pop(m.sid, None)
-            if track is not None:
-                track._close()
-                return ev.DataTrackUnpublished(participant, track)
-        return None
-
-    def _mute(self, m: Any, muted: bool) -> tuple[Participant, Any] | None:
-        participant = self._participant(m.participant_identity)
-        if participant is None:
-            return None
-        publication = participant._publications.get(m.track_sid)
-        if publication is None:
-            return None
-        publication._info.muted = muted
-        return participant, publication
-
-    def _ev_track_muted(self, m: Any) -> ev.RoomEvent | None:
-        found = self._mute(m, True)
-        return None if found is None else ev.TrackMuted(*found)
-
-    def _ev_track_unmuted(self, m: Any) -> ev.RoomEvent | None:
-        found = self._mute(m, False)
-        return None if found is None else ev.TrackUnmuted(*found)
-
-    def _ev_active_speakers_changed(self, m: Any) -> ev.RoomEvent | None:
-        speakers = tuple(
-            p for p in (self._participant(i) for i in m.participant_identities) if p is not None
-        )
-        return ev.ActiveSpeakersChanged(speakers)
-
-    def _ev_room_metadata_changed(self, m: Any) -> ev.RoomEvent | None:
-        old = self._info.metadata
-        self._info.metadata = m.metadata
-        return ev.RoomMetadataChanged(old, m.metadata)
-
-    def _ev_room_sid_changed(self, m: Any) -> ev.RoomEvent | None:
-        self._info.sid = m.sid
-        return ev.RoomSidChanged(m.sid)
-
-    def _ev_room_updated(self, m: Any) -> ev.RoomEvent | None:
-        old_sid, metadata = self._info.sid, self._info.metadata
-        self._info.CopyFrom(m)
-        # The metadata is RoomMetadataChanged's to change (measured: it comes just before this
-        # update), so that event's old value stays right whatever the order.
-        self._info.metadata = metadata
-        if not old_sid and m.sid:
-            self._emit(ev.RoomSidChanged(m.sid))
-        return ev.RoomUpdated(m.num_participants, m.num_publishers, m.active_recording)
-
-    def _ev_moved(self, m: Any) -> ev.RoomEvent | None:
-        old_name, old_sid = self._info.name, self._info.sid
-        self._info.CopyFrom(m)
-        return ev.Moved(old_name, m.name, old_sid, m.sid)
-
-    def _ev_participant_metadata_changed(self, m: Any) -> ev.RoomEvent | None:
-        participant = self._participant(m.participant_identity)
-        if participant is None:
-            return None
-        old = participant._info.metadata
-        participant._info.metadata = m.metadata
-        return ev.ParticipantMetadataChanged(participant, old, m.metadata)
-
-    def _ev_participant_name_changed(self, m: Any) -> ev.RoomEvent | None:
-        participant = self._participant(m.participant_identity)
-        if participant is None:
-            return None
-        old = participant._info.name
-        participant._info.name = m.name
-        return ev.ParticipantNameChanged(participant, old, m.name)
-
-    def _ev_participant_attributes_changed(self, m: Any) -> ev.RoomEvent | None:
-        participant = self._participant(m.participant_identity)
-        if participant is None:
-            return None
-        participant._info.attributes.clear()
-        for entry in m.attributes:
-            participant._info.attributes[entry.key] = entry.value
-        changed = MappingProxyType({e.key: e.value for e in m.changed_attributes})
-        return ev.ParticipantAttributesChanged(participant, changed)
-
-    def _ev_participant_permission_changed(self, m: Any) -> ev.RoomEvent | None:
-        participant = self._participant(m.participant_identity)
-        if participant is None:
-            return None
-        participant._info.permission.CopyFrom(m.permission)
-        return ev.ParticipantPermissionsChanged(participant, permissions_from_proto(m.permission))
-
-    def _ev_participants_updated(self, m: Any) -> ev.RoomEvent | None:
-        # A snapshot that can precede the specific change events: take everything from it but
-        # the fields those events carry, so their "old" values stay right.
-        for info in m.participants:
-            participant = self._participant(info.identity)
-            if participant is None:
-                continue
-            mine = participant._info
-            name, metadata, attributes = mine.name, mine.metadata, dict(mine.attributes)
-            mine.CopyFrom(info)
-            mine.name, mine.metadata = name, metadata
-            mine.attributes.clear()
-            mine.attributes.update(attributes)
-        return None
-
-    def _ev_connection_quality_changed(self, m: Any) -> ev.RoomEvent | None:
-        participant = self._participant(m.participant_identity)
-        if participant is None:
-            return None
-        participant._quality = ConnectionQuality(m.quality)
-        return ev.ConnectionQualityChanged(participant, participant._quality)
-
-    def _ev_connection_state_changed(self, m: Any) -> ev.RoomEvent | None:
-        self._state = ConnectionState(m.state)
-        return ev.ConnectionStateChanged(self._state)
-
-    def _ev_reconnecting(self, m: Any) -> ev.RoomEvent | None:
-        self._state = ConnectionState.RECONNECTING
-        return ev.Reconnecting()
-
-    def _ev_reconnected(self, m: Any) -> ev.RoomEvent | None:
-        self._state = ConnectionState.CONNECTED
-        return ev.Reconnected()
+    async def _wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` holds (see :meth:`_Port.wait_until`)."""
+        while not predicate():
+            await self._next_change()
 
     def _say_disconnected(self) -> None:
         """End a joined room's event streams with Disconnected, once, when we leave.
@@ -968,71 +719,23 @@ class Room:
             self._said_disconnected = True
             self._emit(ev.Disconnected(self._leave_reason))
 
-    def _ev_disconnected(self, m: Any) -> ev.RoomEvent | None:
+    def _ev_disconnected(self, event: ev.Disconnected) -> None:
         self._said_disconnected = True
-        reason = DisconnectReason(m.reason)
-        self._state = ConnectionState.DISCONNECTED
         if not self._closing and self._lost is None:
             # The server or the network ended the session: end the user's block loudly.
             self._lost = ConnectionLostError(
-                f"disconnected from the room: {reason.name}", reason=reason
+                f"disconnected from the room: {event.reason.name}", reason=event.reason
             )
             if self._tg is not None:
                 self._tg.cancel_scope.cancel()
-        return ev.Disconnected(reason)
 
-    def _ev_eos(self, m: Any) -> ev.RoomEvent | None:
+    def _ev_eos(self) -> None:
         self._say_disconnected()
         for sender in list(self._subscribers):
             sender.end()
         self._subscribers.clear()
         if self._eos is not None:
             self._eos.set()
-        return None
-
-    def _ev_data_packet_received(self, m: Any) -> ev.RoomEvent | None:
-        sender = self._remote.get(m.participant_identity)
-        if m.WhichOneof("value") == "user":
-            owned = m.user.data
-            try:
-                data = copy_native(owned.data.data_ptr, owned.data.data_len)
-            finally:
-                get_bridge().drop_native(owned.handle.id)
-            return ev.DataReceived(data, DataPacketKind(m.kind), sender, m.user.topic)
-        if m.WhichOneof("value") == "sip_dtmf":
-            return ev.SipDTMFReceived(m.sip_dtmf.code, m.sip_dtmf.digit, sender)
-        return None
-
-    def _ev_transcription_received(self, m: Any) -> ev.RoomEvent | None:
-        segments = tuple(
-            TranscriptionSegment(
-                id=s.id,
-                text=s.text,
-                start_time=s.start_time,
-                end_time=s.end_time,
-                final=s.final,
-                language=s.language,
-            )
-            for s in m.segments
-        )
-        participant = self._participant(m.participant_identity) if m.participant_identity else None
-        return ev.TranscriptionReceived(segments, participant, m.track_sid)
-
-    def _ev_e2ee_state_changed(self, m: Any) -> ev.RoomEvent | None:
-        participant = self._participant(m.participant_identity)
-        if participant is None:
-            return None
-        return ev.E2EEStateChanged(participant, EncryptionState(m.state))
-
-    def _ev_participant_encryption_status_changed(self, m: Any) -> ev.RoomEvent | None:
-        participant = self._participant(m.participant_identity)
-        if participant is None:
-            return None
-        return ev.ParticipantEncryptionStatusChanged(participant, m.is_encrypted)
-
-    def _ev_token_refreshed(self, m: Any) -> ev.RoomEvent | None:
-        self._token = m.token
-        return ev.TokenRefreshed(m.token)
 
     def text_streams(
         self, topic: str | None = None, *, max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES
@@ -1129,7 +832,7 @@ class Room:
         reader.close()
 
     def __repr__(self) -> str:
-        return f"<Room name={self.name!r} sid={self.sid!r} state={self._state.name}>"
+        return f"<Room name={self.name!r} sid={self.sid!r} state={self.connection_state.name}>"
 
 
 def _failure_behind(exc: BaseException | None) -> BaseException | None:
@@ -1153,46 +856,111 @@ def _ready_request(room_handle: int) -> ffi_pb2.FfiRequest:
     return req
 
 
-_Handler = Callable[[Room, Any], "ev.RoomEvent | None"]
+@final
+class _Port:
+    """The room as its features see it (:class:`~lkanyio._port.RoomPort`)."""
 
-_HANDLERS: Final[dict[str | None, _Handler]] = {
-    "participant_connected": Room._ev_participant_connected,
-    "participant_disconnected": Room._ev_participant_disconnected,
-    "participant_active": Room._ev_participant_active,
-    "local_track_published": Room._ev_local_track_published,
-    "local_track_unpublished": Room._ev_local_track_unpublished,
-    "local_track_republished": Room._ev_local_track_republished,
-    "local_track_subscribed": Room._ev_local_track_subscribed,
-    "track_published": Room._ev_track_published,
-    "track_unpublished": Room._ev_track_unpublished,
-    "track_subscribed": Room._ev_track_subscribed,
-    "track_unsubscribed": Room._ev_track_unsubscribed,
-    "track_subscription_failed": Room._ev_track_subscription_failed,
-    "data_track_published": Room._ev_data_track_published,
-    "data_track_unpublished": Room._ev_data_track_unpublished,
-    "track_muted": Room._ev_track_muted,
-    "track_unmuted": Room._ev_track_unmuted,
-    "active_speakers_changed": Room._ev_active_speakers_changed,
-    "room_metadata_changed": Room._ev_room_metadata_changed,
-    "room_sid_changed": Room._ev_room_sid_changed,
-    "room_updated": Room._ev_room_updated,
-    "moved": Room._ev_moved,
-    "participant_metadata_changed": Room._ev_participant_metadata_changed,
-    "participant_name_changed": Room._ev_participant_name_changed,
-    "participant_attributes_changed": Room._ev_participant_attributes_changed,
-    "participant_permission_changed": Room._ev_participant_permission_changed,
-    "participants_updated": Room._ev_participants_updated,
-    "connection_quality_changed": Room._ev_connection_quality_changed,
-    "connection_state_changed": Room._ev_connection_state_changed,
-    "reconnecting": Room._ev_reconnecting,
-    "reconnected": Room._ev_reconnected,
-    "disconnected": Room._ev_disconnected,
-    "eos": Room._ev_eos,
-    "data_packet_received": Room._ev_data_packet_received,
-    "transcription_received": Room._ev_transcription_received,
-    "e2ee_state_changed": Room._ev_e2ee_state_changed,
-    "participant_encryption_status_changed": Room._ev_participant_encryption_status_changed,
-    "token_refreshed": Room._ev_token_refreshed,
-    "byte_stream_opened": lambda room, m: room._ev_stream_opened("byte_stream_opened", m),
-    "text_stream_opened": lambda room, m: room._ev_stream_opened("text_stream_opened", m),
-}
+    __slots__ = ("_room",)
+
+    def __init__(self, room: Room) -> None:
+        self._room = room
+
+    @property
+    def session(self) -> RoomSession:
+        session = self._room._session
+        if session is None:
+            raise ResourceClosedError("the room is not connected")
+        return session
+
+    @property
+    def connected(self) -> bool:
+        return self._room.connected
+
+    @property
+    def closed(self) -> bool:
+        return self._room._closed
+
+    def check_connected(self) -> None:
+        self._room._check_connected()
+
+    def request(self) -> ffi_pb2.FfiRequest:
+        self._room._check_connected()
+        return ffi_pb2.FfiRequest()
+
+    def room_handle(self) -> int:
+        return self._room._require_connected_handle()
+
+    def local_handle(self) -> int:
+        return self.session.local.handle.id
+
+    def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: object, name: str) -> bool:
+        room = self._room
+        if room._tg is None or room._closing:
+            return False
+        room._tg.start_soon(fn, *args, name=name)
+        return True
+
+    def serve_rpc(self, server: RpcServer) -> None:
+        self._room._rpc = server
+
+    async def wait_state(self, predicate: Callable[[], bool], bound: float) -> bool:
+        return await self._room._wait_state(predicate, bound)
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        await self._room._wait_until(predicate)
+
+
+@final
+class NativeAdopter:
+    """The session's :class:`~lkanyio._core.Adopter` for real native handles."""
+
+    __slots__ = ("_port",)
+
+    def __init__(self, port: RoomPort) -> None:
+        self._port = port
+
+    def handle(self, handle_id: int) -> OwnedHandle:
+        return OwnedHandle(handle_id)
+
+    def drop(self, handle_id: int) -> None:
+        get_bridge().drop_native(handle_id)
+
+    def participant_view(self, record: RemoteRecord) -> RemoteParticipant:
+        return RemoteParticipant(record)
+
+    def publication_view(self, record: RemotePublicationRecord) -> RemoteTrackPublication:
+        return RemoteTrackPublication(record)
+
+    def local_publication_view(
+        self, record: LocalPublicationRecord, track: LocalTrack
+    ) -> LocalTrackPublication:
+        return LocalTrackPublication(record, track, self._port)
+
+    def track_view(self, owned: track_pb2.OwnedTrack) -> RemoteTrack:
+        return remote_track_from_owned(owned)
+
+    def data_track_view(self, owned: data_track_pb2.OwnedRemoteDataTrack) -> RemoteDataTrack:
+        return RemoteDataTrack(owned)
+
+    def payload(self, owned: handle_pb2.FfiOwnedHandle, ptr: int, length: int) -> bytes:
+        try:
+            return copy_native(ptr, length)
+        finally:
+            get_bridge().drop_native(owned.id)
+
+    def permissions(self, proto: participant_pb2.ParticipantPermission) -> ParticipantPermissions:
+        return permissions_from_proto(proto)
+
+    def segment(self, proto: room_pb2.TranscriptionSegment) -> TranscriptionSegment:
+        return TranscriptionSegment(
+            id=proto.id,
+            text=proto.text,
+            start_time=proto.start_time,
+            end_time=proto.end_time,
+            final=proto.final,
+            language=proto.language,
+        )
+
+
+_NO_INFO: Final = room_pb2.RoomInfo()
+"""A room's info before it is joined (empty; never written)."""

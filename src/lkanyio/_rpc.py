@@ -18,7 +18,7 @@ from ._errors import LiveKitError
 from ._proto import ffi_pb2
 
 if TYPE_CHECKING:
-    from ._room import Room
+    from ._port import RoomPort
 
 __all__ = ["RpcCallInfo", "RpcError", "RpcHandler", "RpcInterceptor", "RpcInvocationData"]
 
@@ -230,10 +230,10 @@ class RpcServer:
     Invocations run in the room's task group.
     """
 
-    __slots__ = ("_handle_id", "_handlers", "_room", "_running", "interceptors")
+    __slots__ = ("_handle_id", "_handlers", "_port", "_running", "interceptors")
 
-    def __init__(self, room: Room, local_participant_handle: int) -> None:
-        self._room = room
+    def __init__(self, port: RoomPort, local_participant_handle: int) -> None:
+        self._port = port
         self._handle_id = local_participant_handle
         self._handlers: dict[str, RpcHandler] = {}
         self._running: set[_InvocationState] = set()  # one per handler task in flight
@@ -280,13 +280,10 @@ class RpcServer:
         """Start a handler task for an invocation (runs in the dispatcher: never blocks)."""
         handler = self._handlers.get(message.method)
         interceptors = [i for i in self.interceptors if i.incoming is not None]
-        tg = self._room._tg
-        if (handler is None and not interceptors) or tg is None or self._room._closing:
-            self._respond(message.invocation_id, error=_unsupported())
-            return
-        tg.start_soon(
+        if (handler is None and not interceptors) or not self._port.spawn(
             self._run, handler, interceptors, message, name=f"lkanyio rpc {message.method!r}"
-        )
+        ):
+            self._respond(message.invocation_id, error=_unsupported())
 
     async def _run(
         self, handler: RpcHandler | None, interceptors: list[RpcInterceptor], message: Any
@@ -340,7 +337,7 @@ class RpcServer:
     def _respond(
         self, invocation_id: int, *, payload: str | None = None, error: RpcError | None = None
     ) -> None:
-        if self._room._closed:
+        if self._port.closed:
             return
         req = ffi_pb2.FfiRequest()
         resp = req.rpc_method_invocation_response

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from ._audio import AudioSource
+    from ._core._session import NativeHandle
     from ._encoded import EncodedVideoSource
     from ._video import VideoSource
 
@@ -44,7 +45,7 @@ class Track:
 
     __slots__ = ("__weakref__", "_handle", "_info")
 
-    _handle: OwnedHandle
+    _handle: NativeHandle
     _info: track_pb2.TrackInfo
 
     def __init__(self) -> None:
@@ -54,8 +55,10 @@ class Track:
         )
 
     @classmethod
-    def _from_owned(cls, owned: track_pb2.OwnedTrack) -> Self:
+    def _from_owned(cls, owned: track_pb2.OwnedTrack, handle: NativeHandle | None = None) -> Self:
         """Adopt the native track described by ``owned`` (its handle is now this object's).
+
+        ``handle``: ``owned``'s handle, already adopted (default: adopt it here).
 
         Raises:
             NativeError: if ``owned`` carries no handle.
@@ -64,7 +67,7 @@ class Track:
         info = track_pb2.TrackInfo()
         info.CopyFrom(owned.info)
         track._info = info
-        track._handle = OwnedHandle(owned.handle.id)
+        track._handle = OwnedHandle(owned.handle.id) if handle is None else handle
         return track
 
     @property
@@ -269,16 +272,23 @@ class RemoteVideoTrack(RemoteTrack):
     __slots__ = ()
 
 
-def remote_track_from_owned(owned: track_pb2.OwnedTrack) -> RemoteTrack:
+def remote_track_from_owned(
+    owned: track_pb2.OwnedTrack, handle: NativeHandle | None = None
+) -> RemoteTrack:
     """Build the remote track of the right kind for a subscribed ``OwnedTrack``.
+
+    ``handle``: ``owned``'s handle, already adopted (default: adopt it here).
 
     Raises:
         ValueError: if the kind is neither audio nor video (the handle is released).
         NativeError: if ``owned`` carries no handle.
     """
     if owned.info.kind == track_pb2.KIND_AUDIO:
-        return RemoteAudioTrack._from_owned(owned)
+        return RemoteAudioTrack._from_owned(owned, handle)
     if owned.info.kind == track_pb2.KIND_VIDEO:
-        return RemoteVideoTrack._from_owned(owned)
+        return RemoteVideoTrack._from_owned(owned, handle)
+    if handle is not None:
+        handle.close()
+        raise ValueError(f"unknown track kind {owned.info.kind} for track {owned.info.sid!r}")
     get_bridge().drop_native(owned.handle.id)
     raise ValueError(f"unknown track kind {owned.info.kind} for track {owned.info.sid!r}")

@@ -10,7 +10,7 @@ from ._bridge import get_bridge
 from ._checks import check_bool, check_str
 
 if TYPE_CHECKING:
-    from ._participant import LocalParticipant
+    from ._port import RoomPort
 
 __all__ = ["ParticipantTrackPermission", "set_track_subscription_permissions"]
 
@@ -42,7 +42,7 @@ class ParticipantTrackPermission:
 
 
 def set_track_subscription_permissions(
-    lp: LocalParticipant,
+    port: RoomPort,
     *,
     allow_all: bool,
     participant_permissions: Sequence[ParticipantTrackPermission],
@@ -58,9 +58,9 @@ def set_track_subscription_permissions(
                 "participant_permissions must hold lkanyio.ParticipantTrackPermission, not "
                 f"{type(permission).__name__}"
             )
-    req = lp._request()
+    req = port.request()
     msg = req.set_track_subscription_permissions
-    msg.local_participant_handle = lp._handle.id
+    msg.local_participant_handle = port.local_handle()
     msg.all_participants_allowed = allow_all
     for permission in participant_permissions:
         out = msg.permissions.add()

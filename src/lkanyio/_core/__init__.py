@@ -1,21 +1,41 @@
 """The sans-IO core: pure synchronous Python, driven by explicit inputs, returning decisions.
 
 Nothing here imports anyio, trio, sniffio, cffi or the native module (``lkanyio._native``,
-``lkanyio._bridge``); ``tests/unit/test_core_layout.py`` enforces it.  The async shell
-(``_bridge``) parses each native event, asks :func:`classify` what kind it is, asks the
-:class:`Correlator` who receives it, and does the I/O.
+``lkanyio._bridge``); of lkanyio it imports only its data modules (``_events``, ``_types``).
+``tests/unit/test_core_layout.py`` enforces it.  The async shell (``_bridge``) parses each native
+event, asks :func:`classify` what kind it is and the :class:`Correlator` who receives it; the
+room's shell (``_room``) hands its events to a :class:`RoomSession`, the one owner of the
+room's state, and does the I/O.
 """
 
 from __future__ import annotations
 
 from ._classify import KEYED_EVENTS, Action, classify
 from ._correlator import ASYNC_ID_BASE, Correlator, CorrelatorStatistics
+from ._session import (
+    Adopter,
+    LocalPublicationRecord,
+    LocalRecord,
+    NativeHandle,
+    ParticipantRecord,
+    RemotePublicationRecord,
+    RemoteRecord,
+    RoomSession,
+)
 
 __all__ = [
     "ASYNC_ID_BASE",
     "KEYED_EVENTS",
     "Action",
+    "Adopter",
     "Correlator",
     "CorrelatorStatistics",
+    "LocalPublicationRecord",
+    "LocalRecord",
+    "NativeHandle",
+    "ParticipantRecord",
+    "RemotePublicationRecord",
+    "RemoteRecord",
+    "RoomSession",
     "classify",
 ]
