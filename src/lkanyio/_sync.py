@@ -209,7 +209,8 @@ class AVSynchronizer:
             if now - due > 1 / self._fps:
                 self._late += 1
             await anyio.lowlevel.checkpoint()
-            self._clock()  # closed meanwhile?
+            if self._clock() != start:  # closed (raises) or restarted meanwhile: slot 0 now
+                slot = self._video_slots / self._fps
             if self._clears != clears:
                 self._dropped_video += 1
                 return False
@@ -251,7 +252,8 @@ class AVSynchronizer:
                 if anyio.current_time() >= due and self._start == start:
                     break
             await anyio.lowlevel.checkpoint()
-            self._clock()
+            if self._clock() != start:  # closed (raises) or restarted meanwhile
+                start, slot = self._clock(), self._audio_offset
             if self._clears != clears:
                 self._dropped_audio += 1
                 return False
