@@ -39,6 +39,8 @@ from ._data_tracks import RemoteDataTrack as RemoteDataTrack
 from ._devices import AudioDevice as AudioDevice
 from ._devices import AudioDeviceError as AudioDeviceError
 from ._devices import PlatformAudio as PlatformAudio
+from ._devices import PlatformAudioOptions as PlatformAudioOptions
+from ._devices import PlatformAudioSource as PlatformAudioSource
 from ._e2ee import E2EEManager as E2EEManager
 from ._e2ee import E2EEOptions as E2EEOptions
 from ._e2ee import FrameCryptor as FrameCryptor

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from ._audio import AudioSource
     from ._core._session import NativeHandle
+    from ._devices import PlatformAudioSource
     from ._encoded import EncodedVideoSource
     from ._video import VideoSource
 
@@ -168,7 +169,7 @@ class LocalTrack(Resource, Track):
 class LocalAudioTrack(LocalTrack):
     """An audio track fed by an :class:`~lkanyio.AudioSource`, ready to publish.
 
-    ::
+    A microphone's :class:`~lkanyio.PlatformAudioSource` feeds one too.  ::
 
         async with lkanyio.AudioSource(48000, 1) as source:
             async with lkanyio.LocalAudioTrack.create_audio_track("mic", source) as track:
@@ -177,25 +178,32 @@ class LocalAudioTrack(LocalTrack):
 
     __slots__ = ("_source",)
 
-    _source: AudioSource
+    _source: AudioSource | PlatformAudioSource
 
     @classmethod
-    def create_audio_track(cls, name: str, source: AudioSource) -> LocalAudioTrack:
+    def create_audio_track(
+        cls, name: str, source: AudioSource | PlatformAudioSource
+    ) -> LocalAudioTrack:
         """Create a track that plays what is captured into ``source``.
 
         The track keeps the native source alive: audio captured into ``source`` plays on the
         track even if ``source`` is closed later.
 
         Raises:
-            TypeError: if ``name`` is not a ``str`` or ``source`` not an ``AudioSource``.
+            TypeError: if ``name`` is not a ``str`` or ``source`` not an ``AudioSource`` or a
+                ``PlatformAudioSource``.
             ResourceClosedError: if ``source`` has been closed.
         """
         from ._audio import AudioSource
+        from ._devices import PlatformAudioSource
 
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
-        if not isinstance(source, AudioSource):
-            raise TypeError(f"source must be an AudioSource, not {type(source).__name__}")
+        if not isinstance(source, (AudioSource, PlatformAudioSource)):
+            raise TypeError(
+                f"source must be an AudioSource or a PlatformAudioSource, "
+                f"not {type(source).__name__}"
+            )
         req = ffi_pb2.FfiRequest()
         req.create_audio_track.name = name
         req.create_audio_track.source_handle = source._handle.id
@@ -204,7 +212,7 @@ class LocalAudioTrack(LocalTrack):
         return track
 
     @property
-    def source(self) -> AudioSource:
+    def source(self) -> AudioSource | PlatformAudioSource:
         """The source the track plays."""
         return self._source
 

@@ -174,6 +174,27 @@ def test_every_page_with_code_is_run() -> None:
     } - {"how-to/cluster.md"}, with_code
 
 
+def _slug(heading: str) -> str:
+    """The anchor MkDocs (and GitHub) give a heading: lower case, punctuation dropped."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).strip().replace(" ", "-")
+
+
+def test_the_readme_media_examples_are_run_on_the_media_page() -> None:
+    """Every snippet of README's Media section is code the media how-to runs; its links land."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Media\n", 1)[1].split("\n## ", 1)[0]
+    page = "how-to/media.md"
+    code = "\n".join(_blocks(page)[0])
+    snippets = re.findall(r"`([^`]+)`", section)
+    assert len(snippets) >= 10, snippets
+    missing = [snippet for snippet in snippets if snippet not in code]
+    assert not missing, f"README snippets that {page} does not run: {missing}"
+    headings = {_slug(h) for h in re.findall(r"^#+ (.+)$", (DOCS / page).read_text(), re.M)}
+    anchors = re.findall(r"\(docs/how-to/media\.md#([\w-]+)\)", section)
+    assert len(anchors) >= 7, anchors
+    assert set(anchors) <= headings, sorted(set(anchors) - headings)
+
+
 def _serve_and_call(app: object, path: str) -> dict[str, object]:
     import socket
     import threading

@@ -2,7 +2,8 @@
 test by PyAV (FFmpeg's libx264/libvpx) published with EncodedVideoSource, decoded by the
 subscriber's native core; a keyframe request from the subscriber side reaches the feedback.
 Interop: the official SDK (``livekit.rtc`` in a child process, tests/rtc_video_peer.py)
-receives lkanyio's H264 (encoded by the native core, and pre-encoded); lkanyio receives its VP9.
+receives lkanyio's H264 and AV1 (encoded by the native core) and pre-encoded H264, and decodes
+640x360 frames of the drawn halves; lkanyio receives its VP9.
 """
 
 from __future__ import annotations
@@ -216,11 +217,16 @@ def _near(mean: list[float], colour: tuple[int, int, int]) -> bool:
     return all(abs(m - c) <= 50 for m, c in zip(mean, colour, strict=True))
 
 
-@pytest.mark.parametrize("pre_encoded", [False, True], ids=["native_h264", "pre_encoded_h264"])
+@pytest.mark.parametrize(
+    ("codec", "pre_encoded"),
+    [(lkanyio.VideoCodec.H264, False), (lkanyio.VideoCodec.AV1, False),
+     (lkanyio.VideoCodec.H264, True)],
+    ids=["native_h264", "native_av1", "pre_encoded_h264"],
+)
 async def test_the_official_sdk_and_lkanyio_exchange_video(
-    server_info: Any, token_factory: TokenFactory, room_name: str, pre_encoded: bool
+    server_info: Any, token_factory: TokenFactory, room_name: str,
+    codec: lkanyio.VideoCodec, pre_encoded: bool,
 ) -> None:
-    h264 = lkanyio.VideoCodec.H264
     async with (
         lkanyio.connect(server_info.url, token_factory("alice", room_name)) as room,
         room.events() as events,
@@ -236,19 +242,20 @@ async def test_the_official_sdk_and_lkanyio_exchange_video(
                     if (got.width, got.height) == (W, H) and _shows_halves(got):
                         break
 
-        # The official SDK receives lkanyio's H264.
+        # The official SDK receives lkanyio's H264 / AV1 (encoded by the native core, or
+        # pre-encoded H264).
         source: lkanyio.EncodedVideoSource | lkanyio.VideoSource
         if pre_encoded:
-            source = lkanyio.EncodedVideoSource(W, H, codec=h264)
+            source = lkanyio.EncodedVideoSource(W, H, codec=codec)
         else:
             source = lkanyio.VideoSource(W, H)
-        encoder = Encoder(h264)
+        encoder = Encoder(lkanyio.VideoCodec.H264)
         picture = _picture().to_ndarray(format="rgb24")
         rgba = numpy.concatenate([picture, numpy.full((H, W, 1), 255, numpy.uint8)], axis=2)
         raw = lkanyio.VideoFrame(W, H, lkanyio.VideoBufferType.RGBA, rgba.tobytes())
         async with source, lkanyio.LocalVideoTrack.create_video_track("cam", source) as track:
             options = lkanyio.TrackPublishOptions(
-                source=lkanyio.TrackSource.CAMERA, video_codec=h264, simulcast=False,
+                source=lkanyio.TrackSource.CAMERA, video_codec=codec, simulcast=False,
                 degradation_preference=lkanyio.DegradationPreference.MAINTAIN_RESOLUTION,
             )
             await room.local_participant.publish_track(track, options)
@@ -269,7 +276,7 @@ async def test_the_official_sdk_and_lkanyio_exchange_video(
                 tg.start_soon(feed)
                 received = (await _message(peer))["video"]
                 tg.cancel_scope.cancel()
-    assert received["mime"].lower() == "video/h264"
+    assert received["mime"].lower() == f"video/{codec.name.lower()}"
     assert (received["width"], received["height"]) == (W, H)
     assert _near(received["left"], LEFT), received
     assert _near(received["right"], RIGHT), received

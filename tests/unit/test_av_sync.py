@@ -119,3 +119,130 @@ async def test_it_checks_its_input() -> None:
             with pytest.raises(TypeError, match="AudioFrame"):
                 await sync.push_audio(_video())  # type: ignore[arg-type]
             assert "30 fps" in repr(sync)
+
+
+def _long_audio(seconds: float) -> AudioFrame:
+    samples = int(48_000 * seconds)
+    return AudioFrame.create(sample_rate=48_000, num_channels=1, samples_per_channel=samples)
+
+
+async def test_clear_queue_releases_waiting_pushes_and_restarts_the_clock() -> None:
+    results: dict[str, bool] = {}
+    async with (
+        AudioSource(48_000, 1) as audio,
+        VideoSource(64, 64) as video,
+        # A 1 s video slot, and no audio lead: after a 0.5 s audio frame the next waits.
+        AVSynchronizer(audio, video, video_fps=1, audio_lead=0) as sync,
+    ):
+        with anyio.fail_after(GUARD):
+            assert await sync.push_video(_video())  # slot 0: at once
+            assert await sync.push_audio(_long_audio(0.5))  # slot 0: at once, now queued
+            assert audio.queued_duration > 0
+
+            async def push(kind: str) -> None:
+                if kind == "video":
+                    results[kind] = await sync.push_video(_video())  # waits for slot 1 s
+                else:
+                    results[kind] = await sync.push_audio(_audio())  # waits for slot 0.5 s
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(push, "video")
+                tg.start_soon(push, "audio")
+                await anyio.wait_all_tasks_blocked()
+                assert results == {}  # both are waiting for their slots
+                sync.clear_queue()
+        # Both were released uncaptured; the source's queue was discarded.
+        assert results == {"video": False, "audio": False}
+        assert audio.queued_duration == 0.0
+        stats = sync.statistics()
+        assert (stats.video_frames, stats.audio_frames) == (1, 1)
+        assert (stats.dropped_video_frames, stats.dropped_audio_frames) == (1, 1)
+        assert stats.resets == 1
+        assert stats.clock is None  # restarted: it starts again at the next push
+        assert stats.last_video_slot is None
+        assert stats.last_audio_slot is None
+        # The next frames take slot 0 of the new clock (not slots 1 s and 0.5 s of the old).
+        with anyio.fail_after(GUARD):
+            assert await sync.push_video(_video())
+            assert await sync.push_audio(_audio())
+        stats = sync.statistics()
+        assert (stats.last_video_slot, stats.last_audio_slot) == (0.0, 0.0)
+        assert (stats.video_frames, stats.audio_frames) == (2, 2)
+        assert stats.video_time == pytest.approx(2.0)  # totals keep counting across the restart
+        assert stats.audio_time == pytest.approx(0.51)
+        # Pushes begun after the clear are not dropped by it.
+        assert (stats.dropped_video_frames, stats.dropped_audio_frames) == (1, 1)
+
+
+async def test_reset_restarts_the_clock_for_a_waiting_push() -> None:
+    async with (
+        AudioSource(48_000, 1) as audio,
+        VideoSource(64, 64) as video,
+        AVSynchronizer(audio, video, video_fps=1) as sync,
+    ):
+        with anyio.fail_after(GUARD):
+            assert await sync.push_video(_video())  # slot 0
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(sync.push_video, _video())  # waits for slot 1 s
+                await anyio.wait_all_tasks_blocked()
+                assert sync.statistics().video_frames == 1
+                sync.reset()
+        # The waiting push took slot 0 of the restarted clock, at once and not late.
+        stats = sync.statistics()
+        assert stats.video_frames == 2
+        assert stats.last_video_slot == 0.0
+        assert stats.late_video_frames == 0
+        assert stats.resets == 1
+        assert stats.dropped_video_frames == 0
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["no_reset", "reset"])
+async def test_after_a_pause_reset_paces_from_the_next_frame(reset: bool) -> None:
+    async with (
+        AudioSource(48_000, 1) as audio,
+        VideoSource(64, 64) as video,
+        AVSynchronizer(audio, video, video_fps=FPS) as sync,  # a 20 ms slot
+    ):
+        with anyio.fail_after(GUARD):
+            for _ in range(3):
+                await sync.push_video(_video())
+            await anyio.sleep(0.2)  # the producer pauses for ten slots or more
+            if reset:
+                sync.reset()
+            await sync.push_video(_video())
+        stats = sync.statistics()
+    if reset:
+        # Paced from its arrival: slot 0 of a new clock, on time.
+        assert (stats.last_video_slot, stats.late_video_frames) == (0.0, 0)
+    else:
+        # Its slot (60 ms) was long past: captured at once to catch up, counted late.
+        assert stats.last_video_slot == pytest.approx(3 / FPS)
+        assert stats.late_video_frames == 1
+
+
+async def test_close_releases_a_waiting_push_with_the_closed_error() -> None:
+    async with (
+        AudioSource(48_000, 1) as audio,
+        VideoSource(64, 64) as video,
+    ):
+        sync = AVSynchronizer(audio, video, video_fps=1)
+        failures: list[BaseException] = []
+
+        async def push() -> None:
+            try:
+                await sync.push_video(_video())  # waits for slot 1 s
+            except lkanyio.ResourceClosedError as exc:
+                failures.append(exc)
+
+        with anyio.fail_after(GUARD):
+            await sync.push_video(_video())
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(push)
+                await anyio.wait_all_tasks_blocked()
+                sync.close()
+        assert len(failures) == 1
+        assert sync.statistics().video_frames == 1
+        with pytest.raises(lkanyio.ResourceClosedError):
+            sync.reset()
+        with pytest.raises(lkanyio.ResourceClosedError):
+            sync.clear_queue()
