@@ -552,7 +552,9 @@ class Room:
         self._handle = OwnedHandle(result.room.handle.id)
         owned = result.local_participant
         local = LocalRecord(OwnedHandle(owned.handle.id), owned.info)
-        session = RoomSession(NativeAdopter(self._port), result.room.info, local)
+        session = RoomSession(
+            NativeAdopter(self._port), result.room.info, local, self._notify_changed
+        )
         session.set_local_view(LocalParticipant(local, self._port))
         for entry in result.participants:
             session.adopt_remote(entry.participant, entry.publications)

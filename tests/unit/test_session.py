@@ -572,3 +572,22 @@ def test_a_received_packet_releases_its_buffer(which: str) -> None:
     assert event.data == bytes(3)
     assert event.participant is None
     assert recorder.unadopted[message.user.data.handle.id] == 1
+
+
+def test_a_request_side_change_wakes_the_rooms_waiters() -> None:
+    # wait_for_subscription and the self-updates wait on the room's state: a change the session
+    # makes for a request (no event follows it at once) must wake them too.
+    recorder = Recorder()
+    owned = _owned_participant(LOCAL)
+    local = LocalRecord(recorder.handle(owned.handle.id), owned.info)
+    changes: list[str] = []
+    session = RoomSession(recorder, room_pb2.RoomInfo(), local,  # type: ignore[arg-type]
+                          on_change=lambda: changes.append("changed"))
+    session.set_local_view(LocalParticipant(local, port=None))  # type: ignore[arg-type]
+    view = session.adopt_local_publication(_owned_publication("TR_w"), track=object())  # type: ignore[arg-type]
+    assert changes == ["changed"]
+    assert session.local_unpublished("TR_w", sent=True)
+    assert changes == ["changed", "changed"]
+    assert view._record.gone
+    assert not session.local_unpublished("TR_w", sent=True)  # nothing changed: nobody woken
+    assert changes == ["changed", "changed"]

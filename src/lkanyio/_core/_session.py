@@ -200,12 +200,19 @@ class RoomSession:
         adopter: builds the public objects around native handles.
         info: the room's info from the connect answer (the session keeps this message).
         local: the local participant's state (its view is built by the shell).
+        on_change: called after a request-side change (the shell wakes the tasks waiting for
+            the room's state; after :meth:`apply` the shell does that itself).
     """
 
     def __init__(
-        self, adopter: Adopter, info: room_pb2.RoomInfo, local: LocalRecord
+        self,
+        adopter: Adopter,
+        info: room_pb2.RoomInfo,
+        local: LocalRecord,
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self._adopter = adopter
+        self._on_change = on_change
         self.info: Final = info
         self.local: Final = local
         self.state = ConnectionState.CONNECTED
@@ -289,6 +296,7 @@ class RoomSession:
         self.local_unpublished(owned.info.sid, sent=False)  # a sid given twice: the old is gone
         self._local_pubs[owned.info.sid] = state
         self.local.publications[owned.info.sid] = view
+        self._on_change()
         return view
 
     def local_unpublished(self, sid: str, *, sent: bool) -> bool:
@@ -311,15 +319,18 @@ class RoomSession:
             self._unpublished[sid] = (view, state)
         else:
             state.handle.close()
+        self._on_change()
         return True
 
     def adopt_local_data_track(self, track: LocalDataTrack) -> None:
         """A data track was published: it is in ``data_tracks`` until unpublished."""
         self.local.data_tracks[track.sid] = track
+        self._on_change()
 
     def local_data_track_unpublished(self, sid: str) -> None:
         """A local data track was unpublished (it released its own handle)."""
-        self.local.data_tracks.pop(sid, None)
+        if self.local.data_tracks.pop(sid, None) is not None:
+            self._on_change()
 
     # -- events -------------------------------------------------------------------------------
 
