@@ -518,27 +518,22 @@ class AudioStream(NativeStream[AudioFrameEvent]):
         check_positive("max_buffered", max_buffered)
         if overflow not in ("fail", "drop_oldest"):
             raise ValueError(f"overflow must be 'fail' or 'drop_oldest', not {overflow!r}")
-        bridge = get_bridge()
-        anyio.get_current_task()  # streams are created in async code (checks for a loop)
-        req = ffi_pb2.FfiRequest()
-        which = "audio_stream_from_participant" if participant_source else "new_audio_stream"
-        msg = getattr(req, which)
-        if participant_source is None:
-            msg.track_handle = track_handle
-        else:
-            msg.participant_handle, source = participant_source
-            msg.track_source = int(source)
-        msg.type = audio_frame_pb2.AUDIO_STREAM_NATIVE
-        msg.sample_rate = sample_rate
-        msg.num_channels = num_channels
-        msg.frame_size_ms = frame_size_ms
-        if noise_cancellation is not None and filter_options is not None:
-            msg.audio_filter_module_id = noise_cancellation.module_id
-            msg.audio_filter_options = filter_options
         self._sample_rate = sample_rate
         self._num_channels = num_channels
-        owned = getattr(bridge.request(req), which).stream
-        self._open(owned.handle.id, max_buffered=max_buffered, overflow=overflow)
+
+        def fill(msg: Any) -> None:
+            msg.type = audio_frame_pb2.AUDIO_STREAM_NATIVE
+            msg.sample_rate = sample_rate
+            msg.num_channels = num_channels
+            msg.frame_size_ms = frame_size_ms
+            if noise_cancellation is not None and filter_options is not None:
+                msg.audio_filter_module_id = noise_cancellation.module_id
+                msg.audio_filter_options = filter_options
+
+        self._create(
+            "audio", track_handle, participant_source, fill,
+            max_buffered=max_buffered, overflow=overflow,
+        )
 
     _what = "audio stream"
 

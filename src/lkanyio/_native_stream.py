@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
+import anyio
 from anyio.abc import ObjectReceiveStream
 
 from ._bridge import OwnedHandle, get_bridge
+from ._proto import ffi_pb2
 from ._resource import Resource
 from ._streams import EventStreamStatistics, OverflowPolicy, open_event_stream
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["NativeStream"]
 
@@ -61,6 +66,35 @@ class NativeStream(Resource, ObjectReceiveStream[E]):
     _what = "media stream"
     _buffer_field = "frame"
     """The field of a ``frame_received`` event holding the native buffer (video: ``buffer``)."""
+
+    def _create(
+        self,
+        kind: Literal["audio", "video"],
+        track_handle: int | None,
+        participant_source: tuple[int, Any] | None,
+        fill: Callable[[Any], None],
+        *,
+        max_buffered: int,
+        overflow: OverflowPolicy,
+    ) -> None:
+        """Create the native stream of a track (or of a participant's source) and open it.
+
+        ``fill`` completes the kind's own request fields; the rest is the same for both kinds:
+        a ``new_{kind}_stream`` for ``track_handle``, or a ``{kind}_stream_from_participant``
+        for ``participant_source`` (participant handle, track source).
+        """
+        anyio.get_current_task()  # streams are created in async code (checks for a loop)
+        req = ffi_pb2.FfiRequest()
+        which = f"{kind}_stream_from_participant" if participant_source else f"new_{kind}_stream"
+        msg = getattr(req, which)
+        if participant_source is None:
+            msg.track_handle = track_handle
+        else:
+            msg.participant_handle, source = participant_source
+            msg.track_source = int(source)
+        fill(msg)
+        owned = getattr(get_bridge().request(req), which).stream
+        self._open(owned.handle.id, max_buffered=max_buffered, overflow=overflow)
 
     def _open(self, handle_id: int, *, max_buffered: int, overflow: OverflowPolicy) -> None:
         bridge = get_bridge()

@@ -6,8 +6,6 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, final
 
-import anyio
-
 from ._bridge import (
     OwnedHandle,
     buffer_pointer,
@@ -725,21 +723,17 @@ class VideoStream(NativeStream[VideoFrameEvent]):
             native = target if target in _NATIVE_STREAM_FORMATS else VideoBufferType.I420
             if native != target:
                 self._target = target
-        anyio.get_current_task()  # streams are created in async code (checks for a loop)
-        req = ffi_pb2.FfiRequest()
-        which = "video_stream_from_participant" if participant_source else "new_video_stream"
-        msg = getattr(req, which)
-        if participant_source is None:
-            msg.track_handle = track_handle
-        else:
-            msg.participant_handle, source = participant_source
-            msg.track_source = int(source)
-        msg.type = video_frame_pb2.VIDEO_STREAM_NATIVE
-        msg.normalize_stride = True
-        if native is not None:
-            msg.format = int(native)
-        owned = getattr(get_bridge().request(req), which).stream
-        self._open(owned.handle.id, max_buffered=max_buffered, overflow=overflow)
+
+        def fill(msg: Any) -> None:
+            msg.type = video_frame_pb2.VIDEO_STREAM_NATIVE
+            msg.normalize_stride = True
+            if native is not None:
+                msg.format = int(native)
+
+        self._create(
+            "video", track_handle, participant_source, fill,
+            max_buffered=max_buffered, overflow=overflow,
+        )
 
     # Frames are buffered with their native buffers and copied when received: a frame that
     # drop_oldest discards (or that a closed stream drops) is released without being copied.
