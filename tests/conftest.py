@@ -21,3 +21,37 @@ if os.environ.get("CI"):
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+# Under pytest-xdist (scripts/test: ``-n LKANYIO_TEST_WORKERS --maxschedchunk=1``) the slowest
+# tests go first, one at a time to whichever worker is free, so the run does not end waiting on
+# one worker that drew a 30 s test last (measured, 4 workers on 2 cores: the last two minutes of
+# the parallel phase had under a quarter of a core busy).  Modules in order of their measured
+# seconds per test (``--durations``, December): the cluster tests (~17 s each: nodes and Redis
+# are killed and restarted), the hosts scenario in subprocesses (~12 s), the fuzzers, the plugin
+# and rootless suites (pytest in subprocesses), the fault and scenario tests (~6-9 s: the native
+# core's reconnect timers).  An ordering hint only: a module missing here runs after them, in
+# collection order, and every test runs whatever the order.
+_SLOWEST_FIRST = (
+    "test_cluster.py",
+    "test_hosts.py",
+    "test_fuzz_more.py",
+    "test_plugin.py",
+    "test_reliability.py",
+    "test_scenarios.py",
+    "test_rootless.py",
+    "test_e2ee.py",
+    "test_fuzz.py",
+    "test_demo.py",
+    "test_turn.py",
+    "test_room_state.py",
+    "test_e2ee_controls.py",
+    "test_audio_server.py",
+    "test_cli.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the modules measured slowest first (a stable sort: the same order on every worker)."""
+    rank = {name: index for index, name in enumerate(_SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
