@@ -93,8 +93,8 @@ METRICS: dict[str, list[tuple[str, str, str]]] = {
 }
 METRICS["scale-2nodes"] = METRICS["scale"]
 ONLINE = ("data", "scale", "video", "agent", "data_stream")
-# No bare-loop floor for these (yet): the floor side reports "–".
-FLOORLESS = ("agent", "data_stream")
+# No bare-loop floor for these: the floor side reports "–".
+FLOORLESS: tuple[str, ...] = ()
 # Long runs, measured once per side: the window is already many seconds of frames.
 ONCE = ("video", "agent", "data_stream")
 CLUSTERED = ("scale-2nodes",)

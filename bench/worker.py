@@ -310,7 +310,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.side == "floor":
         from floor import floor_run
 
-        result = floor_run(args.workload, args.url, args.key, args.secret, args.seconds)
+        result = floor_run(
+            args.workload, args.url, args.key, args.secret, args.seconds, quick=args.quick
+        )
     elif args.side == "official":
         import asyncio
 
