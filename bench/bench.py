@@ -44,6 +44,8 @@ METRICS: dict[str, list[tuple[str, str, str]]] = {
         ("n100_req_s", "N=100 req/s", "higher"),
         ("n1000_req_s", "N=1000 req/s", "higher"),
         ("n5000_req_s", "N=5000 req/s", "higher"),
+        ("n5000_over_n10", "N=5000 / N=10 throughput", "higher"),
+        ("n5000_gc_share", "N=5000 share of time in the cyclic GC", "lower"),
     ],
     "audio": [
         ("cpu_s_per_10k_frames", "CPU s / 10k frames", "lower"),
@@ -251,8 +253,10 @@ def main() -> int:
     ]
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    # A development run (one workload, or --quick) leaves the full run's latest.json alone.
-    name = "dev.json" if args.quick or args.workload else "latest.json"
+    # A development run (one workload, a subset, or --quick) leaves the full run's latest.json
+    # alone.
+    full = not args.quick and list(workloads) == list(WORKLOADS) and list(sides) == list(SIDES)
+    name = "latest.json" if full else "dev.json"
     (out / name).write_text(
         json.dumps(
             {"results": results, "table": table, "seconds": elapsed, "failures": failures},

@@ -34,6 +34,8 @@ from common import (
     VIDEO_FPS,
     VIDEO_SECONDS,
     VIDEO_SIZES,
+    GcClock,
+    concurrency_summary,
     cpu,
     i420_base,
     paint_counter,
@@ -186,15 +188,18 @@ def requests(workload: str) -> dict[str, Any]:
                 lat.append((time.perf_counter_ns() - t) / 1e3)
         return {"p50_us": pct(lat, 0.5), "p99_us": pct(lat, 0.99)}
     out = {}
+    clock = GcClock()
     for n in CONCURRENCY:
-        done, t0 = 0, time.perf_counter()
+        done, t0, g = 0, time.perf_counter(), clock.seconds
         while done < max(n, 10_000):
             for _ in range(n):
                 send()
             wait(n)
             done += n
-        out[f"n{n}_req_s"] = done / (time.perf_counter() - t0)
-    return out
+        elapsed = time.perf_counter() - t0
+        out[f"n{n}_req_s"] = done / elapsed
+        gc_share = (clock.seconds - g) / elapsed
+    return concurrency_summary(out, gc_share)
 
 
 def audio() -> dict[str, Any]:
