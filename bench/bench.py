@@ -2,6 +2,7 @@
 
     ./scripts/bench [WORKLOAD] [--workloads roundtrip,concurrency,audio,data,scale,scale-2nodes,
                     video,agent,data_stream] [--sides ...] [--reps 3] [--seconds S] [--quick]
+                    [--update-latest]
 
 ``./scripts/bench video`` runs one workload (for development); ``--seconds`` shortens the video
 and agent windows (default 20 s per video size, 10 s per agent K) and ``--quick`` runs each side
@@ -10,7 +11,9 @@ once with 3 s windows and a tenth of the data-stream sizes.
 Every side runs in its own process (the native core allows one client per process), against the
 same native library and the same livekit-server (started in a private network namespace, as the
 tests do).  Prints medians over repetitions and ratios to the official SDK; writes the raw numbers
-to bench/results/latest.json.  Exits non-zero if any run of any side failed.
+to bench/results/latest.json (a full run; a partial or --quick run writes dev.json, and
+``--update-latest`` replaces only the workloads it ran in latest.json, noting under "runs" when
+each was measured).  Exits non-zero if any run of any side failed.
 
 ``scale-2nodes`` is the scale workload against a two-node cluster (lkanyio.testing.LocalCluster:
 one Redis, two livekit-server nodes): participant i signals through node i % 2.  It runs next to
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -44,6 +48,8 @@ METRICS: dict[str, list[tuple[str, str, str]]] = {
         ("n100_req_s", "N=100 req/s", "higher"),
         ("n1000_req_s", "N=1000 req/s", "higher"),
         ("n5000_req_s", "N=5000 req/s", "higher"),
+        ("n5000_over_n10", "N=5000 / N=10 throughput", "higher"),
+        ("n5000_gc_share", "N=5000 share of time in the cyclic GC", "lower"),
     ],
     "audio": [
         ("cpu_s_per_10k_frames", "CPU s / 10k frames", "lower"),
@@ -93,8 +99,8 @@ METRICS: dict[str, list[tuple[str, str, str]]] = {
 }
 METRICS["scale-2nodes"] = METRICS["scale"]
 ONLINE = ("data", "scale", "video", "agent", "data_stream")
-# No bare-loop floor for these (yet): the floor side reports "–".
-FLOORLESS = ("agent", "data_stream")
+# No bare-loop floor for these: the floor side reports "–".
+FLOORLESS: tuple[str, ...] = ()
 # Long runs, measured once per side: the window is already many seconds of frames.
 ONCE = ("video", "agent", "data_stream")
 CLUSTERED = ("scale-2nodes",)
@@ -139,6 +145,45 @@ def run_side(
     return result
 
 
+def render(results: dict[str, dict[str, list[dict[str, Any]]]], workloads: list[str]) -> str:
+    """The markdown table: medians per side, ratios to the official SDK and to the floor."""
+
+    def median(workload: str, side: str, metric: str) -> float | None:
+        runs = results[workload].get(side, [])
+        values = [r[metric] for r in runs if metric in r]
+        if runs and all("skipped" in r for r in runs):
+            return None
+        return statistics.median(values) if values else None
+
+    def cell(workload: str, side: str, metric: str) -> str:
+        v = median(workload, side, metric)
+        if v is None:
+            runs = results[workload].get(side, [])
+            return "FAILED" if runs and not all("skipped" in r for r in runs) else "–"
+        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.3g}"
+
+    def ratio(v: float | None, ref: float | None) -> str:
+        return "–" if v is None or not ref else f"{v / ref:.2f}×"
+
+    lines = [
+        "| workload | metric | lkanyio trio | lkanyio asyncio | official | floor "
+        "| trio/official | asyncio/official | trio/floor | asyncio/floor |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for workload in workloads:
+        for metric, label, _better in METRICS[workload]:
+            off = median(workload, "official", metric)
+            bare = median(workload, "floor", metric)
+            trio = median(workload, "lkanyio-trio", metric)
+            aio = median(workload, "lkanyio-asyncio", metric)
+            cells = " | ".join(cell(workload, side, metric) for side in SIDES)
+            lines.append(
+                f"| {workload} | {label} | {cells} | {ratio(trio, off)} | {ratio(aio, off)} "
+                f"| {ratio(trio, bare)} | {ratio(aio, bare)} |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workload", nargs="?", help="run only this workload")
@@ -151,6 +196,8 @@ def main() -> int:
                         help="cProfile every run: bench/results/WORKLOAD-SIDE.prof")
     parser.add_argument("--quick", action="store_true",
                         help="development: one run per side, 3 s windows, data streams / 10")
+    parser.add_argument("--update-latest", action="store_true",
+                        help="replace these workloads' results in latest.json, keep the others")
     args = parser.parse_args()
     if args.quick:
         args.reps, args.seconds = 1, args.seconds or 3.0
@@ -197,9 +244,11 @@ def main() -> int:
                     or (workload == "concurrency" and side == "official")
                 )
                 reps = 1 if once else args.reps
+                t_side = time.monotonic()
                 runs = [run_side(side, workload, server_info, cluster, extra) for _ in range(reps)]
                 results[workload][side] = runs
-                print(f"  {workload:12} {side:16} {runs}", file=sys.stderr, flush=True)
+                took = time.monotonic() - t_side
+                print(f"  {workload:12} {side:16} {took:5.0f} s {runs}", file=sys.stderr, flush=True)
     finally:
         if stack is not None:
             stack.stop()
@@ -207,36 +256,7 @@ def main() -> int:
             cluster.close()
     elapsed = time.monotonic() - started
 
-    def median(workload: str, side: str, metric: str) -> float | None:
-        values = [r[metric] for r in results[workload].get(side, []) if metric in r]
-        if results[workload].get(side) and all("skipped" in r for r in results[workload][side]):
-            return None
-        return statistics.median(values) if values else None
-
-    def cell(workload: str, side: str, metric: str) -> str:
-        v = median(workload, side, metric)
-        if v is None:
-            runs = results[workload].get(side, [])
-            return "FAILED" if runs and not all("skipped" in r for r in runs) else "–"
-        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.3g}"
-
-    def ratio(v: float | None, ref: float | None) -> str:
-        return "–" if v is None or not ref else f"{v / ref:.2f}×"
-
-    lines = [
-        "| workload | metric | lkanyio trio | lkanyio asyncio | official | floor | trio/official | asyncio/official |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for workload in workloads:
-        for metric, label, _better in METRICS[workload]:
-            off = median(workload, "official", metric)
-            cells = " | ".join(cell(workload, side, metric) for side in SIDES)
-            lines.append(
-                f"| {workload} | {label} | {cells} "
-                f"| {ratio(median(workload, 'lkanyio-trio', metric), off)} "
-                f"| {ratio(median(workload, 'lkanyio-asyncio', metric), off)} |"
-            )
-    table = "\n".join(lines)
+    table = render(results, workloads)
     print(table)
     print(
         f"\n(medians of {args.reps} runs per side; 1 run: scale, video, agent, data_stream, and the official "
@@ -251,15 +271,32 @@ def main() -> int:
     ]
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    # A development run (one workload, or --quick) leaves the full run's latest.json alone.
-    name = "dev.json" if args.quick or args.workload else "latest.json"
-    (out / name).write_text(
-        json.dumps(
-            {"results": results, "table": table, "seconds": elapsed, "failures": failures},
-            indent=2,
-        )
-        + "\n"
-    )
+    # A development run (one workload, a subset, or --quick) leaves the full run's latest.json
+    # alone.
+    full = not args.quick and list(workloads) == list(WORKLOADS) and list(sides) == list(SIDES)
+    record: dict[str, Any] = {
+        "results": results, "table": table, "seconds": elapsed, "failures": failures,
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": os.getloadavg(),
+    }
+    if args.update_latest and not args.quick and list(sides) == list(SIDES):
+        # Re-measure some workloads and keep the rest of the last full run: which run each
+        # workload's numbers come from is kept under "runs".
+        latest = json.loads((out / "latest.json").read_text())
+        runs = latest.get("runs") or {
+            w: {"when": latest.get("when", "the full run"), "seconds": latest["seconds"]}
+            for w in latest["results"]
+        }
+        for workload in workloads:
+            latest["results"][workload] = results[workload]
+            runs[workload] = {"when": record["when"], "seconds": elapsed, "load": record["load"]}
+        latest["runs"] = runs
+        latest["failures"] = [
+            f for f in latest.get("failures", []) if f.split(" ", 1)[0] not in workloads
+        ] + failures
+        latest["table"] = render(latest["results"], [w for w in WORKLOADS if w in latest["results"]])
+        record, full = latest, True
+    name = "latest.json" if full else "dev.json"
+    (out / name).write_text(json.dumps(record, indent=2) + "\n")
     if failures:
         print(f"\n{len(failures)} failed run(s):", file=sys.stderr)
         for failure in failures:

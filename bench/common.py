@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import resource
+import time
 from array import array
 
 SEQ_WARMUP, SEQ_COUNT = 500, 5000
@@ -24,6 +26,35 @@ STREAM_FILE_MB, STREAM_TEXT_MB = 50, 1  # bench.py --quick divides both by 10
 def cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+class GcClock:
+    """Seconds this process has spent in the cyclic garbage collector since it was created.
+
+    The concurrency workload reports the share of its N = 5,000 window spent there: with
+    thousands of requests in flight every object they keep alive is promoted to the old
+    generation and traversed again by each full collection (issue 18: this, not the request
+    path, is what grows with the number in flight).
+    """
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._start = 0.0
+        gc.callbacks.append(self._tick)
+
+    def _tick(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._start
+
+
+def concurrency_summary(out: dict[str, float], gc_share: float) -> dict[str, float]:
+    """Add the N = 5,000 / N = 10 throughput ratio and the GC share of the N = 5,000 window."""
+    first, last = CONCURRENCY[0], CONCURRENCY[-1]
+    out[f"n{last}_over_n{first}"] = out[f"n{last}_req_s"] / out[f"n{first}_req_s"]
+    out[f"n{last}_gc_share"] = gc_share
+    return out
 
 
 def rss_kib() -> int:

@@ -22,6 +22,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from common import (
+    AGENT_K,
+    AGENT_SECONDS,
     AUDIO_FRAMES,
     CONCURRENCY,
     CONVERT_FRAMES,
@@ -32,12 +34,15 @@ from common import (
     VIDEO_FPS,
     VIDEO_SECONDS,
     VIDEO_SIZES,
+    GcClock,
+    concurrency_summary,
     cpu,
     i420_base,
     paint_counter,
     pct,
     read_counter,
     rss_kib,
+    silent,
     token,
     tone,
 )
@@ -183,15 +188,18 @@ def requests(workload: str) -> dict[str, Any]:
                 lat.append((time.perf_counter_ns() - t) / 1e3)
         return {"p50_us": pct(lat, 0.5), "p99_us": pct(lat, 0.99)}
     out = {}
+    clock = GcClock()
     for n in CONCURRENCY:
-        done, t0 = 0, time.perf_counter()
+        done, t0, g = 0, time.perf_counter(), clock.seconds
         while done < max(n, 10_000):
             for _ in range(n):
                 send()
             wait(n)
             done += n
-        out[f"n{n}_req_s"] = done / (time.perf_counter() - t0)
-    return out
+        elapsed = time.perf_counter() - t0
+        out[f"n{n}_req_s"] = done / elapsed
+        gc_share = (clock.seconds - g) / elapsed
+    return concurrency_summary(out, gc_share)
 
 
 def audio() -> dict[str, Any]:
@@ -529,7 +537,9 @@ def video_size(
     return result
 
 
-def floor_run(workload: str, url: str, key: str, secret: str, seconds: float = 0.0) -> dict[str, Any]:
+def floor_run(
+    workload: str, url: str, key: str, secret: str, seconds: float = 0.0, *, quick: bool = False
+) -> dict[str, Any]:
     if workload in ("roundtrip", "concurrency"):
         return requests(workload)
     if workload == "audio":
@@ -540,4 +550,265 @@ def floor_run(workload: str, url: str, key: str, secret: str, seconds: float = 0
         return scale(url, key, secret)
     if workload == "video":
         return video(url, key, secret, seconds)
+    if workload == "agent":
+        return agent(url, key, secret, seconds)
+    if workload == "data_stream":
+        return data_stream(url, key, secret, quick)
     raise SystemExit(f"unknown workload {workload}")
+
+
+def agent(url: str, key: str, secret: str, seconds: float) -> dict[str, Any]:
+    """The agent workload by a bare loop: K rooms, 16 kHz in from each peer, 48 kHz out."""
+    out: dict[str, Any] = {}
+    bare = Bare()
+    for k in AGENT_K:
+        out.update(agent_k(bare, url, key, secret, k, seconds or AGENT_SECONDS))
+    return out
+
+
+class _AgentRoom:
+    """One room of the agent floor: its handles and what it heard."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.room = self.participant = self.stream = self.source = self.track = 0
+        self.peer = 0  # the remote peer's participant handle
+        self.subscribed = False  # the peer subscribed to our reply track
+        self.arrivals: list[int] = []
+        self.left = 0  # frames still to capture in the window
+
+
+def agent_k(bare: Bare, url: str, key: str, secret: str, k: int, seconds: float) -> dict[str, Any]:
+    """As bench/media.py's lk_agent_k, every step a native request or event in one loop.
+
+    Each room's capture loop keeps one capture_audio_frame in flight (as an SDK's
+    ``await source.capture_frame`` does): its callback sends the next.
+    """
+    from argparse import Namespace
+
+    from media import DRAIN, JOIN_STAGGER, READY_WAIT, agent_result, start_peer, stop_peer
+
+    from lkanyio._proto import audio_frame_pb2, track_pb2
+
+    frames_out = int(seconds * 100)
+    prefix = f"bench-agent-{os.getpid()}-{k}"
+    peer = start_peer(Namespace(url=url, key=key, secret=secret), prefix, k, frames_out)
+    rooms = [_AgentRoom(i) for i in range(k)]
+    by_connect: dict[int, _AgentRoom] = {}
+    by_room: dict[int, _AgentRoom] = {}
+    by_stream: dict[int, _AgentRoom] = {}
+    by_capture: dict[int, _AgentRoom] = {}
+    callbacks: dict[int, Any] = {}
+    pinned = bare.ffi.from_buffer(tone())
+    address = int(bare.ffi.cast("uintptr_t", pinned))
+    mic = track_pb2.SOURCE_MICROPHONE
+
+    def capture(room: _AgentRoom) -> None:
+        req = bare.pb.FfiRequest()
+        msg = req.capture_audio_frame
+        msg.source_handle = room.source
+        msg.buffer.data_ptr, msg.buffer.sample_rate = address, 48_000
+        msg.buffer.num_channels, msg.buffer.samples_per_channel = 1, 480
+        room.left -= 1
+        by_capture[bare.send(req, "capture_audio_frame")] = room
+
+    def start_media(room: _AgentRoom, peer_handle: int) -> None:
+        """The peer is in the room: listen to it at 16 kHz, publish the 48 kHz reply."""
+        room.peer = peer_handle
+        req = bare.pb.FfiRequest()
+        msg = req.audio_stream_from_participant
+        msg.participant_handle, msg.track_source = peer_handle, mic
+        msg.type = audio_frame_pb2.AUDIO_STREAM_NATIVE
+        msg.sample_rate, msg.num_channels, msg.frame_size_ms = 16_000, 1, 10
+        room.stream = bare.request(req).audio_stream_from_participant.stream.handle.id
+        by_stream[room.stream] = room
+        req = bare.pb.FfiRequest()
+        src = req.new_audio_source
+        src.type = audio_frame_pb2.AUDIO_SOURCE_NATIVE
+        src.sample_rate, src.num_channels, src.queue_size_ms = 48_000, 1, 1000
+        room.source = bare.request(req).new_audio_source.source.handle.id
+        req = bare.pb.FfiRequest()
+        req.create_audio_track.name, req.create_audio_track.source_handle = "reply", room.source
+        room.track = bare.request(req).create_audio_track.track.handle.id
+        req = bare.pb.FfiRequest()
+        msg = req.publish_track
+        msg.local_participant_handle, msg.track_handle = room.participant, room.track
+        msg.options.source = mic
+        bare.send(req, "publish_track")
+
+    def on_event(event: Any) -> None:
+        which = event.WhichOneof("message")
+        if which == "audio_stream_event":
+            stream_event = event.audio_stream_event
+            room = by_stream.get(stream_event.stream_handle)
+            if room is not None and stream_event.HasField("frame_received"):
+                frame = stream_event.frame_received.frame
+                info = frame.info
+                data = bare.copy(info.data_ptr, info.samples_per_channel * info.num_channels * 2)
+                bare.drop(frame.handle.id)
+                if not silent(data):
+                    room.arrivals.append(time.perf_counter_ns())
+        elif which == "capture_audio_frame":
+            room = by_capture.pop(event.capture_audio_frame.async_id)
+            if room.left > 0:  # after the window, a source being dropped may fail a capture
+                if event.capture_audio_frame.error:
+                    raise RuntimeError(event.capture_audio_frame.error)
+                capture(room)
+        elif which == "connect":
+            room = by_connect.pop(event.connect.async_id)
+            if event.connect.WhichOneof("message") != "result":
+                return  # never ready: counts so, as on the SDK sides
+            result = event.connect.result
+            room.room = result.room.handle.id
+            room.participant = result.local_participant.handle.id
+            by_room[room.room] = room
+            bare.ready(room.room)
+            for other in result.participants:
+                if other.participant.info.identity == "peer":
+                    start_media(room, other.participant.handle.id)
+        elif which == "room_event":
+            room_event = event.room_event
+            room = by_room.get(room_event.room_handle)
+            kind = room_event.WhichOneof("message")
+            if room is None:
+                return
+            if kind == "participant_connected" and not room.peer:
+                joined = room_event.participant_connected.info
+                if joined.info.identity == "peer":
+                    start_media(room, joined.handle.id)
+            elif kind == "local_track_subscribed":
+                room.subscribed = True
+        elif which in ("publish_track", "disconnect"):
+            callbacks[getattr(event, which).async_id] = getattr(event, which)
+
+    try:
+        t_join = time.perf_counter()
+        for room in rooms:  # joined JOIN_STAGGER apart, as on the SDK sides
+            due = t_join + room.index * JOIN_STAGGER
+            bare.run_until(lambda d=due: time.perf_counter() >= d, on_event, spin_ns=0)
+            by_connect[bare.connect(url, token(key, secret, "agent", f"{prefix}-{room.index}"))] = room
+        ready_by = time.perf_counter() + READY_WAIT
+
+        def all_ready() -> bool:
+            return all(r.subscribed and r.arrivals for r in rooms)
+
+        bare.run_until(lambda: all_ready() or time.perf_counter() >= ready_by, on_event,
+                       spin_ns=0, timeout=READY_WAIT + 10)
+        ready = sum(1 for r in rooms if r.subscribed and r.arrivals)
+        c0, t0 = cpu(), time.perf_counter_ns()
+        for room in rooms:
+            if room.source:
+                room.left = frames_out
+                capture(room)
+        end = t0 + int(seconds * 1e9)
+        bare.run_until(lambda: time.perf_counter_ns() >= end, on_event, spin_ns=0,
+                       timeout=seconds + 10)
+        cpu_s, t1 = cpu() - c0, time.perf_counter_ns()
+        drained = time.perf_counter() + DRAIN
+        bare.run_until(lambda: time.perf_counter() >= drained, on_event, spin_ns=0)
+        heard = stop_peer(peer)
+        for room in rooms:
+            room.left = 0
+            for handle in (room.stream, room.track, room.source):
+                if handle:
+                    bare.drop(handle)
+        left = [bare.disconnect(r.room) for r in rooms if r.room]
+        bare.run_until(lambda: all(a in callbacks for a in left), on_event, spin_ns=0, timeout=30)
+    finally:
+        if peer.poll() is None:
+            peer.kill()
+    arrivals = [r.arrivals for r in rooms]
+    return agent_result(k, (t1 - t0) / 1e9, cpu_s, arrivals, (t0, t1), heard, ready)
+
+
+def data_stream(url: str, key: str, secret: str, quick: bool) -> dict[str, Any]:
+    """send_file and send_text between two participants of one process, read incrementally.
+
+    The reader takes every chunk as its event arrives (``*_read_incremental``, as both SDKs'
+    readers do) and joins them at the end of the stream.
+    """
+    from media import stream_payloads, stream_result
+
+    bare = Bare()
+    path, text = stream_payloads(quick)
+    size = path.stat().st_size
+    room_name = f"bench-streams-{os.getpid()}"
+    connected: dict[int, Any] = {}
+    callbacks: dict[int, Any] = {}
+    rooms: dict[str, int] = {}
+    state: dict[str, Any] = {"tx_seen": False, "reader": 0, "opened": 0.0, "done": 0.0}
+    chunks: list[Any] = []
+
+    def on_event(event: Any) -> None:
+        which = event.WhichOneof("message")
+        if which == "connect":
+            connected[event.connect.async_id] = event.connect
+        elif which in ("send_file", "send_text", "disconnect"):
+            callbacks[getattr(event, which).async_id] = getattr(event, which)
+        elif which == "room_event" and event.room_event.room_handle == rooms.get("rx"):
+            room_event = event.room_event
+            kind = room_event.WhichOneof("message")
+            if kind == "participant_connected":
+                state["tx_seen"] |= room_event.participant_connected.info.info.identity == "tx"
+            elif kind in ("byte_stream_opened", "text_stream_opened"):
+                state["opened"] = time.perf_counter()
+                reader = getattr(room_event, kind).reader.handle.id
+                state["reader"] = reader
+                req = bare.pb.FfiRequest()
+                prefix = kind.split("_", 1)[0]
+                getattr(req, f"{prefix}_read_incremental").reader_handle = reader
+                bare.request(req)  # the reader leaves the handle table: no drop afterwards
+        elif which in ("byte_stream_reader_event", "text_stream_reader_event"):
+            reader_event = getattr(event, which)
+            if reader_event.reader_handle != state["reader"]:
+                return
+            detail = reader_event.WhichOneof("detail")
+            if detail == "chunk_received":
+                chunks.append(reader_event.chunk_received.content)
+            elif detail == "eos":
+                if reader_event.eos.HasField("error") and reader_event.eos.error.description:
+                    raise RuntimeError(reader_event.eos.error.description)
+                state["done"] = time.perf_counter()
+
+    def join(identity: str) -> int:
+        async_id = bare.connect(url, token(key, secret, identity, room_name))
+        bare.run_until(lambda: async_id in connected, on_event, spin_ns=0, timeout=30)
+        cb = connected[async_id]
+        if cb.WhichOneof("message") != "result":
+            raise RuntimeError(f"connect failed: {cb.error}")
+        rooms[identity] = cb.result.room.handle.id
+        bare.ready(rooms[identity])
+        return int(cb.result.local_participant.handle.id)
+
+    out: dict[str, Any] = {}
+    try:
+        join("rx")
+        tx_participant = join("tx")
+        bare.run_until(lambda: state["tx_seen"], on_event, spin_ns=0, timeout=20)
+        for kind, length in (("file", size), ("text", len(text))):
+            chunks.clear()
+            state.update(reader=0, done=0.0)
+            req = bare.pb.FfiRequest()
+            which = "send_file" if kind == "file" else "send_text"
+            msg = getattr(req, which)
+            msg.local_participant_handle = tx_participant
+            msg.options.topic = ""
+            if kind == "file":
+                msg.file_path = str(path)
+            else:
+                msg.text = text
+            t0 = time.perf_counter()
+            sent = bare.send(req, which)
+            bare.run_until(lambda s=sent: bool(state["done"]) and s in callbacks, on_event,
+                           spin_ns=0, timeout=120)
+            if callbacks[sent].WhichOneof("result") == "error":
+                raise RuntimeError(f"{which}: {callbacks[sent].error.description}")
+            content: bytes | str = b"".join(chunks) if kind == "file" else "".join(chunks)
+            if len(content) != length:
+                raise RuntimeError(f"{kind}: {len(content)} of {length}")
+            out.update(stream_result(kind, length, t0, state["opened"], state["done"]))
+        left = [bare.disconnect(room) for room in (rooms["tx"], rooms["rx"])]
+        bare.run_until(lambda: all(a in callbacks for a in left), on_event, spin_ns=0, timeout=30)
+    finally:
+        path.unlink()
+    return out

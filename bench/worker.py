@@ -26,6 +26,8 @@ from common import (
     SCALE_K,
     SEQ_COUNT,
     SEQ_WARMUP,
+    GcClock,
+    concurrency_summary,
     cpu,
     pct,
     rss_kib,
@@ -66,15 +68,18 @@ async def lk_run(workload: str, args: argparse.Namespace) -> dict[str, Any]:
                             lat.append((time.perf_counter_ns() - t) / 1e3)
                     return {"p50_us": pct(lat, 0.5), "p99_us": pct(lat, 0.99)}
                 out = {}
+                clock = GcClock()
                 for n in CONCURRENCY:
-                    done, t = 0, time.perf_counter()
+                    done, t, g = 0, time.perf_counter(), clock.seconds
                     while done < max(n, 10_000):
                         async with anyio.create_task_group() as tg:
                             for _ in range(n):
                                 tg.start_soon(one)
                         done += n
-                    out[f"n{n}_req_s"] = done / (time.perf_counter() - t)
-                return out
+                    elapsed = time.perf_counter() - t
+                    out[f"n{n}_req_s"] = done / elapsed
+                    gc_share = (clock.seconds - g) / elapsed
+                return concurrency_summary(out, gc_share)
     if workload == "audio":
         frame = lkanyio.AudioFrame(tone(), sample_rate=48_000, num_channels=1, samples_per_channel=480)
         async with lkanyio.AudioSource(48_000, 1) as source:
@@ -195,13 +200,16 @@ async def official_run(workload: str, args: argparse.Namespace) -> dict[str, Any
                     lat.append((time.perf_counter_ns() - t) / 1e3)
             return {"p50_us": pct(lat, 0.5), "p99_us": pct(lat, 0.99)}
         out = {}
+        clock = GcClock()
         for n in CONCURRENCY:
-            done, t = 0, time.perf_counter()
+            done, t, g = 0, time.perf_counter(), clock.seconds
             while done < max(n, 2_000) and (done == 0 or time.perf_counter() - t < 30):
                 await asyncio.gather(*(one() for _ in range(n)))
                 done += n
-            out[f"n{n}_req_s"] = done / (time.perf_counter() - t)
-        return out
+            elapsed = time.perf_counter() - t
+            out[f"n{n}_req_s"] = done / elapsed
+            gc_share = (clock.seconds - g) / elapsed
+        return concurrency_summary(out, gc_share)
     if workload == "audio":
         source = rtc.AudioSource(48_000, 1)
         track = rtc.LocalAudioTrack.create_audio_track("t", source)
@@ -310,7 +318,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.side == "floor":
         from floor import floor_run
 
-        result = floor_run(args.workload, args.url, args.key, args.secret, args.seconds)
+        result = floor_run(
+            args.workload, args.url, args.key, args.secret, args.seconds, quick=args.quick
+        )
     elif args.side == "official":
         import asyncio
 
