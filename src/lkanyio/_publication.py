@@ -103,7 +103,11 @@ class TrackPublishOptions:
         video_encoding: video bitrate and frame rate limits.
         audio_encoding: audio bitrate limit.
         stream: name of the stream the track belongs to.
-        video_codec: the codec a video track is encoded with (native default: VP8).
+        video_codec: the codec a video track is encoded with (native default: VP8).  Each
+            video track of a participant gets its own codec on one peer connection (the
+            default); with ``RoomOptions(single_peer_connection=False)`` every video track
+            after the first goes out in the first one's codec (measured with livekit-server
+            1.13.5, the official SDK alike).
         video_encoder: which encoder implementation to prefer (native default: ``AUTO``).
             A hardware backend the machine lacks falls back to software silently (see
             :class:`~lkanyio.VideoEncoderBackend`); ``PRE_ENCODED`` is chosen by

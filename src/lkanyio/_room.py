@@ -115,7 +115,12 @@ class RoomOptions:
             ``None``: the native default (5 s).  To bound the whole join, wrap ``connect``
             in ``anyio.fail_after``.
         single_peer_connection: carry publishing and subscribing on one peer connection
-            instead of two.
+            (``True``) or two (``False``).  ``None``: the native core's default, one
+            connection when the server supports it (as the official SDK joins).  With two
+            connections, every video track after the first goes out in the first one's codec
+            whatever its ``TrackPublishOptions.video_codec`` says (measured with
+            livekit-server 1.13.5, also with the official SDK: the server answers each later
+            video section of the publisher connection with the first one's codec only).
         data_stream: how incoming data streams are received (their size limit).
     """
 
@@ -126,7 +131,7 @@ class RoomOptions:
     e2ee: E2EEOptions | None = None
     rtc_config: RtcConfiguration | None = None
     connect_timeout: float | None = None
-    single_peer_connection: bool = False
+    single_peer_connection: bool | None = None
     data_stream: DataStreamOptions | None = None
 
     def __post_init__(self) -> None:
@@ -141,7 +146,8 @@ class RoomOptions:
             raise TypeError("rtc_config must be a lkanyio.RtcConfiguration")
         if self.connect_timeout is not None:
             _check_connect_timeout(self.connect_timeout)
-        check_bool("single_peer_connection", self.single_peer_connection)
+        if self.single_peer_connection is not None:
+            check_bool("single_peer_connection", self.single_peer_connection)
         if self.data_stream is not None and not isinstance(self.data_stream, DataStreamOptions):
             raise TypeError("data_stream must be a lkanyio.DataStreamOptions")
 
@@ -157,7 +163,15 @@ class RoomOptions:
             self.rtc_config._to_proto(out.rtc_config)
         if self.connect_timeout is not None:
             out.connect_timeout_ms = max(1, round(self.connect_timeout * 1000))
-        out.single_peer_connection = self.single_peer_connection
+        # Unset unless asked for: proto2 ``optional``, and the native core reads unset as its
+        # own default, one peer connection (livekit-ffi 0.13.2; livekit-server 1.13.5 logs
+        # "UseSinglePeerConnection": true, as for the official SDK, which leaves it unset).
+        # Measured: sending ``false`` (lkanyio's old default) made a participant's second
+        # video track go out in its first track's codec (VP9 then H264: VP9 twice), because
+        # on two connections the server answers the second video section with the codec of
+        # the first; the official SDK sending ``false`` does the same.
+        if self.single_peer_connection is not None:
+            out.single_peer_connection = self.single_peer_connection
         if self.data_stream is not None:
             self.data_stream._to_proto(out.data_stream)
 
@@ -168,10 +182,12 @@ _DEFAULT_OPTIONS = RoomOptions()
 @final
 @dataclass(frozen=True)
 class SessionStats:
-    """WebRTC statistics of a room's two peer connections.
+    """WebRTC statistics of a room's peer connections.
 
-    With ``RoomOptions(single_peer_connection=True)`` the one connection reports as the
-    publisher's and ``subscriber`` has no reports.
+    On one peer connection (the default when the server supports it, or
+    ``RoomOptions(single_peer_connection=True)``) the one connection reports as the
+    publisher's and ``subscriber`` has no reports; ``single_peer_connection=False`` gives
+    two connections, each with its own reports.
 
     Attributes:
         publisher: reports of the connection that sends this client's tracks and data.

@@ -134,7 +134,10 @@ async def publish_tone(room: lkanyio.Room, done: anyio.Event) -> None:
 async def test_relay_only_rooms_exchange_audio_and_data_through_turn(
     server_info: Any, token_factory: TokenFactory, turn: LocalTurn
 ) -> None:
-    async with two_joined(server_info, token_factory, relay_only(turn)) as (alice, bob):
+    # Two peer connections (the single-connection case is below), so each side's own
+    # connection is checked for the relay.
+    options = relay_only(turn, single_peer_connection=False)
+    async with two_joined(server_info, token_factory, options) as (alice, bob):
         async with bob.events() as events, anyio.create_task_group() as tg:
             done = anyio.Event()
             tg.start_soon(publish_tone, alice, done)

@@ -71,6 +71,12 @@ def test_room_options_map_to_the_native_request() -> None:
     assert not plain.HasField("rtc_config")
     assert not plain.HasField("connect_timeout_ms")
     assert not plain.HasField("data_stream")
+    # Unset too: the native core's default is one peer connection (false, sent, makes two).
+    assert not plain.HasField("single_peer_connection")
+    two = room_pb2.RoomOptions()
+    lkanyio.RoomOptions(single_peer_connection=False)._to_proto(two)
+    assert two.HasField("single_peer_connection")
+    assert two.single_peer_connection is False
     # Frozen and hashable: lists given are kept as tuples.
     assert isinstance(options.rtc_config, lkanyio.RtcConfiguration)
     assert isinstance(options.rtc_config.ice_servers, tuple)
