@@ -70,7 +70,8 @@ async def _footprint(n: int) -> tuple[float, Counter[str]]:
     """Tracked objects per request: ``n`` tasks parked in ``request_async`` less on an Event."""
     bridge = get_bridge()
     go = anyio.Event()
-    parked = [0]
+    answered = anyio.Event()
+    parked, done = [0], [0]
 
     async def one() -> None:
         parked[0] += 1
@@ -81,11 +82,14 @@ async def _footprint(n: int) -> tuple[float, Counter[str]]:
         req.connect.options.join_retries = 0  # one attempt: it fails once the socket closes
         callback = await bridge.request_async(req)
         assert callback.WhichOneof("message") == "error", "a silent server answered"
+        done[0] += 1
+        if done[0] == n:
+            answered.set()
 
     # Every request is answered before this returns (the socket is closed and each fails in
     # well under a second): cancelling them instead left the native core retrying ~1,000
     # abandoned connects, and a later test's requests waited behind them for 80 s (measured).
-    with _silent_listener() as (url, sock), anyio.fail_after(EVENT_WAIT):
+    with _silent_listener() as (url, sock):
         async with anyio.create_task_group() as tg:
             for _ in range(n):
                 tg.start_soon(one)
@@ -100,8 +104,22 @@ async def _footprint(n: int) -> tuple[float, Counter[str]]:
                     await anyio.lowlevel.checkpoint()
             after = _tracked()
             sock.close()  # every connect now fails: the task group ends when all have answered
-    grown = after - before
-    return (sum(after.values()) - sum(before.values())) / n, grown
+            with anyio.fail_after(EVENT_WAIT):  # its own bound: the counting is over
+                await answered.wait()
+    grown = Counter(after)
+    grown.subtract(before)  # kinds that shrank stay in, negative
+    return _per_request(grown, n), grown
+
+
+def _per_request(grown: Counter[str], n: int) -> float:
+    """Tracked objects per request, over the kinds whose count changed with the requests.
+
+    Only kinds that grew or shrank by at least half an object per request count: in a test
+    process other work (a native log line, a previous test's garbage) moves a few hundred
+    objects of other kinds between the two snapshots (measured: +767 and -795 objects in two
+    snapshots of a loaded run), which spread over 20 requests reads as a footprint of +38.
+    """
+    return sum(c for c in grown.values() if abs(c) >= n / 2) / n
 
 
 async def test_a_request_in_flight_holds_little_more_than_a_parked_task() -> None:
@@ -114,6 +132,6 @@ async def test_a_request_in_flight_holds_little_more_than_a_parked_task() -> Non
 async def test_the_footprint_does_not_grow_with_the_number_in_flight() -> None:
     await _footprint(1)
     few, _ = await _footprint(20)
-    many, grown = await _footprint(400)
+    many, grown = await _footprint(200)
     assert abs(many - few) < 0.5, (few, many, grown.most_common(12))
     assert lkanyio.statistics().pending_requests == 0
