@@ -7,6 +7,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TypeVar
 
 import anyio
+import anyio.abc
 
 import lkanyio
 
@@ -100,3 +101,26 @@ def crop_centred(frame: lkanyio.VideoFrame, width: int, height: int) -> lkanyio.
             out += frame.data[start : start + keep]
         offset += size
     return lkanyio.VideoFrame(width, height, frame.type, out)
+
+
+@asynccontextmanager
+async def child_process(*argv: str) -> AsyncIterator[anyio.abc.Process]:
+    """Run ``argv`` with pipes for stdin and stdout (stderr shown), yield the process.
+
+    Leaving the block normally closes its stdin (the peer scripts leave the room and exit on
+    that) and requires exit status 0 within ``EVENT_WAIT``; in every case a process still
+    running is killed and reaped.
+    """
+    process = await anyio.open_process(list(argv), stderr=None)
+    try:
+        yield process
+        assert process.stdin is not None
+        await process.stdin.aclose()
+        with anyio.fail_after(EVENT_WAIT):
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            with anyio.move_on_after(5, shield=True):
+                await process.wait()
+        await process.aclose()

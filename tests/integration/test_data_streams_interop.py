@@ -16,7 +16,7 @@ from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory
+from _util import EVENT_WAIT, TokenFactory, child_process
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
@@ -53,21 +53,10 @@ class Peer:
 
 @asynccontextmanager
 async def official_peer(url: str, token: str) -> AsyncIterator[Peer]:
-    process = await anyio.open_process([sys.executable, str(PEER), url, token, TOPIC], stderr=None)
-    try:
+    async with child_process(sys.executable, str(PEER), url, token, TOPIC) as process:
         peer = Peer(process)
         assert (await peer.receive())["ready"] == "rtc-peer"
         yield peer
-        assert process.stdin is not None
-        await process.stdin.aclose()  # the peer leaves the room and exits
-        with anyio.fail_after(EVENT_WAIT):
-            assert await process.wait() == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            with anyio.move_on_after(5, shield=True):
-                await process.wait()
-        await process.aclose()
 
 
 async def test_text_streams_with_the_official_sdk_both_ways(

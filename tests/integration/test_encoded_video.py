@@ -21,7 +21,7 @@ import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, joined, next_event
+from _util import EVENT_WAIT, TokenFactory, child_process, joined, next_event
 
 av = pytest.importorskip("av")
 numpy = pytest.importorskip("numpy")
@@ -185,22 +185,11 @@ PEER = Path(__file__).resolve().parents[1] / "rtc_video_peer.py"
 @asynccontextmanager
 async def official_peer(url: str, token: str) -> AsyncIterator[BufferedByteReceiveStream]:
     """Start the official-SDK peer; yield its stdout (JSON lines) once it publishes."""
-    process = await anyio.open_process([sys.executable, str(PEER), url, token], stderr=None)
-    try:
+    async with child_process(sys.executable, str(PEER), url, token) as process:
         assert process.stdout is not None
         lines = BufferedByteReceiveStream(process.stdout)
         assert (await _message(lines))["ready"] == "rtc-peer"
         yield lines
-        assert process.stdin is not None
-        await process.stdin.aclose()  # the peer leaves the room and exits
-        with anyio.fail_after(EVENT_WAIT):
-            assert await process.wait() == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            with anyio.move_on_after(5, shield=True):
-                await process.wait()
-        await process.aclose()
 
 
 async def _message(lines: BufferedByteReceiveStream) -> dict[str, Any]:
