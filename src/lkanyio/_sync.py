@@ -25,12 +25,11 @@ import anyio.lowlevel
 from ._audio import AudioSource
 from ._errors import ResourceClosedError
 from ._frames import AudioFrame
+from ._resource import Resource
 from ._video import VideoFrame, VideoSource
 
 if TYPE_CHECKING:
-    from types import TracebackType
 
-    from typing_extensions import Self
 
     from ._video import FrameMetadata
 
@@ -74,7 +73,7 @@ class AVSynchronizerStatistics:
 
 
 @final
-class AVSynchronizer:
+class AVSynchronizer(Resource):
     """Capture audio and video frames in step, paced to one clock (async context manager).
 
     ::
@@ -332,17 +331,6 @@ class AVSynchronizer:
         """
         self._closed = True
         self._changed_now()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (
