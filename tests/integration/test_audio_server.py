@@ -155,7 +155,10 @@ async def test_mute_unmute_and_unsubscribe(
                     assert again.publication is subscribed.publication
 
 
-# Every 10 ms frame after the tone starts must carry it: the native jitter buffer conceals late
+WARM_UP = 10  # 10 ms frames: the tone's onset
+
+
+# Every 10 ms frame after the tone's onset must carry it: the native jitter buffer conceals late
 # packets with quieter frames when the machine's CPU is starved (measured: 2 of 5 runs failed with
 # four xdist workers on two cores, 0 of 6 alone), so this runs in scripts/test's serial phase.
 @pytest.mark.realtime
@@ -176,12 +179,17 @@ async def test_slow_consumer_drops_while_a_fast_one_keeps_up(
                 with anyio.fail_after(20):
                     async for event in fast:
                         fast_frames += 1
-                        # Once the tone starts, every frame carries it: the stalled stream
-                        # beside this one never costs it a frame.
+                        # Once the tone is under way, every frame carries it: the stalled
+                        # stream beside this one never costs it a frame.  Its first frames may
+                        # ramp: with the tone starting ~0.2 s after bob joined, frames 2-5 of
+                        # it came out of the native decoder at peaks 1261-1909 in 8 of 12 runs
+                        # (the same values run after run; never with the tone starting 1 s or
+                        # more after the join), the jitter buffer's onset, not a drop.
                         if tone_frames or max(event.frame.data, default=0) > 2000:
-                            assert max(event.frame.data, default=0) > 2000
                             tone_frames += 1
-                        if tone_frames >= 200:  # 2 s of 10 ms frames
+                            if tone_frames > WARM_UP:
+                                assert max(event.frame.data, default=0) > 2000, tone_frames
+                        if tone_frames >= WARM_UP + 200:  # then 2 s of 10 ms frames
                             break
                 stats = slow.statistics()
                 # The slow stream kept only its newest 5 frames and counted the rest as drops:

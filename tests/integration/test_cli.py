@@ -19,7 +19,7 @@ from anyio.streams.text import TextReceiveStream
 from livekit import api
 
 import lkanyio
-from _util import EVENT_WAIT
+from _util import EVENT_WAIT, announce
 from lkanyio._cli import event_record, format_record
 from lkanyio.demo import dominant_frequency
 
@@ -235,6 +235,7 @@ async def test_join_prints_events_until_interrupted(
         assert joined == {"event": "Joined", "room": room_name, "identity": "cli",
                           "participants": []}  # fmt: skip
         async with lkanyio.connect(server_info.url, token_factory("alice", room_name)) as room:
+            await announce(room)
             seen: list[dict[str, Any]] = []
             with anyio.fail_after(EVENT_WAIT):
                 while not any(r["event"] == "ParticipantConnected" for r in seen):

@@ -25,7 +25,7 @@ import anyio
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, next_event
+from _util import EVENT_WAIT, announce, next_event
 from lkanyio.demo import dominant_frequency
 from lkanyio.testing import LocalCluster, ServerInfo, create_room, make_token
 
@@ -59,6 +59,7 @@ async def _alice_on_a_bob_on_b(
         lkanyio.connect(a.info.url, _token(a.info, "alice", room)) as alice,
         lkanyio.connect(b.info.url, _token(b.info, "bob", room)) as bob,
     ):
+        await announce(bob)
         with anyio.fail_after(EVENT_WAIT):
             while "bob" not in alice.remote_participants or "alice" not in bob.remote_participants:
                 await anyio.sleep(0.02)
@@ -207,6 +208,7 @@ async def test_relay_node_killed(cluster: LocalCluster, room_name: str) -> None:
         with anyio.fail_after(FAILURE_BOUND):
             with pytest.raises(lkanyio.ConnectionLostError) as lost:
                 async with lkanyio.connect(b.info.url, _token(b.info, "bob", room_name)) as bob:
+                    await announce(bob)
                     await _until_sees(bob, "alice")
                     await _until_sees(alice, "bob")
                     assert cluster.room_node(room_name) == 0
@@ -228,6 +230,7 @@ async def test_relay_node_killed(cluster: LocalCluster, room_name: str) -> None:
             lkanyio.connect(a.info.url, _token(a.info, "bob", room_name)) as bob_again,
             bob_again.events() as bob_again_events,
         ):
+            await announce(bob_again)
             await _until_sees(bob_again, "alice")
             await _until_sees(alice, "bob")
             await _data_both_ways(alice, alice_events, bob_again, bob_again_events, "again")
@@ -263,6 +266,7 @@ async def test_room_node_killed(cluster: LocalCluster, room_name: str) -> None:
         async with _member(b.info.url, b.info, "bob", room_name, outcome) as bob:
             async with bob.events() as bob_events:
                 async with _member(a.info.url, a.info, "alice", room_name, outcome) as alice:
+                    await announce(alice)
                     await _until_sees(alice, "bob")
                     await _until_sees(bob, "alice")
                     await anyio.to_thread.run_sync(a.kill)
@@ -295,6 +299,7 @@ async def test_redis_restarted_under_a_live_room(cluster: LocalCluster, room_nam
             alice.events() as alice_events,
             bob.events() as bob_events,
         ):
+            await announce(bob)
             await _until_sees(alice, "bob")
             await _until_sees(bob, "alice")
             await anyio.to_thread.run_sync(cluster.redis.kill)

@@ -20,7 +20,7 @@ import anyio
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, assert_no_leaks, next_event
+from _util import EVENT_WAIT, announce, assert_no_leaks, next_event
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
@@ -314,6 +314,7 @@ async def test_network_cut_reconnects_and_delivers_exactly_once(
         bob = await stack.enter_async_context(
             lkanyio.connect(server_info.url, token_factory("bob", room_name))
         )
+        await announce(bob)
         with anyio.fail_after(20):
             while not alice.remote_participants or not bob.remote_participants:
                 await anyio.sleep(0.02)

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, joined, next_event
+from _util import EVENT_WAIT, TokenFactory, announce, joined, next_event
 from lkanyio.testing import list_participants, remove_participant
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
@@ -34,7 +34,8 @@ async def test_leaving_is_seen_by_the_others(
 ) -> None:
     async with lkanyio.connect(server_info.url, token_factory("alice", room_name)) as alice:
         async with alice.events() as events:
-            async with lkanyio.connect(server_info.url, token_factory("bob", room_name)):
+            async with lkanyio.connect(server_info.url, token_factory("bob", room_name)) as bob:
+                await announce(bob)
                 joined_ev = await next_event(events, lkanyio.ParticipantConnected)
                 assert joined_ev.participant.identity == "bob"
             left = await next_event(events, lkanyio.ParticipantDisconnected)

@@ -16,7 +16,7 @@ import jwt
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, joined, next_event
+from _util import EVENT_WAIT, TokenFactory, announce, joined, next_event
 from lkanyio._bridge import get_bridge
 from lkanyio._proto import ffi_pb2, room_pb2
 
@@ -157,6 +157,7 @@ async def test_participant_details_permissions_joined_at_and_quality(
         # been handled before the block starts.
         assert alice.local_participant.connection_quality is None
         async with alice.events() as events, lkanyio.connect(url, carol_token) as carol:
+            await announce(carol)
             connected = await next_event(events, lkanyio.ParticipantConnected)
             seen = connected.participant
             assert seen.identity == "carol"

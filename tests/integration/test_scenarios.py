@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, joined, next_event
+from _util import EVENT_WAIT, TokenFactory, announce, joined, next_event
 from lkanyio.demo import dominant_frequency
 from test_audio_server import RATE, sine_frames
 
@@ -148,6 +148,7 @@ async def test_server_leave_ends_the_room_with_connection_lost(
                 async with lkanyio.connect(
                     server_info.url, token_factory("carol", room_name)
                 ) as carol:
+                    await announce(carol)
                     await next_event(bob_events, lkanyio.ParticipantConnected)
                     with anyio.fail_after(EVENT_WAIT):
                         await carol.simulate_scenario(S.SERVER_LEAVE)

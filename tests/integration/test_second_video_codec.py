@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, assert_no_leaks, next_event
+from _util import EVENT_WAIT, TokenFactory, announce, assert_no_leaks, next_event
 from lkanyio import VideoCodec
 
 pytestmark = pytest.mark.anyio
@@ -53,6 +53,7 @@ async def _joined(
             )
             for who in ("alice", "bob")
         ]
+        await announce(rooms[1])
         with anyio.fail_after(EVENT_WAIT):
             while not all(room.remote_participants for room in rooms):
                 await anyio.sleep(0.02)

@@ -21,7 +21,7 @@ import anyio.abc
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, next_event
+from _util import EVENT_WAIT, TokenFactory, announce, next_event
 from lkanyio.testing import LocalServer, LocalTurn
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
@@ -72,6 +72,7 @@ async def two_joined(
             )
             for identity in ("alice", "bob")
         ]
+        await announce(bob)
         with anyio.fail_after(EVENT_WAIT):
             while "bob" not in alice.remote_participants or "alice" not in bob.remote_participants:
                 await anyio.sleep(0.02)
@@ -258,6 +259,7 @@ async def test_max_payload_byte_length_ends_a_bigger_incoming_stream(
         bob = await stack.enter_async_context(
             lkanyio.connect(server_info.url, token_factory("bob"), options=options)
         )
+        await announce(bob)
         with anyio.fail_after(EVENT_WAIT):
             while "bob" not in alice.remote_participants:
                 await anyio.sleep(0.02)
