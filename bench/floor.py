@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from common import (
     AGENT_K,
     AGENT_SECONDS,
+    ANNOUNCE,
     AUDIO_FRAMES,
     CONCURRENCY,
     CONVERT_FRAMES,
@@ -137,6 +138,15 @@ class Bare:
         req = self.pb.FfiRequest()
         req.ready_for_room_event.room_handle = room
         self.request(req)
+
+    def announce(self, local_participant: int) -> int:
+        """Send ``common.ANNOUNCE`` (its callback is not awaited); its async id."""
+        req = self.pb.FfiRequest()
+        req.set_local_attributes.local_participant_handle = local_participant
+        for key, value in ANNOUNCE.items():
+            entry = req.set_local_attributes.attributes.add()
+            entry.key, entry.value = key, value
+        return self.send(req, "set_local_attributes")
 
     def disconnect(self, room: int) -> int:
         from lkanyio._proto import participant_pb2
@@ -297,6 +307,7 @@ def data(url: str, key: str, secret: str) -> dict[str, Any]:
 
     rx, _ = join("rx")
     tx, tx_participant = join("tx")
+    bare.announce(tx_participant)
     bare.run_until(lambda: tx_seen[0], on_event, spin_ns=0, timeout=20)
     payload = bare.ffi.new("uint8_t[]", b"x" * 1024)
     address = int(bare.ffi.cast("uintptr_t", payload))
@@ -455,6 +466,7 @@ def video_size(
 
     join("rx")
     tx_participant = join("tx")
+    bare.announce(tx_participant)
     bare.run_until(lambda: state["tx_seen"], on_event, spin_ns=0, timeout=20)
     req = bare.pb.FfiRequest()
     req.new_video_source.type = video_frame_pb2.VIDEO_SOURCE_NATIVE
@@ -784,6 +796,7 @@ def data_stream(url: str, key: str, secret: str, quick: bool) -> dict[str, Any]:
     try:
         join("rx")
         tx_participant = join("tx")
+        bare.announce(tx_participant)
         bare.run_until(lambda: state["tx_seen"], on_event, spin_ns=0, timeout=20)
         for kind, length in (("file", size), ("text", len(text))):
             chunks.clear()

@@ -32,6 +32,7 @@ from typing import Any
 from common import (
     AGENT_K,
     AGENT_SECONDS,
+    ANNOUNCE,
     CONVERT_FRAMES,
     STREAM_FILE_MB,
     STREAM_TEXT_MB,
@@ -191,6 +192,7 @@ async def lk_video_size(args: Any, width: int, height: int) -> dict[str, Any]:
         async with rx.events() as events, lkanyio.connect(
             args.url, token(args.key, args.secret, "tx", room_name)
         ) as tx:
+            await tx.local_participant.set_attributes(ANNOUNCE)
             await lk_wait_for(rx, "tx")
             async with (
                 lkanyio.VideoSource(width, height) as source,
@@ -357,6 +359,7 @@ async def lk_data_stream(args: Any) -> dict[str, Any]:
                 rx.text_streams(max_buffered_bytes=2 * len(text)) as texts,
                 lkanyio.connect(args.url, token(args.key, args.secret, "tx", room_name)) as tx,
             ):
+                await tx.local_participant.set_attributes(ANNOUNCE)
                 await lk_wait_for(rx, "tx")
                 sender = tx.local_participant
                 for kind, incoming, length in (("file", files, size), ("text", texts, len(text))):
@@ -426,6 +429,7 @@ async def official_video_size(args: Any, width: int, height: int) -> dict[str, A
     rx.on("track_subscribed", on_subscribed)
     await rx.connect(args.url, token(args.key, args.secret, "rx", room_name))
     await tx.connect(args.url, token(args.key, args.secret, "tx", room_name))
+    await tx.local_participant.set_attributes(ANNOUNCE)
     await official_wait_for(rx, "tx")
     source = rtc.VideoSource(width, height)
     track = rtc.LocalVideoTrack.create_video_track("cam", source)
@@ -609,6 +613,7 @@ async def official_data_stream(args: Any) -> dict[str, Any]:
     try:
         await rx.connect(args.url, token(args.key, args.secret, "rx", room_name))
         await tx.connect(args.url, token(args.key, args.secret, "tx", room_name))
+        await tx.local_participant.set_attributes(ANNOUNCE)
         await official_wait_for(rx, "tx")
         for kind, length in (("file", size), ("text", len(text))):
             t0 = time.perf_counter()

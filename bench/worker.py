@@ -20,6 +20,7 @@ from typing import Any
 import common
 import media
 from common import (
+    ANNOUNCE,
     AUDIO_FRAMES,
     CONCURRENCY,
     DATA_MESSAGES,
@@ -109,6 +110,7 @@ async def lk_run(workload: str, args: argparse.Namespace) -> dict[str, Any]:
         lat: list[float] = []
         async with lkanyio.connect(args.url, token(args, "rx", room_name)) as rx, rx.events() as events:
             async with lkanyio.connect(args.url, token(args, "tx", room_name)) as tx:
+                await tx.local_participant.set_attributes(ANNOUNCE)
                 with anyio.fail_after(20):
                     while "tx" not in rx.remote_participants:
                         await anyio.sleep(0.01)
@@ -247,6 +249,7 @@ async def official_run(workload: str, args: argparse.Namespace) -> dict[str, Any
         rx.on("data_received", on_data)
         await rx.connect(args.url, token(args, "rx", room_name))
         await tx.connect(args.url, token(args, "tx", room_name))
+        await tx.local_participant.set_attributes(ANNOUNCE)
         for _ in range(2000):
             if "tx" in rx.remote_participants:
                 break
