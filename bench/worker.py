@@ -24,6 +24,7 @@ from common import (
     AUDIO_FRAMES,
     CONCURRENCY,
     DATA_MESSAGES,
+    OFFICIAL_CONCURRENCY,
     SCALE_K,
     SEQ_COUNT,
     SEQ_WARMUP,
@@ -203,7 +204,7 @@ async def official_run(workload: str, args: argparse.Namespace) -> dict[str, Any
             return {"p50_us": pct(lat, 0.5), "p99_us": pct(lat, 0.99)}
         out = {}
         clock = GcClock()
-        for n in CONCURRENCY:
+        for n in OFFICIAL_CONCURRENCY:
             done, t, g = 0, time.perf_counter(), clock.seconds
             while done < max(n, 2_000) and (done == 0 or time.perf_counter() - t < 30):
                 await asyncio.gather(*(one() for _ in range(n)))
@@ -211,7 +212,7 @@ async def official_run(workload: str, args: argparse.Namespace) -> dict[str, Any
             elapsed = time.perf_counter() - t
             out[f"n{n}_req_s"] = done / elapsed
             gc_share = (clock.seconds - g) / elapsed
-        return concurrency_summary(out, gc_share)
+        return concurrency_summary(out, gc_share, OFFICIAL_CONCURRENCY)
     if workload == "audio":
         source = rtc.AudioSource(48_000, 1)
         track = rtc.LocalAudioTrack.create_audio_track("t", source)
