@@ -591,7 +591,10 @@ async def _within(seconds: float, tasks: list[Any]) -> int:
 
     if not tasks:
         return 0
-    _done, pending = await asyncio.wait(tasks, timeout=seconds)
+    done, pending = await asyncio.wait(tasks, timeout=seconds)
+    for task in done:  # as gather(return_exceptions=True) did: retrieved, not raised
+        if not task.cancelled():
+            task.exception()
     return len(pending)
 
 

@@ -69,7 +69,7 @@ async def joined(
 ) -> AsyncIterator[list[lkanyio.Room]]:
     """Join every identity (in order) and wait until each sees all the others."""
     async with AsyncExitStack() as stack:
-        rooms = []
+        rooms: list[lkanyio.Room] = []
         for identity in identities:
             room = await stack.enter_async_context(
                 lkanyio.connect(server_info.url, token_factory(identity, room_name))
