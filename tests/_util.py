@@ -65,14 +65,20 @@ async def announce(room: lkanyio.Room) -> None:
 
 @asynccontextmanager
 async def joined(
-    server_info: Any, token_factory: TokenFactory, room_name: str, *identities: str
+    server_info: Any,
+    token_factory: TokenFactory,
+    room_name: str,
+    *identities: str,
+    options: lkanyio.RoomOptions | None = None,
 ) -> AsyncIterator[list[lkanyio.Room]]:
-    """Join every identity (in order) and wait until each sees all the others."""
+    """Join every identity (in order, each with ``options``) and wait until each sees all the
+    others."""
     async with AsyncExitStack() as stack:
         rooms: list[lkanyio.Room] = []
         for identity in identities:
+            token = token_factory(identity, room_name)
             room = await stack.enter_async_context(
-                lkanyio.connect(server_info.url, token_factory(identity, room_name))
+                lkanyio.connect(server_info.url, token, options=options)
             )
             await announce(room)
             rooms.append(room)

@@ -10,15 +10,14 @@ connection), as the official SDK does.
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, announce, assert_no_leaks, next_event
+from _util import EVENT_WAIT, TokenFactory, assert_no_leaks, joined, next_event
 from lkanyio import VideoCodec
 
 pytestmark = pytest.mark.anyio
@@ -40,24 +39,6 @@ def _options(codec: VideoCodec) -> lkanyio.TrackPublishOptions:
         simulcast=False,
         degradation_preference=lkanyio.DegradationPreference.MAINTAIN_RESOLUTION,
     )
-
-
-@asynccontextmanager
-async def _joined(
-    server_info: Any, token_factory: TokenFactory, room_name: str, options: lkanyio.RoomOptions
-) -> AsyncIterator[list[lkanyio.Room]]:
-    async with AsyncExitStack() as stack:
-        rooms = [
-            await stack.enter_async_context(
-                lkanyio.connect(server_info.url, token_factory(who, room_name), options=options)
-            )
-            for who in ("alice", "bob")
-        ]
-        await announce(rooms[1])
-        with anyio.fail_after(EVENT_WAIT):
-            while not all(room.remote_participants for room in rooms):
-                await anyio.sleep(0.02)
-        yield rooms
 
 
 async def _first_frame(track: lkanyio.Track) -> lkanyio.VideoFrame:
@@ -83,7 +64,10 @@ async def _publish_two(
     """
     pixels = bytes([90, 160, 30, 255]) * W * H
     frame = lkanyio.VideoFrame(W, H, lkanyio.VideoBufferType.RGBA, pixels)
-    async with _joined(server_info, token_factory, room_name, options) as (alice, bob):
+    async with joined(server_info, token_factory, room_name, "alice", "bob", options=options) as (
+        alice,
+        bob,
+    ):
         async with (
             bob.events() as events,
             lkanyio.VideoSource(W, H) as source_a,

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 import os
 from array import array
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
@@ -21,7 +21,7 @@ import anyio.abc
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, announce, next_event
+from _util import EVENT_WAIT, TokenFactory, announce, joined, next_event
 from lkanyio.testing import LocalServer, LocalTurn
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
@@ -58,25 +58,6 @@ def relay_only(
         ),
         **options,
     )
-
-
-@asynccontextmanager
-async def two_joined(
-    server_info: Any, token_factory: TokenFactory, options: lkanyio.RoomOptions
-) -> AsyncIterator[tuple[lkanyio.Room, lkanyio.Room]]:
-    """alice and bob in the test's room with ``options``, each seeing the other."""
-    async with AsyncExitStack() as stack:
-        alice, bob = [
-            await stack.enter_async_context(
-                lkanyio.connect(server_info.url, token_factory(identity), options=options)
-            )
-            for identity in ("alice", "bob")
-        ]
-        await announce(bob)
-        with anyio.fail_after(EVENT_WAIT):
-            while "bob" not in alice.remote_participants or "alice" not in bob.remote_participants:
-                await anyio.sleep(0.02)
-        yield alice, bob
 
 
 def tone(seconds: float) -> list[lkanyio.AudioFrame]:
@@ -133,12 +114,14 @@ async def publish_tone(room: lkanyio.Room, done: anyio.Event) -> None:
 
 
 async def test_relay_only_rooms_exchange_audio_and_data_through_turn(
-    server_info: Any, token_factory: TokenFactory, turn: LocalTurn
+    server_info: Any, token_factory: TokenFactory, room_name: str, turn: LocalTurn
 ) -> None:
     # Two peer connections (the single-connection case is below), so each side's own
     # connection is checked for the relay.
     options = relay_only(turn, single_peer_connection=False)
-    async with two_joined(server_info, token_factory, options) as (alice, bob):
+    async with joined(
+        server_info, token_factory, room_name, "alice", "bob", options=options
+    ) as (alice, bob):
         async with bob.events() as events, anyio.create_task_group() as tg:
             done = anyio.Event()
             tg.start_soon(publish_tone, alice, done)
@@ -182,10 +165,12 @@ async def test_wrong_turn_credentials_fail_the_join_and_say_so(
 
 
 async def test_single_peer_connection_joins_and_exchanges_data(
-    server_info: Any, token_factory: TokenFactory
+    server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:
     options = lkanyio.RoomOptions(single_peer_connection=True)
-    async with two_joined(server_info, token_factory, options) as (alice, bob):
+    async with joined(
+        server_info, token_factory, room_name, "alice", "bob", options=options
+    ) as (alice, bob):
         async with bob.events() as events:
             await alice.local_participant.publish_data(b"one connection", topic="spc")
             received = await next_event(events, lkanyio.DataReceived, lambda e: e.topic == "spc")
@@ -198,10 +183,12 @@ async def test_single_peer_connection_joins_and_exchanges_data(
 
 
 async def test_relay_only_with_a_single_peer_connection(
-    server_info: Any, token_factory: TokenFactory, turn: LocalTurn
+    server_info: Any, token_factory: TokenFactory, room_name: str, turn: LocalTurn
 ) -> None:
     options = relay_only(turn, single_peer_connection=True)
-    async with two_joined(server_info, token_factory, options) as (alice, bob):
+    async with joined(
+        server_info, token_factory, room_name, "alice", "bob", options=options
+    ) as (alice, bob):
         async with bob.events() as events:
             await alice.local_participant.publish_data(b"relayed, one pc", topic="spc")
             received = await next_event(events, lkanyio.DataReceived, lambda e: e.topic == "spc")
