@@ -276,13 +276,17 @@ def main() -> int:
         f"\n(medians of {args.reps} runs per side; 1 run: scale, video, agent, data_stream, and the official "
         f"SDK's concurrency; total {elapsed:.0f} s)"
     )
-    for workload, by_side in results.items():
-        for side, runs in by_side.items():
-            for run in runs:
-                for key, value in run.items():
-                    if key.endswith("_teardown_stuck_tasks"):
-                        print(f"({workload} {side}: {key.split('_')[0]}: {value} tasks never ended"
-                              " after the window; the measured numbers stand, the process was ended)")
+    stuck = [
+        (workload, side, key.split("_")[0], value)
+        for workload, by_side in results.items()
+        for side, runs in by_side.items()
+        for run in runs
+        for key, value in run.items()
+        if key.endswith("_teardown_stuck_tasks")
+    ]
+    for workload, side, k, count in stuck:
+        print(f"({workload} {side}: {k}: {count} tasks never ended after the window; the measured"
+              " numbers stand, the process was ended)")
     if "concurrency" in workloads and len(OFFICIAL_CONCURRENCY) < len(CONCURRENCY):
         print("(official N=5000: not run; LKANYIO_BENCH_OFFICIAL_N5000=1 runs it, ~2 min more)")
     failures = [
