@@ -268,9 +268,10 @@ class AudioSource(Resource):
         Several tasks may capture into one source at once: their frames are queued one after
         the other, in the order the calls were made.
 
-        Cancellation: a capture still waiting for the ones before it is withdrawn and never
-        played.  One the native core has already taken may still be played; the next capture
-        then waits until the native core is done with it.  The frame's memory stays alive until
+        Cancellation: a capture still waiting for the ones before it, or made where a
+        cancellation is already pending, is withdrawn and never played.  One the native core
+        has already taken may still be played; the next capture then waits until the native
+        core is done with it.  The frame's memory stays alive until
         the native core is done with it either way.  Don't change the frame's samples until the
         call has returned.
 
@@ -292,6 +293,15 @@ class AudioSource(Resource):
                 ended = True
                 turns.release()
 
+        try:
+            # A cancellation already pending is raised here, before anything is sent, and ends
+            # the turn.  (``request_async`` would raise it unsent too, and with no answer to
+            # come the turn would never end; with no await between here and its own check,
+            # that check cannot fire.)
+            await anyio.lowlevel.checkpoint_if_cancelled()
+        except BaseException:
+            end_turn()
+            raise
         try:
             callback = await self._capture(frame, end_turn)
         except anyio.get_cancelled_exc_class():

@@ -595,9 +595,10 @@ class Bridge:
     ) -> Any:
         """Send an async request and wait for its callback.
 
-        The waiter is registered before the request is sent.  If the caller is cancelled (or
-        anything fails) the waiter is withdrawn; a callback that still arrives goes to
-        ``on_late`` (to free what it owns), or is counted and dropped.
+        In a scope already cancelled nothing is sent: the cancellation is raised at once.
+        Otherwise the waiter is registered before the request is sent.  If the caller is
+        cancelled (or anything fails) the waiter is withdrawn; a callback that still arrives
+        goes to ``on_late`` (to free what it owns), or is counted and dropped.
 
         A cancelled request never swallows its cancellation, not even when its callback was
         already delivered and the caller only had not resumed yet: returning the result and
@@ -629,6 +630,12 @@ class Bridge:
             raise ValueError("empty FfiRequest")
         self._check_usable()
         driver = self.ensure_driver()
+        # A request made where a cancellation is already pending raises it before anything is
+        # sent (trio would only raise it after the send, at the wait).  Without this, anyio on
+        # asyncio could let one through: it skips a task whose awaited future is already done,
+        # so a callback answered in the loop iteration that delivers a ``move_on_after(0)``
+        # returned its result and the scope ended without a cancellation.
+        await anyio.lowlevel.checkpoint_if_cancelled()
         waiter = _Waiter(on_deliver)
         core = self._core
         async_id = core.register(waiter)

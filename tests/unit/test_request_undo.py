@@ -53,6 +53,7 @@ class _Ledger:
     after_checkpoint: bool = False  # the caller passed a checkpoint after request_async
     cancel_before_return: bool = False  # a cancel was requested before request_async ended
     finished: bool = False
+    cancelled_before_request: bool = False  # the scope was cancelled before request_async
 
     def adopt(self, message: _Message) -> int:
         self.adopted.append(message.n)
@@ -124,6 +125,7 @@ async def test_any_cancel_delivery_interleaving_hands_the_result_to_exactly_one_
                 cancel()
             req = ffi_pb2.FfiRequest()
             req.get_stats.track_handle = 1
+            ledger.cancelled_before_request = scope.cancel_called
             try:
                 result = await bridge.request_async(
                     req, on_deliver=adopt, on_late=ledger.on_late, on_abandon=ledger.undo
@@ -155,6 +157,12 @@ async def test_any_cancel_delivery_interleaving_hands_the_result_to_exactly_one_
     finally:
         delattr(bridge, "_send")
 
+    if ledger.cancelled_before_request:  # nothing is sent where a cancel is already pending
+        assert sent == [], ledger
+        assert ledger.raised_cancel, ledger
+        assert scope.cancelled_caught, ledger
+        assert ledger.adopted == ledger.returned == ledger.late == [], ledger
+        return
     assert len(sent) == 1
     assert ledger.raised_cancel != bool(ledger.returned)  # returned or raised, never both
     if ledger.adopted:
@@ -243,3 +251,38 @@ async def test_a_real_request_under_a_tiny_deadline_has_exactly_one_owner() -> N
                 await anyio.sleep(0.01)
     print("real get_stats under move_on_after(20e-6):", dict(outcomes))
     assert_no_leaks()
+
+
+@pytest.mark.parametrize("answered_first", [False, True])
+async def test_a_request_in_an_already_cancelled_scope_is_never_sent(answered_first: bool) -> None:
+    # A request made where a cancellation is already pending raises it before anything is sent.
+    # With ``answered_first`` a callback is delivered in the loop iteration that would deliver
+    # the cancel: anyio on asyncio skips a task whose awaited future is already done, and the
+    # request used to return its result and leave ``move_on_after(0)`` without a cancellation
+    # (seen once in a full run: one of seven calls of test_every_method_cancelled_leaves_no_waiter).
+    bridge = get_bridge()
+    bridge.ensure_driver()
+    sent: list[int] = []
+    returned: list[object] = []
+
+    def send(request: ffi_pb2.FfiRequest, which: str) -> None:
+        sent.append(getattr(request, which).request_async_id)
+
+    async def answer() -> None:  # its first step runs before the scope's deferred cancel
+        if sent:
+            _deliver(bridge, sent[0], _Message(0))
+
+    setattr(bridge, "_send", send)  # noqa: B010 - an instance attribute shadowing the method
+    try:
+        async with anyio.create_task_group() as tg:
+            if answered_first:
+                tg.start_soon(answer)
+            with anyio.move_on_after(0) as scope:
+                req = ffi_pb2.FfiRequest()
+                req.get_stats.track_handle = 1
+                returned.append(await bridge.request_async(req, on_late=lambda _m: None))
+    finally:
+        delattr(bridge, "_send")
+    assert scope.cancelled_caught, returned
+    assert sent == []
+    assert lkanyio.statistics().pending_requests == 0
