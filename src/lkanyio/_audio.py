@@ -271,9 +271,8 @@ class AudioSource(Resource):
         Cancellation: a capture still waiting for the ones before it, or made where a
         cancellation is already pending, is withdrawn and never played.  One the native core
         has already taken may still be played; the next capture then waits until the native
-        core is done with it.  The frame's memory stays alive until
-        the native core is done with it either way.  Don't change the frame's samples until the
-        call has returned.
+        core is done with it.  The frame's memory stays alive until the native core is done
+        with it either way.  Don't change the frame's samples until the call has returned.
 
         Raises:
             TypeError: if ``frame`` is not an :class:`AudioFrame`.
