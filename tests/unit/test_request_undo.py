@@ -17,6 +17,8 @@ moment right after adoption.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +75,25 @@ def _deliver(bridge: Bridge, async_id: int, message: _Message) -> None:
         receiver(message)
 
 
+@contextmanager
+def _sends_recorded(
+    bridge: Bridge, then: Callable[[], None] | None = None
+) -> Iterator[list[int]]:
+    """Replace the native send with one that records each request's async id (then ``then``)."""
+    sent: list[int] = []
+
+    def send(request: ffi_pb2.FfiRequest, which: str) -> None:
+        sent.append(getattr(request, which).request_async_id)
+        if then is not None:
+            then()
+
+    setattr(bridge, "_send", send)  # noqa: B010 - an instance attribute shadowing the method
+    try:
+        yield sent
+    finally:
+        delattr(bridge, "_send")
+
+
 _OPS = st.lists(st.sampled_from(["yield", "cancel", "deliver"]), max_size=8)
 
 
@@ -82,18 +103,17 @@ _OPS = st.lists(st.sampled_from(["yield", "cancel", "deliver"]), max_size=8)
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
-    cancel_before_send=st.booleans(),
+    cancel_before_request=st.booleans(),
     deliver_in_send=st.booleans(),
     cancel_in_deliver=st.booleans(),
     ops=_OPS,
 )
 async def test_any_cancel_delivery_interleaving_hands_the_result_to_exactly_one_owner(
-    cancel_before_send: bool, deliver_in_send: bool, cancel_in_deliver: bool, ops: list[str]
+    cancel_before_request: bool, deliver_in_send: bool, cancel_in_deliver: bool, ops: list[str]
 ) -> None:
     bridge = get_bridge()
     bridge.ensure_driver()
     ledger = _Ledger()
-    sent: list[int] = []
     delivered = False
     scope = anyio.CancelScope()
 
@@ -114,14 +134,9 @@ async def test_any_cancel_delivery_interleaving_hands_the_result_to_exactly_one_
             cancel()  # the moment right after adoption, before the caller resumes
         return token
 
-    def send(request: ffi_pb2.FfiRequest, which: str) -> None:
-        sent.append(getattr(request, which).request_async_id)
-        if deliver_in_send:  # the callback arrives before livekit_ffi_request returns
-            deliver_once()
-
     async def caller() -> None:
         with scope:
-            if cancel_before_send:
+            if cancel_before_request:
                 cancel()
             req = ffi_pb2.FfiRequest()
             req.get_stats.track_handle = 1
@@ -139,8 +154,8 @@ async def test_any_cancel_delivery_interleaving_hands_the_result_to_exactly_one_
             await anyio.lowlevel.checkpoint()  # a pending cancellation is delivered here
             ledger.after_checkpoint = True
 
-    setattr(bridge, "_send", send)  # noqa: B010 - an instance attribute shadowing the method
-    try:
+    # With ``deliver_in_send`` the callback arrives before livekit_ffi_request returns.
+    with _sends_recorded(bridge, then=deliver_once if deliver_in_send else None) as sent:
         async with anyio.create_task_group() as tg:
             tg.start_soon(caller)
             for op in ops:
@@ -154,8 +169,6 @@ async def test_any_cancel_delivery_interleaving_hands_the_result_to_exactly_one_
                 deliver_once()  # an uncancelled caller waits for its callback
                 await anyio.lowlevel.checkpoint()
         deliver_once()  # a callback that comes after the caller gave up
-    finally:
-        delattr(bridge, "_send")
 
     if ledger.cancelled_before_request:  # nothing is sent where a cancel is already pending
         assert sent == [], ledger
@@ -262,18 +275,13 @@ async def test_a_request_in_an_already_cancelled_scope_is_never_sent(answered_fi
     # (seen once in a full run: one of seven calls of test_every_method_cancelled_leaves_no_waiter).
     bridge = get_bridge()
     bridge.ensure_driver()
-    sent: list[int] = []
     returned: list[object] = []
+    with _sends_recorded(bridge) as sent:
 
-    def send(request: ffi_pb2.FfiRequest, which: str) -> None:
-        sent.append(getattr(request, which).request_async_id)
+        async def answer() -> None:  # its first step runs before the scope's deferred cancel
+            if sent:
+                _deliver(bridge, sent[0], _Message(0))
 
-    async def answer() -> None:  # its first step runs before the scope's deferred cancel
-        if sent:
-            _deliver(bridge, sent[0], _Message(0))
-
-    setattr(bridge, "_send", send)  # noqa: B010 - an instance attribute shadowing the method
-    try:
         async with anyio.create_task_group() as tg:
             if answered_first:
                 tg.start_soon(answer)
@@ -281,8 +289,6 @@ async def test_a_request_in_an_already_cancelled_scope_is_never_sent(answered_fi
                 req = ffi_pb2.FfiRequest()
                 req.get_stats.track_handle = 1
                 returned.append(await bridge.request_async(req, on_late=lambda _m: None))
-    finally:
-        delattr(bridge, "_send")
     assert scope.cancelled_caught, returned
     assert sent == []
     assert lkanyio.statistics().pending_requests == 0
