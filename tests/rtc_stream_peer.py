@@ -20,6 +20,8 @@ from typing import Any
 
 from livekit import rtc
 
+from _rtc_peer_exit import run_and_exit
+
 
 def emit(message: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
@@ -94,4 +96,4 @@ async def main(url: str, token: str, topic: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:4]))
+    run_and_exit(main(*sys.argv[1:4]))

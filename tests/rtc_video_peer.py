@@ -17,6 +17,8 @@ from typing import Any
 
 from livekit import rtc
 
+from _rtc_peer_exit import run_and_exit
+
 W, H = 640, 360
 LEFT, RIGHT = (220, 30, 30), (40, 40, 220)
 
@@ -94,4 +96,4 @@ async def main(url: str, token: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:3]))
+    run_and_exit(main(*sys.argv[1:3]))
