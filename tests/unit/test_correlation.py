@@ -22,6 +22,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from _util import examples
 from lkanyio._core import ASYNC_ID_BASE, Correlator
 
 
@@ -159,7 +160,7 @@ OPS = st.lists(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(OPS)
 def test_any_interleaving_routes_each_callback_exactly_right(ops: list[tuple[str, int]]) -> None:
     core: Correlator[Receiver, Any] = Correlator()
@@ -237,7 +238,7 @@ def test_any_interleaving_routes_each_callback_exactly_right(ops: list[tuple[str
     assert core.waiting_count() == 0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.lists(
         st.tuples(st.sampled_from(["bind", "unbind", "route"]), st.integers(1, 6)), max_size=50
@@ -337,6 +338,6 @@ class CorrelatorMachine(RuleBasedStateMachine):
 
 
 CorrelatorMachine.TestCase.settings = settings(
-    max_examples=100, stateful_step_count=50, deadline=None
+    max_examples=examples(100), stateful_step_count=50, deadline=None
 )
 TestCorrelatorMachine = CorrelatorMachine.TestCase

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lkanyio
-from _util import assert_no_leaks
+from _util import assert_no_leaks, examples
 from lkanyio._bridge import Bridge, get_bridge
 from lkanyio._proto import ffi_pb2
 
@@ -98,7 +98,7 @@ _OPS = st.lists(st.sampled_from(["yield", "cancel", "deliver"]), max_size=8)
 
 
 @settings(
-    max_examples=150,
+    max_examples=examples(150),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import lkanyio
+from _util import examples
 from lkanyio import _events as ev
 from lkanyio._core import RoomSession
 from lkanyio._core._session import LocalRecord
@@ -529,7 +530,7 @@ class RoomSessionMachine(RuleBasedStateMachine):
 
 
 RoomSessionMachine.TestCase.settings = settings(
-    max_examples=300, stateful_step_count=40, deadline=None
+    max_examples=examples(300), stateful_step_count=40, deadline=None
 )
 TestRoomSessionMachine = RoomSessionMachine.TestCase
 
