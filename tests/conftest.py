@@ -52,6 +52,7 @@ _SLOWEST_FIRST = (
     "test_e2ee_controls.py",
     "test_audio_server.py",
     "test_cli.py",
+    "test_audio_source_teardown.py",
 )
 
 

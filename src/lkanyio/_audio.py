@@ -16,6 +16,7 @@ narrower than what the protocol can express: sample rates of sources and streams
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import time
 import weakref
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 import anyio
 import anyio.lowlevel
 
-from ._bridge import OwnedHandle, buffer_pointer, get_bridge, native_bytearray
+from ._bridge import Bridge, OwnedHandle, buffer_pointer, get_bridge, native_bytearray
 from ._checks import check_positive
 from ._errors import ResourceClosedError, check_native
 from ._frames import AudioFrame
@@ -96,6 +97,62 @@ def _copy_frame(info: audio_frame_pb2.AudioFrameBufferInfo) -> AudioFrame | None
 
 
 # -- source --------------------------------------------------------------------------------------
+
+
+def _empty_and_drop(bridge: Bridge, handle: int) -> None:
+    """Empty a native source's queue, then drop its handle.
+
+    The native core (livekit-ffi 0.13, webrtc-sys ``AudioTrackSource::InternalSource``) plays a
+    queued source out from a 10 ms task on its own "AudioSourceCapture" thread, and its destructor
+    neither stops that task first nor takes the mutex the task holds: the queue's vector is freed
+    while a tick may be inside ``buffer_.erase`` (a memmove of everything still queued), so the
+    tick writes into freed heap memory (glibc: "malloc(): unsorted double linked list
+    corrupted", a segfault, or a tick spinning forever in the vector's shrink loop and the
+    destructor joining it).  The source is destroyed when its last holder lets go: this handle
+    or, later, a track built on it (the room's teardown).  ``clear_audio_buffer`` takes that mutex
+    (so it waits for a running tick) and leaves the queue empty, and once the handle is gone
+    nothing can fill it again: no later tick has anything to move.
+    """
+    req = ffi_pb2.FfiRequest()
+    req.clear_audio_buffer.source_handle = handle
+    with contextlib.suppress(Exception):  # disposed or forked: nothing is played out any more
+        bridge.request(req)
+    bridge.drop_handle(handle)
+
+
+class _SourceHandle(OwnedHandle):
+    """An :class:`AudioSource`'s native handle: emptied before it is dropped (see above).
+
+    A capture the native core has not answered yet may still add its samples to the queue after
+    a clear, so while one is in flight closing only marks the handle closed; the release (clear,
+    then drop) waits for that capture's answer.  Each capture holds this object until its answer,
+    so the finalizer never runs with one in flight.
+    """
+
+    __slots__ = ("_deferred", "_in_flight")
+
+    def __init__(self, handle_id: int) -> None:
+        super().__init__(handle_id)
+        self._in_flight = 0
+        self._deferred = 0
+
+    def capture_sent(self) -> None:
+        self._in_flight += 1
+
+    def capture_done(self) -> None:
+        self._in_flight -= 1
+        if self._in_flight <= 0 and self._deferred:
+            handle, self._deferred = self._deferred, 0
+            _empty_and_drop(self._bridge, handle)
+
+    def close(self) -> None:
+        handle = self._take()
+        if not handle:
+            return
+        if self._in_flight > 0:
+            self._deferred = handle  # released by the answer of the capture in flight
+        else:
+            _empty_and_drop(self._bridge, handle)
 
 
 class _CaptureTurns:
@@ -205,7 +262,7 @@ class AudioSource(Resource):
         msg.sample_rate = sample_rate
         msg.num_channels = num_channels
         msg.queue_size_ms = queue_size_ms
-        self._handle = OwnedHandle(get_bridge().request(req).new_audio_source.source.handle.id)
+        self._handle = _SourceHandle(get_bridge().request(req).new_audio_source.source.handle.id)
         self._sample_rate = sample_rate
         self._num_channels = num_channels
         self._queue_size_ms = queue_size_ms
@@ -312,7 +369,8 @@ class AudioSource(Resource):
 
     async def _capture(self, frame: AudioFrame, end_turn: Callable[[], None]) -> Any:
         """Send one capture and return the native core's answer; ``end_turn`` runs on it."""
-        handle = self._handle.id
+        owner = self._handle
+        handle = owner.id
         address, pinned = buffer_pointer(frame._data)
         req = ffi_pb2.FfiRequest()
         msg = req.capture_audio_frame
@@ -325,18 +383,34 @@ class AudioSource(Resource):
         duration = frame.duration
         source = weakref.ref(self)
 
+        answers = [owner]  # emptied by the first answer: the capture is over exactly once
+
+        def done() -> None:
+            if answers:
+                answers.pop().capture_done()  # may release a source closed meanwhile
+
         def answered(callback: Any, _keep: tuple[object, ...] = (pinned, frame)) -> Any:
             # Runs in the dispatcher the moment the native core answers, whether the caller
             # still waits (on_deliver) or was cancelled (on_late).  Holding ``_keep`` until here
             # is the point: the native core reads the samples until it answers.  Ending the turn
             # here, not when the caller resumes, lets the next capture go at once.
             end_turn()
+            done()
             alive = source()
             if alive is not None and not callback.error:
                 alive._queued(duration)
             return callback
 
-        callback = await get_bridge().request_async(req, on_deliver=answered, on_late=answered)
+        owner.capture_sent()
+        try:
+            callback = await get_bridge().request_async(
+                req, on_deliver=answered, on_late=answered
+            )
+        except anyio.get_cancelled_exc_class():
+            raise  # sent (see capture_frame): its answer, however late, runs ``done``
+        except BaseException:
+            done()  # never reached the native core: no answer will come
+            raise
         del pinned
         return callback
 
@@ -377,8 +451,10 @@ class AudioSource(Resource):
     def close(self) -> None:
         """Release the native source (idempotent).
 
-        Audio already queued keeps playing on a track built on this source until the track is
-        closed; call :meth:`clear_queue` first to stop it.
+        Audio queued but not yet played is discarded (a track built on this source plays
+        silence from then on); call :meth:`wait_for_playout` first to let it finish.  The
+        native core cannot safely destroy a source whose queue is not empty, so lkanyio empties
+        it before letting go (after the answer of a capture still in flight, if there is one).
         """
         self._handle.close()
         self._turns.close()
