@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import threading
 import time
 import weakref
 from collections import deque
@@ -126,33 +127,41 @@ class _SourceHandle(OwnedHandle):
     A capture the native core has not answered yet may still add its samples to the queue after
     a clear, so while one is in flight closing only marks the handle closed; the release (clear,
     then drop) waits for that capture's answer.  Each capture holds this object until its answer,
-    so the finalizer never runs with one in flight.
+    so the finalizer never runs with one in flight.  ``close`` may come from another thread than
+    the answers (which arrive in the loop's), so the count and the deferred release share a lock;
+    the finalizer cannot deadlock on it (it runs only once nothing holds this object).
     """
 
-    __slots__ = ("_deferred", "_in_flight")
+    __slots__ = ("_deferred", "_in_flight", "_lock")
 
     def __init__(self, handle_id: int) -> None:
         super().__init__(handle_id)
+        self._lock = threading.Lock()
         self._in_flight = 0
         self._deferred = 0
 
     def capture_sent(self) -> None:
-        self._in_flight += 1
+        with self._lock:
+            self._in_flight += 1
 
     def capture_done(self) -> None:
-        self._in_flight -= 1
-        if self._in_flight <= 0 and self._deferred:
-            handle, self._deferred = self._deferred, 0
+        with self._lock:
+            self._in_flight -= 1
+            handle = self._deferred if self._in_flight <= 0 else 0
+            if handle:
+                self._deferred = 0
+        if handle:
             _empty_and_drop(self._bridge, handle)
 
     def close(self) -> None:
         handle = self._take()
         if not handle:
             return
-        if self._in_flight > 0:
-            self._deferred = handle  # released by the answer of the capture in flight
-        else:
-            _empty_and_drop(self._bridge, handle)
+        with self._lock:
+            if self._in_flight > 0:
+                self._deferred = handle  # released by the answer of the capture in flight
+                return
+        _empty_and_drop(self._bridge, handle)
 
 
 class _CaptureTurns:
