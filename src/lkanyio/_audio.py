@@ -114,31 +114,52 @@ def _empty_and_drop(bridge: Bridge, handle: int) -> None:
     (so it waits for a running tick) and leaves the queue empty, and once the handle is gone
     nothing can fill it again: no later tick has anything to move.
     """
+    _clear(bridge, handle)
+    bridge.drop_handle(handle)
+
+
+def _clear(bridge: Bridge, handle: int) -> None:
     req = ffi_pb2.FfiRequest()
     req.clear_audio_buffer.source_handle = handle
     with contextlib.suppress(Exception):  # disposed or forked: nothing is played out any more
         bridge.request(req)
-    bridge.drop_handle(handle)
+
+
+_RELEASE_GUARD = 5.0
+"""How long :meth:`AudioSource.aclose` waits for a deferred release (a hang guard only)."""
 
 
 class _SourceHandle(OwnedHandle):
     """An :class:`AudioSource`'s native handle: emptied before it is dropped (see above).
 
     A capture the native core has not answered yet may still add its samples to the queue after
-    a clear, so while one is in flight closing only marks the handle closed; the release (clear,
-    then drop) waits for that capture's answer.  Each capture holds this object until its answer,
-    so the finalizer never runs with one in flight.  ``close`` may come from another thread than
-    the answers (which arrive in the loop's), so the count and the deferred release share a lock;
-    the finalizer cannot deadlock on it (it runs only once nothing holds this object).
+    a clear, so while one is in flight closing empties the queue (the capture, if it waited for
+    room, is taken at once) and the release (clear again, then drop) waits for its answer.  Each
+    capture holds this object until its answer, so the finalizer never runs with one in flight.
+    ``close`` may come from another thread than the answers (which arrive in the loop's), so the
+    count and the deferred release share a lock; the finalizer cannot deadlock on it (it runs
+    only once nothing holds this object).
     """
 
-    __slots__ = ("_deferred", "_in_flight", "_lock")
+    __slots__ = ("_deferred", "_in_flight", "_lock", "_on_release")
 
     def __init__(self, handle_id: int) -> None:
         super().__init__(handle_id)
         self._lock = threading.Lock()
         self._in_flight = 0
         self._deferred = 0
+        self._on_release: Callable[[], object] | None = None
+
+    def when_released(self, callback: Callable[[], object]) -> bool:
+        """Call ``callback`` (in the thread of the answer) once a deferred release is done.
+
+        Returns False, and never calls it, when no release is deferred now.
+        """
+        with self._lock:
+            if not self._deferred:
+                return False
+            self._on_release = callback
+            return True
 
     def capture_sent(self) -> None:
         with self._lock:
@@ -148,20 +169,30 @@ class _SourceHandle(OwnedHandle):
         with self._lock:
             self._in_flight -= 1
             handle = self._deferred if self._in_flight <= 0 else 0
+            notify = None
             if handle:
                 self._deferred = 0
+                notify, self._on_release = self._on_release, None
         if handle:
             _empty_and_drop(self._bridge, handle)
+        if notify is not None:
+            notify()
 
     def close(self) -> None:
         handle = self._take()
         if not handle:
             return
         with self._lock:
-            if self._in_flight > 0:
+            deferred = self._in_flight > 0
+            if deferred:
                 self._deferred = handle  # released by the answer of the capture in flight
-                return
-        _empty_and_drop(self._bridge, handle)
+        if deferred:
+            # Emptied now too, so a capture waiting for room in the queue is taken at once and
+            # answers within milliseconds (otherwise only once the queue had played out: a
+            # room left right after kept the source alive, measured in the server-kill test).
+            _clear(self._bridge, handle)
+        else:
+            _empty_and_drop(self._bridge, handle)
 
 
 class _CaptureTurns:
@@ -469,6 +500,21 @@ class AudioSource(Resource):
         self._turns.close()
         self._playout_end = 0.0
         self._wake()
+
+    async def aclose(self) -> None:
+        """Release the native source (see :meth:`close`), even if cancelled.
+
+        With a capture in flight the release waits for its answer, which comes within
+        milliseconds once the queue is emptied; this waits for it too (shielded, up to
+        ``_RELEASE_GUARD`` seconds), so that nothing of the source is left when an
+        ``async with`` block ends.
+        """
+        self.close()
+        released = anyio.Event()
+        if self._handle.when_released(released.set):
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_RELEASE_GUARD):
+                await released.wait()
+        await anyio.lowlevel.checkpoint()
 
     def __repr__(self) -> str:
         state = " closed" if self._handle.closed else ""
