@@ -18,6 +18,15 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here rather than in pyproject.toml (a change there reinstalls every venv).
+    config.addinivalue_line(
+        "markers",
+        "network_cut: a real-time test idle ~15 s on the native core's ping timeout; scripts/test "
+        "runs these beside the real-time unit tests, the other real-time tests alone",
+    )
+
+
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

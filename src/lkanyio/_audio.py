@@ -148,7 +148,7 @@ class _SourceHandle(OwnedHandle):
         self._lock = threading.Lock()
         self._in_flight = 0
         self._deferred = 0
-        self._on_release: Callable[[], object] | None = None
+        self._on_release: list[Callable[[], object]] = []
 
     def when_released(self, callback: Callable[[], object]) -> bool:
         """Call ``callback`` (in the thread of the answer) once a deferred release is done.
@@ -158,7 +158,7 @@ class _SourceHandle(OwnedHandle):
         with self._lock:
             if not self._deferred:
                 return False
-            self._on_release = callback
+            self._on_release.append(callback)
             return True
 
     def capture_sent(self) -> None:
@@ -169,14 +169,14 @@ class _SourceHandle(OwnedHandle):
         with self._lock:
             self._in_flight -= 1
             handle = self._deferred if self._in_flight <= 0 else 0
-            notify = None
+            notify: list[Callable[[], object]] = []
             if handle:
                 self._deferred = 0
-                notify, self._on_release = self._on_release, None
+                notify, self._on_release = self._on_release, []
         if handle:
             _empty_and_drop(self._bridge, handle)
-        if notify is not None:
-            notify()
+        for callback in notify:
+            callback()
 
     def close(self) -> None:
         handle = self._take()
@@ -442,14 +442,13 @@ class AudioSource(Resource):
             return callback
 
         owner.capture_sent()
-        try:
+        try:  # a cancellation (or KeyboardInterrupt) comes only after the send (see
+            # capture_frame): its answer, however late, runs ``done``, so it is not caught here
             callback = await get_bridge().request_async(
                 req, on_deliver=answered, on_late=answered
             )
-        except anyio.get_cancelled_exc_class():
-            raise  # sent (see capture_frame): its answer, however late, runs ``done``
-        except BaseException:
-            done()  # never reached the native core: no answer will come
+        except Exception:
+            done()  # refused before the native core took it (or its answer is lost for good)
             raise
         del pinned
         return callback
@@ -512,7 +511,7 @@ class AudioSource(Resource):
         self.close()
         released = anyio.Event()
         if self._handle.when_released(released.set):
-            with anyio.CancelScope(shield=True), anyio.move_on_after(_RELEASE_GUARD):
+            with anyio.move_on_after(_RELEASE_GUARD, shield=True):
                 await released.wait()
         await anyio.lowlevel.checkpoint()
 
