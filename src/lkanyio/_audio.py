@@ -500,20 +500,15 @@ class AudioSource(Resource):
         self._playout_end = 0.0
         self._wake()
 
-    async def aclose(self) -> None:
-        """Release the native source (see :meth:`close`), even if cancelled.
-
-        With a capture in flight the release waits for its answer, which comes within
-        milliseconds once the queue is emptied; this waits for it too (shielded, up to
-        ``_RELEASE_GUARD`` seconds), so that nothing of the source is left when an
-        ``async with`` block ends.
-        """
-        self.close()
+    async def _released(self) -> None:
+        # With a capture in flight the release waits for its answer, which comes within
+        # milliseconds once the queue is emptied; ``aclose`` (and the end of ``async with``)
+        # waits for it too, shielded, up to _RELEASE_GUARD seconds (a hang guard only), so that
+        # nothing of the source is left when the block ends.
         released = anyio.Event()
         if self._handle.when_released(released.set):
             with anyio.move_on_after(_RELEASE_GUARD, shield=True):
                 await released.wait()
-        await anyio.lowlevel.checkpoint()
 
     def __repr__(self) -> str:
         state = " closed" if self._handle.closed else ""
