@@ -22,8 +22,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # Registered here rather than in pyproject.toml (a change there reinstalls every venv).
     config.addinivalue_line(
         "markers",
-        "network_cut: a real-time test idle ~15 s on the native core's ping timeout; scripts/test "
-        "runs these beside the real-time unit tests, the other real-time tests alone",
+        "network_cut: a real-time test that cuts the test namespace's loopback and waits ~15 s "
+        "for the native core's ping timeout (select with -m network_cut)",
     )
 
 
