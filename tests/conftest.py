@@ -18,15 +18,6 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Registered here rather than in pyproject.toml (a change there reinstalls every venv).
-    config.addinivalue_line(
-        "markers",
-        "network_cut: a real-time test that cuts the test namespace's loopback and waits ~15 s "
-        "for the native core's ping timeout (select with -m network_cut)",
-    )
-
-
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

@@ -296,7 +296,6 @@ async def _outage_data(events: lkanyio.EventStream[Any], last: bytes) -> list[by
 # workers on two cores the publisher connection failed first ("Publisher pc state failed"), the
 # resume became a new session and what the data channel held was lost.  Run in the serial phase.
 @pytest.mark.realtime
-@pytest.mark.network_cut
 @pytest.mark.usefixtures("local_server", "network_restored")
 async def test_network_cut_reconnects_and_delivers_exactly_once(
     server_info: Any, token_factory: TokenFactory, room_name: str
