@@ -202,13 +202,14 @@ def dominant_frequency(samples: Sequence[int], sample_rate: int) -> float:
         return 0.0
     short = max(1, sample_rate // 20)
     coarse_step = max(1, sample_rate // 8_000)  # every 6th sample at 48 kHz: 4 kHz >= 2 x 2 kHz
-    spacing = max(1, (len(window) - short) // 4)
-    pieces = [window[i : i + short] for i in range(0, max(1, len(window) - short + 1), spacing)]
+    span = max(0, len(window) - short)
+    starts = [k * span // 4 for k in range(5)]  # the first, the last and three between
 
-    def coarse(piece: Sequence[int]) -> int:
+    def coarse(start: int) -> int:
+        piece = window[start : start + short]
         return max(range(50, 2001, 10), key=lambda hz: _power(piece, hz, sample_rate, coarse_step))
 
-    around = sorted(coarse(piece) for piece in pieces[:5])[min(len(pieces), 5) // 2]
+    around = sorted(map(coarse, starts))[2]
     step = max(1, sample_rate // 24_000)
     rate = sample_rate / step
     x = [float(v) for v in window[::step]]

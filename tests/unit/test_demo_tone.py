@@ -78,7 +78,6 @@ def test_a_tone_partly_concealed_off_pitch_is_found() -> None:
         assert abs(dominant_frequency(samples, RATE) - hz) <= 1.0, (hz, bursts)
 
 
-
 def _with_gaps(hz: float, cuts: list[int], *, seed: int, repeat: bool) -> list[int]:
     """A second of ``hz`` with 10 ms of concealment at each of ``cuts`` (sample offsets into the
     tone): silence, or its last period again and again (``repeat``); after each the tone resumes
