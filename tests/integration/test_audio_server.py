@@ -54,7 +54,7 @@ async def publish_tone(
 
 # Every 10 ms frame after the tone starts must carry it: the native jitter buffer conceals late
 # packets with quieter frames when the machine's CPU is starved (measured: 2 of 5 runs failed with
-# four xdist workers on two cores, 0 of 6 alone), so this runs in scripts/test's serial phase.
+# four xdist workers on two cores, 0 of 6 alone), so this runs in scripts/test's real-time phase.
 @pytest.mark.realtime
 async def test_a_sine_arrives_at_its_frequency(
     server_info: Any, token_factory: TokenFactory, room_name: str
@@ -160,7 +160,7 @@ WARM_UP = 10  # 10 ms frames: the tone's onset
 
 # Every 10 ms frame after the tone's onset must carry it: the native jitter buffer conceals late
 # packets with quieter frames when the machine's CPU is starved (measured: 2 of 5 runs failed with
-# four xdist workers on two cores, 0 of 6 alone), so this runs in scripts/test's serial phase.
+# four xdist workers on two cores, 0 of 6 alone), so this runs in scripts/test's real-time phase.
 @pytest.mark.realtime
 async def test_slow_consumer_drops_while_a_fast_one_keeps_up(
     server_info: Any, token_factory: TokenFactory, room_name: str

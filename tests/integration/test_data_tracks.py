@@ -34,7 +34,7 @@ async def _push_until_received(
 
 
 # "Nothing lost at a pace the subscription keeps up with" over a lossy transport: with four
-# workers on two cores 7 of 20 frames were lost once (1012-1018).  Run in the serial phase.
+# workers on two cores 7 of 20 frames were lost once (1012-1018).  Run in the real-time phase.
 @pytest.mark.realtime
 async def test_publish_subscribe_push_and_unpublish(
     server_info: Any, token_factory: TokenFactory, room_name: str

@@ -23,6 +23,11 @@ CHILD_WAIT = 240.0
 """A hang guard for one child (several scenario runs), never a timing assertion."""
 
 
+# Each scenario hears its tones: real-time audio in children.  Beside the parallel phase (which
+# scripts/test runs at the lowest CPU priority) a scenario heard 104 Hz for 660 and 60 Hz for
+# 440 (measured: 1 of 28 in two full runs, on Python 3.10), its audio mostly concealed; so it
+# runs in the real-time phase, at normal priority.
+@pytest.mark.realtime
 @pytest.mark.parametrize("host", sorted(HOSTS))
 def test_scenario_runs_clean_under_host(host: str, server_info: Any) -> None:
     env = {

@@ -43,7 +43,8 @@ RATE = 48_000
 TEN_MS = RATE // 100
 
 # A local track plays at real time: beside other work the native core conceals late frames and
-# a tagged frame goes missing (scripts/test runs these alone, after the parallel phase).
+# a tagged frame goes missing (scripts/test runs these in its real-time phase, at normal CPU
+# priority beside a parallel phase at the lowest).
 pytestmark = pytest.mark.realtime
 
 

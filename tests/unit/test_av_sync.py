@@ -196,6 +196,10 @@ async def test_reset_restarts_the_clock_for_a_waiting_push() -> None:
         assert stats.dropped_video_frames == 0
 
 
+# Which frames are late depends on the first three being pushed on time: a starved process
+# (lowest CPU priority beside the parallel phase, other work on the machine) counted them late
+# too, so this runs in scripts/test's real-time phase.
+@pytest.mark.realtime
 @pytest.mark.parametrize("reset", [False, True], ids=["no_reset", "reset"])
 async def test_after_a_pause_reset_paces_from_the_next_frame(reset: bool) -> None:
     async with (
