@@ -33,7 +33,8 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 # core's reconnect timers).  The slow modules' tests are dealt out in turn (one of each, then the
 # next of each) rather than module by module: run module by module, the ten hosts scenarios (real-
 # time audio in subprocesses) ran side by side at the start and, with other work keeping the
-# machine busy, three heard a tone a few Hz off.
+# machine busy, three heard a tone a few Hz off.  (They are marked realtime now, and scripts/test
+# runs those one after another, without xdist; the hint stays for a plain ``pytest -n``.)
 # An ordering hint only: a module missing here runs after them, in collection order, and every
 # test runs whatever the order.  A run without xdist keeps the collection order.
 _SLOWEST_FIRST = (

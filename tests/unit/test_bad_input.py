@@ -345,7 +345,12 @@ _CONTROL = (
 def test_process_survives_every_known_abort_input() -> None:
     cases = {"control-a-valid-frame": _CONTROL}
     cases.update((name, code) for name, (code, _) in sorted(_SURVIVAL_CASES.items()))
-    result = _run(_one_child_for_all(cases))
+    try:
+        result = _run(_one_child_for_all(cases))
+    except subprocess.TimeoutExpired as hung:  # its output so far names the case it hung in
+        out = hung.stdout.decode() if isinstance(hung.stdout, bytes) else hung.stdout or ""
+        last = [line for line in out.splitlines() if line.startswith("case ")][-1:]
+        raise AssertionError(f"the child hung in {last}: {out[-2000:]}") from hung
     sections = _sections(result.stdout)
     died = f"exit status {result.returncode}, stderr:\n{result.stderr[-2000:]}"
     problems = []
