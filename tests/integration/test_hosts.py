@@ -24,7 +24,7 @@ CHILD_WAIT = 240.0
 
 
 # Each scenario hears its tones: real-time audio in children.  Beside the parallel phase (which
-# scripts/test runs at the lowest CPU priority) a scenario heard 104 Hz for 660 and 60 Hz for
+# scripts/test runs at a lower CPU priority) a scenario heard 104 Hz for 660 and 60 Hz for
 # 440 (measured: 1 of 28 in two full runs, on Python 3.10), its audio mostly concealed; so it
 # runs in the real-time phase, at normal priority.
 @pytest.mark.realtime

@@ -150,7 +150,7 @@ def test_the_unit_suite_needs_no_root_namespace_or_server(home: Path) -> None:
     assert collected.returncode == 0, collected.stdout + collected.stderr
     assert "tests/unit/test_audio_offline.py::" in collected.stdout
     tests = [str(UNIT / name) for name in IN_PROCESS_UNIT_TESTS]
-    # Not the real-time ones: this runs beside the parallel phase, at its lowest CPU priority.
+    # Not the real-time ones: this runs in the parallel phase, at its lower CPU priority.
     ran = _as_nobody(home, *pytest_, "-q", "-m", "not realtime", *tests, extra_env=env)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert re.search(r"\b[1-9][0-9]* passed\b", ran.stdout), ran.stdout

@@ -243,9 +243,9 @@ async def test_add_input_refuses_what_is_not_async_iterable() -> None:
             mixer.add_input([frame])  # type: ignore[arg-type]
 
 
-# The stream's frames come at the native core's real-time pace: a starved process (lowest CPU
-# priority beside the parallel phase) got 660 Hz in fewer than 10 of 30 ticks (measured: both
-# backends on Python 3.10, in one full run), so this runs in scripts/test's real-time phase.
+# The stream's frames come at the native core's real-time pace: a starved process (SCHED_IDLE
+# beside the parallel phase) got 660 Hz in fewer than 10 of 30 ticks (measured: both backends
+# on Python 3.10, in one full run), so this runs in scripts/test's real-time phase.
 @pytest.mark.realtime
 async def test_an_audio_stream_is_an_input_as_it_is() -> None:
     """An AudioStream yields AudioFrameEvents: the mixer takes them (a local track, offline)."""

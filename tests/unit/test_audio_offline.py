@@ -44,7 +44,7 @@ TEN_MS = RATE // 100
 
 # A local track plays at real time: beside other work the native core conceals late frames and
 # a tagged frame goes missing (scripts/test runs these in its real-time phase, at normal CPU
-# priority beside a parallel phase at the lowest).
+# priority beside a parallel phase at nice 10).
 pytestmark = pytest.mark.realtime
 
 

@@ -197,7 +197,7 @@ async def test_reset_restarts_the_clock_for_a_waiting_push() -> None:
 
 
 # Which frames are late depends on the first three being pushed on time: a starved process
-# (lowest CPU priority beside the parallel phase, other work on the machine) counted them late
+# (SCHED_IDLE beside the parallel phase, other work on the machine) counted them late
 # too, so this runs in scripts/test's real-time phase.
 @pytest.mark.realtime
 @pytest.mark.parametrize("reset", [False, True], ids=["no_reset", "reset"])

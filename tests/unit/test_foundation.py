@@ -117,7 +117,7 @@ async def test_an_owned_handle_is_dropped_exactly_once() -> None:
 
 
 # The queue fills only while capturing outpaces the native core's real-time playout: a
-# starved process (lowest CPU priority beside the parallel phase, other work on the machine) saw
+# starved process (SCHED_IDLE beside the parallel phase, other work on the machine) saw
 # at most 60 ms queued, so this runs in scripts/test's real-time phase.
 @pytest.mark.realtime
 async def test_capture_waits_for_room_in_the_native_queue() -> None:

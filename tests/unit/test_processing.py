@@ -15,10 +15,10 @@ import pytest
 import lkanyio
 from lkanyio import AudioFrame, AudioSource, AudioStream, LocalAudioTrack
 
-# A local track plays at real time: at the lowest CPU priority beside the parallel phase a
-# stream lost or reordered samples of the ramp (measured: Python 3.10 and 3.13 both, in one full
-# run; the default Python too with other work on the machine), so these run in scripts/test's
-# real-time phase, at normal priority.
+# A local track plays at real time: at SCHED_IDLE beside the parallel phase a stream lost or
+# reordered samples of the ramp (measured: Python 3.10 and 3.13 both, in one full run; the
+# default Python too with other work on the machine), so these run in scripts/test's real-time
+# phase, at normal priority.
 pytestmark = [pytest.mark.anyio, pytest.mark.realtime]
 
 GUARD = 20.0

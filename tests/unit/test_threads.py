@@ -94,9 +94,9 @@ def _no_leaks_after() -> Any:
     assert_no_leaks()
 
 
-# The loop's stream is a local track played at real time: at the lowest CPU priority beside
-# the parallel phase it lost or garbled the captured ramp (2 of 4 matrix runs, Python 3.10 and
-# 3.13), so it runs in the real-time phase with tests/unit/test_audio_offline.py.
+# The loop's stream is a local track played at real time: at SCHED_IDLE beside the parallel
+# phase it lost or garbled the captured ramp (2 of 4 matrix runs, Python 3.10 and 3.13), so it
+# runs in the real-time phase with tests/unit/test_audio_offline.py.
 @pytest.mark.realtime
 @pytest.mark.anyio
 async def test_worker_threads_get_their_own_results_while_the_loop_streams() -> None:
