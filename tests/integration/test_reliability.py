@@ -294,7 +294,9 @@ async def _outage_data(events: lkanyio.EventStream[Any], last: bytes) -> list[by
 
 # Depends on the native core resuming before its peer connection's ICE gives up: under four
 # workers on two cores the publisher connection failed first ("Publisher pc state failed"), the
-# resume became a new session and what the data channel held was lost.  Run in the real-time phase.
+# resume became a new session and what the data channel held was lost.  Beside the parallel
+# phase (and once right after it, the machine still busy) the data was lost even though the
+# session resumed; alone on a quiet machine 16 of 16 passed, so scripts/test runs it first, alone.
 @pytest.mark.realtime
 @pytest.mark.usefixtures("local_server", "network_restored")
 async def test_network_cut_reconnects_and_delivers_exactly_once(
