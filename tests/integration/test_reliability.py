@@ -294,9 +294,11 @@ async def _outage_data(events: lkanyio.EventStream[Any], last: bytes) -> list[by
 
 # Depends on the native core resuming before its peer connection's ICE gives up: under four
 # workers on two cores the publisher connection failed first ("Publisher pc state failed"), the
-# resume became a new session and what the data channel held was lost.  Beside the parallel
-# phase (and once right after it, the machine still busy) the data was lost even though the
-# session resumed; alone on a quiet machine 16 of 16 passed, so scripts/test runs it first, alone.
+# resume became a new session and what the data channel held was lost.  In December's full runs
+# it lost the data in 4 of 11 wherever scripts/test ran it (beside the parallel phase, alone
+# first, alone last), twice although the server logged a resume, and once after the ping
+# timeout's resume had begun ("Publisher pc state failed"); 16 of 16 runs of it alone outside a
+# full run passed.  The cause is not found; it runs in the real-time phase.
 @pytest.mark.realtime
 @pytest.mark.usefixtures("local_server", "network_restored")
 async def test_network_cut_reconnects_and_delivers_exactly_once(
