@@ -128,9 +128,9 @@ def tone_share(samples: list[int], hz: float, *, pieces: bool = False, rate: int
     test read 0.43 for a tone it decrypted, in a loaded run).
 
     ``pieces=True`` measures ~10 ms blocks of whole periods and sums them by energy: each block
-    sees a gap or two at most (0.79-0.98 for those seconds, tests/unit/test_tone_share.py), but a
-    block is ~100 Hz wide, and decoded ciphertext read up to 0.25; assert a tone's presence
-    with it.
+    sees a gap or two at most (0.79-0.98 with 5-45 gaps a second, tests/unit/test_tone_share.py),
+    but a block is ~100 Hz wide, and decoded ciphertext read up to 0.25; assert a tone's
+    presence with it.
     """
     window = samples[-rate // 2 :]
     if not window:

@@ -22,9 +22,9 @@ def test_a_tone_with_concealed_gaps_is_still_a_tone_in_pieces(hz: float, repeat:
     # A loaded run's e2ee test read 0.43 for a tone bob decrypted: a receiver starved of CPU
     # conceals 10 ms at a time and the tone resumes where it left off (recorded in the hosts
     # scenario, see test_demo_tone.py).  One transform over the half second reads 0.17-0.19
-    # for these seconds with 5 gaps, 0.02 or less with 30; in pieces 0.79-0.98.
+    # for these seconds with 5 gaps, 0.02 or less with 30; in pieces 0.86-0.98.
     rng = random.Random(3)
-    for gaps in (5, 15, 30, 45):
+    for gaps in (5, 30):  # 15 and 45 read the same way (measured); each second costs ~0.1 CPU-s
         cuts = sorted(rng.sample(range(1_000, RATE - 1_000), gaps))
         samples = _with_gaps(hz, cuts, seed=gaps, repeat=repeat)
         assert tone_share(samples, hz, pieces=True) > 0.6, (hz, gaps)
