@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import cmath
+import json
 import math
 import os
 from collections.abc import AsyncIterator, Callable
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
+from anyio.streams.buffered import BufferedByteReceiveStream
 
 import lkanyio
 
@@ -166,6 +168,26 @@ def crop_centred(frame: lkanyio.VideoFrame, width: int, height: int) -> lkanyio.
             out += frame.data[start : start + keep]
         offset += size
     return lkanyio.VideoFrame(width, height, frame.type, out)
+
+
+async def receive_json(lines: BufferedByteReceiveStream) -> dict[str, Any]:
+    """The next JSON line a child peer printed (other lines, should a library print any, are
+    skipped), within ``EVENT_WAIT``.
+
+    Raises:
+        AssertionError: the child reported ``{"error": ...}``, or its output ended (it died:
+            its stderr is shown above).
+    """
+    with anyio.fail_after(EVENT_WAIT):
+        while True:
+            try:
+                line = await lines.receive_until(b"\n", 1 << 24)
+            except (anyio.IncompleteRead, anyio.EndOfStream) as exc:
+                raise AssertionError("the child's output ended: did it die?") from exc
+            if line.startswith(b"{"):
+                message: dict[str, Any] = json.loads(line)
+                assert "error" not in message, message
+                return message
 
 
 @asynccontextmanager

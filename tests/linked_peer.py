@@ -11,9 +11,12 @@ taking ``lo`` down cuts the test process's participants and not this one.
 JSON lines:
 
 * stdout: ``{"netns": pid}`` once in its namespace; ``{"ready": true}`` once joined;
-  ``{"data": hex}`` for every data packet on TOPIC, in the order received;
+  ``{"data": hex, "kind": name}`` for every data packet on TOPIC, in the order received;
   ``{"event": name}`` for every Reconnecting, Reconnected and Disconnected.
 * stdin: ``moved`` once LINK is in its namespace; EOF leaves the room and exits 0.
+
+Whatever happens it ends the process once ``main`` is over (status 1 after an error's
+traceback): the thread waiting for EOF could otherwise keep it alive.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import json
 import os
 import subprocess
 import sys
+import traceback
 from typing import Any
 
 _CLONE_NEWNET = 0x40000000
@@ -47,18 +51,19 @@ def enter_own_namespace(link: str, address: str, gateway: str) -> None:
         ("link", "set", link, "up"),
         ("route", "add", "default", "via", gateway),
     ):
-        subprocess.run(["ip", *args], check=True, capture_output=True)
+        done = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"'ip {' '.join(args)}' failed: {done.stderr.strip()}")
 
 
 async def main(url: str, token: str, topic: str) -> None:
     import anyio
 
     import lkanyio
+    from _util import announce
 
     async with lkanyio.connect(url, token) as room, room.events() as events:
-        # Tell the others about this participant now, not on the server's 3 s tick (see
-        # tests/_util.py's announce).
-        await room.local_participant.set_attributes({"lkanyio.tests.announce": ""})
+        await announce(room)
         async with anyio.create_task_group() as tasks:
 
             async def leave_on_eof() -> None:
@@ -69,7 +74,7 @@ async def main(url: str, token: str, topic: str) -> None:
             emit(ready=True)
             async for event in events:
                 if isinstance(event, lkanyio.DataReceived) and event.topic == topic:
-                    emit(data=event.data.hex())
+                    emit(data=event.data.hex(), kind=event.kind.name)
                 elif isinstance(
                     event, (lkanyio.Reconnecting, lkanyio.Reconnected, lkanyio.Disconnected)
                 ):
@@ -78,7 +83,16 @@ async def main(url: str, token: str, topic: str) -> None:
 
 if __name__ == "__main__":
     url, token, topic, link, address, gateway = sys.argv[1:]
-    enter_own_namespace(link, address, gateway)  # before lkanyio starts any thread
-    import anyio
+    status = 1
+    try:
+        enter_own_namespace(link, address, gateway)  # before lkanyio starts any thread
+        import anyio
 
-    anyio.run(main, url, token, topic)
+        anyio.run(main, url, token, topic)
+        status = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)

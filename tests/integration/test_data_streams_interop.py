@@ -16,7 +16,7 @@ from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, child_process
+from _util import EVENT_WAIT, TokenFactory, child_process, receive_json
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
@@ -36,13 +36,7 @@ class Peer:
 
     async def receive(self) -> dict[str, Any]:
         """The next JSON message (other lines, if any library prints, are skipped)."""
-        with anyio.fail_after(EVENT_WAIT):
-            while True:
-                line = await self._lines.receive_until(b"\n", 1 << 24)
-                if line.startswith(b"{"):
-                    message: dict[str, Any] = json.loads(line)
-                    assert "error" not in message, message
-                    return message
+        return await receive_json(self._lines)
 
     async def send(self, **command: Any) -> dict[str, Any]:
         """Run a command and return what it sent."""

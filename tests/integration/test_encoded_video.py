@@ -9,7 +9,6 @@ receives lkanyio's H264 and AV1 (encoded by the native core) and pre-encoded H26
 from __future__ import annotations
 
 import fractions
-import json
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,7 +20,7 @@ import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, child_process, joined, next_event
+from _util import EVENT_WAIT, TokenFactory, child_process, joined, next_event, receive_json
 
 av = pytest.importorskip("av")
 numpy = pytest.importorskip("numpy")
@@ -188,18 +187,8 @@ async def official_peer(url: str, token: str) -> AsyncIterator[BufferedByteRecei
     async with child_process(sys.executable, str(PEER), url, token) as process:
         assert process.stdout is not None
         lines = BufferedByteReceiveStream(process.stdout)
-        assert (await _message(lines))["ready"] == "rtc-peer"
+        assert (await receive_json(lines))["ready"] == "rtc-peer"
         yield lines
-
-
-async def _message(lines: BufferedByteReceiveStream) -> dict[str, Any]:
-    with anyio.fail_after(EVENT_WAIT):
-        while True:
-            line = await lines.receive_until(b"\n", 1 << 24)
-            if line.startswith(b"{"):
-                message: dict[str, Any] = json.loads(line)
-                assert "error" not in message, message
-                return message
 
 
 def _near(mean: list[float], colour: tuple[int, int, int]) -> bool:
@@ -263,7 +252,7 @@ async def test_the_official_sdk_and_lkanyio_exchange_video(
                         await anyio.sleep(1 / 30)
 
                 tg.start_soon(feed)
-                received = (await _message(peer))["video"]
+                received = (await receive_json(peer))["video"]
                 tg.cancel_scope.cancel()
     assert received["mime"].lower() == f"video/{codec.name.lower()}"
     assert (received["width"], received["height"]) == (W, H)
