@@ -10,9 +10,9 @@ import pytest
 import lkanyio
 from _util import EVENT_WAIT, TokenFactory, announce, joined, next_event
 from lkanyio.testing import list_participants, remove_participant
+from test_room_state import token_with
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
-
 
 
 async def test_connect_state_and_participants(
@@ -220,8 +220,9 @@ async def test_every_refused_update_says_permission_even_when_its_answer_is_lost
 async def test_publishing_a_track_without_the_grant_is_a_publish_track_error(
     server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:
-    # The server never answers a publication it does not allow; the native core gives up
-    # after 10 s with its own message, which reaches the caller, and the room still works.
+    # The server never answers a publication it does not allow; the native core gave up after
+    # 10 s ("track publication timed out, no response received from the server", which this
+    # test printed before lkanyio refused it at once, naming the permission).
     token = token_factory("alice", room_name, can_publish=False)
     async with lkanyio.connect(server_info.url, token) as alice:
         lp = alice.local_participant
@@ -229,12 +230,43 @@ async def test_publishing_a_track_without_the_grant_is_a_publish_track_error(
             async with lkanyio.LocalAudioTrack.create_audio_track("mic", source) as track:
                 with (
                     anyio.fail_after(EVENT_WAIT),
-                    pytest.raises(lkanyio.PublishTrackError, match="timed out"),
+                    pytest.raises(lkanyio.PublishTrackError, match="may not publish tracks"),
                 ):
                     await lp.publish_track(track)
         assert dict(lp.track_publications) == {}
         await lp.publish_data(b"still connected")
         assert lkanyio.statistics().pending_requests == 0
+
+
+async def test_publishing_a_source_outside_the_grant_is_a_publish_track_error(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    # A token for microphones only: the server ignored a camera (and a source left UNKNOWN)
+    # and the native core timed out after 10 s (measured); a microphone is published.
+    token = token_with(
+        server_info,
+        token_factory("alice", room_name),
+        kind_details=[],
+        video={"canPublishSources": ["microphone"]},
+    )
+    async with lkanyio.connect(server_info.url, token) as alice:
+        lp = alice.local_participant
+        async with (
+            lkanyio.AudioSource(48_000, 1) as source,
+            lkanyio.LocalAudioTrack.create_audio_track("mic", source) as track,
+        ):
+            for other in (lkanyio.TrackSource.CAMERA, lkanyio.TrackSource.UNKNOWN):
+                with pytest.raises(
+                    lkanyio.PublishTrackError,
+                    match=f"only tracks of source MICROPHONE, not {other.name}",
+                ):
+                    await lp.publish_track(track, lkanyio.TrackPublishOptions(source=other))
+            assert lkanyio.statistics().pending_requests == 0
+            with anyio.fail_after(EVENT_WAIT):
+                publication = await lp.publish_track(
+                    track, lkanyio.TrackPublishOptions(source=lkanyio.TrackSource.MICROPHONE)
+                )
+            assert publication.source == lkanyio.TrackSource.MICROPHONE
 
 
 async def test_dtmf_arrives_intact(
