@@ -10,7 +10,7 @@ import pytest
 import lkanyio
 from _util import EVENT_WAIT, TokenFactory, announce, joined, next_event
 from lkanyio.testing import list_participants, remove_participant
-from test_room_state import token_with
+from test_room_state import room_service, token_with
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
@@ -236,6 +236,41 @@ async def test_publishing_a_track_without_the_grant_is_a_publish_track_error(
         assert dict(lp.track_publications) == {}
         await lp.publish_data(b"still connected")
         assert lkanyio.statistics().pending_requests == 0
+
+
+async def test_a_grant_given_later_lets_the_track_be_published(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    # The refusal reads the permissions as the server last reported them, so an update that
+    # grants publishing lets the next publish_track through.
+    token = token_factory("alice", room_name, can_publish=False)
+    async with lkanyio.connect(server_info.url, token) as alice, alice.events() as events:
+        lp = alice.local_participant
+        async with (
+            lkanyio.AudioSource(48_000, 1) as source,
+            lkanyio.LocalAudioTrack.create_audio_track("mic", source) as track,
+        ):
+            with pytest.raises(lkanyio.PublishTrackError, match="may not publish tracks"):
+                await lp.publish_track(track)
+
+            async def grant(client: Any, api: Any) -> Any:
+                return await client.room.update_participant(
+                    api.UpdateParticipantRequest(
+                        room=room_name,
+                        identity="alice",
+                        permission=api.ParticipantPermission(
+                            can_subscribe=True, can_publish=True, can_publish_data=True
+                        ),
+                    )
+                )
+
+            await room_service(server_info, grant)
+            changed = await next_event(events, lkanyio.ParticipantPermissionsChanged)
+            assert changed.participant is lp
+            assert lp.permissions.can_publish
+            with anyio.fail_after(EVENT_WAIT):
+                publication = await lp.publish_track(track)
+            assert lp.track_publications[publication.sid] is publication
 
 
 async def test_publishing_a_source_outside_the_grant_is_a_publish_track_error(
