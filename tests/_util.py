@@ -42,12 +42,23 @@ async def next_event(
     kind: type[E],
     predicate: Callable[[E], bool] | None = None,
 ) -> E:
-    """Receive from ``events`` until an event of ``kind`` (matching ``predicate``) arrives."""
-    with anyio.fail_after(EVENT_WAIT):
-        async for event in events:
-            if isinstance(event, kind) and (predicate is None or predicate(event)):
-                return event
-    raise AssertionError(f"the event stream ended before a {kind.__name__} arrived")
+    """Receive from ``events`` until an event of ``kind`` (matching ``predicate``) arrives.
+
+    On a timeout or an ended stream the error lists what arrived instead (a flaky wait for
+    ``TrackSubscribed`` once failed with nothing else to go on).
+    """
+    skipped: list[str] = []
+    try:
+        with anyio.fail_after(EVENT_WAIT):
+            async for event in events:
+                if isinstance(event, kind) and (predicate is None or predicate(event)):
+                    return event
+                skipped.append(type(event).__name__)
+    except TimeoutError as exc:
+        raise AssertionError(
+            f"no {kind.__name__} within {EVENT_WAIT} s; arrived instead: {skipped}"
+        ) from exc
+    raise AssertionError(f"the event stream ended before a {kind.__name__} arrived: {skipped}")
 
 
 async def collect_for(events: lkanyio.EventStream[Any], seconds: float) -> list[Any]:
