@@ -9,6 +9,7 @@ roughly 15-30 s with ``Disconnected(reason=UNKNOWN)``.  :data:`GIVE_UP_BOUND` is
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
@@ -24,6 +25,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 import lkanyio
 from _util import EVENT_WAIT, assert_no_leaks, child_process, next_event, receive_json
+from lkanyio.testing._server import _ip
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
@@ -288,10 +290,10 @@ LINKED_PEER = Path(__file__).resolve().parents[1] / "linked_peer.py"
 _LINK, _GATEWAY, _ADDRESS = "lkl", "10.213.9.1", "10.213.9.2"
 
 
-def _ip(*args: str, check: bool = True) -> None:
-    done = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
-    if check and done.returncode != 0:
-        raise RuntimeError(f"'ip {' '.join(args)}' failed: {done.stderr.strip()}")
+def _unlink() -> None:
+    """Delete the veth pair if it exists (deleting one end deletes both)."""
+    with contextlib.suppress(RuntimeError):
+        _ip("link", "del", f"{_LINK}0")
 
 
 class _LinkedPeer:
@@ -321,7 +323,7 @@ class _LinkedPeer:
 @asynccontextmanager
 async def _linked_peer(url: str, token: str) -> AsyncIterator[_LinkedPeer]:
     """Run tests/linked_peer.py behind a veth pair of its own, joined; yield its lines."""
-    _ip("link", "del", f"{_LINK}0", check=False)  # left by an earlier run in this process, if any
+    _unlink()  # left by an earlier run in this process, if any
     _ip("link", "add", f"{_LINK}0", "type", "veth", "peer", "name", f"{_LINK}1")
     try:
         _ip("addr", "add", f"{_GATEWAY}/24", "dev", f"{_LINK}0")
@@ -336,8 +338,7 @@ async def _linked_peer(url: str, token: str) -> AsyncIterator[_LinkedPeer]:
             assert (await peer.receive())["ready"]
             yield peer
     finally:
-        # Deleting one end deletes both; gone already if the child's namespace went first.
-        _ip("link", "del", f"{_LINK}0", check=False)
+        _unlink()  # gone already if the child's namespace went first
 
 
 # Real-time phase: what alice queued survives only if her session is resumed, and one failure on
