@@ -10,7 +10,6 @@ roughly 15-30 s with ``Disconnected(reason=UNKNOWN)``.  :data:`GIVE_UP_BOUND` is
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -269,7 +268,7 @@ def _link(state: str) -> None:
     # of this namespace (not a participant joined through a veth from another namespace, see
     # _linked_peer), while taking the veth ``lkv0`` down changes nothing.  The namespace is the
     # test process's own.
-    subprocess.run(["ip", "link", "set", "lo", state], check=True, capture_output=True)
+    _ip("link", "set", "lo", state)
 
 
 async def _wait_for(events: lkanyio.EventStream[Any], kind: type[Any], bound: float) -> None:
