@@ -159,6 +159,27 @@ def tone_share(samples: list[int], hz: float, *, pieces: bool = False, rate: int
     return min(1.0, tone / energy) if energy else 0.0
 
 
+def without_silence(got: bytes, *, block_samples: int) -> bytes:
+    """16-bit audio ``got`` less the all-zero 10 ms blocks a source played with its queue empty.
+
+    A queued ``AudioSource`` plays 10 ms (``block_samples``, interleaved) every 10 ms, and
+    silence when less than that is queued (the native core's ``AudioTrackSource``): captures of
+    10 ms each come back contiguous only if each reaches the native core before the previous one
+    has played, which beside other work is not so (measured: with a capture late by 30 ms a
+    silent block lay inside the pattern on every run).  What was captured comes back whole and
+    in order; where silence goes between the blocks depends on timing.  A stream of a local
+    track hands on the source's blocks from the first, so what it yields is a run of whole
+    blocks, and a pattern of whole captured blocks is found in what this leaves.
+    """
+    block = block_samples * 2
+    zero = bytes(block)
+    return b"".join(
+        got[start : start + block]
+        for start in range(0, len(got), block)
+        if got[start : start + block] != zero
+    )
+
+
 def crop_centred(frame: lkanyio.VideoFrame, width: int, height: int) -> lkanyio.VideoFrame:
     """The centre ``width`` x ``height`` of an I420, I422 or I444 ``frame``, as WebRTC crops a
     source to multiples of 4 pixels (measured: the offsets are half the cut, rounded down to
