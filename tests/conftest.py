@@ -6,7 +6,9 @@ conftest.py); the unit tests (tests/unit) run as an ordinary user without root o
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
@@ -21,6 +23,16 @@ if os.environ.get("CI"):
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture
+def no_leaks_after() -> Iterator[None]:
+    """After the test, nothing of lkanyio's is left: requests, handles, subscriptions (modules
+    that check this use it through ``pytest.mark.usefixtures``)."""
+    from _util import collect_and_assert_no_leaks  # imports lkanyio: only when a test asks
+
+    yield
+    collect_and_assert_no_leaks()
 
 
 # Under pytest-xdist (scripts/test: ``-n LKANYIO_TEST_WORKERS --maxschedchunk=1``) the slowest
@@ -72,3 +84,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         else:
             keys[id(item)] = (len(items), 0)  # after every slow test, in collection order
     items.sort(key=lambda item: keys[id(item)])
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freeze what collecting made (modules, test items, strategies: nothing of lkanyio's owns a
+    native handle yet), so the cyclic collector, in the tests' own ``gc.collect()`` calls and on
+    its own, no longer visits it (``tests/_util.collect_and_assert_no_leaks`` says why)."""
+    gc.collect()
+    gc.freeze()
+

@@ -9,13 +9,11 @@ If that is impossible the run fails: the integration tests never skip.  The unit
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Iterator
 
 import pytest
 
-from _util import assert_no_leaks
 from lkanyio.testing import (
     LocalCluster,
     LocalServer,
@@ -64,15 +62,6 @@ def cluster(livekit_cluster: LocalCluster | None) -> LocalCluster:
         pytest.skip(reason)
     livekit_cluster.start()  # restarts whatever a previous test killed; waits for registration
     return livekit_cluster
-
-
-@pytest.fixture
-def no_leaks_after() -> Iterator[None]:
-    """After the test, nothing of lkanyio's is left: requests, handles, subscriptions (modules
-    that check this use it through ``pytest.mark.usefixtures``)."""
-    yield
-    gc.collect()
-    assert_no_leaks()
 
 
 @pytest.fixture

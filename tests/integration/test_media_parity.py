@@ -4,14 +4,13 @@ frame metadata and audio features (the offline parts are in tests/unit/test_medi
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
 import anyio
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, assert_no_leaks, joined, next_event
+from _util import EVENT_WAIT, TokenFactory, joined, next_event
 from lkanyio import VideoBufferType as VBT
 
 W, H = 640, 360
@@ -21,14 +20,9 @@ MAINTAIN_RESOLUTION = lkanyio.DegradationPreference.MAINTAIN_RESOLUTION
 
 # Four quadrants, one colour each: a frame that arrives flipped, mirrored or scrambled reads as
 # another layout, so a frame of the right size must also show each colour where it was drawn.
+pytestmark = pytest.mark.usefixtures("no_leaks_after")
+
 PALETTE = [(220, 30, 30), (30, 200, 40), (40, 40, 220), (230, 220, 40)]
-
-
-@pytest.fixture(autouse=True)
-def _no_leaks_after() -> Any:
-    yield
-    gc.collect()
-    assert_no_leaks()
 
 
 def quadrants(width: int = W, height: int = H) -> lkanyio.VideoFrame:

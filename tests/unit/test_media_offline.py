@@ -7,27 +7,20 @@ the server are in tests/integration/test_media_parity.py).
 from __future__ import annotations
 
 import array
-import gc
 import io
 import math
 import sys
 import wave
-from typing import Any
 
 import pytest
 
 import lkanyio
-from _util import assert_no_leaks, seeded_frame
+from _util import seeded_frame
 from lkanyio import VideoBufferType as VBT
 
+pytestmark = pytest.mark.usefixtures("no_leaks_after")
+
 PALETTE = [(220, 30, 30), (30, 200, 40), (40, 40, 220), (230, 220, 40)]
-
-
-@pytest.fixture(autouse=True)
-def _no_leaks_after() -> Any:
-    yield
-    gc.collect()
-    assert_no_leaks()
 
 
 def quadrants(width: int, height: int) -> lkanyio.VideoFrame:
