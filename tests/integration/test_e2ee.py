@@ -28,7 +28,7 @@ FAILED = lkanyio.EncryptionState.DECRYPTION_FAILED
 
 
 async def _listen(
-    events: lkanyio.EventStream[Any], states: list[Any], until: Any = None
+    events: lkanyio.EventStream[Any], states: list[Any], until: Any = None, *, who: str = ""
 ) -> list[int]:
     """Record E2EE states; return 3 s of the first subscribed track's samples.
 
@@ -38,17 +38,23 @@ async def _listen(
     assert a state never comes.
     """
     samples: list[int] = []
-    with anyio.fail_after(EVENT_WAIT):
-        async for event in events:
-            if isinstance(event, lkanyio.E2EEStateChanged):
-                states.append((event.participant.identity, event.state))
-            elif isinstance(event, lkanyio.TrackSubscribed):
-                async with lkanyio.AudioStream(event.track, sample_rate=RATE) as stream:
-                    async for frame_event in stream:
-                        samples.extend(frame_event.frame.data)
-                        if len(samples) >= RATE * 3:
-                            break
-                break
+    subscribed = False
+    try:
+        with anyio.fail_after(EVENT_WAIT):
+            async for event in events:
+                if isinstance(event, lkanyio.E2EEStateChanged):
+                    states.append((event.participant.identity, event.state))
+                elif isinstance(event, lkanyio.TrackSubscribed):
+                    subscribed = True
+                    async with lkanyio.AudioStream(event.track, sample_rate=RATE) as stream:
+                        async for frame_event in stream:
+                            samples.extend(frame_event.frame.data)
+                            if len(samples) >= RATE * 3:
+                                break
+                    break
+    except TimeoutError as exc:  # say which wait it was: a bare TimeoutError once had nothing
+        got = f"{len(samples)} samples" if subscribed else "no TrackSubscribed"
+        raise AssertionError(f"{who}: {got} within {EVENT_WAIT} s; states: {states}") from exc
     if until is not None:
         with anyio.fail_after(EVENT_WAIT):
             async for event in events:
@@ -87,7 +93,7 @@ async def test_shared_key_decodes_and_a_wrong_key_gets_nothing(
         heard: dict[str, list[int]] = {}
 
         async def listen(name: str, events: Any, states: list[Any], until: Any) -> None:
-            heard[name] = await _listen(events, states, until)
+            heard[name] = await _listen(events, states, until, who=name)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(publish_tone, alice, 440.0, 5.0)
@@ -172,7 +178,7 @@ async def test_per_participant_keys_decode_and_agree_after_a_ratchet(
 
             async def listen(name: str) -> None:
                 async with listeners[name].events() as events:
-                    heard[name] = await _listen(events, states[name], expect.get(name))
+                    heard[name] = await _listen(events, states[name], expect.get(name), who=name)
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(publish_tone, alice, hz, 5.0)
