@@ -92,4 +92,3 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     its own, no longer visits it (``tests/_util.collect_and_assert_no_leaks`` says why)."""
     gc.collect()
     gc.freeze()
-

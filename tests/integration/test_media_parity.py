@@ -18,10 +18,10 @@ W, H = 640, 360
 # down instead of dropping frames.
 MAINTAIN_RESOLUTION = lkanyio.DegradationPreference.MAINTAIN_RESOLUTION
 
-# Four quadrants, one colour each: a frame that arrives flipped, mirrored or scrambled reads as
-# another layout, so a frame of the right size must also show each colour where it was drawn.
 pytestmark = pytest.mark.usefixtures("no_leaks_after")
 
+# Four quadrants, one colour each: a frame that arrives flipped, mirrored or scrambled reads as
+# another layout, so a frame of the right size must also show each colour where it was drawn.
 PALETTE = [(220, 30, 30), (30, 200, 40), (40, 40, 220), (230, 220, 40)]
 
 
