@@ -186,8 +186,8 @@ def without_silence(got: bytes, *, block_samples: int) -> bytes:
     has played, which beside other work is not so (measured: with a capture late by 30 ms a
     silent block lay inside the pattern on every run).  What was captured comes back whole and
     in order; where silence goes between the blocks depends on timing.  A stream of a local
-    track hands on the source's blocks from the first, so what it yields is a run of whole
-    blocks, and a pattern of whole captured blocks is found in what this leaves.
+    track hands on the source's blocks from the first, so each frame it yields is a run of whole
+    blocks, and a pattern of whole captured blocks is found in what this leaves of them.
     """
     block = block_samples * 2
     zero = bytes(block)
@@ -196,6 +196,38 @@ def without_silence(got: bytes, *, block_samples: int) -> bytes:
         for start in range(0, len(got), block)
         if got[start : start + block] != zero
     )
+
+
+async def audio_until(
+    stream: lkanyio.AudioStream,
+    wanted: bytes,
+    *,
+    limit: int,
+    after: bytes = b"",
+    block_samples: int = 0,
+) -> bytes:
+    """Receive 16-bit audio until ``wanted`` is among it, or ``limit`` bytes have come.
+
+    ``after`` is what was already received: ``wanted`` may begin in it.  With
+    ``block_samples``, each frame is taken without its silent blocks (:func:`without_silence`)
+    as it comes, and so is what this returns: ``wanted`` may have silence between its pieces.
+    """
+    heard = bytearray()
+    received = 0
+
+    def take(data: bytes) -> None:
+        nonlocal received
+        received += len(data)
+        heard.extend(without_silence(data, block_samples=block_samples) if block_samples else data)
+
+    take(after)
+    with anyio.fail_after(EVENT_WAIT):
+        async for event in stream:
+            assert isinstance(event, lkanyio.AudioFrameEvent)
+            take(event.frame.data.cast("B"))
+            if heard.find(wanted) >= 0 or received > limit:
+                break
+    return bytes(heard)
 
 
 def crop_centred(frame: lkanyio.VideoFrame, width: int, height: int) -> lkanyio.VideoFrame:
