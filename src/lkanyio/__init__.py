@@ -19,8 +19,6 @@ from ._audio import AudioResampler as AudioResampler
 from ._audio import AudioResamplerQuality as AudioResamplerQuality
 from ._audio import AudioSource as AudioSource
 from ._audio import AudioStream as AudioStream
-from ._bridge import BridgeStatistics as BridgeStatistics
-from ._bridge import statistics as statistics
 from ._data_streams import DEFAULT_MAX_BUFFERED_BYTES as DEFAULT_MAX_BUFFERED_BYTES
 from ._data_streams import ByteStreamInfo as ByteStreamInfo
 from ._data_streams import ByteStreamReader as ByteStreamReader
@@ -64,6 +62,8 @@ from ._frames import AudioFrame as AudioFrame
 from ._frames import combine_audio_frames as combine_audio_frames
 from ._mixer import AudioMixer as AudioMixer
 from ._mixer import MixerInput as MixerInput
+from ._native._bridge import BridgeStatistics as BridgeStatistics
+from ._native._bridge import statistics as statistics
 from ._participant import LocalParticipant as LocalParticipant
 from ._participant import Participant as Participant
 from ._participant import ParticipantPermissions as ParticipantPermissions

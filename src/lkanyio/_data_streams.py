@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, final
 
 import anyio
 
-from ._bridge import OwnedHandle, get_bridge
 from ._checks import check_bool, check_identities, check_str, check_uint
 from ._errors import LiveKitError, NativeError, ResourceClosedError, check_native, native_error
-from ._proto import ffi_pb2
+from ._native._bridge import get_bridge
+from ._native._handles import OwnedHandle
+from ._native._proto import ffi_pb2
 from ._resource import Resource
 from ._streams import EventSender, EventStream, open_event_stream
 

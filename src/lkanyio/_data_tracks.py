@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any, Final, final
 import anyio
 from anyio.abc import ObjectReceiveStream
 
-from ._bridge import OwnedHandle, get_bridge
 from ._checks import check_positive
 from ._errors import NativeError, native_error
-from ._proto import ffi_pb2
+from ._native._bridge import get_bridge
+from ._native._handles import OwnedHandle
+from ._native._proto import ffi_pb2
 from ._resource import Resource
 from ._streams import EventStream, EventStreamStatistics, open_event_stream
 

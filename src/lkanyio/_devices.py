@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, final
 
 import anyio.lowlevel
 
-from ._bridge import OwnedHandle, get_bridge
 from ._errors import NativeError
-from ._proto import audio_frame_pb2, ffi_pb2
+from ._native._bridge import get_bridge
+from ._native._handles import OwnedHandle
+from ._native._proto import audio_frame_pb2, ffi_pb2
 from ._resource import Resource
 
 if TYPE_CHECKING:

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 import anyio
 from anyio.abc import ObjectReceiveStream
 
-from ._bridge import OwnedHandle, get_bridge
-from ._proto import ffi_pb2
+from ._native._bridge import get_bridge
+from ._native._handles import OwnedHandle
+from ._native._proto import ffi_pb2
 from ._resource import Resource
 from ._streams import EventStreamStatistics, OverflowPolicy, open_event_stream
 

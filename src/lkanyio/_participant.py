@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, final, overload
 import anyio
 
 from . import _data_streams as _ds
-from ._bridge import buffer_pointer, get_bridge
 from ._checks import check_identities, check_str, check_uint
 from ._data_streams import ByteStreamInfo, ByteStreamWriter, TextStreamInfo, TextStreamWriter
 from ._data_tracks import DataTrackError, LocalDataTrack, RemoteDataTrack
@@ -26,7 +25,9 @@ from ._errors import (
     check_native,
     native_error,
 )
-from ._proto import ffi_pb2, participant_pb2
+from ._native._bridge import get_bridge
+from ._native._memory import buffer_pointer
+from ._native._proto import ffi_pb2, participant_pb2
 from ._publication import (
     LocalTrackPublication,
     RemoteTrackPublication,

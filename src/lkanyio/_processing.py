@@ -84,8 +84,8 @@ def load_audio_filter(
         AudioFilterError: the native core could not load it (its message says why, e.g. no such
             file).
     """
-    from ._bridge import get_bridge
-    from ._proto import ffi_pb2
+    from ._native._bridge import get_bridge
+    from ._native._proto import ffi_pb2
 
     if not isinstance(module_id, str):
         raise TypeError(f"module_id must be a str, not {type(module_id).__name__}")

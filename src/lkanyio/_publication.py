@@ -7,10 +7,10 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeVar, final
 
-from ._bridge import get_bridge
 from ._checks import check_bool, check_enum, check_str, check_uint
 from ._errors import ResourceClosedError
-from ._proto import ffi_pb2, room_pb2, track_pb2, track_publication_pb2
+from ._native._bridge import get_bridge
+from ._native._proto import ffi_pb2, room_pb2, track_pb2, track_publication_pb2
 from ._types import (
     AudioTrackFeature,
     DegradationPreference,

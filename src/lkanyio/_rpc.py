@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, final
 
 import anyio
 
-from ._bridge import get_bridge
 from ._checks import check_str, check_uint
 from ._errors import LiveKitError
-from ._proto import ffi_pb2
+from ._native._bridge import get_bridge
+from ._native._proto import ffi_pb2
 
 if TYPE_CHECKING:
     from ._port import RoomPort

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, final
 
-from ._bridge import OwnedHandle, get_bridge
 from ._errors import check_native
-from ._proto import ffi_pb2, track_pb2
+from ._native._bridge import get_bridge
+from ._native._handles import OwnedHandle
+from ._native._proto import ffi_pb2, track_pb2
 from ._resource import Resource
 from ._stats import TrackStats
 from ._types import StreamState, TrackKind

@@ -148,8 +148,8 @@ def _described(
     """A native buffer description of ``frame`` (as the native core sends it), optionally with
     padded ``strides`` (the data is laid out at them), plane ``misplaced`` pointing into
     ``foreign`` instead, or other ``sizes``; returns it and the objects pinning the memory."""
-    from lkanyio._bridge import buffer_pointer
-    from lkanyio._proto import video_frame_pb2
+    from lkanyio._native._memory import buffer_pointer
+    from lkanyio._native._proto import video_frame_pb2
     from lkanyio._video import planes
 
     info = video_frame_pb2.VideoBufferInfo(
@@ -527,7 +527,7 @@ async def test_the_shim_queue_bounds_a_drop_oldest_stream_while_the_loop_is_busy
         lkanyio.LocalVideoTrack.create_video_track("t", source) as track,
         lkanyio.VideoStream(track, max_buffered=2, overflow="drop_oldest") as stream,
     ):
-        bridge = lkanyio._bridge.get_bridge()
+        bridge = lkanyio._native._bridge.get_bridge()
         handle = stream._handle.id
 
         def sample() -> tuple[int, int]:

@@ -24,10 +24,10 @@ from lkanyio._audio import (
     AudioSource,
     AudioStream,
 )
-from lkanyio._bridge import get_bridge, statistics
 from lkanyio._errors import EventStreamOverflowError, NativeError, ResourceClosedError
 from lkanyio._frames import AudioFrame
-from lkanyio._proto import ffi_pb2, track_pb2, video_frame_pb2
+from lkanyio._native._bridge import get_bridge, statistics
+from lkanyio._native._proto import ffi_pb2, track_pb2, video_frame_pb2
 from lkanyio._track import (
     LocalAudioTrack,
     RemoteAudioTrack,
@@ -662,7 +662,7 @@ async def test_remote_tracks_from_owned_protos() -> None:
 
 
 def test_track_stats_are_flat_plain_reports() -> None:
-    from lkanyio._proto import stats_pb2
+    from lkanyio._native._proto import stats_pb2
 
     codec = stats_pb2.RtcStats()
     codec.codec.rtc.id = "c1"

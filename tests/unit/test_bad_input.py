@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from lkanyio._audio import AudioResampler, AudioSource, AudioStream
-from lkanyio._bridge import statistics
 from lkanyio._frames import AudioFrame
+from lkanyio._native._bridge import statistics
 from lkanyio._track import LocalAudioTrack
 
 RATE = 48_000
@@ -371,8 +371,9 @@ def test_process_survives_every_known_abort_input() -> None:
 
 _RAW_PRELUDE = """
 import anyio
-from lkanyio._bridge import buffer_pointer, get_bridge
-from lkanyio._proto import audio_frame_pb2, ffi_pb2
+from lkanyio._native._bridge import get_bridge
+from lkanyio._native._memory import buffer_pointer
+from lkanyio._native._proto import audio_frame_pb2, ffi_pb2
 bridge = get_bridge()
 
 def new_source(rate, channels):

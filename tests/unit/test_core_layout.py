@@ -17,12 +17,12 @@ import pytest
 
 import lkanyio
 from lkanyio._core import KEYED_EVENTS, Action, classify
-from lkanyio._proto import ffi_pb2
+from lkanyio._native._proto import ffi_pb2
 
 SRC = Path(lkanyio.__file__).parent
 CORE = SRC / "_core"
-FORBIDDEN = ("anyio", "trio", "sniffio", "cffi", "_cffi_backend", "lkanyio._native",
-             "lkanyio._bridge")
+FORBIDDEN = ("anyio", "trio", "sniffio", "cffi", "_cffi_backend", "lkanyio._native._ffi",
+             "lkanyio._native._bridge", "lkanyio._native._backends")
 PURE_DATA = ("_events", "_types")
 """Modules of lkanyio the core may import at run time: data only (the public event classes and
 enumerations; ``_types`` loads the protocol modules, which are protobuf, not the native core)."""
@@ -101,7 +101,7 @@ print(json.dumps(sorted(sys.modules)))
     bad = [m for m in loaded for f in FORBIDDEN if m == f or m.startswith(f + ".")]
     assert bad == []
     ours = {m for m in loaded if m.startswith("lkanyio.")}
-    allowed = {f"lkanyio.{name}" for name in (*PURE_DATA, "_proto")}
+    allowed = {f"lkanyio.{name}" for name in (*PURE_DATA, "_native", "_native._proto")}
     assert {m for m in ours if not m.startswith("lkanyio._core")} <= allowed, ours
 
 

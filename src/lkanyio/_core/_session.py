@@ -35,18 +35,18 @@ if TYPE_CHECKING:
     from _lkffi_proto import data_track_pb2
 
     from .._data_tracks import LocalDataTrack, RemoteDataTrack
+    from .._native._proto import (
+        handle_pb2,
+        participant_pb2,
+        room_pb2,
+        track_pb2,
+    )
     from .._participant import (
         LocalParticipant,
         Participant,
         ParticipantPermissions,
         RemoteParticipant,
         TranscriptionSegment,
-    )
-    from .._proto import (
-        handle_pb2,
-        participant_pb2,
-        room_pb2,
-        track_pb2,
     )
     from .._publication import (
         LocalTrackPublication,
