@@ -13,12 +13,6 @@
 import contextlib as _contextlib
 import logging as _logging
 
-from ._apm import AudioProcessingModule as AudioProcessingModule
-from ._audio import AudioFrameEvent as AudioFrameEvent
-from ._audio import AudioResampler as AudioResampler
-from ._audio import AudioResamplerQuality as AudioResamplerQuality
-from ._audio import AudioSource as AudioSource
-from ._audio import AudioStream as AudioStream
 from ._data_streams import DEFAULT_MAX_BUFFERED_BYTES as DEFAULT_MAX_BUFFERED_BYTES
 from ._data_streams import ByteStreamInfo as ByteStreamInfo
 from ._data_streams import ByteStreamReader as ByteStreamReader
@@ -34,17 +28,10 @@ from ._data_tracks import DataTrackInfo as DataTrackInfo
 from ._data_tracks import DataTrackStream as DataTrackStream
 from ._data_tracks import LocalDataTrack as LocalDataTrack
 from ._data_tracks import RemoteDataTrack as RemoteDataTrack
-from ._devices import AudioDevice as AudioDevice
-from ._devices import AudioDeviceError as AudioDeviceError
-from ._devices import PlatformAudio as PlatformAudio
-from ._devices import PlatformAudioOptions as PlatformAudioOptions
-from ._devices import PlatformAudioSource as PlatformAudioSource
 from ._e2ee import E2EEManager as E2EEManager
 from ._e2ee import E2EEOptions as E2EEOptions
 from ._e2ee import FrameCryptor as FrameCryptor
 from ._e2ee import KeyDerivationFunction as KeyDerivationFunction
-from ._encoded import EncodedVideoFeedback as EncodedVideoFeedback
-from ._encoded import EncodedVideoSource as EncodedVideoSource
 from ._errors import ConnectError as ConnectError
 from ._errors import ConnectionLostError as ConnectionLostError
 from ._errors import EventStreamOverflowError as EventStreamOverflowError
@@ -58,10 +45,43 @@ from ._errors import ResourceClosedError as ResourceClosedError
 from ._errors import UnpublishTrackError as UnpublishTrackError
 from ._events import *  # noqa: F403 - every event class, listed in _events.__all__
 from ._events import RoomEvent as RoomEvent
-from ._frames import AudioFrame as AudioFrame
-from ._frames import combine_audio_frames as combine_audio_frames
-from ._mixer import AudioMixer as AudioMixer
-from ._mixer import MixerInput as MixerInput
+from ._media._apm import AudioProcessingModule as AudioProcessingModule
+from ._media._audio import AudioFrameEvent as AudioFrameEvent
+from ._media._audio import AudioResampler as AudioResampler
+from ._media._audio import AudioResamplerQuality as AudioResamplerQuality
+from ._media._audio import AudioSource as AudioSource
+from ._media._audio import AudioStream as AudioStream
+from ._media._audio_frame import AudioFrame as AudioFrame
+from ._media._audio_frame import combine_audio_frames as combine_audio_frames
+from ._media._av_sync import AVSynchronizer as AVSynchronizer
+from ._media._av_sync import AVSynchronizerStatistics as AVSynchronizerStatistics
+from ._media._devices import AudioDevice as AudioDevice
+from ._media._devices import AudioDeviceError as AudioDeviceError
+from ._media._devices import PlatformAudio as PlatformAudio
+from ._media._devices import PlatformAudioOptions as PlatformAudioOptions
+from ._media._devices import PlatformAudioSource as PlatformAudioSource
+from ._media._encoded_video import EncodedVideoFeedback as EncodedVideoFeedback
+from ._media._encoded_video import EncodedVideoSource as EncodedVideoSource
+from ._media._frame_processors import AudioFilterError as AudioFilterError
+from ._media._frame_processors import FrameProcessor as FrameProcessor
+from ._media._frame_processors import NoiseCancellationOptions as NoiseCancellationOptions
+from ._media._frame_processors import load_audio_filter as load_audio_filter
+from ._media._mixer import AudioMixer as AudioMixer
+from ._media._mixer import MixerInput as MixerInput
+from ._media._track import LocalAudioTrack as LocalAudioTrack
+from ._media._track import LocalTrack as LocalTrack
+from ._media._track import LocalVideoTrack as LocalVideoTrack
+from ._media._track import RemoteAudioTrack as RemoteAudioTrack
+from ._media._track import RemoteTrack as RemoteTrack
+from ._media._track import RemoteVideoTrack as RemoteVideoTrack
+from ._media._track import Track as Track
+from ._media._video import FrameMetadata as FrameMetadata
+from ._media._video import VideoBufferType as VideoBufferType
+from ._media._video import VideoFrame as VideoFrame
+from ._media._video import VideoFrameEvent as VideoFrameEvent
+from ._media._video import VideoRotation as VideoRotation
+from ._media._video import VideoSource as VideoSource
+from ._media._video import VideoStream as VideoStream
 from ._native._bridge import BridgeStatistics as BridgeStatistics
 from ._native._bridge import statistics as statistics
 from ._participant import LocalParticipant as LocalParticipant
@@ -70,10 +90,6 @@ from ._participant import ParticipantPermissions as ParticipantPermissions
 from ._participant import RemoteParticipant as RemoteParticipant
 from ._participant import Transcription as Transcription
 from ._participant import TranscriptionSegment as TranscriptionSegment
-from ._processing import AudioFilterError as AudioFilterError
-from ._processing import FrameProcessor as FrameProcessor
-from ._processing import NoiseCancellationOptions as NoiseCancellationOptions
-from ._processing import load_audio_filter as load_audio_filter
 from ._publication import AudioEncoding as AudioEncoding
 from ._publication import LocalTrackPublication as LocalTrackPublication
 from ._publication import RemoteTrackPublication as RemoteTrackPublication
@@ -99,15 +115,6 @@ from ._stats import StatValue as StatValue
 from ._stats import TrackStats as TrackStats
 from ._streams import EventStream as EventStream
 from ._streams import EventStreamStatistics as EventStreamStatistics
-from ._sync import AVSynchronizer as AVSynchronizer
-from ._sync import AVSynchronizerStatistics as AVSynchronizerStatistics
-from ._track import LocalAudioTrack as LocalAudioTrack
-from ._track import LocalTrack as LocalTrack
-from ._track import LocalVideoTrack as LocalVideoTrack
-from ._track import RemoteAudioTrack as RemoteAudioTrack
-from ._track import RemoteTrack as RemoteTrack
-from ._track import RemoteVideoTrack as RemoteVideoTrack
-from ._track import Track as Track
 from ._track_permissions import ParticipantTrackPermission as ParticipantTrackPermission
 from ._types import AudioTrackFeature as AudioTrackFeature
 from ._types import ConnectionQuality as ConnectionQuality
@@ -129,13 +136,6 @@ from ._types import TrackKind as TrackKind
 from ._types import TrackSource as TrackSource
 from ._types import VideoCodec as VideoCodec
 from ._types import VideoEncoderBackend as VideoEncoderBackend
-from ._video import FrameMetadata as FrameMetadata
-from ._video import VideoBufferType as VideoBufferType
-from ._video import VideoFrame as VideoFrame
-from ._video import VideoFrameEvent as VideoFrameEvent
-from ._video import VideoRotation as VideoRotation
-from ._video import VideoSource as VideoSource
-from ._video import VideoStream as VideoStream
 
 __version__ = "0.1.0.dev0"
 

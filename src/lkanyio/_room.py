@@ -36,6 +36,7 @@ from ._errors import (
     native_error,
     raise_lone,
 )
+from ._media._track import remote_track_from_owned
 from ._native._bridge import get_bridge
 from ._native._handles import OwnedHandle
 from ._native._logs import redact
@@ -52,7 +53,6 @@ from ._publication import LocalTrackPublication, RemoteTrackPublication
 from ._rtc_config import DataStreamOptions, RtcConfiguration
 from ._stats import TrackStats
 from ._streams import EventSender, EventStream, open_event_stream
-from ._track import remote_track_from_owned
 from ._types import (
     ConnectionState,
     DisconnectReason,
@@ -67,10 +67,10 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
     from ._core._session import LocalPublicationRecord, RemotePublicationRecord, RemoteRecord
+    from ._media._track import LocalTrack, RemoteTrack
     from ._native._proto import handle_pb2, participant_pb2, track_pb2
     from ._port import RoomPort
     from ._rpc import RpcServer
-    from ._track import LocalTrack, RemoteTrack
 
 __all__ = ["DISCONNECT_TIMEOUT", "Room", "RoomOptions", "SessionStats", "connect"]
 

@@ -24,8 +24,8 @@ from typing import Any
 import anyio
 import pytest
 
-from lkanyio._audio import AudioSource
-from lkanyio._frames import AudioFrame
+from lkanyio._media._audio import AudioSource
+from lkanyio._media._audio_frame import AudioFrame
 from lkanyio._native._bridge import Bridge, get_bridge, statistics
 
 RATE = 48_000

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from lkanyio._audio import AudioResampler, AudioSource, AudioStream
-from lkanyio._frames import AudioFrame
+from lkanyio._media._audio import AudioResampler, AudioSource, AudioStream
+from lkanyio._media._audio_frame import AudioFrame
+from lkanyio._media._track import LocalAudioTrack
 from lkanyio._native._bridge import statistics
-from lkanyio._track import LocalAudioTrack
 
 RATE = 48_000
 
@@ -205,9 +205,9 @@ async def test_stream_rejects(kwargs: dict[str, Any], error: type[Exception], ma
 _PRELUDE = """
 import anyio
 from array import array
-from lkanyio._audio import AudioResampler, AudioSource, AudioStream
-from lkanyio._frames import AudioFrame
-from lkanyio._track import LocalAudioTrack
+from lkanyio._media._audio import AudioResampler, AudioSource, AudioStream
+from lkanyio._media._audio_frame import AudioFrame
+from lkanyio._media._track import LocalAudioTrack
 
 def rejected(attempt):
     try:
@@ -494,8 +494,8 @@ def test_native_core_aborts_without_the_check(case: str) -> None:
 )
 def test_every_count_uses_the_one_positive_int_check(value: object, error: type[Exception]) -> None:
     from lkanyio._checks import check_positive
+    from lkanyio._media._video import VideoSource
     from lkanyio._streams import open_event_stream
-    from lkanyio._video import VideoSource
 
     with pytest.raises(error):
         check_positive("n", value)

@@ -30,6 +30,7 @@ from lkanyio._core import RoomSession
 from lkanyio._core._session import LocalRecord
 from lkanyio._data_tracks import RemoteDataTrack
 from lkanyio._errors import ResourceClosedError
+from lkanyio._media._track import remote_track_from_owned
 from lkanyio._native._proto import participant_pb2, room_pb2, track_pb2
 from lkanyio._participant import (
     LocalParticipant,
@@ -38,7 +39,6 @@ from lkanyio._participant import (
     permissions_from_proto,
 )
 from lkanyio._publication import LocalTrackPublication, RemoteTrackPublication
-from lkanyio._track import remote_track_from_owned
 
 IDENTITIES = ("alice", "bob", "carol")
 LOCAL = "me"

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from _lkffi_proto import data_track_pb2
 
     from .._data_tracks import LocalDataTrack, RemoteDataTrack
+    from .._media._track import LocalTrack, RemoteTrack
     from .._native._proto import (
         handle_pb2,
         participant_pb2,
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
         RemoteTrackPublication,
         TrackPublication,
     )
-    from .._track import LocalTrack, RemoteTrack
 
 __all__ = [
     "Adopter",

@@ -27,8 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, final
 
-from ._errors import NativeError
-from ._frames import AudioFrame
+from .._errors import NativeError
+from ._audio_frame import AudioFrame
 
 __all__ = [
     "AudioFilterError",
@@ -84,8 +84,8 @@ def load_audio_filter(
         AudioFilterError: the native core could not load it (its message says why, e.g. no such
             file).
     """
-    from ._native._bridge import get_bridge
-    from ._native._proto import ffi_pb2
+    from .._native._bridge import get_bridge
+    from .._native._proto import ffi_pb2
 
     if not isinstance(module_id, str):
         raise TypeError(f"module_id must be a str, not {type(module_id).__name__}")

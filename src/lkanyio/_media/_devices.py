@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, final
 
 import anyio.lowlevel
 
-from ._errors import NativeError
-from ._native._bridge import get_bridge
-from ._native._handles import OwnedHandle
-from ._native._proto import audio_frame_pb2, ffi_pb2
-from ._resource import Resource
+from .._errors import NativeError
+from .._native._bridge import get_bridge
+from .._native._handles import OwnedHandle
+from .._native._proto import audio_frame_pb2, ffi_pb2
+from .._resource import Resource
 
 if TYPE_CHECKING:
     from types import TracebackType
