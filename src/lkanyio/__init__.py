@@ -17,12 +17,9 @@ from ._data_streams import DEFAULT_MAX_BUFFERED_BYTES as DEFAULT_MAX_BUFFERED_BY
 from ._data_streams import ByteStreamInfo as ByteStreamInfo
 from ._data_streams import ByteStreamReader as ByteStreamReader
 from ._data_streams import ByteStreamWriter as ByteStreamWriter
-from ._data_streams import DataStreamError as DataStreamError
-from ._data_streams import DataStreamOverflowError as DataStreamOverflowError
 from ._data_streams import TextStreamInfo as TextStreamInfo
 from ._data_streams import TextStreamReader as TextStreamReader
 from ._data_streams import TextStreamWriter as TextStreamWriter
-from ._data_tracks import DataTrackError as DataTrackError
 from ._data_tracks import DataTrackFrame as DataTrackFrame
 from ._data_tracks import DataTrackInfo as DataTrackInfo
 from ._data_tracks import DataTrackStream as DataTrackStream
@@ -32,8 +29,13 @@ from ._e2ee import E2EEManager as E2EEManager
 from ._e2ee import E2EEOptions as E2EEOptions
 from ._e2ee import FrameCryptor as FrameCryptor
 from ._e2ee import KeyDerivationFunction as KeyDerivationFunction
+from ._errors import AudioDeviceError as AudioDeviceError
+from ._errors import AudioFilterError as AudioFilterError
 from ._errors import ConnectError as ConnectError
 from ._errors import ConnectionLostError as ConnectionLostError
+from ._errors import DataStreamError as DataStreamError
+from ._errors import DataStreamOverflowError as DataStreamOverflowError
+from ._errors import DataTrackError as DataTrackError
 from ._errors import EventStreamOverflowError as EventStreamOverflowError
 from ._errors import LiveKitError as LiveKitError
 from ._errors import NativeError as NativeError
@@ -42,6 +44,7 @@ from ._errors import PublishDTMFError as PublishDTMFError
 from ._errors import PublishTrackError as PublishTrackError
 from ._errors import PublishTranscriptionError as PublishTranscriptionError
 from ._errors import ResourceClosedError as ResourceClosedError
+from ._errors import RpcError as RpcError
 from ._errors import UnpublishTrackError as UnpublishTrackError
 from ._events import *  # noqa: F403 - every event class, listed in _events.__all__
 from ._events import RoomEvent as RoomEvent
@@ -56,13 +59,11 @@ from ._media._audio_frame import combine_audio_frames as combine_audio_frames
 from ._media._av_sync import AVSynchronizer as AVSynchronizer
 from ._media._av_sync import AVSynchronizerStatistics as AVSynchronizerStatistics
 from ._media._devices import AudioDevice as AudioDevice
-from ._media._devices import AudioDeviceError as AudioDeviceError
 from ._media._devices import PlatformAudio as PlatformAudio
 from ._media._devices import PlatformAudioOptions as PlatformAudioOptions
 from ._media._devices import PlatformAudioSource as PlatformAudioSource
 from ._media._encoded_video import EncodedVideoFeedback as EncodedVideoFeedback
 from ._media._encoded_video import EncodedVideoSource as EncodedVideoSource
-from ._media._frame_processors import AudioFilterError as AudioFilterError
 from ._media._frame_processors import FrameProcessor as FrameProcessor
 from ._media._frame_processors import NoiseCancellationOptions as NoiseCancellationOptions
 from ._media._frame_processors import load_audio_filter as load_audio_filter
@@ -103,7 +104,6 @@ from ._room import RoomOptions as RoomOptions
 from ._room import SessionStats as SessionStats
 from ._room import connect as connect
 from ._rpc import RpcCallInfo as RpcCallInfo
-from ._rpc import RpcError as RpcError
 from ._rpc import RpcHandler as RpcHandler
 from ._rpc import RpcInterceptor as RpcInterceptor
 from ._rpc import RpcInvocationData as RpcInvocationData

@@ -13,8 +13,9 @@ import anyio
 from . import _data_streams as _ds
 from ._checks import check_identities, check_str, check_uint
 from ._data_streams import ByteStreamInfo, ByteStreamWriter, TextStreamInfo, TextStreamWriter
-from ._data_tracks import DataTrackError, LocalDataTrack, RemoteDataTrack
+from ._data_tracks import LocalDataTrack, RemoteDataTrack
 from ._errors import (
+    DataTrackError,
     NativeError,
     PublishDataError,
     PublishDTMFError,

@@ -27,11 +27,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, final
 
-from .._errors import NativeError
+from .._errors import AudioFilterError
 from ._audio_frame import AudioFrame
 
 __all__ = [
-    "AudioFilterError",
     "FrameProcessor",
     "NoiseCancellationOptions",
     "load_audio_filter",
@@ -48,12 +47,6 @@ it runs on the event loop.
 """
 
 
-@final
-class AudioFilterError(NativeError):
-    """A native audio-filter plugin could not be loaded, or a stream names one that is not.
-
-    The message carries the native core's text when it gave one.
-    """
 
 
 _loaded: set[str] = set()
