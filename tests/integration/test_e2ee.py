@@ -56,14 +56,23 @@ async def _listen(
         got = f"{len(samples)} samples" if subscribed else "no TrackSubscribed"
         raise AssertionError(f"{who}: {got} within {EVENT_WAIT} s; states: {states}") from exc
     if until is not None:
-        with anyio.fail_after(EVENT_WAIT):
-            async for event in events:
-                if until in states:
-                    break
-                if isinstance(event, lkanyio.E2EEStateChanged):
-                    states.append((event.participant.identity, event.state))
+        others: list[str] = []  # what came instead, to tell "no event at all" from "wrong state"
+        try:
+            with anyio.fail_after(EVENT_WAIT):
+                async for event in events:
                     if until in states:
                         break
+                    if isinstance(event, lkanyio.E2EEStateChanged):
+                        states.append((event.participant.identity, event.state))
+                        if until in states:
+                            break
+                    else:
+                        others.append(type(event).__name__)
+        except TimeoutError as exc:
+            raise AssertionError(
+                f"{who}: {len(samples)} samples, then no {until} within {EVENT_WAIT} s;"
+                f" states: {states}; other events meanwhile: {others}"
+            ) from exc
         return samples
     with anyio.move_on_after(2):  # an absence can only be watched for a while
         async for event in events:
