@@ -15,6 +15,7 @@ in ``tests/integration/test_api_errors.py`` through the pool's connections).
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from datetime import timedelta
 from importlib import metadata
@@ -88,18 +89,32 @@ def http_base(url: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc``, its causes and contexts, and the members of any exception group among them."""
+    found: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        current = todo.pop(0)
+        if any(current is seen for seen in found):
+            continue
+        found.append(current)
+        todo.extend(getattr(current, "exceptions", ()))
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return found
+
+
 def _reason(exc: BaseException) -> str:
-    """The most specific text in ``exc`` and its causes (httpx's own text can be empty)."""
-    texts = []
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        text = str(current).strip()
-        if text and text not in texts:
-            texts.append(text)
-        current = current.__cause__ or current.__context__
-    return "; ".join(texts) or type(exc).__name__
+    """Why a connection failed, in words.
+
+    The system's error if there is one (``Connection refused``, ``Network is unreachable``), else
+    the most specific text httpx gave.
+    """
+    chain = _chain(exc)
+    for error in chain:
+        if isinstance(error, OSError) and error.errno:
+            return os.strerror(error.errno)
+    texts = [text for error in chain if (text := str(error).strip())]
+    return texts[-1] if texts else type(exc).__name__
 
 
 @final
