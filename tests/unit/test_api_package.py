@@ -82,7 +82,7 @@ print(json.dumps(sorted(sys.modules)))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = json.loads(out.stdout)
-    assert "lkanyio.api._livekit_api" in loaded
+    assert "lkanyio.api._client" in loaded
     bad = [m for m in loaded for f in FORBIDDEN if m == f or m.startswith(f + ".")]
     assert bad == []
     ours = {m for m in loaded if m.startswith("lkanyio.") and not m.startswith("lkanyio.api")}

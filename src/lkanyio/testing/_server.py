@@ -9,7 +9,6 @@ no packet can leave it.
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import errno
 import os
@@ -26,10 +25,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, final
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar, final
+
+import anyio
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
+
+    from lkanyio.api import LiveKitAPI
+
+T = TypeVar("T")
 
 __all__ = [
     "LocalServer",
@@ -418,12 +423,12 @@ def make_token(
     kind: Literal["standard", "egress", "ingress", "sip", "agent"] | None = None,
     ttl: timedelta = timedelta(hours=1),
 ) -> str:
-    """An access token for ``identity`` in ``room``, signed with the server's key (livekit-api).
+    """An access token for ``identity`` in ``room``, signed with the server's key.
 
     ``kind`` sets the participant kind (``"agent"``, ``"standard"``, ...): livekit-server forwards
-    transcriptions only from agents.
+    transcriptions only from agents.  Made with :class:`lkanyio.api.AccessToken`.
     """
-    from livekit import api
+    from lkanyio import api
 
     grants = api.VideoGrants(
         room_join=True,
@@ -447,7 +452,7 @@ def make_token(
         token = token.with_attributes(dict(attributes))
     if kind is not None:
         token = token.with_kind(kind)
-    return str(token.to_jwt())
+    return token.to_jwt()
 
 
 @final
@@ -461,23 +466,25 @@ class ParticipantSnapshot:
     attributes: Mapping[str, str]
 
 
-def _room_service(info: ServerInfo, call: Callable[[Any], Awaitable[None]]) -> None:
-    """Run ``call(client)`` with a RoomService client (livekit-api is asyncio-only).
+def _room_service(info: ServerInfo, call: Callable[[LiveKitAPI], Awaitable[T]]) -> T:
+    """``await call(client)`` with a server API client for ``info``, from synchronous code.
 
-    It runs in ``asyncio.run`` on a fresh thread, so it is usable from trio, asyncio or plain
-    code alike; it blocks, so call it from a worker thread in async code.
+    It runs in its own event loop on a fresh thread (:mod:`lkanyio.api` runs on any), so it is
+    usable from trio, asyncio or plain code alike; it blocks, so call it from a worker thread in
+    async code.
     """
+    result: list[T] = []
     failure: list[BaseException] = []
 
     async def session() -> None:
-        from livekit import api
+        from lkanyio import api
 
         async with api.LiveKitAPI(info.http_url, info.api_key, info.api_secret) as client:
-            await call(client)
+            result.append(await call(client))
 
     def run() -> None:
         try:
-            asyncio.run(session())
+            anyio.run(session)
         except BaseException as exc:  # handed to the caller's thread
             failure.append(exc)
 
@@ -486,28 +493,26 @@ def _room_service(info: ServerInfo, call: Callable[[Any], Awaitable[None]]) -> N
     thread.join()
     if failure:
         raise failure[0]
+    return result[0]
 
 
 def list_participants(info: ServerInfo, room: str) -> list[ParticipantSnapshot]:
     """Ask the server's RoomService who is in ``room`` (blocking; call from a worker thread)."""
-    result: list[ParticipantSnapshot] = []
+    from lkanyio import api
 
-    async def query(client: Any) -> None:
-        from livekit import api
-
+    async def query(client: LiveKitAPI) -> list[ParticipantSnapshot]:
         response = await client.room.list_participants(api.ListParticipantsRequest(room=room))
-        for p in response.participants:
-            result.append(
-                ParticipantSnapshot(
-                    identity=p.identity,
-                    name=p.name,
-                    metadata=p.metadata,
-                    attributes=MappingProxyType(dict(p.attributes)),
-                )
+        return [
+            ParticipantSnapshot(
+                identity=p.identity,
+                name=p.name,
+                metadata=p.metadata,
+                attributes=MappingProxyType(dict(p.attributes)),
             )
+            for p in response.participants
+        ]
 
-    _room_service(info, query)
-    return result
+    return _room_service(info, query)
 
 
 def remove_participant(info: ServerInfo, room: str, identity: str) -> None:
@@ -515,10 +520,9 @@ def remove_participant(info: ServerInfo, room: str, identity: str) -> None:
 
     The participant's client sees a server-initiated disconnect (``PARTICIPANT_REMOVED``).
     """
+    from lkanyio import api
 
-    async def remove(client: Any) -> None:
-        from livekit import api
-
+    async def remove(client: LiveKitAPI) -> None:
         await client.room.remove_participant(
             api.RoomParticipantIdentity(room=room, identity=identity)
         )
