@@ -40,6 +40,8 @@ class Recorder:
     """Serve with ``port = await tg.start(recorder.serve)``."""
 
     stall: Stall = Stall.NEVER
+    port: int = 0
+    """The port to listen on (0: any free one)."""
     requests: list[Recorded] = field(default_factory=list)
     stalled: anyio.Event = field(default_factory=anyio.Event)
     """Set when a connection reached the stall point."""
@@ -50,7 +52,7 @@ class Recorder:
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=self.port)
         async with listener:
             port = listener.extra(anyio.abc.SocketAttribute.local_port)
             task_status.started(port)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import json
 import os
 import secrets
 import shutil
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar, final
 import anyio
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
 
     from lkanyio.api import LiveKitAPI
 
@@ -242,6 +243,15 @@ logging:
 {extra}"""
 
 
+def _extra_config(redis_address: str | None, webhook_urls: Sequence[str], webhook_key: str) -> str:
+    """The optional sections of the server's YAML: a shared Redis, webhooks."""
+    extra = f'redis:\n  address: "{redis_address}"\n' if redis_address else ""
+    if webhook_urls:
+        urls = ", ".join(json.dumps(url) for url in webhook_urls)  # JSON strings are YAML strings
+        extra += f"webhook:\n  api_key: {json.dumps(webhook_key)}\n  urls: [{urls}]\n"
+    return extra
+
+
 def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
     """Stop a harness process (SIGTERM, then SIGKILL after 10 s) and reap it; None is a no-op."""
     if proc is None or proc.poll() is not None:
@@ -278,6 +288,8 @@ class LocalServer:
         api_secret: str | None = None,
         redis_address: str | None = None,
         bind_loopback: bool = True,
+        webhook_urls: Sequence[str] = (),
+        webhook_api_key: str | None = None,
     ) -> None:
         """Prepare (not start) a server.
 
@@ -290,6 +302,11 @@ class LocalServer:
             redis_address: ``host:port`` of a Redis shared with other nodes (a cluster node),
                 or ``None`` for a single node that keeps its state in memory.
             bind_loopback: also listen on ``127.0.0.1`` (the port must then be free there).
+            webhook_urls: where the server posts its webhooks (room started, participant
+                joined, track published, ...; none by default).  Check them with
+                :class:`lkanyio.api.WebhookReceiver` and the server's key and secret.
+            webhook_api_key: the key the server signs webhooks with (default: its own key,
+                ``lkanyio``; another key must be one the server has).
         """
         self.node_ip = node_ip
         self.port = port
@@ -311,7 +328,7 @@ class LocalServer:
             tcp_port=port + 1,
             udp_start=udp_ports[0],
             udp_end=udp_ports[1],
-            extra=f'redis:\n  address: "{redis_address}"\n' if redis_address else "",
+            extra=_extra_config(redis_address, webhook_urls, webhook_api_key or self.info.api_key),
             api_key=self.info.api_key,
             api_secret=self.info.api_secret,
         )
