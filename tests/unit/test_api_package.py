@@ -36,13 +36,7 @@ FORBIDDEN = (
     "lkanyio._proto",
 )
 
-OURS = sorted(
-    name
-    for name in dir(api)
-    if not name.startswith("_")
-    and not inspect.ismodule(value := getattr(api, name))
-    and getattr(value, "__module__", "lkanyio").startswith("lkanyio")
-)
+OURS = sorted(api.__all__)
 CLASSES = [name for name in OURS if inspect.isclass(getattr(api, name))]
 
 
@@ -87,6 +81,43 @@ print(json.dumps(sorted(sys.modules)))
     assert bad == []
     ours = {m for m in loaded if m.startswith("lkanyio.") and not m.startswith("lkanyio.api")}
     assert ours == {"lkanyio._errors"}
+
+
+def test_all_lists_every_name_of_lkanyio_s_own() -> None:
+    from livekit.protocol import (
+        agent,
+        agent_dispatch,
+        connector_twilio,
+        connector_whatsapp,
+        egress,
+        ingress,
+        models,
+        room,
+        sip,
+        webhook,
+    )
+
+    protocol = {
+        name
+        for module in (
+            agent,
+            agent_dispatch,
+            connector_twilio,
+            connector_whatsapp,
+            egress,
+            ingress,
+            models,
+            room,
+            sip,
+            webhook,
+        )
+        for name in vars(module)
+        if not name.startswith("_")
+    }
+    public = {
+        n for n in dir(api) if not n.startswith("_") and not inspect.ismodule(getattr(api, n))
+    }
+    assert public - protocol == set(api.__all__)
 
 
 def test_the_names_livekit_api_users_reach_for_are_here() -> None:

@@ -112,3 +112,20 @@ def test_claims_have_the_same_fields() -> None:
     assert [f.name for f in dataclasses.fields(api.Claims)] == [
         f.name for f in dataclasses.fields(Claims)
     ]
+
+
+def test_the_parity_page_lists_every_name_of_livekit_api() -> None:
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "parity.md").read_text()
+    rows = dict(re.findall(r"^\| `(livekit\.api\.\w+)` \| `(lkanyio\.api\.\w+)` \|", page, re.M))
+    own = {
+        name
+        for name in dir(theirs)
+        if getattr(getattr(theirs, name), "__module__", "").startswith("livekit.api")
+    }
+    services = {cls.__name__ for cls, _ in SERVICES}
+    assert set(rows) == {f"livekit.api.{n}" for n in own | services | {"Claims"}}
+    for ours in rows.values():
+        assert hasattr(api, ours.removeprefix("lkanyio.api.")), ours

@@ -23,6 +23,40 @@ core: it works in a process that never joins a room.
 
 import contextlib as _contextlib
 
+__all__ = [  # lkanyio's own names; the protocol messages are importable too, as in livekit-api
+    "DEFAULT_LEEWAY",
+    "DEFAULT_TTL",
+    "APIConnectionError",
+    "APIError",
+    "AccessToken",
+    "AgentDispatchService",
+    "AgentEndpointGrants",
+    "AgentGrants",
+    "AgentThreadGrants",
+    "Claims",
+    "ConnectorService",
+    "EgressService",
+    "InferenceGrants",
+    "IngressService",
+    "InvalidTokenError",
+    "LiveKitAPI",
+    "ObservabilityGrants",
+    "ParticipantKind",
+    "RoomService",
+    "SIPGrants",
+    "ServerError",
+    "ServerErrorCode",
+    "ServerUnreachableError",
+    "SipCallError",
+    "SipService",
+    "TokenVerifier",
+    "TwirpError",
+    "TwirpErrorCode",
+    "VideoGrants",
+    "WebhookError",
+    "WebhookReceiver",
+]
+
 from livekit.protocol.agent import *  # noqa: F403
 
 # The server API's messages, from the modules livekit-api re-exports them from.
