@@ -503,6 +503,10 @@ def _add_join_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--room", help="room to join (needed unless --token names it)")
     parser.add_argument("--identity", help="our identity (default: a unique name)")
     parser.add_argument("--token", help="a ready access token (instead of key and secret)")
+    _add_backend_arg(parser)
+
+
+def _add_backend_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         choices=("asyncio", "trio"),
@@ -514,12 +518,7 @@ def _add_join_args(parser: argparse.ArgumentParser) -> None:
 def _add_api_args(parser: argparse.ArgumentParser) -> None:
     _add_server_args(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    parser.add_argument(
-        "--backend",
-        choices=("asyncio", "trio"),
-        default="asyncio",
-        help="event loop to run on (default: asyncio)",
-    )
+    _add_backend_arg(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

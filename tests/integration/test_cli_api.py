@@ -7,9 +7,7 @@ what the server then holds.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from typing import Any
 
 import anyio
@@ -18,35 +16,9 @@ import pytest
 import lkanyio
 from _util import TokenFactory
 from lkanyio import api
+from test_cli import _cli, _env
 
 pytestmark = pytest.mark.anyio
-
-RUN_WAIT = 90.0
-"""Upper bound for one command (a hang guard, never a timing assertion)."""
-
-
-def _env(server_info: Any, **extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "LIVEKIT_URL": server_info.url,
-        "LIVEKIT_API_KEY": server_info.api_key,
-        "LIVEKIT_API_SECRET": server_info.api_secret,
-        **extra,
-    }
-
-
-def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "lkanyio", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=RUN_WAIT,
-        check=False,
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
-
 
 def _lines(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
     assert result.returncode == 0, result.stderr

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import inspect
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -84,34 +83,23 @@ print(json.dumps(sorted(sys.modules)))
 
 
 def test_all_lists_every_name_of_lkanyio_s_own() -> None:
-    from livekit.protocol import (
-        agent,
-        agent_dispatch,
-        connector_twilio,
-        connector_whatsapp,
-        egress,
-        ingress,
-        models,
-        room,
-        sip,
-        webhook,
-    )
+    import importlib
 
     protocol = {
         name
         for module in (
-            agent,
-            agent_dispatch,
-            connector_twilio,
-            connector_whatsapp,
-            egress,
-            ingress,
-            models,
-            room,
-            sip,
-            webhook,
+            "agent",
+            "agent_dispatch",
+            "connector_twilio",
+            "connector_whatsapp",
+            "egress",
+            "ingress",
+            "models",
+            "room",
+            "sip",
+            "webhook",
         )
-        for name in vars(module)
+        for name in vars(importlib.import_module(f"livekit.protocol.{module}"))
         if not name.startswith("_")
     }
     public = {
@@ -173,22 +161,9 @@ def test_names_say_where_they_live(name: str) -> None:
     "name", [n for n in CLASSES if not issubclass(getattr(api, n), BaseException)]
 )
 def test_classes_are_final(name: str) -> None:
-    cls = getattr(api, name)
-    if sys.version_info >= (3, 11):
-        assert getattr(cls, "__final__", False), name
-    else:  # typing.final marks classes only from 3.11 on: read the decorators
-        finals = {
-            node.name
-            for path in API.glob("*.py")
-            for node in ast.walk(ast.parse(path.read_text()))
-            if isinstance(node, ast.ClassDef)
-            and any(
-                (isinstance(d, ast.Name) and d.id == "final")
-                or (isinstance(d, ast.Attribute) and d.attr == "final")
-                for d in node.decorator_list
-            )
-        }
-        assert name in finals
+    from test_exports import _is_final
+
+    assert _is_final(getattr(api, name)), name
 
 
 def test_errors_are_lkanyio_errors_also_at_the_top() -> None:
@@ -197,27 +172,3 @@ def test_errors_are_lkanyio_errors_also_at_the_top() -> None:
         if issubclass(value, BaseException):
             assert issubclass(value, lkanyio.LiveKitError), name
             assert getattr(lkanyio, value.__name__) is value, name
-
-
-def test_every_name_is_visible_to_mypy_strict(tmp_path: Path) -> None:
-    from mypy import api as mypy
-
-    probe = tmp_path / "probe.py"
-    probe.write_text(
-        "from lkanyio import api\n"
-        + "".join(f"_{i} = api.{name}\n" for i, name in enumerate(OURS))
-        + "_x = api.CreateRoomRequest(name='r')\n"
-    )
-    root = Path(__file__).resolve().parents[2]
-    stdout, stderr, status = mypy.run(
-        [
-            "--strict",
-            "--no-error-summary",
-            "--config-file",
-            str(root / "pyproject.toml"),
-            "--cache-dir",
-            os.environ.get("MYPY_CACHE_DIR", str(root / ".mypy_cache")),
-            str(probe),
-        ]
-    )
-    assert status == 0, stdout + stderr

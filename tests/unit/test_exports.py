@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import lkanyio
+import lkanyio.api
 
 # Classes users receive and read but are meant to share a base: the rest are @final.
 BASES = {"LocalTrack", "Participant", "RemoteTrack", "Track", "TrackPublication"}
@@ -52,7 +53,7 @@ def test_public_names_say_they_are_lkanyio(name: str) -> None:
 def _final_in_source() -> frozenset[str]:
     """Names of the package's classes decorated ``@final``, read from its source files."""
     names = set()
-    for path in Path(lkanyio.__file__).parent.glob("*.py"):
+    for path in Path(lkanyio.__file__).parent.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ClassDef) and any(
                 (isinstance(d, ast.Name) and d.id == "final")
@@ -91,6 +92,7 @@ def test_every_public_name_is_visible_to_mypy_strict(tmp_path: Path) -> None:
         "import lkanyio\n"
         + "".join(f"import lkanyio.{name}\n" for name in SUBMODULES)
         + "".join(f"_{i} = lkanyio.{name}\n" for i, name in enumerate(PUBLIC))
+        + "".join(f"_api{i} = lkanyio.api.{name}\n" for i, name in enumerate(lkanyio.api.__all__))
     )
     root = Path(__file__).resolve().parents[2]
     stdout, stderr, status = api.run(

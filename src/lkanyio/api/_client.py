@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Final, final
+from typing import Final, final
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 
 from ._agent_dispatch import AgentDispatchService
@@ -16,9 +17,6 @@ from ._room_service import RoomService
 from ._sip import SipService
 from ._twirp import Twirp, http_base
 
-if TYPE_CHECKING:
-    from types import TracebackType
-
 __all__ = ["LiveKitAPI"]
 
 _CLOSE_BOUND: Final = 5.0
@@ -26,7 +24,7 @@ _CLOSE_BOUND: Final = 5.0
 
 
 @final
-class LiveKitAPI:
+class LiveKitAPI(anyio.abc.AsyncResource):
     """The LiveKit server API on AnyIO: rooms, agent dispatch, egress, ingress, SIP, connectors.
 
     ::
@@ -137,13 +135,3 @@ class LiveKitAPI:
                 await self._twirp.aclose()
         await anyio.lowlevel.checkpoint()
 
-    async def __aenter__(self) -> LiveKitAPI:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
