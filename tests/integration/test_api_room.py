@@ -44,15 +44,24 @@ async def test_rooms_are_created_listed_and_deleted(lkapi: api.LiveKitAPI, room_
     assert list(gone.rooms) == []
 
 
+async def _ends_with(server_info: Any, token: str, end: Any) -> lkanyio.DisconnectReason | None:
+    """Join with ``token``, have ``end()`` end the session server-side: the block's loss reason."""
+    with anyio.fail_after(EVENT_WAIT), pytest.raises(lkanyio.ConnectionLostError) as info:
+        async with lkanyio.connect(server_info.url, token) as room:
+            await room.wait_for_sid()
+            await end()
+            await anyio.sleep_forever()
+    return info.value.reason
+
+
 async def test_deleting_a_room_disconnects_its_participants(
     lkapi: api.LiveKitAPI, server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:
-    with anyio.fail_after(EVENT_WAIT), pytest.raises(lkanyio.ConnectionLostError) as info:
-        async with lkanyio.connect(server_info.url, token_factory("alice", room_name)) as room:
-            await room.wait_for_sid()
-            await lkapi.room.delete_room(api.DeleteRoomRequest(room=room_name))
-            await anyio.sleep_forever()
-    assert info.value.reason == lkanyio.DisconnectReason.ROOM_DELETED
+    async def delete() -> None:
+        await lkapi.room.delete_room(api.DeleteRoomRequest(room=room_name))
+
+    reason = await _ends_with(server_info, token_factory("alice", room_name), delete)
+    assert reason == lkanyio.DisconnectReason.ROOM_DELETED
 
 
 async def test_room_metadata_reaches_the_participants(
@@ -212,15 +221,14 @@ async def test_subscriptions_follow_the_servers_updates(
 async def test_a_removed_participant_ends_with_connection_lost(
     lkapi: api.LiveKitAPI, server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:
-    with anyio.fail_after(EVENT_WAIT), pytest.raises(lkanyio.ConnectionLostError) as info:
-        async with lkanyio.connect(server_info.url, token_factory("alice", room_name)) as room:
-            await room.wait_for_sid()
-            answer = await lkapi.room.remove_participant(
-                api.RoomParticipantIdentity(room=room_name, identity="alice")
-            )
-            assert isinstance(answer, api.RemoveParticipantResponse)
-            await anyio.sleep_forever()
-    assert info.value.reason == lkanyio.DisconnectReason.PARTICIPANT_REMOVED
+    async def remove() -> None:
+        answer = await lkapi.room.remove_participant(
+            api.RoomParticipantIdentity(room=room_name, identity="alice")
+        )
+        assert isinstance(answer, api.RemoveParticipantResponse)
+
+    reason = await _ends_with(server_info, token_factory("alice", room_name), remove)
+    assert reason == lkanyio.DisconnectReason.PARTICIPANT_REMOVED
 
 
 async def test_forwarding_and_moving_are_refused_by_this_server(
