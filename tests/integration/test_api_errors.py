@@ -8,11 +8,14 @@ sees the connection closed.
 from __future__ import annotations
 
 import pickle
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import anyio
+import jwt
 import pytest
 
 import lkanyio
@@ -231,3 +234,39 @@ def test_errors_pickle_with_their_fields() -> None:
     assert (again.sip_status_code, again.sip_status) == (486, "Busy Here")
     unreachable = lkanyio.ServerUnreachableError("cannot connect", service="S", method="M")
     assert str(pickle.loads(pickle.dumps(unreachable))) == "S.M: cannot connect"
+
+
+async def test_expired_early_and_foreign_tokens_are_refused_by_server_and_verifier(
+    server_info: Any,
+) -> None:
+    key, secret = server_info.api_key, server_info.api_secret
+    now = int(time.time())
+    grants = {"roomList": True}
+    tokens = {
+        "expired": api.AccessToken(key, secret)
+        .with_grants(api.VideoGrants(room_list=True))
+        .with_ttl(timedelta(seconds=-120))
+        .to_jwt(),
+        "not valid before": jwt.encode(
+            {"iss": key, "sub": "", "nbf": now + 3600, "exp": now + 7200, "video": grants},
+            secret,
+            algorithm="HS256",
+        ),
+        "signature does not match": api.AccessToken(key, "f" * 40)
+        .with_grants(api.VideoGrants(room_list=True))
+        .to_jwt(),
+    }
+    verifier = api.TokenVerifier(key, secret)
+    for why, token in tokens.items():
+        async with api.LiveKitAPI.with_token(token, server_info.url) as lkapi:
+            with pytest.raises(lkanyio.TwirpError) as info:
+                await lkapi.room.list_rooms(api.ListRoomsRequest())
+        assert (info.value.code, info.value.status) == ("unauthenticated", 401), why
+        with pytest.raises(lkanyio.InvalidTokenError, match=why):
+            verifier.verify(token)
+    # The same token, well made, is let through.
+    good = api.AccessToken(key, secret).with_grants(api.VideoGrants(room_list=True)).to_jwt()
+    async with api.LiveKitAPI.with_token(good, server_info.url) as lkapi:
+        assert isinstance(
+            await lkapi.room.list_rooms(api.ListRoomsRequest()), api.ListRoomsResponse
+        )
