@@ -33,11 +33,12 @@ class LiveKitAPI(anyio.abc.AsyncResource):
             room = await lkapi.room.create_room(CreateRoomRequest(name="my-room"))
 
     One HTTP client (httpx) serves every service and every task; it runs on trio and asyncio
-    alike.  Each call is signed with a fresh token carrying only the grants that call needs and
-    valid for ten minutes.  Calls take no ``timeout=``: bound them with ``anyio.fail_after``; a
-    cancelled call leaves no connection half used (a call the server already received may still
-    take effect).  Failures raise :class:`~lkanyio.APIError` subclasses that name the service and
-    method: :class:`~lkanyio.TwirpError` (the server's error: code, message, HTTP status),
+    alike.  Each call is signed with a token carrying only the grants that call needs, valid for
+    ten minutes (calls needing the same grants share one for its first five).  Calls take no
+    ``timeout=``: bound them with ``anyio.fail_after``; a cancelled call leaves no connection half
+    used (a call the server already received may still take effect).  Failures raise
+    :class:`~lkanyio.APIError` subclasses that name the service and method:
+    :class:`~lkanyio.TwirpError` (the server's error: code, message, HTTP status),
     :class:`~lkanyio.ServerUnreachableError`, :class:`~lkanyio.APIConnectionError`.
     """
 
