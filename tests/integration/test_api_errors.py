@@ -270,3 +270,24 @@ async def test_expired_early_and_foreign_tokens_are_refused_by_server_and_verifi
         assert isinstance(
             await lkapi.room.list_rooms(api.ListRoomsRequest()), api.ListRoomsResponse
         )
+
+
+async def test_a_client_used_from_another_event_loop_says_so(
+    server_info: Any, anyio_backend: str
+) -> None:
+    other = "trio" if anyio_backend == "asyncio" else "asyncio"
+    async with api.LiveKitAPI(server_info.url, server_info.api_key, server_info.api_secret) as c:
+        await c.room.list_rooms(api.ListRoomsRequest())  # this loop's connection, kept
+
+        def from_another_loop() -> None:
+            async def call() -> None:
+                await c.room.list_rooms(api.ListRoomsRequest())
+
+            anyio.run(call, backend=other)
+
+        with pytest.raises(
+            RuntimeError,
+            match=r"^RoomService.ListRooms: this LiveKitAPI was first used in another event loop",
+        ):
+            await anyio.to_thread.run_sync(from_another_loop)
+        await c.room.list_rooms(api.ListRoomsRequest())  # still fine in its own loop

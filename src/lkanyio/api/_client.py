@@ -32,14 +32,16 @@ class LiveKitAPI(anyio.abc.AsyncResource):
         async with LiveKitAPI(url, api_key, api_secret) as lkapi:
             room = await lkapi.room.create_room(CreateRoomRequest(name="my-room"))
 
-    One HTTP client (httpx) serves every service and every task; it runs on trio and asyncio
-    alike.  Each call is signed with a token carrying only the grants that call needs, valid for
-    ten minutes (calls needing the same grants share one for its first five).  Calls take no
-    ``timeout=``: bound them with ``anyio.fail_after``; a cancelled call leaves no connection half
-    used (a call the server already received may still take effect).  Failures raise
-    :class:`~lkanyio.APIError` subclasses that name the service and method:
-    :class:`~lkanyio.TwirpError` (the server's error: code, message, HTTP status),
-    :class:`~lkanyio.ServerUnreachableError`, :class:`~lkanyio.APIConnectionError`.
+    One HTTP client (httpx) serves every service and every task of one event loop (its
+    connections belong to the loop that opened them: a call from another loop raises
+    ``RuntimeError``); it runs on trio and asyncio alike.  Each call is signed with a token
+    carrying only the grants that call needs, valid for ten minutes (calls needing the same
+    grants share one for its first five).  Calls take no ``timeout=``: bound them with
+    ``anyio.fail_after``; a cancelled call leaves no connection half used (a call the server
+    already received may still take effect).  Failures raise :class:`~lkanyio.APIError`
+    subclasses that name the service and method: :class:`~lkanyio.TwirpError` (the server's
+    error: code, message, HTTP status), :class:`~lkanyio.ServerUnreachableError`,
+    :class:`~lkanyio.APIConnectionError`.
     """
 
     def __init__(

@@ -23,6 +23,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Final, TypeVar, final
 from urllib.parse import urlsplit, urlunsplit
 
+import anyio.lowlevel
 import httpx
 from google.protobuf.message import DecodeError, Message
 
@@ -135,6 +136,7 @@ class Twirp:
         self.client = httpx.AsyncClient(timeout=None, trust_env=False, follow_redirects=False)
         self.closed = False
         self._signed: dict[str, tuple[float, str]] = {}
+        self._loop: object = None
 
     def authorization(self, video: VideoGrants | None, sip: SIPGrants | None) -> str:
         """The ``Authorization`` header for a call needing ``video`` and ``sip`` grants."""
@@ -189,6 +191,7 @@ class Twirp:
         """
         if self.closed:
             raise ResourceClosedError(f"{service}.{method}: the LiveKitAPI is closed")
+        self._check_loop(service, method)
         headers = {
             "Authorization": self.authorization(video, sip),
             "Content-Type": "application/protobuf",
@@ -231,6 +234,23 @@ class Twirp:
                 metadata=error.metadata,
             )
         raise error
+
+    def _check_loop(self, service: str, method: str) -> None:
+        """Refuse a call from another event loop than the first call's.
+
+        The pool's connections belong to the loop that opened them: used from another one they
+        fail with the loop's own confusing error (measured: ``RuntimeError: no running event
+        loop`` from trio on a connection asyncio opened).
+        """
+        loop = anyio.lowlevel.current_token()
+        if self._loop is None:
+            self._loop = loop
+        elif loop != self._loop:  # anyio >= 4.11: a fresh token object that compares equal
+            raise RuntimeError(
+                f"{service}.{method}: this LiveKitAPI was first used in another event loop, "
+                "whose connections it holds; make one LiveKitAPI per event loop run "
+                "(async with LiveKitAPI(...) inside it)"
+            )
 
     def _transport_error(
         self, exc: httpx.TransportError, service: str, method: str
