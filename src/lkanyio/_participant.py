@@ -22,6 +22,7 @@ from ._errors import (
     PublishDTMFError,
     PublishTrackError,
     PublishTranscriptionError,
+    ResourceClosedError,
     UnpublishTrackError,
     check_native,
     native_error,
@@ -632,7 +633,8 @@ class LocalParticipant(Participant):
             if cb.WhichOneof("result") != "track":
                 raise native_error(cb, DataTrackError, default="the data track was not published")
             track = LocalDataTrack(cb.track, self._port)
-            self._port.session.adopt_local_data_track(track)
+            if not self._port.session.adopt_local_data_track(track):
+                raise ResourceClosedError("the room was left before the data track was published")
             return track
 
         def unpublish_late(cb: Any) -> None:

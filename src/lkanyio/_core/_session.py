@@ -322,14 +322,24 @@ class RoomSession:
         self._on_change()
         return True
 
-    def adopt_local_data_track(self, track: LocalDataTrack) -> None:
-        """A data track was published: it is in ``data_tracks`` until unpublished."""
+    def adopt_local_data_track(self, track: LocalDataTrack) -> bool:
+        """A data track was published: it is in ``data_tracks`` until unpublished.
+
+        The session releases it when it is unpublished or the room closes.  ``False`` (and
+        released at once) if the room has closed already.
+        """
+        if self.closed:
+            track._close()
+            return False
         self.local.data_tracks[track.sid] = track
         self._on_change()
+        return True
 
     def local_data_track_unpublished(self, sid: str) -> None:
-        """A local data track was unpublished (it released its own handle)."""
-        if self.local.data_tracks.pop(sid, None) is not None:
+        """A local data track was unpublished: it leaves ``data_tracks`` and is released."""
+        track = self.local.data_tracks.pop(sid, None)
+        if track is not None:
+            track._close()
             self._on_change()
 
     # -- events -------------------------------------------------------------------------------
@@ -363,6 +373,9 @@ class RoomSession:
         for _view, state in self._unpublished.values():
             state.handle.close()
         self._unpublished.clear()
+        # Data tracks left published (no ``async with``): the room unpublishes them by leaving.
+        _close_each(self.local.data_tracks.values())
+        self.local.data_tracks.clear()
         self.local.handle.close()
 
     def _release_remote(self, remote: _Remote) -> None:
