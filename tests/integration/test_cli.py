@@ -256,6 +256,38 @@ async def test_join_prints_events_until_interrupted(
             assert await process.wait() == 0
 
 
+async def _join_until_token_refreshed(
+    server_info: Any, room_name: str, *flags: str
+) -> tuple[dict[str, Any], str]:
+    """Run ``join --json`` until it prints TokenRefreshed: that record, and all it printed."""
+    command = [sys.executable, "-m", "lkanyio", "join", "--room", room_name, "--json", *flags]
+    async with await anyio.open_process(
+        command, env=_env(server_info), stderr=subprocess.PIPE
+    ) as process:
+        assert process.stdout is not None
+        lines = TextReceiveStream(process.stdout)
+        printed = ""
+        with anyio.fail_after(EVENT_WAIT):
+            # The server refreshes a joiner's token at once (measured: ~0.5 s after the join).
+            while not any("TokenRefreshed" in x for x in printed.split("\n")[:-1]):
+                printed += await lines.receive()
+        process.send_signal(signal.SIGINT)
+        with anyio.fail_after(EVENT_WAIT):
+            assert await process.wait() == 0
+    record = next(json.loads(x) for x in printed.splitlines() if "TokenRefreshed" in x)
+    return dict(record), printed
+
+
+@pytest.mark.anyio
+async def test_join_hides_refreshed_tokens_unless_asked(server_info: Any, room_name: str) -> None:
+    record, printed = await _join_until_token_refreshed(server_info, room_name)
+    assert record == {"event": "TokenRefreshed"}
+    assert "eyJ" not in printed  # no JWT anywhere in what went to stdout
+    record, printed = await _join_until_token_refreshed(server_info, room_name, "--show-tokens")
+    assert set(record) == {"event", "token"}
+    assert record["token"].startswith("eyJ")
+
+
 def test_serve_local_runs_the_command_inside_with_the_server_in_its_environment() -> None:
     # The demo finds the server through LIVEKIT_URL/KEY/SECRET: a full exchange proves the
     # server is up and reachable from the command.  Its status is serve-local's status.
