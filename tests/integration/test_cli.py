@@ -208,6 +208,7 @@ def test_event_lines_name_participants_and_tracks_not_objects() -> None:
         "code": 1,
         "digit": "1",
         "participant": None,
+        "sender_identity": "",
     }
 
 
@@ -250,6 +251,7 @@ async def test_join_prints_events_until_interrupted(
             "kind": "RELIABLE",
             "participant": "alice",
             "topic": "chat",
+            "sender_identity": "alice",
         }
         process.send_signal(signal.SIGINT)
         with anyio.fail_after(EVENT_WAIT):

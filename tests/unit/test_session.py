@@ -448,6 +448,30 @@ class RoomSessionMachine(RuleBasedStateMachine):
         self.local[new] = False  # nobody is subscribed to the new publication yet
         self.local_views[new] = view
 
+    # what participants send
+
+    @rule(identity=st.sampled_from(("", *IDENTITIES, LOCAL)), dtmf=st.booleans())
+    def receive(self, identity: str, dtmf: bool) -> None:
+        message = room_pb2.RoomEvent().data_packet_received
+        message.participant_identity = identity  # "": the server, or a sender not known yet
+        handle = next(_ids)
+        if dtmf:
+            message.sip_dtmf.code = 1
+        else:
+            message.user.data.handle.id = handle
+            message.user.data.data.data_len = 2
+        events = self.apply("data_packet_received", participant_identity=identity,
+                            **({"sip_dtmf": message.sip_dtmf} if dtmf else {"user": message.user}))
+        if not dtmf:  # the buffer is released whatever happens to the packet
+            assert self.recorder.unadopted[handle] == 1
+        if self.closed:
+            return
+        (event,) = events
+        assert isinstance(event, ev.SipDTMFReceived if dtmf else ev.DataReceived)
+        assert event.sender_identity == identity  # kept whether or not the room knows it
+        model = self.remote.get(identity)
+        assert event.participant is (None if model is None else model.view)
+
     # participants' info, the room and the connection
 
     @rule(identity=st.sampled_from((*IDENTITIES, LOCAL)), text=st.text(max_size=5))

@@ -704,14 +704,19 @@ class RoomSession:
     # what participants send
 
     def _data_packet_received(self, m: room_pb2.DataPacketReceived) -> list[ev.RoomEvent]:
-        sender = self.remote(m.participant_identity)
+        # The native core names only senders it knows: "" for the server and for a participant
+        # not announced yet (see DataReceived).  Nothing more to wait for: no later event says
+        # who sent it.
+        identity = m.participant_identity
+        sender = self.remote(identity)
         which = m.WhichOneof("value")
         if which == "user":
             owned = m.user.data
             data = self._adopter.payload(owned.handle, owned.data.data_ptr, owned.data.data_len)
-            return [ev.DataReceived(data, DataPacketKind(m.kind), sender, m.user.topic)]
+            kind = DataPacketKind(m.kind)
+            return [ev.DataReceived(data, kind, sender, m.user.topic, identity)]
         if which == "sip_dtmf":
-            return [ev.SipDTMFReceived(m.sip_dtmf.code, m.sip_dtmf.digit, sender)]
+            return [ev.SipDTMFReceived(m.sip_dtmf.code, m.sip_dtmf.digit, sender, identity)]
         return []
 
     def _transcription_received(self, m: room_pb2.TranscriptionReceived) -> list[ev.RoomEvent]:
