@@ -16,6 +16,7 @@ from ._bridge import get_bridge
 from ._checks import check_str, check_uint
 from ._errors import LiveKitError
 from ._proto import ffi_pb2
+from ._types import ConnectionState
 
 if TYPE_CHECKING:
     from ._port import RoomPort
@@ -553,7 +554,11 @@ async def _call_someone(port: RoomPort, call: RpcCallInfo) -> str:
 
         async def watch() -> None:
             nonlocal missing
-            if not await port.wait_state(known, _ANNOUNCE_WAIT) and port.connected:
+            with anyio.move_on_after(_ANNOUNCE_WAIT):
+                await port.wait_until(known)
+                return
+            # Not while reconnecting (nobody is announced then): the call runs its course.
+            if port.connected and port.session.state == ConnectionState.CONNECTED:
                 missing = True
                 tg.cancel_scope.cancel()
 
