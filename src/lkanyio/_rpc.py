@@ -136,7 +136,8 @@ class RpcInvocationData:
 
     Attributes:
         request_id: unique id of this call (the same on both sides).
-        caller_identity: who called.
+        caller_identity: who called (it comes with the call, so it is there also before the
+            room knows the caller).
         payload: the caller's payload.
         response_timeout: seconds the caller waits; the handler is cancelled when they pass.
         method: the method called.
