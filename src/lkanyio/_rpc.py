@@ -550,6 +550,7 @@ async def _call_someone(port: RoomPort, call: RpcCallInfo) -> str:
     if known():
         return await _send_rpc(handle, call)
     result: str | None = None
+    error: RpcError | None = None  # raised after the task group, so never inside a group
     missing = False
     async with anyio.create_task_group() as tg:
 
@@ -567,14 +568,15 @@ async def _call_someone(port: RoomPort, call: RpcCallInfo) -> str:
         try:
             result = await _send_rpc(handle, call)
         except RpcError as exc:
-            if exc.code != RpcError.CONNECTION_TIMEOUT or known():
-                raise
-            missing = True
+            error = exc
+            missing = exc.code == RpcError.CONNECTION_TIMEOUT and not known()
         tg.cancel_scope.cancel()
     if missing:
         raise RpcError(
             RpcError.RECIPIENT_NOT_FOUND, f"no participant {identity!r} in the room"
-        )
+        ) from error
+    if error is not None:
+        raise error
     assert result is not None
     return result
 

@@ -74,6 +74,11 @@ async def test_a_joiner_not_yet_announced_is_called(
         lkanyio.connect(server_info.url, token_factory("carol", room_name)) as carol,
     ):
         carol.local_participant.register_rpc_method("greet", _echo)
+        with pytest.raises(lkanyio.RpcError) as caught:  # her answer, as is
+            await alice.local_participant.perform_rpc(
+                destination_identity="carol", method="nope", payload=""
+            )
+        assert caught.value.code == lkanyio.RpcError.UNSUPPORTED_METHOD
         reply = await alice.local_participant.perform_rpc(
             destination_identity="carol", method="greet", payload="early"
         )
