@@ -210,6 +210,15 @@ def test_event_lines_name_participants_and_tracks_not_objects() -> None:
         "participant": None,
         "sender_identity": "",
     }
+    # A credential stays out of the record, as out of the event's repr, unless asked for.
+    refreshed = lkanyio.TokenRefreshed("eyJsecret")
+    assert "eyJ" not in repr(refreshed)
+    assert event_record(refreshed) == {"event": "TokenRefreshed"}
+    assert event_record(refreshed, show_secrets=True) == {
+        "event": "TokenRefreshed",
+        "token": "eyJsecret",
+    }
+    assert "--show-tokens" in _cli("join", "--help").stdout
 
 
 @pytest.mark.anyio
