@@ -62,6 +62,8 @@ from ._events import *  # noqa: F403 - every event class, listed in _events.__al
 from ._events import RoomEvent as RoomEvent
 from ._frames import AudioFrame as AudioFrame
 from ._frames import combine_audio_frames as combine_audio_frames
+from ._held import HeldRoom as HeldRoom
+from ._held import hold_open as hold_open
 from ._mixer import AudioMixer as AudioMixer
 from ._mixer import MixerInput as MixerInput
 from ._participant import LocalParticipant as LocalParticipant
