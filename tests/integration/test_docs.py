@@ -261,7 +261,7 @@ def _serve_and_call(app: object, path: str) -> dict[str, object]:
 
 RUN_AS_MAIN = ["index.md", "tutorials/asyncio.md", "tutorials/sync.md", "tutorials/trio.md"]
 HOW_TO = ["how-to/data-streams.md", "how-to/e2ee.md", "how-to/media.md", "how-to/reconnects.md",
-          "how-to/rpc.md"]
+          "how-to/rpc.md", "how-to/scaling.md"]
 
 
 def _token(server_info: ServerInfo, room: str) -> Callable[[str], str]:
