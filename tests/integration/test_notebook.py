@@ -25,6 +25,8 @@ import lkanyio
 from _util import EVENT_WAIT, TokenFactory, announce, next_event
 from lkanyio.testing import remove_participant
 
+pytestmark = pytest.mark.usefixtures("no_leaks_after")
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "docs" / "examples" / "notebook.ipynb"
 HOW_TO = ROOT / "docs" / "how-to" / "notebooks.md"
@@ -104,8 +106,6 @@ def test_a_notebook_holds_a_room_across_cells_and_closes_it_from_a_later_one(
     assert outputs[-1].strip() == "live handles: 0"
     assert received == [b"hello from a notebook", b"after the interrupt"]
 
-
-pytestmark = pytest.mark.usefixtures("no_leaks_after")
 
 
 @pytest.mark.anyio
@@ -221,3 +221,25 @@ async def test_hold_open_takes_an_unentered_room(
     async with room:
         with pytest.raises(RuntimeError, match="entered only once"):
             await lkanyio.hold_open(room)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_loop_that_ends_with_the_room_held_leaves_it(
+    backend: str, server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    # asyncio.run cancels the tasks left when its main returns; trio cancels its system tasks.
+    async def forget_to_close() -> lkanyio.HeldRoom:
+        room = lkanyio.connect(server_info.url, token_factory("alice", room_name))
+        return await lkanyio.hold_open(room)
+
+    held = anyio.run(forget_to_close, backend=backend)
+    assert held.closed
+    assert lkanyio.statistics().live_handles == 0
+
+    async def call_it() -> None:
+        with pytest.raises(lkanyio.ResourceClosedError):
+            await held.room.local_participant.publish_data(b"after the loop")
+        with pytest.raises(lkanyio.ResourceClosedError, match="event loop shut down"):
+            await held.aclose()
+
+    anyio.run(call_it, backend=backend)
