@@ -17,6 +17,7 @@ import argparse
 import json
 import time
 import uuid
+from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
@@ -28,16 +29,16 @@ from lkanyio.testing import LocalServer, ServerInfo, enter_private_netns, make_t
 async def churn(room: lkanyio.Room, stop: anyio.Event, cycles: list[int]) -> None:
     lp = room.local_participant
     while not stop.is_set():
-        async with lkanyio.AudioSource(48_000, 1) as source, \
-                lkanyio.LocalAudioTrack.create_audio_track("churn", source) as track:
+        async with (
+            lkanyio.AudioSource(48_000, 1) as source,
+            lkanyio.LocalAudioTrack.create_audio_track("churn", source) as track,
+        ):
             publication = await lp.publish_track(track)
             await lp.unpublish_track(publication.sid)
             cycles[0] += 1
 
 
-async def ping(
-    me: lkanyio.Room, peer: str, stop: anyio.Event, tag: str, rtts: list[float]
-) -> int:
+async def ping(me: lkanyio.Room, peer: str, stop: anyio.Event, tag: str, rtts: list[float]) -> int:
     """Ping ``peer`` until ``stop``; returns how many pongs never came (within 60 s)."""
     sent: dict[int, float] = {}
     async with me.events() as events, anyio.create_task_group() as tg:
@@ -92,11 +93,15 @@ def summary(rtts: list[float]) -> dict[str, Any]:
 
 async def run(info: ServerInfo, seconds: float, tasks: int) -> dict[str, Any]:
     room = f"churn-{uuid.uuid4().hex[:6]}"
-    alice_token = make_token(info, identity="alice", room=room)
-    bob_token = make_token(info, identity="bob", room=room)
-    async with lkanyio.connect(info.url, alice_token) as alice, \
-            lkanyio.connect(info.url, bob_token) as bob, \
-            alice.events() as to_alice, bob.events() as to_bob:
+    async with AsyncExitStack() as stack:
+        rooms: list[lkanyio.Room] = []
+        streams: list[lkanyio.EventStream[lkanyio.RoomEvent]] = []
+        for identity in ("alice", "bob"):
+            token = make_token(info, identity=identity, room=room)
+            rooms.append(await stack.enter_async_context(lkanyio.connect(info.url, token)))
+            streams.append(await stack.enter_async_context(rooms[-1].events()))
+        alice, bob = rooms
+        to_alice, to_bob = streams
         for joined in (alice, bob):  # announce both now, not on the server's 3 s tick
             await joined.local_participant.set_attributes({"churn": ""})
         while not alice.remote_participants or not bob.remote_participants:

@@ -60,7 +60,9 @@ def fd_kinds() -> dict[str, int]:
     return kinds
 
 
-async def join(stack: AsyncExitStack, info: ServerInfo, room: str, identity: str, publish: bool) -> None:
+async def join(
+    stack: AsyncExitStack, info: ServerInfo, room: str, identity: str, publish: bool
+) -> None:
     token = make_token(info, identity=identity, room=room)
     joined = await stack.enter_async_context(lkanyio.connect(info.url, token))
     if publish:
@@ -107,7 +109,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rooms", type=int, default=8)
     parser.add_argument(
-        "--pairs", action="store_true",
+        "--pairs",
+        action="store_true",
         help="two participants per room, each publishing an audio track (counts per room: both)",
     )
     args = parser.parse_args()

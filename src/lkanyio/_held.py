@@ -160,9 +160,7 @@ class HeldRoom:
         except cancelled:
             # Not ours (ours is caught by the scope): the loop is shutting down.  The room is
             # left; later calls say so, and the cancellation goes on.
-            self._error = ResourceClosedError(
-                "the room was left because its event loop shut down"
-            )
+            self._error = ResourceClosedError("the room was left because its event loop shut down")
             raise
         except Exception as exc:  # ConnectionLostError, ConnectError: reported to the user
             self._error = exc

@@ -5,7 +5,7 @@ The test worker's own limit is never lowered: a child process joins one room, lo
 the limit and leaves.  Before the fix the error was the native core's words alone:
 "engine: signal failure: transport connection error: IO error: Too many open files (os error
 24)" - and when the peer connection rather than the WebSocket runs short, only "wait_pc_connection
-timed out" after 15 s per attempt (tests/unit/test_descriptors.py covers that case).
+timed out" after 15 s per attempt (tests/unit/test_descriptor_hint.py covers that case).
 """
 
 from __future__ import annotations
@@ -52,8 +52,13 @@ async def test_a_join_out_of_descriptors_says_so(
     server_info: Any, token_factory: TokenFactory, room_name: str, anyio_backend: str
 ) -> None:
     argv = [
-        sys.executable, "-c", CHILD, server_info.url,
-        token_factory("first", room_name), token_factory("second", room_name), anyio_backend,
+        sys.executable,
+        "-c",
+        CHILD,
+        server_info.url,
+        token_factory("first", room_name),
+        token_factory("second", room_name),
+        anyio_backend,
     ]
     with anyio.fail_after(120):  # a hang guard: the native core retries 3 times
         result = await anyio.run_process(argv, check=False)

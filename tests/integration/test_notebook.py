@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +98,11 @@ def test_a_notebook_holds_a_room_across_cells_and_closes_it_from_a_later_one(
         if cell.cell_type == "code"
     ]
     errors = [
-        out for cell in nb.cells if cell.cell_type == "code"
-        for out in cell.outputs if out.output_type == "error"
+        out
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if out.output_type == "error"
     ]
     assert [e.ename for e in errors] == ["CancelledError"], json.dumps(errors)[-3000:]
     assert f"joined {room_name} as notebook" in outputs[1]
@@ -107,78 +112,87 @@ def test_a_notebook_holds_a_room_across_cells_and_closes_it_from_a_later_one(
     assert received == [b"hello from a notebook", b"after the interrupt"]
 
 
+@asynccontextmanager
+async def bob_listening(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> AsyncIterator[lkanyio.EventStream[lkanyio.RoomEvent]]:
+    """Bob in the room, and his events (he sees what the held room does)."""
+    async with lkanyio.connect(server_info.url, token_factory("bob", room_name)) as bob:
+        async with bob.events() as events:
+            yield events
+
+
+async def hold_alice(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> lkanyio.HeldRoom:
+    room = lkanyio.connect(server_info.url, token_factory("alice", room_name))
+    return await lkanyio.hold_open(room)
+
 
 @pytest.mark.anyio
 async def test_cells_as_tasks_join_use_and_leave(
     server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:
-    async with lkanyio.connect(server_info.url, token_factory("bob", room_name)) as bob:
-        async with bob.events() as events:
-            held: list[lkanyio.HeldRoom] = []
+    async with bob_listening(server_info, token_factory, room_name) as events:
+        held: list[lkanyio.HeldRoom] = []
 
-            async def join() -> None:
-                room = lkanyio.connect(server_info.url, token_factory("alice", room_name))
-                held.append(await lkanyio.hold_open(room))
-                await announce(held[0].room)
+        async def join() -> None:
+            held.append(await hold_alice(server_info, token_factory, room_name))
+            await announce(held[0].room)
 
-            async def send() -> None:
-                await held[0].room.local_participant.publish_data(b"from a later task")
+        async def send() -> None:
+            await held[0].room.local_participant.publish_data(b"from a later task")
 
-            async def leave() -> None:
-                await held[0].aclose()
+        async def leave() -> None:
+            await held[0].aclose()
 
-            for cell in (join, send, leave):  # each "cell" its own task, as in a kernel
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(cell)
-                if cell is join:
-                    assert not held[0].closed
-                    assert "open" in repr(held[0])
-            got = await next_event(events, lkanyio.DataReceived)
-            assert got.data == b"from a later task"
-            left = await next_event(events, lkanyio.ParticipantDisconnected)
-            assert left.participant.identity == "alice"
-            assert held[0].closed
-            assert "closed" in repr(held[0])
-            await held[0].aclose()  # idempotent
-            with pytest.raises(lkanyio.ResourceClosedError):
-                await held[0].room.local_participant.publish_data(b"after leaving")
+        for cell in (join, send, leave):  # each "cell" its own task, as in a kernel
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(cell)
+            if cell is join:
+                assert not held[0].closed
+                assert "open" in repr(held[0])
+        got = await next_event(events, lkanyio.DataReceived)
+        assert got.data == b"from a later task"
+        left = await next_event(events, lkanyio.ParticipantDisconnected)
+        assert left.participant.identity == "alice"
+        assert held[0].closed
+        assert "closed" in repr(held[0])
+        await held[0].aclose()  # idempotent
+        with pytest.raises(lkanyio.ResourceClosedError):
+            await held[0].room.local_participant.publish_data(b"after leaving")
 
 
 @pytest.mark.anyio
 async def test_a_cancelled_cell_leaves_the_room_open(
     server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:
-    async with lkanyio.connect(server_info.url, token_factory("bob", room_name)) as bob:
-        async with bob.events() as events:
-            held = await lkanyio.hold_open(
-                lkanyio.connect(server_info.url, token_factory("alice", room_name))
-            )
-            try:
-                async with anyio.create_task_group() as tg:
+    async with bob_listening(server_info, token_factory, room_name) as events:
+        held = await hold_alice(server_info, token_factory, room_name)
+        try:
+            async with anyio.create_task_group() as tg:
 
-                    async def waits_for_events() -> None:
-                        async with held.room.events() as mine:
-                            async for _ in mine:
-                                pass
+                async def waits_for_events() -> None:
+                    async with held.room.events() as mine:
+                        async for _ in mine:
+                            pass
 
-                    tg.start_soon(waits_for_events)
-                    await anyio.wait_all_tasks_blocked()
-                    tg.cancel_scope.cancel()  # an interrupted cell
-                assert not held.closed
-                await held.room.local_participant.publish_data(b"still here")
-                got = await next_event(events, lkanyio.DataReceived)
-                assert got.data == b"still here"
-            finally:
-                await held.aclose()
+                tg.start_soon(waits_for_events)
+                await anyio.wait_all_tasks_blocked()
+                tg.cancel_scope.cancel()  # an interrupted cell
+            assert not held.closed
+            await held.room.local_participant.publish_data(b"still here")
+            got = await next_event(events, lkanyio.DataReceived)
+            assert got.data == b"still here"
+        finally:
+            await held.aclose()
 
 
 @pytest.mark.anyio
 async def test_a_lost_session_fails_the_next_call_and_the_close(
     server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:
-    held = await lkanyio.hold_open(
-        lkanyio.connect(server_info.url, token_factory("alice", room_name))
-    )
+    held = await hold_alice(server_info, token_factory, room_name)
     await held.room.wait_for_sid()
     await anyio.to_thread.run_sync(remove_participant, server_info, room_name, "alice")
     with anyio.fail_after(EVENT_WAIT):
@@ -228,11 +242,7 @@ def test_a_loop_that_ends_with_the_room_held_leaves_it(
     backend: str, server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:
     # asyncio.run cancels the tasks left when its main returns; trio cancels its system tasks.
-    async def forget_to_close() -> lkanyio.HeldRoom:
-        room = lkanyio.connect(server_info.url, token_factory("alice", room_name))
-        return await lkanyio.hold_open(room)
-
-    held = anyio.run(forget_to_close, backend=backend)
+    held = anyio.run(hold_alice, server_info, token_factory, room_name, backend=backend)
     assert held.closed
     assert lkanyio.statistics().live_handles == 0
 

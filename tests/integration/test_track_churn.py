@@ -39,8 +39,10 @@ async def test_publishes_take_turns_while_data_flows_in_order(
         async def churn() -> None:
             nonlocal cycles
             for _ in range(CYCLES):
-                async with lkanyio.AudioSource(48_000, 1) as source, \
-                        lkanyio.LocalAudioTrack.create_audio_track("churn", source) as track:
+                async with (
+                    lkanyio.AudioSource(48_000, 1) as source,
+                    lkanyio.LocalAudioTrack.create_audio_track("churn", source) as track,
+                ):
                     publication = await lp.publish_track(track)
                     await lp.unpublish_track(publication.sid)
                     cycles += 1
