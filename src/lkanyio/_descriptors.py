@@ -3,7 +3,9 @@
 Measured (livekit-ffi 0.13.2, livekit-server 1.13.5, one network interface besides loopback;
 ``bench/fds.py``): a joined room holds 45-49 descriptors while it joins and 35-40 once ICE has
 settled (TCP and UDP sockets of the native core, per participant: a room of two participants of
-the same process holds twice that; publishing a track adds none).  A process out of descriptors
+the same process holds twice that; publishing a track adds none); another host counted about 100
+per room.  A join with only 20 descriptors left still succeeded (ICE made do with fewer
+sockets); with 8 left its peer connection failed.  A process out of descriptors
 fails a join in one of two ways, depending on where it runs out (measured in a child process
 with a low ``RLIMIT_NOFILE``):
 
@@ -32,9 +34,9 @@ FDS_PER_JOIN = 50
 _NATIVE_SAYS_SO = ("Too many open files", "os error 24", "os error 23")
 
 _ADVICE = (
-    "a joined room holds about 40 descriptors ({per} while it joins); raise the limit "
-    "(`ulimit -n`, or resource.setrlimit(resource.RLIMIT_NOFILE, ...) before joining) or join "
-    "fewer rooms in this process"
+    "a joined room holds 40-100 of them, depending on the host; raise the limit (`ulimit -n`, "
+    "or resource.setrlimit(resource.RLIMIT_NOFILE, ...) before joining) or join fewer rooms "
+    "in this process (lkanyio's guide: Many rooms in one process)"
 )
 
 
@@ -66,7 +68,7 @@ def out_of_descriptors_hint(message: str, usage: tuple[int, int] | None) -> str 
     Returns:
         The sentence to append, or ``None`` when descriptors are not the (likely) cause.
     """
-    advice = _ADVICE.format(per=FDS_PER_JOIN)
+    advice = _ADVICE
     if any(words in message for words in _NATIVE_SAYS_SO):
         counts = "" if usage is None else f" ({usage[0]} open, limit {usage[1]})"
         return f"this process ran out of file descriptors{counts}: {advice}"
