@@ -52,7 +52,7 @@ def test_public_names_say_they_are_lkanyio(name: str) -> None:
 def _final_in_source() -> frozenset[str]:
     """Names of the package's classes decorated ``@final``, read from its source files."""
     names = set()
-    for path in Path(lkanyio.__file__).parent.glob("*.py"):
+    for path in Path(lkanyio.__file__).parent.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ClassDef) and any(
                 (isinstance(d, ast.Name) and d.id == "final")
