@@ -19,13 +19,12 @@ from anyio.streams.text import TextReceiveStream
 from livekit import api
 
 import lkanyio
+from _media import RATE, dominant_frequency
 from _util import EVENT_WAIT, announce
 from lkanyio._cli import event_record, format_record
-from lkanyio.demo import dominant_frequency
 
 RUN_WAIT = 90.0
 """Upper bound for one command (a hang guard, never a timing assertion)."""
-RATE = 48_000
 
 
 def _env(server_info: Any, **extra: str) -> dict[str, str]:
