@@ -260,9 +260,9 @@ class RemoteParticipant(Participant):
     """Another participant in the room."""
 
     __slots__ = ()
-    _record: RemoteRecord
+    _record: RemoteRecord[RemoteTrackPublication, RemoteDataTrack]
 
-    def __init__(self, record: RemoteRecord) -> None:
+    def __init__(self, record: RemoteRecord[RemoteTrackPublication, RemoteDataTrack]) -> None:
         super().__init__(record)
 
     @property
@@ -286,9 +286,11 @@ class LocalParticipant(Participant):
     """
 
     __slots__ = ("_port", "_publishing", "_rpc")
-    _record: LocalRecord
+    _record: LocalRecord[LocalTrackPublication, LocalDataTrack]
 
-    def __init__(self, record: LocalRecord, port: RoomPort) -> None:
+    def __init__(
+        self, record: LocalRecord[LocalTrackPublication, LocalDataTrack], port: RoomPort
+    ) -> None:
         super().__init__(record)
         self._port = port
         self._rpc: RpcServer | None = None

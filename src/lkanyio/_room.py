@@ -24,7 +24,7 @@ from ._data_streams import (
     TextStreamReader,
     _Subscription,
 )
-from ._data_tracks import RemoteDataTrack
+from ._data_tracks import LocalDataTrack, RemoteDataTrack
 from ._descriptors import descriptor_usage, out_of_descriptors_hint
 from ._e2ee import E2EEManager, E2EEOptions
 from ._errors import (
@@ -71,7 +71,7 @@ if TYPE_CHECKING:
     from ._core._session import LocalPublicationRecord, RemotePublicationRecord, RemoteRecord
     from ._media._track import LocalTrack, RemoteTrack
     from ._native._proto import handle_pb2, track_pb2
-    from ._port import RoomPort
+    from ._port import RoomPort, Session
     from ._rpc import RpcServer
 
 __all__ = ["DISCONNECT_TIMEOUT", "Room", "RoomOptions", "SessionStats", "connect"]
@@ -288,7 +288,7 @@ class Room:
         self._options = options
         self._e2ee: E2EEManager | None = None
         self._handle: OwnedHandle | None = None
-        self._session: RoomSession | None = None  # the room's state, from joining on
+        self._session: Session | None = None  # the room's state, from joining on
         self._port: Final = _Port(self)
         self._rpc: RpcServer | None = None
         self._subscribers: set[EventSender[ev.RoomEvent]] = set()
@@ -574,9 +574,11 @@ class Room:
         bridge = get_bridge()
         self._handle = OwnedHandle(result.room.handle.id)
         owned = result.local_participant
-        local = LocalRecord(OwnedHandle(owned.handle.id), owned.info)
-        session = RoomSession(
-            NativeAdopter(self._port), result.room.info, local, self._notify_changed
+        local: LocalRecord[LocalTrackPublication, LocalDataTrack] = LocalRecord(
+            OwnedHandle(owned.handle.id), owned.info
+        )
+        session: Session = RoomSession(
+            NativeAdopter(self._port), ev, result.room.info, local, self._notify_changed
         )
         session.set_local_view(LocalParticipant(local, self._port))
         for entry in result.participants:
@@ -898,7 +900,7 @@ class _Port:
         self._room = room
 
     @property
-    def session(self) -> RoomSession:
+    def session(self) -> Session:
         session = self._room._session
         if session is None:
             raise ResourceClosedError("the room is not connected")
@@ -957,10 +959,14 @@ class NativeAdopter:
     def drop(self, handle_id: int) -> None:
         get_bridge().drop_native(handle_id)
 
-    def participant_view(self, record: RemoteRecord) -> RemoteParticipant:
+    def participant_view(
+        self, record: RemoteRecord[RemoteTrackPublication, RemoteDataTrack]
+    ) -> RemoteParticipant:
         return RemoteParticipant(record)
 
-    def publication_view(self, record: RemotePublicationRecord) -> RemoteTrackPublication:
+    def publication_view(
+        self, record: RemotePublicationRecord[RemoteTrack]
+    ) -> RemoteTrackPublication:
         return RemoteTrackPublication(record)
 
     def local_publication_view(

@@ -153,7 +153,7 @@ def _session() -> tuple[RoomSession, Recorder]:
     owned = _owned_participant(LOCAL)
     local = LocalRecord(recorder.handle(owned.handle.id), owned.info)
     info = room_pb2.RoomInfo(name="room")
-    session = RoomSession(recorder, info, local)  # type: ignore[arg-type]
+    session = RoomSession(recorder, ev, info, local)  # type: ignore[arg-type]
     session.set_local_view(LocalParticipant(local, port=None))  # type: ignore[arg-type]
     return session, recorder
 
@@ -668,7 +668,7 @@ def test_a_request_side_change_wakes_the_rooms_waiters() -> None:
     owned = _owned_participant(LOCAL)
     local = LocalRecord(recorder.handle(owned.handle.id), owned.info)
     changes: list[str] = []
-    session = RoomSession(recorder, room_pb2.RoomInfo(), local,  # type: ignore[arg-type]
+    session = RoomSession(recorder, ev, room_pb2.RoomInfo(), local,  # type: ignore[arg-type]
                           on_change=lambda: changes.append("changed"))
     session.set_local_view(LocalParticipant(local, port=None))  # type: ignore[arg-type]
     view = session.adopt_local_publication(_owned_publication("TR_w"), track=object())  # type: ignore[arg-type]

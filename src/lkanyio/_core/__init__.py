@@ -15,6 +15,7 @@ from ._classify import KEYED_EVENTS, Action, classify
 from ._correlator import ASYNC_ID_BASE, Correlator, CorrelatorStatistics
 from ._session import (
     Adopter,
+    EventClasses,
     LocalPublicationRecord,
     LocalRecord,
     NativeHandle,
@@ -31,6 +32,7 @@ __all__ = [
     "Adopter",
     "Correlator",
     "CorrelatorStatistics",
+    "EventClasses",
     "LocalPublicationRecord",
     "LocalRecord",
     "NativeHandle",
