@@ -1,5 +1,8 @@
 """The sans-IO core (``lkanyio._core``) imports neither anyio/trio nor the native module.
 
+The worker protocol (``_core/_worker.py``) may import livekit-protocol's messages, and nothing in
+the core imports the worker shell (``lkanyio.worker``) or the room shell.
+
 Two checks: an AST scan of its files (what they *say* they import), and a child process that
 imports the package alone (what importing it *does* to ``sys.modules``).  Plus the event
 classification the bridge relies on, over real protocol messages.
@@ -26,6 +29,9 @@ FORBIDDEN = ("anyio", "trio", "sniffio", "cffi", "_cffi_backend", "lkanyio._nati
 PURE_DATA = ("_events", "_types")
 """Modules of lkanyio the core may import at run time: data only (the public event classes and
 enumerations; ``_types`` loads the protocol modules, which are protobuf, not the native core)."""
+PROTOCOL_DATA = {"_worker.py": ("livekit.protocol", "google.protobuf")}
+"""Third-party packages a core file may import: the agent worker protocol's messages (protobuf
+classes from livekit-protocol, data like ``_types``)."""
 FEATURES = ("_participant", "_publication", "_rpc", "_e2ee", "_data_streams", "_data_tracks",
             "_track_permissions")
 """The room's features: they reach the room through its port (``_port.RoomPort``) only."""
@@ -70,6 +76,8 @@ def test_core_files_import_only_the_standard_library_each_other_and_data() -> No
                 continue
             assert level <= 1, f"{where} reaches outside lkanyio._core"
             if level == 0:
+                if name.startswith(PROTOCOL_DATA.get(path.name, ())):
+                    continue
                 top = name.split(".")[0]
                 assert top in sys.stdlib_module_names, f"{where} is not the standard library"
 
@@ -98,6 +106,25 @@ print(json.dumps(sorted(sys.modules)))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = json.loads(out.stdout)
     assert "lkanyio._core._session" in loaded
+    bad = [m for m in loaded for f in FORBIDDEN if m == f or m.startswith(f + ".")]
+    assert bad == []
+    ours = {m for m in loaded if m.startswith("lkanyio.")}
+    allowed = {f"lkanyio.{name}" for name in (*PURE_DATA, "_proto")}
+    assert {m for m in ours if not m.startswith("lkanyio._core")} <= allowed, ours
+
+
+def test_importing_the_worker_protocol_loads_no_async_library_and_nothing_else_of_ours() -> None:
+    code = f"""
+import json, sys, types
+pkg = types.ModuleType("lkanyio")
+pkg.__path__ = [{str(SRC)!r}]
+sys.modules["lkanyio"] = pkg
+import lkanyio._core._worker
+print(json.dumps(sorted(sys.modules)))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = json.loads(out.stdout)
+    assert "livekit.protocol.agent" in loaded
     bad = [m for m in loaded for f in FORBIDDEN if m == f or m.startswith(f + ".")]
     assert bad == []
     ours = {m for m in loaded if m.startswith("lkanyio.")}
