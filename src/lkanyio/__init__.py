@@ -47,9 +47,12 @@ from ._e2ee import FrameCryptor as FrameCryptor
 from ._e2ee import KeyDerivationFunction as KeyDerivationFunction
 from ._encoded import EncodedVideoFeedback as EncodedVideoFeedback
 from ._encoded import EncodedVideoSource as EncodedVideoSource
+from ._errors import APIConnectionError as APIConnectionError
+from ._errors import APIError as APIError
 from ._errors import ConnectError as ConnectError
 from ._errors import ConnectionLostError as ConnectionLostError
 from ._errors import EventStreamOverflowError as EventStreamOverflowError
+from ._errors import InvalidTokenError as InvalidTokenError
 from ._errors import LiveKitError as LiveKitError
 from ._errors import NativeError as NativeError
 from ._errors import PublishDataError as PublishDataError
@@ -57,7 +60,11 @@ from ._errors import PublishDTMFError as PublishDTMFError
 from ._errors import PublishTrackError as PublishTrackError
 from ._errors import PublishTranscriptionError as PublishTranscriptionError
 from ._errors import ResourceClosedError as ResourceClosedError
+from ._errors import ServerUnreachableError as ServerUnreachableError
+from ._errors import SipCallError as SipCallError
+from ._errors import TwirpError as TwirpError
 from ._errors import UnpublishTrackError as UnpublishTrackError
+from ._errors import WebhookError as WebhookError
 from ._events import *  # noqa: F403 - every event class, listed in _events.__all__
 from ._events import RoomEvent as RoomEvent
 from ._frames import AudioFrame as AudioFrame

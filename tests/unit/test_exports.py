@@ -23,7 +23,7 @@ PUBLIC = sorted(
     for name in dir(lkanyio)
     if not name.startswith("_") and not inspect.ismodule(getattr(lkanyio, name))
 )
-SUBMODULES = ["demo", "testing"]
+SUBMODULES = ["api", "demo", "testing"]
 
 
 def _is_class(value: object) -> bool:
