@@ -44,6 +44,7 @@ from lkanyio._core._worker import (
     ProtocolViolation,
     Registered,
     ServerGoingAway,
+    ServerReady,
     WorkerPhase,
     WorkerProtocol,
 )
@@ -79,6 +80,7 @@ class Model:
     going_away: bool = False
     load: float = 0.0
     pings: set[int] = field(default_factory=set)
+    ready: bool = False
 
 
 class WorkerProtocolMachine(RuleBasedStateMachine):
@@ -190,6 +192,7 @@ class WorkerProtocolMachine(RuleBasedStateMachine):
         m.offered.clear()
         m.accepted.clear()
         m.pings.clear()
+        m.ready = False
         assert self.worker.outgoing() == []
 
     @precondition(lambda self: self.model.phase is not WorkerPhase.DISCONNECTED)
@@ -357,8 +360,10 @@ class WorkerProtocolMachine(RuleBasedStateMachine):
     @rule(data=st.data(), known=st.booleans())
     def pong(self, data: st.DataObject, known: bool) -> None:
         stamp = data.draw(st.sampled_from(sorted(self.model.pings))) if known else -1
-        assert self.receive(_server(pong=pb.WorkerPong(last_timestamp=stamp, timestamp=1))) == []
+        events = self.receive(_server(pong=pb.WorkerPong(last_timestamp=stamp, timestamp=1)))
+        assert events == ([ServerReady()] if known and not self.model.ready else [])
         if known:
+            self.model.ready = True
             self.model.pings.discard(stamp)
             assert self.worker.rtt is not None
             assert self.worker.rtt >= 0
@@ -369,6 +374,7 @@ class WorkerProtocolMachine(RuleBasedStateMachine):
     def agrees_with_the_model(self) -> None:
         m = self.model
         assert self.worker.phase is m.phase
+        assert self.worker.ready == m.ready
         assert self.worker.draining == m.draining
         assert sorted(self.worker.running()) == sorted(m.running)
         assert self.worker.job_count == len(m.offered) + len(m.accepted) + len(m.running)

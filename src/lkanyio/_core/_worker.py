@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, final
 
 from google.protobuf.message import DecodeError
 from livekit.protocol import agent as pb
@@ -61,6 +61,7 @@ __all__ = [
     "ProtocolViolation",
     "Registered",
     "ServerGoingAway",
+    "ServerReady",
     "WorkerEvent",
     "WorkerPhase",
     "WorkerProtocol",
@@ -90,9 +91,19 @@ class WorkerPhase(enum.Enum):
     REGISTERED = "registered"
 
 
+@final
 @dataclass(frozen=True)
 class JobAcceptance:
-    """Who the job's participant will be: the server signs its join token with these."""
+    """An accepted job's participant: the server signs the job's join token with these.
+
+    Return one from a worker's ``accept`` function to take the job (``None`` declines it).
+
+    Attributes:
+        identity: the participant's identity in the room (unique there).
+        name: its display name.
+        metadata: its metadata.
+        attributes: its attributes (the server adds ``lk.agent_name``).
+    """
 
     identity: str
     name: str = ""
@@ -106,6 +117,16 @@ class Registered:
 
     worker_id: str
     server_info: models.ServerInfo
+
+
+@dataclass(frozen=True)
+class ServerReady:
+    """The server answered the first ping after the registration: it dispatches to the worker.
+
+    livekit-server answers the registration before it adds the worker to the tables its
+    dispatch reads; it handles the worker's next message after that, so this pong is the first
+    sign that a dispatch can reach the worker.
+    """
 
 
 @dataclass(frozen=True)
@@ -186,6 +207,7 @@ class ProtocolViolation:
 
 WorkerEvent = (
     Registered
+    | ServerReady
     | JobRequested
     | JobDeclined
     | AnswerLate
@@ -246,6 +268,8 @@ class WorkerProtocol:
         self.draining = False
         self.going_away = False
         """The server said it goes away: decline offers until the connection is replaced."""
+        self.ready = False
+        """Whether the server has answered a ping on this registration (:class:`ServerReady`)."""
         self.load = 0.0
         """The load last given to :meth:`set_load`."""
         self.rtt: float | None = None
@@ -273,6 +297,11 @@ class WorkerProtocol:
     def running(self) -> list[str]:
         """Ids of the jobs assigned to this worker that have not ended."""
         return [job_id for job_id, job in self._jobs.items() if job.phase is _Phase.RUNNING]
+
+    @property
+    def has_outgoing(self) -> bool:
+        """Whether messages wait to be sent (:meth:`outgoing`)."""
+        return bool(self._outbox)
 
     def outgoing(self) -> list[bytes]:
         """The messages to send now, in order, serialized (each one binary WebSocket frame)."""
@@ -320,6 +349,7 @@ class WorkerProtocol:
         """
         self.phase = WorkerPhase.DISCONNECTED
         self.worker_id = ""
+        self.ready = False
         self._outbox.clear()
         self._register_deadline = self._next_status = self._next_ping = None
         self._ping_sent.clear()
@@ -353,9 +383,13 @@ class WorkerProtocol:
             return self._terminated(message.termination.job_id)
         if which == "pong":
             sent = self._ping_sent.pop(message.pong.last_timestamp, None)
-            if sent is not None:
-                self.rtt = max(0.0, now - sent)
-            return []
+            if sent is None:
+                return []
+            self.rtt = max(0.0, now - sent)
+            if self.ready:
+                return []
+            self.ready = True
+            return [ServerReady()]
         if which == "go_away":
             self.going_away = True
             return [ServerGoingAway(message.go_away.reason)]
@@ -455,13 +489,16 @@ class WorkerProtocol:
             else:
                 events.append(AssignmentTimedOut(job_id))
         if self._next_ping is not None and now >= self._next_ping:
-            stamp = int(now * 1000)
-            while stamp in self._ping_sent:
-                stamp += 1
-            self._ping_sent[stamp] = now
-            self._outbox.append(pb.WorkerMessage(ping=pb.WorkerPing(timestamp=stamp)))
-            self._next_ping = now + PING_INTERVAL
+            self._ping(now)
         return events
+
+    def _ping(self, now: float) -> None:
+        stamp = int(now * 1000)
+        while stamp in self._ping_sent:
+            stamp += 1
+        self._ping_sent[stamp] = now
+        self._outbox.append(pb.WorkerMessage(ping=pb.WorkerPing(timestamp=stamp)))
+        self._next_ping = now + PING_INTERVAL
 
     # -- transitions ----------------------------------------------------------------------------
 
@@ -469,8 +506,8 @@ class WorkerProtocol:
         self.phase = WorkerPhase.REGISTERED
         self.worker_id = response.worker_id
         self._register_deadline = None
-        self._next_ping = now + PING_INTERVAL
         self._report(now)
+        self._ping(now)  # its pong says the server's dispatch can reach the worker
         return [Registered(response.worker_id, response.server_info)]
 
     def _report(self, now: float) -> None:

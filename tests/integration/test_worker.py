@@ -1,0 +1,408 @@
+"""Agent workers (``lkanyio.worker``) against the real livekit-server: dispatch, job status,
+termination, drain, reconnect and bad input, on trio and asyncio.
+
+Every worker here has an agent name of its own (a nameless worker would get a job for every room
+other tests on the same server make).  What the server did with a job's status is read from its
+log (``job ended`` with the job's id, status and error): the server API has no call that shows it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import lkanyio
+from _util import EVENT_WAIT
+from lkanyio import api
+from lkanyio.testing import LocalServer, ServerInfo
+from lkanyio.worker import JobAcceptance, JobContext, JobType, Worker, WorkerError
+
+pytestmark = pytest.mark.anyio
+
+
+def _agent_name() -> str:
+    return f"agent-{uuid.uuid4().hex[:10]}"
+
+
+@asynccontextmanager
+async def serving(info: ServerInfo, entrypoint: Callable[[JobContext], Awaitable[None]],
+                  **options: Any) -> AsyncIterator[Worker]:
+    """A worker serving in the background, registered (the server dispatches to it).
+
+    Its drain gives jobs no time (they are cancelled at once) unless ``drain_timeout`` says.
+    """
+    options.setdefault("drain_timeout", 0)
+    async with Worker(entrypoint, url=info.url, api_key=info.api_key,
+                      api_secret=info.api_secret, **options) as worker:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker.serve)
+            with anyio.fail_after(EVENT_WAIT):
+                await worker.wait_registered()
+            yield worker
+            tg.cancel_scope.cancel()
+
+
+def _user_token(info: ServerInfo, room: str, identity: str = "user",
+                agents: tuple[str, ...] = ()) -> str:
+    token = (api.AccessToken(info.api_key, info.api_secret).with_identity(identity)
+             .with_grants(api.VideoGrants(room_join=True, room=room)))
+    if agents:
+        token = token.with_room_config(api.RoomConfiguration(
+            agents=[api.RoomAgentDispatch(agent_name=name) for name in agents]))
+    return token.to_jwt()
+
+
+def _lkapi(info: ServerInfo) -> api.LiveKitAPI:
+    return api.LiveKitAPI(info.http_url, info.api_key, info.api_secret)
+
+
+async def _wait_participant(room: lkanyio.Room, identity: str) -> lkanyio.RemoteParticipant:
+    async with room.events() as events:
+        with anyio.fail_after(EVENT_WAIT):
+            while identity not in room.remote_participants:
+                await events.receive()
+    return room.remote_participants[identity]
+
+
+async def _wait_gone(room: lkanyio.Room, identity: str) -> None:
+    async with room.events() as events:
+        with anyio.fail_after(EVENT_WAIT):
+            while identity in room.remote_participants:
+                await events.receive()
+
+
+class Jobs:
+    """What the entrypoints saw: each job as it started, and each job's end."""
+
+    def __init__(self) -> None:
+        self.started: list[JobContext] = []
+        self.ended: dict[str, str] = {}
+        self._changed = anyio.Event()
+
+    def start(self, job: JobContext) -> None:
+        self.started.append(job)
+        self._changed.set()
+
+    def end(self, job: JobContext, how: str) -> None:
+        self.ended[job.id] = how
+        self._changed.set()
+
+    async def wait(self, predicate: Callable[[], bool]) -> None:
+        with anyio.fail_after(EVENT_WAIT):
+            while not predicate():
+                self._changed = anyio.Event()
+                await self._changed.wait()
+
+
+def _job_ended(server: LocalServer, job_id: str) -> str | None:
+    """The server's log line saying the job ended, if any."""
+    for line in Path(server.log_path).read_text(errors="replace").splitlines():
+        if "job ended" in line and job_id in line:
+            return line
+    return None
+
+
+async def _wait_job_ended(server: LocalServer, job_id: str) -> str:
+    with anyio.fail_after(EVENT_WAIT):
+        while (line := _job_ended(server, job_id)) is None:
+            await anyio.sleep(0.05)  # polling the server's log file: no event to wait on
+    return line
+
+
+def _joining(jobs: Jobs) -> Callable[[JobContext], Awaitable[None]]:
+    """An entrypoint that joins its room and stays until cancelled."""
+
+    async def entrypoint(job: JobContext) -> None:
+        try:
+            async with job.connect() as room:
+                jobs.start(job)
+                assert room.name == job.job.room.name
+                await anyio.sleep_forever()
+        finally:
+            jobs.end(job, "room ended" if job.room_ended else "cancelled")
+
+    return entrypoint
+
+
+# -- dispatch ---------------------------------------------------------------------------------
+
+
+async def test_dispatch_by_token_room_configuration(server_info: ServerInfo,
+                                                    room_name: str) -> None:
+    name = _agent_name()
+    jobs = Jobs()
+    async with serving(server_info, _joining(jobs), agent_name=name) as worker:
+        token = _user_token(server_info, room_name, agents=(name,))
+        async with lkanyio.connect(server_info.url, token) as room:
+            await jobs.wait(lambda: len(jobs.started) == 1)
+            (job,) = jobs.started
+            assert job.job.agent_name == name
+            assert job.job.type == JobType.JT_ROOM
+            assert job.worker_id == worker.worker_id
+            agent = await _wait_participant(room, f"agent-{job.id}")
+            assert agent.attributes["lk.agent_name"] == name
+            assert [j.id for j in worker.jobs] == [job.id]
+        assert worker.statistics().jobs_running == 1  # the user left; the agent stays
+
+
+async def test_dispatch_by_the_agent_dispatch_service_with_an_acceptance(
+        server_info: ServerInfo, room_name: str) -> None:
+    name = _agent_name()
+    jobs = Jobs()
+    seen: list[lkanyio.worker.Job] = []
+
+    def accept(job: lkanyio.worker.Job) -> JobAcceptance:
+        seen.append(job)
+        return JobAcceptance(identity=f"echo-{job.id}", name="Echo", metadata="m",
+                             attributes={"role": "echo"})
+
+    async with serving(server_info, _joining(jobs), agent_name=name, accept=accept):
+        async with _lkapi(server_info) as lkapi:
+            dispatch = await lkapi.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(agent_name=name, room=room_name, metadata="hi"))
+        await jobs.wait(lambda: len(jobs.started) == 1)
+        (job,) = jobs.started
+        assert [j.id for j in seen] == [job.id]
+        assert (job.job.dispatch_id, job.job.metadata) == (dispatch.id, "hi")
+        async with lkanyio.connect(server_info.url, _user_token(server_info, room_name)) as room:
+            agent = await _wait_participant(room, f"echo-{job.id}")
+            assert (agent.name, agent.metadata) == ("Echo", "m")
+            assert agent.attributes["role"] == "echo"
+
+
+async def test_a_declined_offer_goes_to_another_worker(server_info: ServerInfo,
+                                                       room_name: str) -> None:
+    name = _agent_name()
+    jobs = Jobs()
+    offered: list[str] = []
+
+    async def decline(job: lkanyio.worker.Job) -> None:
+        offered.append(job.id)
+
+    async with serving(server_info, _joining(jobs), agent_name=name, accept=decline) as no, \
+            serving(server_info, _joining(jobs), agent_name=name) as yes:
+        async with _lkapi(server_info) as lkapi:
+            for _ in range(4):
+                await lkapi.agent_dispatch.create_dispatch(
+                    api.CreateAgentDispatchRequest(agent_name=name, room=room_name))
+        await jobs.wait(lambda: len(jobs.started) == 4)
+        assert {j.worker_id for j in jobs.started} == {yes.worker_id}
+        assert no.statistics().offers_declined == len(offered)
+        assert no.statistics().jobs_running == 0
+
+
+# -- job status -------------------------------------------------------------------------------
+
+
+async def test_an_entrypoint_that_raises_fails_its_job_and_the_worker_takes_the_next(
+        local_server: LocalServer, room_name: str) -> None:
+    info = local_server.info
+    name = _agent_name()
+    jobs = Jobs()
+
+    async def entrypoint(job: JobContext) -> None:
+        jobs.start(job)
+        if len(jobs.started) == 1:
+            raise ValueError("the first job breaks")
+        jobs.end(job, "returned")
+
+    async with serving(info, entrypoint, agent_name=name) as worker, _lkapi(info) as lkapi:
+        await lkapi.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(agent_name=name, room=room_name))
+        await jobs.wait(lambda: len(jobs.started) == 1)
+        failed = await _wait_job_ended(local_server, jobs.started[0].id)
+        assert "JS_FAILED" in failed
+        assert "ValueError: the first job breaks" in failed
+        await lkapi.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(agent_name=name, room=room_name))
+        await jobs.wait(lambda: len(jobs.ended) == 1)
+        succeeded = await _wait_job_ended(local_server, jobs.started[1].id)
+        assert "JS_SUCCESS" in succeeded
+        stats = worker.statistics()
+        assert (stats.jobs_failed, stats.jobs_succeeded, stats.jobs_running) == (1, 1, 0)
+
+
+# -- termination ------------------------------------------------------------------------------
+
+
+async def test_deleting_a_dispatch_cancels_exactly_its_job(local_server: LocalServer,
+                                                           room_name: str) -> None:
+    info = local_server.info
+    name = _agent_name()
+    jobs = Jobs()
+    async with serving(info, _joining(jobs), agent_name=name) as worker, _lkapi(info) as lkapi:
+        first = await lkapi.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(agent_name=name, room=room_name))
+        await lkapi.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(agent_name=name, room=room_name))
+        await jobs.wait(lambda: len(jobs.started) == 2)
+        doomed = next(j for j in jobs.started if j.job.dispatch_id == first.id)
+        await lkapi.agent_dispatch.delete_dispatch(first.id, room_name)
+        await jobs.wait(lambda: doomed.id in jobs.ended)
+        assert jobs.ended == {doomed.id: "cancelled"}
+        assert [j.id for j in worker.jobs] == [j.id for j in jobs.started if j is not doomed]
+        assert worker.statistics().jobs_terminated == 1
+
+
+async def test_deleting_the_room_ends_exactly_its_job(server_info: ServerInfo) -> None:
+    name = _agent_name()
+    jobs = Jobs()
+    rooms = [f"test-{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    async with serving(server_info, _joining(jobs), agent_name=name) as worker, \
+            _lkapi(server_info) as lkapi:
+        for room in rooms:
+            await lkapi.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(agent_name=name, room=room))
+        await jobs.wait(lambda: len(jobs.started) == 2)
+        doomed = next(j for j in jobs.started if j.job.room.name == rooms[0])
+        await lkapi.room.delete_room(api.DeleteRoomRequest(room=rooms[0]))
+        await jobs.wait(lambda: doomed.id in jobs.ended)
+        assert doomed.id in jobs.ended
+        assert [j.job.room.name for j in worker.jobs] == [rooms[1]]
+
+
+# -- drain ------------------------------------------------------------------------------------
+
+
+async def test_drain_lets_running_jobs_finish_then_cancels_the_rest(
+        server_info: ServerInfo) -> None:
+    name = _agent_name()
+    jobs = Jobs()
+    release = anyio.Event()
+
+    async def entrypoint(job: JobContext) -> None:
+        async with job.connect():
+            jobs.start(job)
+            try:
+                if job.job.metadata == "quick":
+                    await release.wait()
+                    jobs.end(job, "finished")
+                    return
+                await anyio.sleep_forever()
+            except anyio.get_cancelled_exc_class():
+                jobs.end(job, "cancelled")
+                raise
+
+    rooms = [f"test-{uuid.uuid4().hex[:12]}" for _ in range(3)]
+    async with _lkapi(server_info) as lkapi:
+        async with Worker(entrypoint, url=server_info.url, api_key=server_info.api_key,
+                          api_secret=server_info.api_secret, agent_name=name,
+                          drain_timeout=3) as worker:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(worker.serve)
+                with anyio.fail_after(EVENT_WAIT):
+                    await worker.wait_registered()
+                for room, metadata in zip(rooms, ["quick", "quick", "slow"], strict=True):
+                    await lkapi.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(
+                        agent_name=name, room=room, metadata=metadata))
+                await jobs.wait(lambda: len(jobs.started) == 3)
+                tg.cancel_scope.cancel()  # serve() drains
+                with anyio.CancelScope(shield=True):
+                    while not worker.statistics().draining:
+                        await anyio.lowlevel.checkpoint()
+                    # Offered while draining (if the server offers it at all): declined.
+                    await lkapi.agent_dispatch.create_dispatch(
+                        api.CreateAgentDispatchRequest(agent_name=name, room=rooms[0]))
+                    release.set()
+            stats = worker.statistics()
+    assert sorted(jobs.ended.values()) == ["cancelled", "finished", "finished"]
+    assert (stats.jobs_running, stats.jobs_succeeded, stats.jobs_failed) == (0, 2, 1)
+    assert len(jobs.started) == 3
+
+
+# -- reconnect --------------------------------------------------------------------------------
+
+
+async def test_a_restarted_server_gets_the_worker_back_and_running_jobs_keep_going(
+        local_server: LocalServer, room_name: str) -> None:
+    info = local_server.info
+    name = _agent_name()
+    jobs = Jobs()
+
+    async def entrypoint(job: JobContext) -> None:
+        jobs.start(job)
+        await anyio.sleep_forever()  # no room: the job must outlive the server's restart
+
+    async with serving(info, entrypoint, agent_name=name) as worker:
+        async with _lkapi(info) as lkapi:
+            await lkapi.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(agent_name=name, room=room_name))
+        await jobs.wait(lambda: len(jobs.started) == 1)
+        first_id = worker.worker_id
+        await anyio.to_thread.run_sync(local_server.kill)
+        await anyio.to_thread.run_sync(local_server.start)
+        with anyio.fail_after(EVENT_WAIT):
+            while worker.statistics().registrations < 2:
+                await anyio.sleep(0.05)  # no event to wait on: poll the worker's count
+            await worker.wait_registered()
+        assert worker.worker_id != first_id
+        assert [j.id for j in worker.jobs] == [jobs.started[0].id]
+        async with _lkapi(info) as lkapi:
+            await lkapi.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(agent_name=name, room=f"{room_name}-2"))
+        await jobs.wait(lambda: len(jobs.started) == 2)
+        assert jobs.started[1].worker_id == worker.worker_id
+
+
+# -- bad input --------------------------------------------------------------------------------
+
+
+async def test_a_wrong_secret_is_a_clear_error_at_registration(server_info: ServerInfo) -> None:
+    async def entrypoint(job: JobContext) -> None:
+        pass
+
+    async with Worker(entrypoint, url=server_info.url, api_key=server_info.api_key,
+                      api_secret="x" * 40, agent_name=_agent_name()) as worker:
+        with anyio.fail_after(EVENT_WAIT), pytest.raises(WorkerError) as caught:
+            await worker.serve()
+    message = str(caught.value)
+    assert "refused the worker's credentials (HTTP 401" in message
+    assert "check the API key and secret" in message
+    assert not re.search(r"eyJ[\w-]+\.", message), "the token is in the message"
+
+
+async def test_a_url_that_is_not_a_livekit_server_is_a_clear_error() -> None:
+    async def answer(client: anyio.abc.SocketStream) -> None:
+        async with client:
+            await client.receive()
+            await client.send(b"HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\n\r\nnot here\n")
+
+    async def entrypoint(job: JobContext) -> None:
+        pass
+
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener, \
+            anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, answer)
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with Worker(entrypoint, url=f"ws://127.0.0.1:{port}", api_key="k",
+                          api_secret="s" * 32) as worker:
+            with anyio.fail_after(EVENT_WAIT), pytest.raises(WorkerError) as caught:
+                await worker.serve()
+        tg.cancel_scope.cancel()
+    assert "is not a LiveKit server with agent workers" in str(caught.value)
+    assert "HTTP 404" in str(caught.value)
+
+
+async def test_bad_arguments_fail_at_construction(server_info: ServerInfo) -> None:
+    def not_async(job: JobContext) -> None:
+        pass
+
+    async def entrypoint(job: JobContext) -> None:
+        pass
+
+    keys = {"url": server_info.url, "api_key": "k", "api_secret": "s" * 32}
+    with pytest.raises(TypeError, match="coroutine function"):
+        Worker(not_async, **keys)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown job type 7"):
+        Worker(entrypoint, job_type=7, **keys)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="url must be"):
+        Worker(entrypoint, url="ftp://x", api_key="k", api_secret="s")
+    with pytest.raises(ValueError, match="max_load"):
+        Worker(entrypoint, max_load=0, **keys)
