@@ -8,6 +8,7 @@ log (``job ended`` with the job's id, status and error): the server API has no c
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -210,7 +211,10 @@ async def test_an_entrypoint_that_raises_fails_its_job_and_the_worker_takes_the_
     async def entrypoint(job: JobContext) -> None:
         jobs.start(job)
         if len(jobs.started) == 1:
-            raise ValueError("the first job breaks")
+            # Inside its room: the status must reach the server before the job leaves the room
+            # (the server marks a job whose participant left as failed, with its own text).
+            async with job.connect():
+                raise ValueError("the first job breaks")
         jobs.end(job, "returned")
 
     async with serving(info, entrypoint, agent_name=name) as worker, _lkapi(info) as lkapi:
@@ -406,3 +410,73 @@ async def test_bad_arguments_fail_at_construction(server_info: ServerInfo) -> No
         Worker(entrypoint, url="ftp://x", api_key="k", api_secret="s")
     with pytest.raises(ValueError, match="max_load"):
         Worker(entrypoint, max_load=0, **keys)
+
+
+# -- job processes ------------------------------------------------------------------------------
+
+
+async def _agent_pid(room: lkanyio.Room, identity: str) -> int:
+    agent = await _wait_participant(room, identity)
+    async with room.events() as events:
+        with anyio.fail_after(EVENT_WAIT):
+            while "pid" not in agent.attributes:
+                await events.receive()
+    return int(agent.attributes["pid"])
+
+
+async def test_jobs_run_in_warm_processes_and_a_killed_one_is_replaced(
+        local_server: LocalServer) -> None:
+    import signal
+
+    from worker_jobs import join_and_show_pid
+
+    info = local_server.info
+    name = _agent_name()
+    rooms = [f"test-{uuid.uuid4().hex[:12]}" for _ in range(4)]
+    async with serving(info, join_and_show_pid, agent_name=name, processes=2) as worker, \
+            _lkapi(info) as lkapi:
+        pids = []
+        for room_name, metadata in zip(rooms[:2], ["stay", "fail"], strict=True):
+            dispatch = await lkapi.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(
+                agent_name=name, room=room_name, metadata=metadata))
+            async with lkanyio.connect(info.url, _user_token(info, room_name)) as room:
+                job_id = await _job_of(lkapi, dispatch.id, room_name)
+                pids.append(await _agent_pid(room, f"agent-{job_id}"))
+        assert len(set(pids)) == 2
+        assert os.getpid() not in pids
+        # The job that raised in its process failed at the server with its error's text.
+        failed = await _wait_job_ended(local_server, job_id)
+        assert f"ValueError: boom in process {pids[1]}" in failed
+        assert "JS_FAILED" in failed
+        # SIGKILL the process of the job that stays: the job fails, the process is replaced.
+        stayer = (await _job_of(lkapi, None, rooms[0]))
+        os.kill(pids[0], signal.SIGKILL)
+        died = await _wait_job_ended(local_server, stayer)
+        assert "the job's process died (killed by SIGKILL)" in died
+        with anyio.fail_after(EVENT_WAIT):
+            while worker.statistics().processes_replaced < 1:
+                await anyio.sleep(0.05)  # the replacement starts: poll the worker's count
+        # Two jobs at once now run in the surviving process and in its replacement.
+        later = []
+        for room_name in rooms[2:]:
+            dispatch = await lkapi.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(
+                agent_name=name, room=room_name, metadata="stay"))
+            async with lkanyio.connect(info.url, _user_token(info, room_name)) as room:
+                job_id = await _job_of(lkapi, dispatch.id, room_name)
+                later.append(await _agent_pid(room, f"agent-{job_id}"))
+        assert later[0] != later[1]
+        assert pids[1] in later
+        assert pids[0] not in later
+        stats = worker.statistics()
+        assert (stats.jobs_failed, stats.jobs_running, stats.processes_replaced) == (2, 2, 1)
+
+
+async def _job_of(lkapi: api.LiveKitAPI, dispatch_id: str | None, room: str) -> str:
+    """The id of the (first) job of a dispatch (or of the room's first dispatch)."""
+    with anyio.fail_after(EVENT_WAIT):
+        while True:
+            dispatches = await lkapi.agent_dispatch.list_dispatch(room)
+            for dispatch in dispatches:
+                if dispatch_id in (None, dispatch.id) and dispatch.state.jobs:
+                    return str(dispatch.state.jobs[0].id)
+            await anyio.sleep(0.05)  # the server lists the job once the worker took it

@@ -277,6 +277,9 @@ class WorkerProtocol:
         self._connection = 0
         self._jobs: dict[str, _Job] = {}
         self._outbox: list[pb.WorkerMessage] = []
+        self.queued_total = 0
+        """Messages queued to send since the start (a lost connection drops those not yet taken
+        by :meth:`outgoing`)."""
         self._register_deadline: float | None = None
         self._next_status: float | None = None
         self._next_ping: float | None = None
@@ -297,6 +300,10 @@ class WorkerProtocol:
     def running(self) -> list[str]:
         """Ids of the jobs assigned to this worker that have not ended."""
         return [job_id for job_id, job in self._jobs.items() if job.phase is _Phase.RUNNING]
+
+    def _queue(self, message: pb.WorkerMessage) -> None:
+        self._outbox.append(message)
+        self.queued_total += 1
 
     @property
     def has_outgoing(self) -> bool:
@@ -336,7 +343,7 @@ class WorkerProtocol:
             version=self.version,
             ping_interval=int(PING_INTERVAL),
         )
-        self._outbox.append(pb.WorkerMessage(register=request))
+        self._queue(pb.WorkerMessage(register=request))
 
     def connection_lost(self) -> list[str]:
         """The WebSocket is gone: forget what the server forgot.
@@ -421,7 +428,7 @@ class WorkerProtocol:
             job.deadline = now + ASSIGNMENT_TIMEOUT
         else:
             del self._jobs[job_id]
-        self._outbox.append(pb.WorkerMessage(availability=response))
+        self._queue(pb.WorkerMessage(availability=response))
         return accepted
 
     def job_status(self, job_id: str, status: pb.JobStatus, error: str = "") -> bool:
@@ -443,7 +450,7 @@ class WorkerProtocol:
         if job.connection != self._connection or self.phase is not WorkerPhase.REGISTERED:
             return False
         update = pb.UpdateJobStatus(job_id=job_id, status=status, error=error)
-        self._outbox.append(pb.WorkerMessage(update_job=update))
+        self._queue(pb.WorkerMessage(update_job=update))
         return True
 
     def job_finished(self, job_id: str) -> None:
@@ -497,7 +504,7 @@ class WorkerProtocol:
         while stamp in self._ping_sent:
             stamp += 1
         self._ping_sent[stamp] = now
-        self._outbox.append(pb.WorkerMessage(ping=pb.WorkerPing(timestamp=stamp)))
+        self._queue(pb.WorkerMessage(ping=pb.WorkerPing(timestamp=stamp)))
         self._next_ping = now + PING_INTERVAL
 
     # -- transitions ----------------------------------------------------------------------------
@@ -516,7 +523,7 @@ class WorkerProtocol:
         update = pb.UpdateWorkerStatus(
             status=status, load=self.load, job_count=self.job_count, draining=self.draining
         )
-        self._outbox.append(pb.WorkerMessage(update_worker=update))
+        self._queue(pb.WorkerMessage(update_worker=update))
         self._next_status = now + STATUS_INTERVAL
 
     def _offered(self, request: pb.AvailabilityRequest, now: float) -> list[WorkerEvent]:
@@ -531,7 +538,7 @@ class WorkerProtocol:
         )
         if reason:
             response = pb.AvailabilityResponse(job_id=job_id, available=False)
-            self._outbox.append(pb.WorkerMessage(availability=response))
+            self._queue(pb.WorkerMessage(availability=response))
             return [JobDeclined(request.job, reason)]
         self._jobs[job_id] = _Job(request.job, _Phase.OFFERED, self._connection,
                                   now + ANSWER_TIMEOUT)

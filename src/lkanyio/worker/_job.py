@@ -5,18 +5,25 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, final
 
+from livekit.protocol import agent as pb
+
 from .._errors import ConnectionLostError
 from .._room import connect
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     import anyio
-    from livekit.protocol import agent as pb
 
     from .._room import Room, RoomOptions
 
-__all__ = ["JobContext"]
+__all__ = ["JobContext", "describe"]
+
+
+def describe(exc: BaseException) -> str:
+    """An error as a job's status shows it: ``"ValueError: the text"``."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @final
@@ -41,13 +48,22 @@ class JobContext:
         worker_id: the id the server gave the worker's registration that took the job.
     """
 
-    def __init__(self, job: pb.Job, *, url: str, token: str, worker_id: str,
-                 scope: anyio.CancelScope) -> None:
+    def __init__(
+        self,
+        job: pb.Job,
+        *,
+        url: str,
+        token: str,
+        worker_id: str,
+        scope: anyio.CancelScope,
+        report: Callable[[pb.JobStatus, str], Awaitable[None]] | None = None,
+    ) -> None:
         self.job = job
         self.url = url
         self.worker_id = worker_id
         self._token = token
         self._scope = scope
+        self._report = report
         self.room_ended = False
         """Whether the job's room ended under it (the server closed the session)."""
 
@@ -67,6 +83,10 @@ class JobContext:
         block ends with :class:`~lkanyio.ConnectionLostError` as ``lkanyio.connect``'s does, and
         the whole job is cancelled: the room ending ends the job.
 
+        Leaving the room ends the job at the server (livekit-server ends a job whose participant
+        left), so the job's status is sent as the block ends, before the room is left: failed
+        with the error's text if the block raised, else success.
+
         Args:
             options: how to join (as for :func:`lkanyio.connect`).
 
@@ -75,7 +95,18 @@ class JobContext:
         """
         try:
             async with connect(self.url, self._token, options=options) as room:
-                yield room
+                try:
+                    yield room
+                except Exception as exc:
+                    # livekit-server ends a job when its participant leaves the room (as
+                    # failed: "agent worker left the room") and ignores later statuses: the
+                    # job's own status must reach it before the room is left.
+                    if self._report is not None:
+                        await self._report(pb.JobStatus.JS_FAILED, describe(exc))
+                    raise
+                else:
+                    if self._report is not None:
+                        await self._report(pb.JobStatus.JS_SUCCESS, "")
         except ConnectionLostError:
             self.room_ended = True
             self._scope.cancel()

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
+import sniffio
 from livekit.protocol import agent as pb
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -50,7 +51,9 @@ from .._core._worker import (
 from .._errors import ConnectionLostError, WorkerError, raise_lone
 from ..api import AccessToken, VideoGrants
 from ._job import JobContext
+from ._job import describe as _describe
 from ._load import CpuShare
+from ._pool import ChildJobError, ProcessPool
 from ._socket import HandshakeRefused, NotAWebSocket, SocketClosed, WebSocket, agent_endpoint
 
 if TYPE_CHECKING:
@@ -85,6 +88,7 @@ class WorkerStatistics:
         jobs_failed: jobs whose entrypoint raised (or that the drain cancelled).
         jobs_terminated: jobs the server ended (their dispatch deleted, participant removed).
         offers_declined: offers declined (by ``accept``, or full, or draining).
+        processes_replaced: job processes that died and were replaced (``processes > 0``).
         load: the load last reported.
         draining: whether the worker drains (takes no new job).
     """
@@ -97,6 +101,7 @@ class WorkerStatistics:
     jobs_failed: int
     jobs_terminated: int
     offers_declined: int
+    processes_replaced: int
     load: float
     draining: bool
 
@@ -105,9 +110,25 @@ def _default_accept(job: pb.Job) -> JobAcceptance:
     return JobAcceptance(identity=f"agent-{job.id}")
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+def _target(entrypoint: Callable[..., object]) -> str:
+    """How a job process finds ``entrypoint``: ``module:qualname`` or ``file.py:qualname``.
+
+    The second for a function of the program's main script.
+    """
+    module = getattr(entrypoint, "__module__", None)
+    qualname = getattr(entrypoint, "__qualname__", "")
+    if not module or not qualname or "<" in qualname:
+        raise TypeError(
+            f"with processes > 0 the entrypoint must be a module-level function its job "
+            f"processes can import by name, not {entrypoint!r}"
+        )
+    if module == "__main__":
+        path = getattr(sys.modules["__main__"], "__file__", None)
+        if not path:
+            raise TypeError("with processes > 0 the entrypoint cannot come from an interactive "
+                            "session: put it in a module")
+        return f"{os.path.abspath(path)}:{qualname}"
+    return f"{module}:{qualname}"
 
 
 @final
@@ -152,7 +173,11 @@ class Worker:
             2.5 s) and each offer; it must be quick.  Default: the share of the machine's CPUs
             this process uses.
         max_load: at or above this load the worker reports itself full and declines offers.
-        processes: must be 0 (jobs run as tasks of the worker's task group).
+        processes: ``0``: jobs run as tasks of the worker's task group.  ``N``: jobs run in N
+            child processes started with :meth:`serve` and kept warm, each with its own native
+            core and event loop (the same backend), one job at a time each; the worker then
+            takes at most N jobs at once, a child that dies fails its job and is replaced.  The
+            entrypoint must then be a module-level function (the children import it by name).
         drain_timeout: seconds running jobs get to finish when :meth:`serve` is cancelled,
             before they are cancelled.
         version: the version the worker reports to the server.
@@ -195,8 +220,9 @@ class Worker:
             raise ValueError(f"unknown job type {job_type!r}: use JobType ({names})")
         if not 0 < max_load <= 1:
             raise ValueError(f"max_load must be in (0, 1], not {max_load!r}")
-        if processes != 0:
-            raise ValueError("processes must be 0: jobs run as tasks of the worker's task group")
+        if isinstance(processes, bool) or not isinstance(processes, int) or processes < 0:
+            raise ValueError(f"processes must be an int >= 0, not {processes!r}")
+        self._target = _target(entrypoint) if processes else ""
         if not drain_timeout >= 0:
             raise ValueError(f"drain_timeout must be >= 0, not {drain_timeout!r}")
         url = url or os.environ.get("LIVEKIT_URL", "").strip()
@@ -215,7 +241,9 @@ class Worker:
         self._entrypoint = entrypoint
         self._accept = accept or _default_accept
         self._load = load
-        self._cpu = CpuShare()
+        self._processes = processes
+        self._pool: ProcessPool | None = None
+        self._cpu = CpuShare(lambda: self._pool.pids() if self._pool is not None else ())
         self.url: Final = url
         self.agent_name: Final = agent_name
         self.job_type: Final = job_type
@@ -235,11 +263,13 @@ class Worker:
         self._idle: anyio.Event
         self._kick: anyio.Event
         self._flushed: anyio.Event
+        self._sent: anyio.Event
         self._tg: anyio.abc.TaskGroup | None = None
         self._connection_scope: anyio.CancelScope | None = None
         self._stop_reconnecting = False
         self._ever_registered = False
         self._registrations = 0
+        self._sent_total = 0
         self._attempts = 0
         self._succeeded = 0
         self._failed = 0
@@ -269,6 +299,7 @@ class Worker:
             jobs_failed=self._failed,
             jobs_terminated=self._terminated,
             offers_declined=self._declined,
+            processes_replaced=0 if self._pool is None else self._pool.replaced,
             load=self._core.load,
             draining=self._core.draining,
         )
@@ -295,6 +326,7 @@ class Worker:
         self._idle.set()
         self._kick = anyio.Event()
         self._flushed = anyio.Event()
+        self._sent = anyio.Event()
         return self
 
     async def __aexit__(
@@ -325,6 +357,11 @@ class Worker:
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
+                if self._processes:
+                    self._pool = ProcessPool(self._processes, self._target,
+                                             sniffio.current_async_library(),
+                                             self._report_status)
+                    await self._pool.start(tg)
                 tg.start_soon(self._connection_task)
                 try:
                     await anyio.sleep_forever()
@@ -393,6 +430,9 @@ class Worker:
         finally:
             await ws.aclose()
             forgotten = self._core.connection_lost()
+            self._sent_total = self._core.queued_total  # the rest is never sent
+            self._sent.set()
+            self._sent = anyio.Event()
             self._registered = anyio.Event()
             if forgotten:
                 logger.info("connection lost: offers %s go to other workers", forgotten)
@@ -414,6 +454,8 @@ class Worker:
         ) from None
 
     async def _run_connection(self, ws: WebSocket) -> bool:
+        # The registration's status report carries the load: a full worker is never available.
+        self._core.set_load(self._measure(), anyio.current_time())
         self._core.connection_made(anyio.current_time())
         registered = False
         async with anyio.create_task_group() as tg:
@@ -458,6 +500,9 @@ class Worker:
                         return
                 for data in self._core.outgoing():
                     await ws.send(data)
+                    self._sent_total += 1
+                self._sent.set()
+                self._sent = anyio.Event()
                 if not self._core.has_outgoing:
                     self._flushed.set()
                 deadline = self._core.next_deadline()
@@ -470,8 +515,12 @@ class Worker:
 
     def _measure(self) -> float:
         try:
-            value = self._load(self) if self._load is not None else self._cpu()
-            return max(0.0, float(value))
+            if self._load is not None:
+                return max(0.0, float(self._load(self)))
+            value = self._cpu()
+            if self._pool is not None:  # each process takes one job at a time
+                value = max(value, self._pool.busy / self._pool.size)
+            return value
         except Exception:
             logger.exception("the load function failed: reporting the worker full")
             return math.inf
@@ -512,7 +561,10 @@ class Worker:
         now = anyio.current_time()
         self._core.set_load(self._measure(), now)
         acceptance: object = None
-        if not self._core.full:
+        # With a pool, each offered or accepted job not yet running (this one too) holds one of
+        # its processes.
+        reserved = self._core.job_count - len(self._jobs)
+        if not self._core.full and (self._pool is None or self._pool.free >= reserved):
             try:
                 with anyio.move_on_after(ANSWER_TIMEOUT):
                     acceptance = self._accept(job)
@@ -534,7 +586,11 @@ class Worker:
     async def _run_job(self, job: pb.Job, url: str, token: str, worker_id: str) -> None:
         # Shielded: only this module cancels a job (termination, drain deadline, room end).
         scope = anyio.CancelScope(shield=True)
-        context = JobContext(job, url=url, token=token, worker_id=worker_id, scope=scope)
+        async def report(status: pb.JobStatus, error: str) -> None:
+            await self._report_status(job.id, status, error)
+
+        context = JobContext(job, url=url, token=token, worker_id=worker_id, scope=scope,
+                             report=report)
         self._jobs[job.id] = context
         self._idle = anyio.Event() if self._idle.is_set() else self._idle
         status, error, reason = pb.JobStatus.JS_SUCCESS, "", ""
@@ -544,7 +600,13 @@ class Worker:
                 self._core.job_status(job.id, pb.JobStatus.JS_RUNNING)
                 self._kick.set()
                 try:
-                    await self._entrypoint(context)
+                    if self._pool is not None:
+                        await self._pool.run(context)
+                    else:
+                        await self._entrypoint(context)
+                except ChildJobError as exc:
+                    status, error = pb.JobStatus.JS_FAILED, str(exc)
+                    logger.error("job %s failed in its process: %s", job.id, exc)
                 except Exception as exc:
                     if not (context.room_ended and isinstance(exc, ConnectionLostError)):
                         status, error = pb.JobStatus.JS_FAILED, _describe(exc)
@@ -568,6 +630,19 @@ class Worker:
             if not self._jobs:
                 self._idle.set()
 
+    async def _report_status(self, job_id: str, status: pb.JobStatus, error: str) -> None:
+        """Report a job's status and wait (bounded) until it is sent.
+
+        The job is about to leave its room, and the server ignores a status that comes after.
+        """
+        if not self._core.job_status(job_id, status, error):
+            return
+        target = self._core.queued_total
+        self._kick.set()
+        with anyio.move_on_after(_FLUSH_TIMEOUT):
+            while self._sent_total < target and self._core.phase is not WorkerPhase.DISCONNECTED:
+                await self._sent.wait()
+
     async def _drain(self) -> None:
         self._core.drain(anyio.current_time())
         self._kick.set()
@@ -588,3 +663,5 @@ class Worker:
                 await self._flushed.wait()
         if self._connection_scope is not None:
             self._connection_scope.cancel()
+        if self._pool is not None:
+            await self._pool.aclose()
