@@ -8,6 +8,7 @@ log (``job ended`` with the job's id, status and error): the server API has no c
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -18,6 +19,7 @@ from typing import Any
 
 import anyio
 import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
 
 import lkanyio
 from _util import EVENT_WAIT
@@ -480,3 +482,100 @@ async def _job_of(lkapi: api.LiveKitAPI, dispatch_id: str | None, room: str) -> 
                 if dispatch_id in (None, dispatch.id) and dispatch.state.jobs:
                     return str(dispatch.state.jobs[0].id)
             await anyio.sleep(0.05)  # the server lists the job once the worker took it
+
+
+# -- several workers ------------------------------------------------------------------------------
+
+
+PEER = Path(__file__).resolve().parents[1] / "worker_peer.py"
+
+
+@asynccontextmanager
+async def peer(info: ServerInfo, name: str, load: float) -> AsyncIterator[dict[str, list[str]]]:
+    """A worker in another process (tests/worker_peer.py): what it printed, as it prints it."""
+    import json
+    import subprocess
+    import sys
+
+    seen: dict[str, list[str]] = {"registered": [], "offer": [], "job": []}
+    async with await anyio.open_process(
+        [sys.executable, str(PEER), info.url, info.api_key, info.api_secret, name,
+         anyio_backend_name(), str(load)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
+    ) as process, anyio.create_task_group() as tg:
+        assert process.stdout is not None
+        assert process.stdin is not None
+
+        async def read() -> None:
+            assert process.stdout is not None
+            lines = BufferedByteReceiveStream(process.stdout)
+            with contextlib.suppress(anyio.EndOfStream, anyio.IncompleteRead):
+                while True:
+                    line = await lines.receive_until(b"\n", 65536)
+                    for key, value in json.loads(line).items():
+                        seen[key].append(value)
+
+        tg.start_soon(read)
+        with anyio.fail_after(EVENT_WAIT):
+            while not seen["registered"]:
+                await anyio.sleep(0.05)  # the peer prints when registered: poll what it printed
+        yield seen
+        await process.stdin.aclose()  # the peer drains and leaves
+        with anyio.fail_after(EVENT_WAIT):
+            await process.wait()
+        assert process.returncode == 0
+
+
+def anyio_backend_name() -> str:
+    import sniffio
+
+    return sniffio.current_async_library()
+
+
+async def _dispatch_rooms(info: ServerInfo, name: str, count: int) -> list[str]:
+    rooms = [f"test-{uuid.uuid4().hex[:12]}" for _ in range(count)]
+    async with _lkapi(info) as lkapi:
+        for room in rooms:
+            await lkapi.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(agent_name=name, room=room))
+    return rooms
+
+
+async def _delete_rooms(info: ServerInfo, rooms: list[str]) -> None:
+    async with _lkapi(info) as lkapi:
+        for room in rooms:
+            await lkapi.room.delete_room(api.DeleteRoomRequest(room=room))
+
+
+async def test_two_workers_in_two_processes_share_twenty_rooms_by_load(
+        server_info: ServerInfo) -> None:
+    from worker_jobs import wait_forever
+
+    name = _agent_name()
+    async with peer(server_info, name, load=0.1) as other, \
+            serving(server_info, wait_forever, agent_name=name, load=lambda w: 0.1) as worker:
+        rooms = await _dispatch_rooms(server_info, name, 20)
+        with anyio.fail_after(EVENT_WAIT):
+            while len(worker.jobs) + len(other["job"]) < 20:
+                await anyio.sleep(0.05)  # the other worker's jobs are known from what it printed
+        ours, theirs = len(worker.jobs), len(other["job"])
+        await _delete_rooms(server_info, rooms)
+    # Equal loads, equal weights: each gets some (both get none of 20 with probability 2**-19).
+    assert ours > 0
+    assert theirs > 0
+    assert ours + theirs == 20
+
+
+async def test_a_full_worker_gets_no_job(server_info: ServerInfo) -> None:
+    from worker_jobs import wait_forever
+
+    name = _agent_name()
+    async with peer(server_info, name, load=1.0) as full, \
+            serving(server_info, wait_forever, agent_name=name, load=lambda w: 0.1) as worker:
+        rooms = await _dispatch_rooms(server_info, name, 10)
+        with anyio.fail_after(EVENT_WAIT):
+            while len(worker.jobs) < 10:
+                await anyio.sleep(0.05)  # no event for another worker's jobs: poll the count
+        await _delete_rooms(server_info, rooms)
+    assert full["offer"] == []
+    assert full["job"] == []
