@@ -579,3 +579,49 @@ async def test_a_full_worker_gets_no_job(server_info: ServerInfo) -> None:
         await _delete_rooms(server_info, rooms)
     assert full["offer"] == []
     assert full["job"] == []
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+
+async def test_the_cli_serves_a_worker_with_two_processes_and_drains_on_sigterm(
+        server_info: ServerInfo, room_name: str) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    name = _agent_name()
+    env = dict(os.environ, LIVEKIT_URL=server_info.url, LIVEKIT_API_KEY=server_info.api_key,
+               LIVEKIT_API_SECRET=server_info.api_secret,
+               PYTHONPATH=str(PEER.parent))  # where worker_jobs is
+    log = bytearray()
+    async with await anyio.open_process(
+        [sys.executable, "-m", "lkanyio", "worker", "worker_jobs:join_and_show_pid",
+         "--agent-name", name, "--processes", "2", "--backend", anyio_backend_name(),
+         "--drain-timeout", "0"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+    ) as process, anyio.create_task_group() as tg:
+
+        async def read() -> None:
+            assert process.stderr is not None
+            async for chunk in process.stderr:
+                log.extend(chunk)
+
+        tg.start_soon(read)
+        with anyio.fail_after(EVENT_WAIT):
+            while b"ready for jobs" not in log:
+                await anyio.sleep(0.05)  # the worker logs when it is ready: poll the log
+        async with _lkapi(server_info) as lkapi:
+            dispatch = await lkapi.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(agent_name=name, room=room_name))
+            async with lkanyio.connect(server_info.url,
+                                       _user_token(server_info, room_name)) as room:
+                job_id = await _job_of(lkapi, dispatch.id, room_name)
+                pid = await _agent_pid(room, f"agent-{job_id}")
+                assert pid != process.pid
+                process.send_signal(signal.SIGTERM)
+                with anyio.fail_after(EVENT_WAIT):
+                    await process.wait()
+                await _wait_gone(room, f"agent-{job_id}")
+        tg.cancel_scope.cancel()
+    assert process.returncode == 0, log.decode(errors="replace")

@@ -534,6 +534,7 @@ class Worker:
                         self.agent_name)
         elif isinstance(event, ServerReady):
             self._registered.set()
+            logger.info("ready for jobs: the server dispatches to %s", self._core.worker_id)
         elif isinstance(event, JobRequested):
             tg.start_soon(self._offer, event.job)
         elif isinstance(event, JobDeclined):
