@@ -24,7 +24,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 import lkanyio
 from _util import EVENT_WAIT
 from lkanyio import api
-from lkanyio.testing import LocalServer, ServerInfo
+from lkanyio.testing import LocalCluster, LocalServer, ServerInfo
 from lkanyio.worker import JobAcceptance, JobContext, JobType, Worker, WorkerError
 
 pytestmark = pytest.mark.anyio
@@ -625,3 +625,24 @@ async def test_the_cli_serves_a_worker_with_two_processes_and_drains_on_sigterm(
                 await _wait_gone(room, f"agent-{job_id}")
         tg.cancel_scope.cancel()
     assert process.returncode == 0, log.decode(errors="replace")
+
+
+# -- a cluster ------------------------------------------------------------------------------------
+
+
+async def test_a_worker_on_node_a_takes_jobs_for_a_room_on_node_b(
+        cluster: LocalCluster, room_name: str) -> None:
+    a, b = cluster.nodes
+    name = _agent_name()
+    jobs = Jobs()
+    async with serving(a.info, _joining(jobs), agent_name=name) as worker:
+        node_b = await anyio.to_thread.run_sync(cluster.node_id, 1)
+        async with _lkapi(b.info) as lkapi:
+            await lkapi.room.create_room(api.CreateRoomRequest(name=room_name, node_id=node_b))
+            await lkapi.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(agent_name=name, room=room_name))
+        await jobs.wait(lambda: len(jobs.started) == 1)
+        assert await anyio.to_thread.run_sync(cluster.room_node, room_name) == 1
+        assert jobs.started[0].worker_id == worker.worker_id
+        async with lkanyio.connect(b.info.url, _user_token(b.info, room_name)) as room:
+            await _wait_participant(room, f"agent-{jobs.started[0].id}")
