@@ -27,7 +27,7 @@ from lkanyio import api
 from lkanyio.testing import LocalCluster, LocalServer, ServerInfo
 from lkanyio.worker import JobAcceptance, JobContext, JobType, Worker, WorkerError
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
 
 def _agent_name() -> str:
