@@ -3,8 +3,8 @@
 from setuptools import setup
 
 setup(
-    cffi_modules=["native/_native_build.py:ffibuilder"],
+    cffi_modules=["native/_ffi_build.py:ffibuilder"],
     # cffi builds the module against the stable ABI (it defines Py_LIMITED_API and names the file
-    # _native.abi3.so), so one wheel per platform serves every CPython >= 3.10: tag it cp310-abi3.
+    # _native/_ffi.abi3.so), so one wheel per platform serves every CPython >= 3.10: tag it cp310-abi3.
     options={"bdist_wheel": {"py_limited_api": "cp310"}},
 )

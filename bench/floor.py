@@ -58,10 +58,10 @@ class Bare:
     """The native core through the shim: send requests, drain events, nothing else."""
 
     def __init__(self) -> None:
-        from lkanyio._native import ffi, lib
+        from lkanyio._native._ffi import ffi, lib
 
-        from lkanyio._bridge import get_bridge
-        from lkanyio._proto import ffi_pb2
+        from lkanyio._native._bridge import get_bridge
+        from lkanyio._native._proto import ffi_pb2
 
         self.bridge = get_bridge()  # loads the library and initializes the core (no loop)
         self.ffi, self.lib, self.pb = ffi, lib, ffi_pb2
@@ -149,7 +149,7 @@ class Bare:
         return self.send(req, "set_local_attributes")
 
     def disconnect(self, room: int) -> int:
-        from lkanyio._proto import participant_pb2
+        from lkanyio._native._proto import participant_pb2
 
         req = self.pb.FfiRequest()
         req.disconnect.room_handle = room
@@ -158,7 +158,7 @@ class Bare:
 
 
 def _audio_track(bare: Bare) -> tuple[int, int]:
-    from lkanyio._proto import audio_frame_pb2
+    from lkanyio._native._proto import audio_frame_pb2
 
     req = bare.pb.FfiRequest()
     src = req.new_audio_source
@@ -214,7 +214,7 @@ def requests(workload: str) -> dict[str, Any]:
 
 def audio() -> dict[str, Any]:
     """AudioSource -> local track -> AudioStream: capture 10 ms frames one by one, copy each out."""
-    from lkanyio._proto import audio_frame_pb2
+    from lkanyio._native._proto import audio_frame_pb2
 
     bare = Bare()
     source, track = _audio_track(bare)
@@ -379,7 +379,7 @@ def scale(url: str, key: str, secret: str) -> dict[str, Any]:
 
 def _i420_info(out: Any, frame: Any, address: int, width: int, height: int) -> None:
     """Describe a tightly packed I420 frame at ``address`` (what an SDK's capture_frame sends)."""
-    from lkanyio._proto import video_frame_pb2
+    from lkanyio._native._proto import video_frame_pb2
 
     out.type, out.width, out.height, out.data_ptr = video_frame_pb2.I420, width, height, address
     cw, ch = (width + 1) // 2, (height + 1) // 2
@@ -392,7 +392,7 @@ def _i420_info(out: Any, frame: Any, address: int, width: int, height: int) -> N
 
 def video(url: str, key: str, secret: str, seconds: float) -> dict[str, Any]:
     """Both SDK video workloads by a bare loop: through the server to RGBA, then convert."""
-    from lkanyio._proto import video_frame_pb2
+    from lkanyio._native._proto import video_frame_pb2
 
     bare = Bare()
     out: dict[str, Any] = {}
@@ -420,7 +420,7 @@ def video_size(
     """A paced 30 fps capture loop and an RGBA stream in one plain loop (epoll between frames)."""
     import os
 
-    from lkanyio._proto import track_pb2, video_frame_pb2
+    from lkanyio._native._proto import track_pb2, video_frame_pb2
 
     room_name = f"bench-video-{os.getpid()}-{height}"
     connected: dict[int, Any] = {}
@@ -600,7 +600,7 @@ def agent_k(bare: Bare, url: str, key: str, secret: str, k: int, seconds: float)
 
     from media import DRAIN, JOIN_STAGGER, READY_WAIT, agent_result, start_peer, stop_peer
 
-    from lkanyio._proto import audio_frame_pb2, track_pb2
+    from lkanyio._native._proto import audio_frame_pb2, track_pb2
 
     frames_out = int(seconds * 100)
     prefix = f"bench-agent-{os.getpid()}-{k}"

@@ -1,4 +1,4 @@
-/* lkanyio native shim: the C surface Python sees (native/_native_build.py reads its cdef here). */
+/* lkanyio native shim: the C surface Python sees (native/_ffi_build.py reads its cdef here). */
 #ifndef LKANYIO_SHIM_H
 #define LKANYIO_SHIM_H
 #include <stdbool.h>

@@ -11,11 +11,11 @@ import sys
 from array import array
 
 import lkanyio
-from lkanyio import _native
+from lkanyio._native import _ffi as _native
 
 assert platform.machine() == "aarch64", platform.machine()
 assert lkanyio.__file__.startswith(sys.argv[1]), lkanyio.__file__
-assert _native.__file__.endswith("_native.abi3.so"), _native.__file__
+assert _native.__file__.endswith("_ffi.abi3.so"), _native.__file__
 
 # 10 ms of a 440 Hz tone at 48 kHz, pushed 10 times through the native sox resampler to 16 kHz.
 tone = array("h", (int(8000 * math.sin(2 * math.pi * 440 * i / 48000)) for i in range(480)))

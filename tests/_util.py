@@ -142,7 +142,7 @@ def seeded_frame(
     """A frame of pseudo-random bytes (the same for the same arguments)."""
     from random import Random
 
-    from lkanyio._video import planes
+    from lkanyio._media._video import planes
 
     size = sum(s for _stride, s in planes(buffer_type, width, height))
     return lkanyio.VideoFrame(width, height, buffer_type, Random(seed).randbytes(size))
@@ -234,7 +234,7 @@ def crop_centred(frame: lkanyio.VideoFrame, width: int, height: int) -> lkanyio.
     """The centre ``width`` x ``height`` of an I420, I422 or I444 ``frame``, as WebRTC crops a
     source to multiples of 4 pixels (measured: the offsets are half the cut, rounded down to
     whole chroma samples, e.g. 7x7 I444 keeps rows and columns 1-4, I420 keeps 0-3)."""
-    from lkanyio._video import planes
+    from lkanyio._media._video import planes
 
     sx, sy = {"I420": (2, 2), "I422": (2, 1), "I444": (1, 1)}[frame.type.name]
     x0 = (frame.width - width) // 2 // sx * sx

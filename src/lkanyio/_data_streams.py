@@ -11,10 +11,18 @@ from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, final
 
 import anyio
 
-from ._bridge import OwnedHandle, get_bridge
 from ._checks import check_bool, check_identities, check_str, check_uint
-from ._errors import LiveKitError, NativeError, ResourceClosedError, check_native, native_error
-from ._proto import ffi_pb2
+from ._errors import (
+    DataStreamError,
+    DataStreamOverflowError,
+    LiveKitError,
+    ResourceClosedError,
+    check_native,
+    native_error,
+)
+from ._native._bridge import get_bridge
+from ._native._handles import OwnedHandle
+from ._native._proto import ffi_pb2
 from ._resource import Resource
 from ._streams import EventSender, EventStream, open_event_stream
 
@@ -30,8 +38,6 @@ __all__ = [
     "ByteStreamInfo",
     "ByteStreamReader",
     "ByteStreamWriter",
-    "DataStreamError",
-    "DataStreamOverflowError",
     "TextStreamInfo",
     "TextStreamReader",
     "TextStreamWriter",
@@ -51,17 +57,8 @@ Set per subscription: ``room.byte_streams(topic, max_buffered_bytes=...)``.  ``r
 holds the whole stream, so for it the limit bounds the stream's size."""
 
 
-class DataStreamError(NativeError):
-    """Sending or reading a data stream failed (the native description is the message)."""
 
 
-class DataStreamOverflowError(DataStreamError):
-    """An incoming stream outgrew its reader's ``max_buffered_bytes`` and was given up.
-
-    The native core pushes a stream's chunks as they arrive and cannot be asked to wait, so
-    a reader holds at most that many unread bytes: past it the stream is released (the room
-    and the subscription carry on) and reading it raises this error after what was buffered.
-    """
 
 
 @final

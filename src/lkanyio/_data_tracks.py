@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any, Final, final
 import anyio
 from anyio.abc import ObjectReceiveStream
 
-from ._bridge import OwnedHandle, get_bridge
 from ._checks import check_positive
-from ._errors import NativeError, native_error
-from ._proto import ffi_pb2
+from ._errors import DataTrackError, native_error
+from ._native._bridge import get_bridge
+from ._native._handles import OwnedHandle
+from ._native._proto import ffi_pb2
 from ._resource import Resource
 from ._streams import EventStream, EventStreamStatistics, open_event_stream
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from ._port import RoomPort
 
 __all__ = [
-    "DataTrackError",
     "DataTrackFrame",
     "DataTrackInfo",
     "DataTrackStream",
@@ -43,8 +43,6 @@ _MAX_BUFFER: Final = 1 << 16
 """Largest ``buffer_size`` a subscription takes (frames the native core holds for you)."""
 
 
-class DataTrackError(NativeError):
-    """Publishing, pushing to or subscribing to a data track failed (native message)."""
 
 
 @final

@@ -6,10 +6,10 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, final
 
-from ._bridge import get_bridge
 from ._checks import check_bool, check_enum, check_str, check_uint
 from ._errors import LiveKitError, NativeError
-from ._proto import e2ee_pb2, ffi_pb2
+from ._native._bridge import get_bridge
+from ._native._proto import e2ee_pb2, ffi_pb2
 from ._types import EncryptionType
 
 if TYPE_CHECKING:

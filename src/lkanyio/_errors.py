@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar, final
+
+from ._checks import check_uint
 
 if TYPE_CHECKING:
     import sys
@@ -16,8 +18,13 @@ if TYPE_CHECKING:
 __all__ = [
     "APIConnectionError",
     "APIError",
+    "AudioDeviceError",
+    "AudioFilterError",
     "ConnectError",
     "ConnectionLostError",
+    "DataStreamError",
+    "DataStreamOverflowError",
+    "DataTrackError",
     "EventStreamOverflowError",
     "InvalidTokenError",
     "LiveKitError",
@@ -27,6 +34,7 @@ __all__ = [
     "PublishTrackError",
     "PublishTranscriptionError",
     "ResourceClosedError",
+    "RpcError",
     "ServerUnreachableError",
     "SipCallError",
     "TwirpError",
@@ -231,6 +239,105 @@ def _rebuild(kind: type[APIError], text: str, state: dict[str, Any]) -> APIError
     return error
 
 
+@final
+class RpcError(LiveKitError):
+    """An RPC failed: the built-in codes below, or an application's own code (< 1000).
+
+    Raise it from a handler to send that code, message and data to the caller.  What the wire
+    cannot carry is made to fit on the way: lone surrogates in the message and data become
+    U+FFFD, and they are cut (at a character boundary) to LiveKit's limits of 256 and 15,360
+    UTF-8 bytes.
+
+    Args:
+        code: the error code, an ``int`` from 0 to ``2**32 - 1`` (a uint32 on the wire).
+        message: a human-readable message.
+        data: optional application data.
+
+    Raises:
+        TypeError: ``code`` is not an ``int``, ``message`` not a ``str``, ``data`` neither a
+            ``str`` nor ``None``.
+        ValueError: ``code`` is out of range.
+    """
+
+    APPLICATION_ERROR: ClassVar[int] = 1500
+    CONNECTION_TIMEOUT: ClassVar[int] = 1501
+    RESPONSE_TIMEOUT: ClassVar[int] = 1502
+    RECIPIENT_DISCONNECTED: ClassVar[int] = 1503
+    RESPONSE_PAYLOAD_TOO_LARGE: ClassVar[int] = 1504
+    SEND_FAILED: ClassVar[int] = 1505
+    UNSUPPORTED_METHOD: ClassVar[int] = 1400
+    RECIPIENT_NOT_FOUND: ClassVar[int] = 1401
+    REQUEST_PAYLOAD_TOO_LARGE: ClassVar[int] = 1402
+    UNSUPPORTED_SERVER: ClassVar[int] = 1403
+    UNSUPPORTED_VERSION: ClassVar[int] = 1404
+
+    def __init__(self, code: int, message: str, data: str | None = None) -> None:
+        # Checked here, not when the answer is encoded: protobuf refused a code beyond 32 bits
+        # there ("Value out of range"), inside the room's task group, and that ended the room.
+        check_uint("code", code)
+        if not isinstance(message, str):
+            raise TypeError(f"message must be a str, not {type(message).__name__}")
+        if data is not None and not isinstance(data, str):
+            raise TypeError(f"data must be a str or None, not {type(data).__name__}")
+        super().__init__(f"RPC error {code}: {message}")
+        self._code = code
+        self._message = message
+        self._data = data
+
+    @property
+    def code(self) -> int:
+        """The error code."""
+        return self._code
+
+    @property
+    def message(self) -> str:
+        """A human-readable message."""
+        return self._message
+
+    @property
+    def data(self) -> str | None:
+        """Optional application data."""
+        return self._data
+
+    @classmethod
+    def _from_proto(cls, error: Any) -> RpcError:
+        return cls(error.code, error.message, error.data if error.HasField("data") else None)
+
+
+class DataStreamError(NativeError):
+    """Sending or reading a data stream failed (the native description is the message)."""
+
+
+class DataStreamOverflowError(DataStreamError):
+    """An incoming stream outgrew its reader's ``max_buffered_bytes`` and was given up.
+
+    The native core pushes a stream's chunks as they arrive and cannot be asked to wait, so
+    a reader holds at most that many unread bytes: past it the stream is released (the room
+    and the subscription carry on) and reading it raises this error after what was buffered.
+    """
+
+
+class DataTrackError(NativeError):
+    """Publishing, pushing to or subscribing to a data track failed (native message)."""
+
+
+@final
+class AudioDeviceError(NativeError):
+    """The platform's audio devices are unavailable, or a device request failed.
+
+    The message carries the native core's text (e.g. ``Failed to initialize platform audio`` on
+    a machine without sound devices).
+    """
+
+
+@final
+class AudioFilterError(NativeError):
+    """A native audio-filter plugin could not be loaded, or a stream names one that is not.
+
+    The message carries the native core's text when it gave one.
+    """
+
+
 N = TypeVar("N", bound=NativeError)
 
 _NO_REASON = "the native core gave no reason"
@@ -280,7 +387,6 @@ def native_error(
     """
     text = _error_text(result, field) or default
     return kind(f"{what}: {text}" if what else text)
-
 
 def check_native(
     result: object, kind: type[NativeError] = NativeError, *, what: str = "", field: str = "error"

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from ._data_tracks import RemoteDataTrack
+    from ._media._track import RemoteTrack
     from ._participant import (
         Participant,
         ParticipantPermissions,
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
         TranscriptionSegment,
     )
     from ._publication import LocalTrackPublication, RemoteTrackPublication, TrackPublication
-    from ._track import RemoteTrack
     from ._types import (
         ConnectionQuality,
         ConnectionState,

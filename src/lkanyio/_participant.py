@@ -11,12 +11,11 @@ from typing import TYPE_CHECKING, Any, final, overload
 import anyio
 
 from . import _data_streams as _ds
-from ._bridge import buffer_pointer, get_bridge
 from ._checks import check_identities, check_str, check_uint
 from ._data_streams import ByteStreamInfo, ByteStreamWriter, TextStreamInfo, TextStreamWriter
-from ._data_tracks import DataTrackError, LocalDataTrack, RemoteDataTrack
-from ._encoded import publish_options_for
+from ._data_tracks import LocalDataTrack, RemoteDataTrack
 from ._errors import (
+    DataTrackError,
     NativeError,
     PublishDataError,
     PublishDTMFError,
@@ -26,7 +25,10 @@ from ._errors import (
     check_native,
     native_error,
 )
-from ._proto import ffi_pb2, participant_pb2
+from ._media._encoded_video import publish_options_for
+from ._native._bridge import get_bridge
+from ._native._memory import buffer_pointer
+from ._native._proto import ffi_pb2, participant_pb2
 from ._publication import (
     LocalTrackPublication,
     RemoteTrackPublication,
@@ -48,8 +50,8 @@ if TYPE_CHECKING:
     from os import PathLike
 
     from ._core._session import LocalRecord, NativeHandle, ParticipantRecord, RemoteRecord
+    from ._media._track import LocalTrack
     from ._port import RoomPort
-    from ._track import LocalTrack
 
 __all__ = [
     "LocalParticipant",
@@ -876,7 +878,7 @@ class LocalParticipant(Participant):
             ValueError: ``options`` asks for the ``PRE_ENCODED`` encoder backend, which no
                 track of a :class:`~lkanyio.VideoSource` or an audio source can use.
         """
-        from ._track import LocalTrack
+        from ._media._track import LocalTrack
 
         if not isinstance(track, LocalTrack):
             raise TypeError("publish_track takes a LocalAudioTrack or LocalVideoTrack")

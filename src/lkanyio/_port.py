@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
     from ._core._session import RoomSession
-    from ._proto import ffi_pb2
+    from ._native._proto import ffi_pb2
     from ._rpc import RpcServer
 
 __all__ = ["RoomPort"]

@@ -7,10 +7,10 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeVar, final
 
-from ._bridge import get_bridge
 from ._checks import check_bool, check_enum, check_str, check_uint
 from ._errors import ResourceClosedError
-from ._proto import ffi_pb2, room_pb2, track_pb2, track_publication_pb2
+from ._native._bridge import get_bridge
+from ._native._proto import ffi_pb2, room_pb2, track_pb2, track_publication_pb2
 from ._types import (
     AudioTrackFeature,
     DegradationPreference,
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from ._core._session import LocalPublicationRecord, NativeHandle, RemotePublicationRecord
+    from ._media._track import LocalTrack, RemoteTrack
     from ._port import RoomPort
-    from ._track import LocalTrack, RemoteTrack
 
 __all__ = [
     "AudioEncoding",
@@ -200,7 +200,7 @@ class TrackPublishOptions:
                 itself as "LiveKit pre-encoded passthrough", and no frame ever reaches a
                 subscriber.  lkanyio's sources all hand over raw frames.
         """
-        from ._encoded import EncodedVideoSource
+        from ._media._encoded_video import EncodedVideoSource
 
         source = getattr(track, "source", None)
         if isinstance(source, EncodedVideoSource):

@@ -16,7 +16,6 @@ if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
 from . import _events as ev
-from ._bridge import OwnedHandle, copy_native, get_bridge, redact
 from ._checks import check_bool, check_enum, check_positive, check_uint
 from ._core._session import LocalRecord, RoomSession
 from ._data_streams import (
@@ -37,6 +36,12 @@ from ._errors import (
     native_error,
     raise_lone,
 )
+from ._media._track import remote_track_from_owned
+from ._native._bridge import get_bridge
+from ._native._handles import OwnedHandle
+from ._native._logs import redact
+from ._native._memory import copy_native
+from ._native._proto import ffi_pb2, room_pb2
 from ._participant import (
     LocalParticipant,
     ParticipantPermissions,
@@ -44,12 +49,10 @@ from ._participant import (
     TranscriptionSegment,
     permissions_from_proto,
 )
-from ._proto import ffi_pb2, room_pb2
 from ._publication import LocalTrackPublication, RemoteTrackPublication
 from ._rtc_config import DataStreamOptions, RtcConfiguration
 from ._stats import TrackStats
 from ._streams import EventSender, EventStream, open_event_stream
-from ._track import remote_track_from_owned
 from ._types import (
     ConnectionState,
     DisconnectReason,
@@ -64,10 +67,10 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
     from ._core._session import LocalPublicationRecord, RemotePublicationRecord, RemoteRecord
+    from ._media._track import LocalTrack, RemoteTrack
+    from ._native._proto import handle_pb2, participant_pb2, track_pb2
     from ._port import RoomPort
-    from ._proto import handle_pb2, participant_pb2, track_pb2
     from ._rpc import RpcServer
-    from ._track import LocalTrack, RemoteTrack
 
 __all__ = ["DISCONNECT_TIMEOUT", "Room", "RoomOptions", "SessionStats", "connect"]
 

@@ -8,19 +8,19 @@ import math
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Final, final
+from typing import TYPE_CHECKING, Any, Final, final
 
 import anyio
 
-from ._bridge import get_bridge
-from ._checks import check_str, check_uint
-from ._errors import LiveKitError
-from ._proto import ffi_pb2
+from ._checks import check_str
+from ._errors import RpcError
+from ._native._bridge import get_bridge
+from ._native._proto import ffi_pb2
 
 if TYPE_CHECKING:
     from ._port import RoomPort
 
-__all__ = ["RpcCallInfo", "RpcError", "RpcHandler", "RpcInterceptor", "RpcInvocationData"]
+__all__ = ["RpcCallInfo", "RpcHandler", "RpcInterceptor", "RpcInvocationData"]
 
 _MAX_PAYLOAD: Final = 15 * 1024
 """LiveKit's RPC payload limit (requests and responses), in UTF-8 bytes."""
@@ -32,69 +32,6 @@ _MAX_ERROR_DATA: Final = 15 * 1024
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
-@final
-class RpcError(LiveKitError):
-    """An RPC failed: the built-in codes below, or an application's own code (< 1000).
-
-    Raise it from a handler to send that code, message and data to the caller.  What the wire
-    cannot carry is made to fit on the way: lone surrogates in the message and data become
-    U+FFFD, and they are cut (at a character boundary) to LiveKit's limits of 256 and 15,360
-    UTF-8 bytes.
-
-    Args:
-        code: the error code, an ``int`` from 0 to ``2**32 - 1`` (a uint32 on the wire).
-        message: a human-readable message.
-        data: optional application data.
-
-    Raises:
-        TypeError: ``code`` is not an ``int``, ``message`` not a ``str``, ``data`` neither a
-            ``str`` nor ``None``.
-        ValueError: ``code`` is out of range.
-    """
-
-    APPLICATION_ERROR: ClassVar[int] = 1500
-    CONNECTION_TIMEOUT: ClassVar[int] = 1501
-    RESPONSE_TIMEOUT: ClassVar[int] = 1502
-    RECIPIENT_DISCONNECTED: ClassVar[int] = 1503
-    RESPONSE_PAYLOAD_TOO_LARGE: ClassVar[int] = 1504
-    SEND_FAILED: ClassVar[int] = 1505
-    UNSUPPORTED_METHOD: ClassVar[int] = 1400
-    RECIPIENT_NOT_FOUND: ClassVar[int] = 1401
-    REQUEST_PAYLOAD_TOO_LARGE: ClassVar[int] = 1402
-    UNSUPPORTED_SERVER: ClassVar[int] = 1403
-    UNSUPPORTED_VERSION: ClassVar[int] = 1404
-
-    def __init__(self, code: int, message: str, data: str | None = None) -> None:
-        # Checked here, not when the answer is encoded: protobuf refused a code beyond 32 bits
-        # there ("Value out of range"), inside the room's task group, and that ended the room.
-        check_uint("code", code)
-        if not isinstance(message, str):
-            raise TypeError(f"message must be a str, not {type(message).__name__}")
-        if data is not None and not isinstance(data, str):
-            raise TypeError(f"data must be a str or None, not {type(data).__name__}")
-        super().__init__(f"RPC error {code}: {message}")
-        self._code = code
-        self._message = message
-        self._data = data
-
-    @property
-    def code(self) -> int:
-        """The error code."""
-        return self._code
-
-    @property
-    def message(self) -> str:
-        """A human-readable message."""
-        return self._message
-
-    @property
-    def data(self) -> str | None:
-        """Optional application data."""
-        return self._data
-
-    @classmethod
-    def _from_proto(cls, error: Any) -> RpcError:
-        return cls(error.code, error.message, error.data if error.HasField("data") else None)
 
 
 class _InvocationState:

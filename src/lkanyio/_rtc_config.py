@@ -16,7 +16,7 @@ from ._checks import check_enum, check_str, check_uint
 from ._types import ContinualGatheringPolicy, IceTransportType
 
 if TYPE_CHECKING:
-    from ._proto import room_pb2
+    from ._native._proto import room_pb2
 
 __all__ = ["DataStreamOptions", "IceServer", "RtcConfiguration"]
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
 
-from ._bridge import get_bridge
 from ._checks import check_bool, check_str
+from ._native._bridge import get_bridge
 
 if TYPE_CHECKING:
     from ._port import RoomPort

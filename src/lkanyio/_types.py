@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from ._proto import e2ee_pb2, participant_pb2, room_pb2, track_pb2, video_frame_pb2
+from ._native._proto import e2ee_pb2, participant_pb2, room_pb2, track_pb2, video_frame_pb2
 
 __all__ = [
     "AudioTrackFeature",

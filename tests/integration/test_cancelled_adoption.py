@@ -18,7 +18,7 @@ import pytest
 
 import lkanyio
 from _util import EVENT_WAIT, TokenFactory, joined, next_event
-from lkanyio._bridge import get_bridge
+from lkanyio._native._bridge import get_bridge
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 

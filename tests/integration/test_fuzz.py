@@ -62,7 +62,7 @@ async def _drained() -> None:
             await anyio.sleep(0.02)
     held = (stats.late_handlers, stats.live_handles, stats.bound_handles)
     if held != (0, 0, 0):
-        from lkanyio._bridge import get_bridge
+        from lkanyio._native._bridge import get_bridge
 
         late = [getattr(r, "__qualname__", repr(r)) for r in get_bridge()._core._receivers.values()]
         raise AssertionError(f"still held {DRAIN_BOUND} s after the room closed: {stats}; {late}")

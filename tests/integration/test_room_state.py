@@ -17,8 +17,8 @@ import pytest
 
 import lkanyio
 from _util import EVENT_WAIT, TokenFactory, announce, joined, next_event
-from lkanyio._bridge import get_bridge
-from lkanyio._proto import ffi_pb2, room_pb2
+from lkanyio._native._bridge import get_bridge
+from lkanyio._native._proto import ffi_pb2, room_pb2
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 

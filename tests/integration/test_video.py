@@ -148,9 +148,9 @@ def _described(
     """A native buffer description of ``frame`` (as the native core sends it), optionally with
     padded ``strides`` (the data is laid out at them), plane ``misplaced`` pointing into
     ``foreign`` instead, or other ``sizes``; returns it and the objects pinning the memory."""
-    from lkanyio._bridge import buffer_pointer
-    from lkanyio._proto import video_frame_pb2
-    from lkanyio._video import planes
+    from lkanyio._media._video import planes
+    from lkanyio._native._memory import buffer_pointer
+    from lkanyio._native._proto import video_frame_pb2
 
     info = video_frame_pb2.VideoBufferInfo(
         type=int(frame.type),
@@ -189,7 +189,7 @@ def test_a_misplaced_last_plane_of_a_contiguous_buffer_is_read_from_its_place() 
     # The native core's I444 pass-through describes its V plane with the source frame's freed
     # pointer (about -45 TB away at 1280x720); the Y and U planes and the tight strides say
     # where V really is.  ``foreign`` stands in for the freed memory (big enough to be read).
-    from lkanyio._video import _copy_buffer
+    from lkanyio._media._video import _copy_buffer
 
     for buffer_type in (VBT.I444, VBT.I420, VBT.I422):
         frame = lkanyio.VideoFrame(
@@ -219,7 +219,7 @@ def test_a_misplaced_last_plane_of_a_contiguous_buffer_is_read_from_its_place() 
 def test_native_plane_descriptions_outside_the_buffer_are_refused(
     case: str, kwargs: dict[str, Any]
 ) -> None:
-    from lkanyio._video import _copy_buffer
+    from lkanyio._media._video import _copy_buffer
 
     buffer_type = VBT.RGBA if "packed" in case else VBT.I444
     frame = lkanyio.VideoFrame.create(6, 4, buffer_type)
@@ -236,7 +236,7 @@ async def test_a_stream_whose_frame_cannot_be_copied_ends_with_the_error(
 ) -> None:
     # A frame the native core describes outside its buffer is not read; the stream must say
     # so (it used to log a warning per frame and never end).
-    from lkanyio import _video
+    from lkanyio._media import _video
 
     def refuse(info: Any) -> lkanyio.VideoFrame:
         raise lkanyio.NativeError("the native core described plane 2 of a I444 buffer outside it")
@@ -527,7 +527,7 @@ async def test_the_shim_queue_bounds_a_drop_oldest_stream_while_the_loop_is_busy
         lkanyio.LocalVideoTrack.create_video_track("t", source) as track,
         lkanyio.VideoStream(track, max_buffered=2, overflow="drop_oldest") as stream,
     ):
-        bridge = lkanyio._bridge.get_bridge()
+        bridge = lkanyio._native._bridge.get_bridge()
         handle = stream._handle.id
 
         def sample() -> tuple[int, int]:
@@ -577,7 +577,7 @@ async def test_a_drop_oldest_stream_copies_only_the_frames_it_delivers(
 ) -> None:
     # A frame is copied out of native memory when the consumer takes it: one dropped unread
     # (drop_oldest) is released without ever being copied.
-    from lkanyio import _video
+    from lkanyio._media import _video
 
     copied: list[int] = []
     real_copy = _video._copy_buffer

@@ -10,8 +10,8 @@ import sys
 
 import anyio
 
-from lkanyio._audio import AudioSource
-from lkanyio._frames import AudioFrame
+from lkanyio._media._audio import AudioSource
+from lkanyio._media._audio_frame import AudioFrame
 
 RATE = 48_000
 

@@ -17,24 +17,24 @@ import anyio
 import pytest
 
 from _util import audio_until
-from lkanyio._audio import (
+from lkanyio._errors import EventStreamOverflowError, NativeError, ResourceClosedError
+from lkanyio._media._audio import (
     AudioFrameEvent,
     AudioResampler,
     AudioResamplerQuality,
     AudioSource,
     AudioStream,
 )
-from lkanyio._bridge import get_bridge, statistics
-from lkanyio._errors import EventStreamOverflowError, NativeError, ResourceClosedError
-from lkanyio._frames import AudioFrame
-from lkanyio._proto import ffi_pb2, track_pb2, video_frame_pb2
-from lkanyio._track import (
+from lkanyio._media._audio_frame import AudioFrame
+from lkanyio._media._track import (
     LocalAudioTrack,
     RemoteAudioTrack,
     RemoteVideoTrack,
     TrackStats,
     remote_track_from_owned,
 )
+from lkanyio._native._bridge import get_bridge, statistics
+from lkanyio._native._proto import ffi_pb2, track_pb2, video_frame_pb2
 from lkanyio._types import TrackKind
 
 GUARD = 20.0
@@ -176,7 +176,8 @@ def test_frame_accepts_numpy_int16_without_importing_it_itself() -> None:
     assert numpy.array_equal(numpy.frombuffer(frame.data, numpy.int16), stereo.ravel())
 
     code = (
-        "import sys, lkanyio, lkanyio._audio, lkanyio._track, lkanyio._frames\n"
+        "import sys, lkanyio, lkanyio._media._audio, lkanyio._media._track\n"
+        "import lkanyio._media._audio_frame\n"
         "print('numpy' in sys.modules)\n"
     )
     out = subprocess.run(
@@ -662,7 +663,7 @@ async def test_remote_tracks_from_owned_protos() -> None:
 
 
 def test_track_stats_are_flat_plain_reports() -> None:
-    from lkanyio._proto import stats_pb2
+    from lkanyio._native._proto import stats_pb2
 
     codec = stats_pb2.RtcStats()
     codec.codec.rtc.id = "c1"

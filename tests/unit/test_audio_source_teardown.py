@@ -24,9 +24,9 @@ from typing import Any
 import anyio
 import pytest
 
-from lkanyio._audio import AudioSource
-from lkanyio._bridge import Bridge, get_bridge, statistics
-from lkanyio._frames import AudioFrame
+from lkanyio._media._audio import AudioSource
+from lkanyio._media._audio_frame import AudioFrame
+from lkanyio._native._bridge import Bridge, get_bridge, statistics
 
 RATE = 48_000
 GUARD = 20.0

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from lkanyio._audio import AudioResampler, AudioSource, AudioStream
-from lkanyio._bridge import statistics
-from lkanyio._frames import AudioFrame
-from lkanyio._track import LocalAudioTrack
+from lkanyio._media._audio import AudioResampler, AudioSource, AudioStream
+from lkanyio._media._audio_frame import AudioFrame
+from lkanyio._media._track import LocalAudioTrack
+from lkanyio._native._bridge import statistics
 
 RATE = 48_000
 
@@ -205,9 +205,9 @@ async def test_stream_rejects(kwargs: dict[str, Any], error: type[Exception], ma
 _PRELUDE = """
 import anyio
 from array import array
-from lkanyio._audio import AudioResampler, AudioSource, AudioStream
-from lkanyio._frames import AudioFrame
-from lkanyio._track import LocalAudioTrack
+from lkanyio._media._audio import AudioResampler, AudioSource, AudioStream
+from lkanyio._media._audio_frame import AudioFrame
+from lkanyio._media._track import LocalAudioTrack
 
 def rejected(attempt):
     try:
@@ -371,8 +371,9 @@ def test_process_survives_every_known_abort_input() -> None:
 
 _RAW_PRELUDE = """
 import anyio
-from lkanyio._bridge import buffer_pointer, get_bridge
-from lkanyio._proto import audio_frame_pb2, ffi_pb2
+from lkanyio._native._bridge import get_bridge
+from lkanyio._native._memory import buffer_pointer
+from lkanyio._native._proto import audio_frame_pb2, ffi_pb2
 bridge = get_bridge()
 
 def new_source(rate, channels):
@@ -493,8 +494,8 @@ def test_native_core_aborts_without_the_check(case: str) -> None:
 )
 def test_every_count_uses_the_one_positive_int_check(value: object, error: type[Exception]) -> None:
     from lkanyio._checks import check_positive
+    from lkanyio._media._video import VideoSource
     from lkanyio._streams import open_event_stream
-    from lkanyio._video import VideoSource
 
     with pytest.raises(error):
         check_positive("n", value)

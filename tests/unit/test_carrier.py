@@ -11,14 +11,14 @@ import pytest
 from google.protobuf import descriptor_pb2
 
 import lkanyio
-from lkanyio import _proto
-from lkanyio._proto import ffi_pb2
+from lkanyio._native import _proto
+from lkanyio._native._proto import ffi_pb2
 
 
 def test_the_installed_carrier_is_in_the_supported_range_and_reported_to_the_server() -> None:
     version = metadata.version("livekit")
     _proto.check_version(version)
-    assert version == lkanyio._bridge.SDK_VERSION
+    assert version == lkanyio._native._bridge.SDK_VERSION
 
 
 @pytest.mark.parametrize("version", ["1.2.0", "1.2.1", "1.2.17", "1.2.1rc1"])

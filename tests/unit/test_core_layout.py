@@ -1,11 +1,22 @@
-"""The sans-IO core (``lkanyio._core``) imports neither anyio/trio nor the native module.
+"""The house's plan: which folder may import which, checked by AST; and the sans-IO core.
 
-The worker protocol (``_core/_worker.py``) may import livekit-protocol's messages, and nothing in
-the core imports the worker shell (``lkanyio.worker``) or the room shell.
+The layers, lowest first (``docs/contributing.md`` says the same in prose):
 
-Two checks: an AST scan of its files (what they *say* they import), and a child process that
-imports the package alone (what importing it *does* to ``sys.modules``).  Plus the event
-classification the bridge relies on, over real protocol messages.
+* ground — leaf modules every layer may use: ``_errors``, ``_types``, ``_checks``,
+  ``_resource``, ``_streams``, ``_stats``, ``_rtc_config``, ``_events`` (the public event
+  classes: data at run time) and the protocol types (``_native._proto``);
+* ``_core/`` — sans-IO: the correlator, event classification, the room session, and the worker
+  protocol (``_core/_worker*.py``); imports only the ground and itself;
+* ``_native/`` — cffi, the shim, protobuf plumbing, one driver per backend;
+* ``_media/`` — tracks, frames, sources, streams, processing;
+* the room — the shell (``_room``, ``_port``) and its features at the package top;
+* public — ``lkanyio`` itself; ``api/`` (the server API: ``_errors`` and the core only, never
+  the room or ``_native``); ``worker/`` (the public room API, ``api/``, the core, the ground);
+  ``testing/`` (the public API and the ground); the CLI and the demo (anything).
+
+An arrow may point down or sideways inside a layer, never up, at run time (``if TYPE_CHECKING:``
+imports do not run).  The core is held to it at the type level too.  Plus: the core imports no
+async library and no native module, and features reach the room only through its port.
 """
 
 from __future__ import annotations
@@ -20,12 +31,12 @@ import pytest
 
 import lkanyio
 from lkanyio._core import KEYED_EVENTS, Action, classify
-from lkanyio._proto import ffi_pb2
+from lkanyio._native._proto import ffi_pb2
 
 SRC = Path(lkanyio.__file__).parent
 CORE = SRC / "_core"
-FORBIDDEN = ("anyio", "trio", "sniffio", "cffi", "_cffi_backend", "lkanyio._native",
-             "lkanyio._bridge")
+FORBIDDEN = ("anyio", "trio", "sniffio", "cffi", "_cffi_backend", "lkanyio._native._ffi",
+             "lkanyio._native._bridge", "lkanyio._native._backends")
 PURE_DATA = ("_events", "_types")
 """Modules of lkanyio the core may import at run time: data only (the public event classes and
 enumerations; ``_types`` loads the protocol modules, which are protobuf, not the native core)."""
@@ -109,7 +120,7 @@ print(json.dumps(sorted(sys.modules)))
     bad = [m for m in loaded for f in FORBIDDEN if m == f or m.startswith(f + ".")]
     assert bad == []
     ours = {m for m in loaded if m.startswith("lkanyio.")}
-    allowed = {f"lkanyio.{name}" for name in (*PURE_DATA, "_proto")}
+    allowed = {f"lkanyio.{name}" for name in (*PURE_DATA, "_native", "_native._proto")}
     assert {m for m in ours if not m.startswith("lkanyio._core")} <= allowed, ours
 
 
@@ -128,8 +139,204 @@ print(json.dumps(sorted(sys.modules)))
     bad = [m for m in loaded for f in FORBIDDEN if m == f or m.startswith(f + ".")]
     assert bad == []
     ours = {m for m in loaded if m.startswith("lkanyio.")}
-    allowed = {f"lkanyio.{name}" for name in (*PURE_DATA, "_proto")}
+    allowed = {f"lkanyio.{name}" for name in (*PURE_DATA, "_native", "_native._proto")}
     assert {m for m in ours if not m.startswith("lkanyio._core")} <= allowed, ours
+
+
+# -- the plan: which layer may import which ---------------------------------------------------
+
+GROUND = frozenset({
+    "_errors", "_types", "_checks", "_resource", "_streams", "_stats", "_rtc_config", "_events",
+    "_native", "_native._proto",
+})
+"""Leaf modules (dotted, relative to ``lkanyio``): they import nothing but each other."""
+APPS = frozenset({"_cli", "__main__", "demo"})
+"""Applications shipped with the package: they may use anything."""
+ALLOWED: dict[str, frozenset[str]] = {
+    "ground": frozenset({"ground"}),
+    "core": frozenset({"ground", "core"}),
+    "native": frozenset({"ground", "core", "native"}),
+    "media": frozenset({"ground", "core", "native", "media"}),
+    "room": frozenset({"ground", "core", "native", "media", "room"}),
+    "public": frozenset({"ground", "core", "native", "media", "room", "public", "api", "worker"}),
+    "api": frozenset({"core", "api"}),  # plus ``_errors`` (API_GROUND)
+    "worker": frozenset({"ground", "core", "public", "api", "worker"}),
+    "testing": frozenset({"ground", "public", "api", "testing"}),
+    "app": frozenset(
+        {"ground", "core", "native", "media", "room", "public", "api", "worker", "testing", "app"}
+    ),
+}
+"""Which layers a layer may import at run time (the core: at the type level too)."""
+API_GROUND = frozenset({"_errors"})
+"""The only ground modules ``api/`` may import: the server API shares the error family only."""
+KNOWN_CORE_TYPE_ARROWS = frozenset({
+    ("_core._session", "_data_tracks"),
+    ("_core._session", "_media._track"),
+    ("_core._session", "_participant"),
+    ("_core._session", "_publication"),
+})
+"""Type-level arrows from the core up to the views it holds, not yet replaced by protocols of its
+own (issue 29 item 3).  The test requires exactly these: a new one fails, and so does removing
+one without removing it here."""
+
+
+def layer(module: str) -> str:
+    """The layer of ``module``, dotted relative to ``lkanyio`` (``""`` is the package)."""
+    top = module.split(".")[0]
+    if module in GROUND:
+        return "ground"
+    if module == "":
+        return "public"
+    if top in ("_core", "_native", "_media", "api", "worker", "testing"):
+        return {"_core": "core", "_native": "native", "_media": "media"}.get(top, top)
+    if module in APPS:
+        return "app"
+    return "room"  # the shell and its features, at the package top
+
+
+def _module_of(root: Path, path: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _exists(root: Path, module: str) -> bool:
+    base = root.joinpath(*module.split(".")) if module else root
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file() or (
+        base.is_dir() and module != ""
+    ) or module == ""
+
+
+def import_arrows(root: Path, *, type_level: bool) -> set[tuple[str, str]]:
+    """Every (importer, imported) pair between modules of the package at ``root``.
+
+    ``type_level``: include imports under ``if TYPE_CHECKING:``.  Names imported from a
+    package resolve to its submodule when there is one (``from . import _events``), otherwise
+    to the package (``from . import Driver``).
+    """
+    arrows: set[tuple[str, str]] = set()
+    for path in sorted(root.rglob("*.py")):
+        module = _module_of(root, path)
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for level, name in _imports(path, runtime_only=not type_level):
+            if level == 0:
+                if name != "lkanyio" and not name.startswith("lkanyio."):
+                    continue
+                targets = [name.partition(".")[2]]
+            else:
+                base = package.split(".") if package else []
+                base = base[: len(base) - (level - 1)] if level > 1 else base
+                if name.startswith("."):  # ``from . import x``: x may be a module
+                    parent = ".".join(base)
+                    child = ".".join([*base, name[1:]])
+                    targets = [child if _exists(root, child) else parent]
+                else:
+                    targets = [".".join([*base, name])]
+            for target in targets:
+                while target and not _exists(root, target):
+                    target = target.rpartition(".")[0]
+                if target != module:
+                    arrows.add((module, target))
+    return arrows
+
+
+def violations(root: Path) -> list[str]:
+    """Every arrow of the package at ``root`` that breaks the plan, as ``a -> b`` lines."""
+    bad = []
+    runtime = import_arrows(root, type_level=False)
+    for importer, imported in sorted(runtime):
+        source, target = layer(importer), layer(imported)
+        allowed = target in ALLOWED[source] or (source == "api" and imported in API_GROUND)
+        if not allowed:
+            bad.append(f"{importer or 'lkanyio'} ({source}) -> {imported} ({target})")
+    for importer, imported in sorted(import_arrows(root, type_level=True)):
+        if layer(importer) != "core" or (importer, imported) in KNOWN_CORE_TYPE_ARROWS:
+            continue
+        if (importer, imported) in runtime:
+            continue  # told above
+        if layer(imported) not in ALLOWED["core"]:
+            bad.append(f"{importer} (core, type level) -> {imported} ({layer(imported)})")
+    return bad
+
+
+def test_every_module_keeps_to_the_plan() -> None:
+    assert violations(SRC) == []
+
+
+def test_the_cores_remaining_type_level_arrows_are_exactly_the_known_ones() -> None:
+    found = {
+        (importer, imported)
+        for importer, imported in import_arrows(SRC, type_level=True)
+        if layer(importer) == "core" and layer(imported) not in ALLOWED["core"]
+    }
+    assert found == KNOWN_CORE_TYPE_ARROWS
+
+
+def test_the_folders_are_the_layers() -> None:
+    for folder, expected in [("_core", "core"), ("_native", "native"), ("_media", "media")]:
+        modules = {_module_of(SRC, p) for p in (SRC / folder).rglob("*.py")}
+        assert modules, folder
+        assert {layer(m) for m in modules} - {"ground"} == {expected}, folder
+
+
+def _package(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    for folder in [root, *[p for p in root.rglob("*") if p.is_dir()]]:
+        (folder / "__init__.py").touch()
+    return root
+
+
+def test_the_plan_accepts_the_planned_subpackages(tmp_path: Path) -> None:
+    root = _package(tmp_path / "lkanyio", {
+        "_errors.py": "",
+        "_room.py": "from ._errors import x\nfrom ._core import _session\n",
+        "_core/_session.py": "from .. import _events\n",
+        "_core/_worker.py": "import json\nfrom .._errors import LiveKitError\n",
+        "_events.py": "",
+        "api/_twirp.py": "from .._errors import APIError\nfrom .._core import _worker\n",
+        "worker/_worker.py": (
+            "from .. import Room\nfrom ..api import LiveKitAPI\nfrom .._core._worker import W\n"
+            "from .._errors import LiveKitError\nimport lkanyio\n"
+        ),
+        "testing/_server.py": "from .. import api\nfrom .._rtc_config import x\n",
+        "_rtc_config.py": "",
+    })
+    assert violations(root) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "arrow"),
+    [
+        ("api/_x.py", "from .._room import Room\n", "api._x (api) -> _room (room)"),
+        ("api/_x.py", "from .._native._bridge import b\n", "api._x (api) -> _native._bridge"),
+        ("api/_x.py", "from .._types import T\n", "api._x (api) -> _types (ground)"),
+        ("worker/_x.py", "from .._room import Room\n", "worker._x (worker) -> _room (room)"),
+        ("worker/_x.py", "from .._media import _audio\n", "worker._x (worker) -> _media (media)"),
+        ("_core/_worker.py", "from ..worker import W\n", "_core._worker (core) -> worker"),
+        (
+            "_core/_x.py",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .._room import R\n",
+            "_core._x (core, type level) -> _room (room)",
+        ),
+        ("_native/_x.py", "from .._media import _audio\n", "_native._x (native) -> _media (media)"),
+        ("_media/_x.py", "from .._participant import P\n", "_media._x (media) -> _participant"),
+        ("_errors.py", "from ._core import c\n", "_errors (ground) -> _core (core)"),
+        ("_room.py", "import lkanyio.testing\n", "_room (room) -> testing (testing)"),
+    ],
+)
+def test_the_plan_refuses_an_arrow_upward(tmp_path: Path, name: str, text: str, arrow: str) -> None:
+    root = _package(tmp_path / "lkanyio", {
+        "_room.py": "", "_participant.py": "", "_types.py": "", "_errors.py": "",
+        "_native/_bridge.py": "", "_media/_audio.py": "", "worker/_w.py": "",
+        "testing/_s.py": "", "_core/_c.py": "", name: text,
+    })
+    found = violations(root)
+    assert len(found) == 1, found
+    assert found[0].startswith(arrow), found
 
 
 @pytest.mark.parametrize("feature", FEATURES)

@@ -8,7 +8,7 @@ import pytest
 
 import lkanyio
 from lkanyio._errors import check_native, native_error
-from lkanyio._proto import ffi_pb2
+from lkanyio._native._proto import ffi_pb2
 
 # Every class that reports a request the native core (or the server through it) refused.
 NATIVE_FAILURES = [

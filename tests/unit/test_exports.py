@@ -60,7 +60,7 @@ def test_public_names_say_they_are_lkanyio(name: str) -> None:
 def _final_in_source() -> frozenset[str]:
     """Names of the package's classes decorated ``@final``, read from its source files."""
     names = set()
-    for path in Path(lkanyio.__file__).parent.glob("*.py"):
+    for path in Path(lkanyio.__file__).parent.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ClassDef) and any(
                 (isinstance(d, ast.Name) and d.id == "final")
@@ -128,22 +128,10 @@ def test_worker_names_say_they_are_lkanyio_worker_and_are_final(name: str) -> No
     expected = "lkanyio" if issubclass(value, BaseException) else "lkanyio.worker"
     assert value.__module__ == expected, f"{name} shows as {value.__module__}.{name}"
     if not issubclass(value, BaseException):
-        assert _is_final(value) or name in _final_in_worker_source(), name
+        assert _is_final(value), name
 
 
 def test_the_worker_package_lists_every_public_name() -> None:
     public = {n for n in dir(lkanyio.worker) if not n.startswith(("_", "@"))} - {"annotations"}
     assert public == set(WORKER)
 
-
-@functools.cache
-def _final_in_worker_source() -> frozenset[str]:
-    names = set()
-    for path in [*Path(lkanyio.worker.__file__).parent.glob("*.py"),
-                 Path(lkanyio.__file__).parent / "_core" / "_worker.py"]:
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ClassDef) and any(
-                isinstance(d, ast.Name) and d.id == "final" for d in node.decorator_list
-            ):
-                names.add(node.name)
-    return frozenset(names)

@@ -24,7 +24,7 @@ _SCRIPT = textwrap.dedent(
     import os, signal, sys, time, warnings
     import anyio
     import lkanyio
-    from lkanyio._bridge import get_bridge
+    from lkanyio._native._bridge import get_bridge
 
     warnings.simplefilter("ignore", DeprecationWarning)  # fork() of a threaded process
     FORKS = 60

@@ -51,7 +51,7 @@ def test_the_asyncio_sdk_and_numpy_are_never_imported() -> None:
 
 
 def test_livekit_lib_path_is_honoured_and_a_bad_one_is_a_clear_error() -> None:
-    from lkanyio._bridge import _library_path
+    from lkanyio._native._bridge import _library_path
 
     code = """
         import lkanyio
@@ -96,7 +96,7 @@ def test_exiting_with_live_streams_is_clean() -> None:
 
 
 async def test_an_owned_handle_is_dropped_exactly_once() -> None:
-    from lkanyio._bridge import get_bridge
+    from lkanyio._native._bridge import get_bridge
 
     before = lkanyio.statistics().live_handles
     source = lkanyio.AudioSource(48_000, 1)

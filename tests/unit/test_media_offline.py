@@ -91,7 +91,7 @@ async def test_capture_frame_refuses_other_metadata() -> None:
 
 @pytest.mark.parametrize("layout", list(VBT), ids=lambda t: t.name)
 def test_get_plane_views_each_plane_of_the_frame(layout: VBT) -> None:
-    from lkanyio._video import planes
+    from lkanyio._media._video import planes
 
     width, height = 7, 5  # odd: chroma planes round up
     frame = seeded_frame(layout, width, height)

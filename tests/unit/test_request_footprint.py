@@ -34,8 +34,8 @@ import pytest
 
 import lkanyio
 from _util import EVENT_WAIT
-from lkanyio._bridge import get_bridge
-from lkanyio._proto import ffi_pb2
+from lkanyio._native._bridge import get_bridge
+from lkanyio._native._proto import ffi_pb2
 
 pytestmark = pytest.mark.anyio
 

@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 
 import lkanyio
 from _util import assert_no_leaks, examples
-from lkanyio._bridge import Bridge, get_bridge
-from lkanyio._proto import ffi_pb2
+from lkanyio._native._bridge import Bridge, get_bridge
+from lkanyio._native._proto import ffi_pb2
 
 pytestmark = pytest.mark.anyio
 

@@ -34,7 +34,7 @@ def test_connect_timeout_bad_input(value: object, error: type[Exception] | None)
 
 
 def test_room_options_map_to_the_native_request() -> None:
-    from lkanyio._proto import room_pb2
+    from lkanyio._native._proto import room_pb2
 
     options = lkanyio.RoomOptions(
         rtc_config=lkanyio.RtcConfiguration(

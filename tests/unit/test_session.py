@@ -30,15 +30,15 @@ from lkanyio._core import RoomSession
 from lkanyio._core._session import LocalRecord
 from lkanyio._data_tracks import RemoteDataTrack
 from lkanyio._errors import ResourceClosedError
+from lkanyio._media._track import remote_track_from_owned
+from lkanyio._native._proto import participant_pb2, room_pb2, track_pb2
 from lkanyio._participant import (
     LocalParticipant,
     RemoteParticipant,
     TranscriptionSegment,
     permissions_from_proto,
 )
-from lkanyio._proto import participant_pb2, room_pb2, track_pb2
 from lkanyio._publication import LocalTrackPublication, RemoteTrackPublication
-from lkanyio._track import remote_track_from_owned
 
 IDENTITIES = ("alice", "bob", "carol")
 LOCAL = "me"

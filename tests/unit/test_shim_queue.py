@@ -11,8 +11,8 @@ import pytest
 
 import lkanyio
 from _util import assert_no_leaks
-from lkanyio._bridge import get_bridge
-from lkanyio._proto import audio_frame_pb2, ffi_pb2, handle_pb2, video_frame_pb2
+from lkanyio._native._bridge import get_bridge
+from lkanyio._native._proto import audio_frame_pb2, ffi_pb2, handle_pb2, video_frame_pb2
 
 SHIM = Path(__file__).parents[2] / "native" / "lkanyio_shim.c"
 

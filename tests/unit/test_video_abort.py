@@ -13,7 +13,7 @@ import json
 from _children import _COMMON, run_child
 from _util import EVENT_WAIT
 from lkanyio import VideoBufferType as VBT
-from lkanyio._video import planes
+from lkanyio._media._video import planes
 
 SIZES = [(1, 1), (2, 2), (3, 5), (5, 3), (7, 7), (64, 48)]
 CAPTURE_SIZES = [(1, 1), (2, 2), (3, 5), (4, 3), (4, 4), (5, 9), (7, 7), (64, 48)]
@@ -40,7 +40,7 @@ for s in V:
                 case = dict(src=s.name, dst=d.name, w=w, h=h, flip=flip)
                 emit(start=case)
                 frame = lkanyio.VideoFrame(w, h, s, os.urandom(
-                    sum(size for _stride, size in lkanyio._video.planes(s, w, h))))
+                    sum(size for _stride, size in lkanyio._media._video.planes(s, w, h))))
                 try:
                     out = frame.convert(d, flip_y=flip)
                 except Exception as exc:

@@ -1,8 +1,9 @@
 """The sans-IO core: pure synchronous Python, driven by explicit inputs, returning decisions.
 
-Nothing here imports anyio, trio, sniffio, cffi or the native module (``lkanyio._native``,
-``lkanyio._bridge``); of lkanyio it imports only its data modules (``_events``, ``_types``).
-``tests/unit/test_core_layout.py`` enforces it.  The async shell (``_bridge``) parses each native
+Nothing here imports anyio, trio, sniffio, cffi or the native layer (``lkanyio._native``, but
+for the protocol types of ``lkanyio._native._proto``); of lkanyio it imports only its data
+modules (``_events``, ``_types``).  ``tests/unit/test_core_layout.py`` enforces it.  The
+bridge (``_native._bridge``) parses each native
 event, asks :func:`classify` what kind it is and the :class:`Correlator` who receives it; the
 room's shell (``_room``) hands its events to a :class:`RoomSession`, the one owner of the
 room's state, and does the I/O.  The agent worker's protocol (:mod:`lkanyio._core._worker`,

@@ -1,6 +1,6 @@
 """Sans-IO correlation core: which receiver gets which native callback or event.
 
-Pure synchronous Python: no anyio, no FFI, no protobuf.  The async shell (``_bridge``) feeds it
+Pure synchronous Python: no anyio, no FFI, no protobuf.  The bridge (``_native._bridge``) feeds it
 explicit inputs (an async id or a handle taken from a parsed event) and acts on the explicit
 answer (the receiver to call, or nothing).
 

@@ -35,6 +35,13 @@ if TYPE_CHECKING:
     from _lkffi_proto import data_track_pb2
 
     from .._data_tracks import LocalDataTrack, RemoteDataTrack
+    from .._media._track import LocalTrack, RemoteTrack
+    from .._native._proto import (
+        handle_pb2,
+        participant_pb2,
+        room_pb2,
+        track_pb2,
+    )
     from .._participant import (
         LocalParticipant,
         Participant,
@@ -42,18 +49,11 @@ if TYPE_CHECKING:
         RemoteParticipant,
         TranscriptionSegment,
     )
-    from .._proto import (
-        handle_pb2,
-        participant_pb2,
-        room_pb2,
-        track_pb2,
-    )
     from .._publication import (
         LocalTrackPublication,
         RemoteTrackPublication,
         TrackPublication,
     )
-    from .._track import LocalTrack, RemoteTrack
 
 __all__ = [
     "Adopter",

@@ -64,7 +64,7 @@ class _Channel:
 
 
 async def _serve(target: str, channel: _Channel) -> None:
-    from .._bridge import statistics
+    from .. import statistics
     from .._errors import ConnectionLostError
     from ._job import JobContext
 

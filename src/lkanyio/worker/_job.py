@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING, final
 
 from livekit.protocol import agent as pb
 
+from .. import connect
 from .._errors import ConnectionLostError
-from .._room import connect
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
     import anyio
 
-    from .._room import Room, RoomOptions
+    from .. import Room, RoomOptions
 
 __all__ = ["JobContext", "describe"]
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, final
 
-from ._bridge import OwnedHandle, buffer_pointer, get_bridge
-from ._checks import check_bool, check_uint
-from ._errors import check_native
-from ._frames import AudioFrame
-from ._proto import ffi_pb2
+from .._checks import check_bool, check_uint
+from .._errors import check_native
+from .._native._bridge import get_bridge
+from .._native._handles import OwnedHandle
+from .._native._memory import buffer_pointer
+from .._native._proto import ffi_pb2
+from ._audio_frame import AudioFrame
 
 if TYPE_CHECKING:
     from types import TracebackType

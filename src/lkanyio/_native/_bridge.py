@@ -1,4 +1,4 @@
-"""The async shell around the native core: requests, event routing and owned handles.
+"""The async shell around the native core: requests and event routing.
 
 One :class:`Bridge` per process (the native core allows one client per process).  It is created
 on first use, so importing lkanyio starts no thread.  Events from the native core arrive through
@@ -8,46 +8,37 @@ the queue in one call and routes every event through the sans-IO :class:`~lkanyi
 * asyncio: a reader callback on the loop (``loop.add_reader``), so routing costs no task switch;
 * trio: a system task blocked in ``wait_readable``.
 
-A driver lives as long as its event loop; the bridge serves one running loop at a time.
+The drivers live in ``_backends`` (one module each), native handles in ``_handles``, memory
+copies in ``_memory`` and log forwarding in ``_logs``.  A driver lives as long as its event
+loop; the bridge serves one running loop at a time.
 """
 
 from __future__ import annotations
 
 import atexit
-import functools
 import logging
 import os
-import re
 import sys
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter_ns
 from typing import Any, Final, TypeVar, final
 
 import anyio
-import sniffio
 
-from ._core import Action, Correlator, classify
-from ._errors import LiveKitError, NativeError, ResourceClosedError
+from .._core import Action, Correlator, classify
+from .._errors import LiveKitError, NativeError
+from .._streams import live_streams
+from ._backends import Driver, install_driver, running_loop
+from ._backends._trio import abort_succeeded
+from ._logs import forward_logs, native_log, native_log_threshold, redact
 from ._proto import carrier_version, ffi_pb2, wheel_root
-from ._streams import live_streams
 
-__all__ = [
-    "Bridge",
-    "BridgeStatistics",
-    "OwnedHandle",
-    "buffer_pointer",
-    "copy_native",
-    "copy_native_into",
-    "native_bytearray",
-    "get_bridge",
-    "statistics",
-]
+__all__ = ["Bridge", "BridgeStatistics", "get_bridge", "statistics"]
 
 _log = logging.getLogger("lkanyio")
-_native_log = logging.getLogger("lkanyio.native")
 
 SDK_NAME: Final = "python"
 """What the native core reports to the server as the client SDK; the wire behaviour is the carrier
@@ -60,26 +51,6 @@ Sink = Callable[[Any], None]
 """Gets every keyed event for one handle (the oneof member of ``FfiEvent``)."""
 
 T = TypeVar("T")
-
-# Secrets that must never reach a log: access tokens in URLs and bare JWTs.
-_SECRET_RE = re.compile(
-    r"(access_token=)[^&\s\"']+|eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]+"
-)
-
-
-def redact(text: str) -> str:
-    """Replace access tokens and JWTs in ``text`` by ``<redacted>``."""
-    return _SECRET_RE.sub(lambda m: (m.group(1) or "") + "<redacted>", text)
-
-
-_LOG_LEVELS: Final[dict[int, int]] = {
-    ffi_pb2.LOG_ERROR: logging.ERROR,
-    ffi_pb2.LOG_WARN: logging.WARNING,
-    ffi_pb2.LOG_INFO: logging.INFO,
-    ffi_pb2.LOG_DEBUG: logging.DEBUG,
-    ffi_pb2.LOG_TRACE: 5,
-}
-
 
 @final
 @dataclass(frozen=True)
@@ -185,122 +156,11 @@ class _Waiter:
     def abort(self, _: Any) -> Any:
         """Trio's abort callback: the parked task is being cancelled."""
         self.task = None
-        return _trio_abort_succeeded()
+        return abort_succeeded()
 
 
 def _ignore(_: Any) -> None:
     """A ``wake`` for a waiter nobody parked on."""
-
-
-def _trio_abort_succeeded() -> Any:
-    from trio.lowlevel import Abort
-
-    return Abort.SUCCEEDED
-
-
-def _trio_idle_check() -> Callable[[], bool]:
-    """Whether no trio task is ready to run, as cheaply as this trio allows.
-
-    ``current_statistics()`` builds a snapshot of the whole run (1.8 µs, on every request of the
-    latency path); trio's run queue answers the same question in 0.07 µs.  Like the asyncio
-    side's ``_ready``, that is private, so any other trio falls back to the public call.
-    """
-    import trio
-
-    try:
-        from trio._core._run import GLOBAL_RUN_CONTEXT
-
-        runq = GLOBAL_RUN_CONTEXT.runner.runq
-        len(runq)
-    except (ImportError, AttributeError, TypeError):  # pragma: no cover - another trio
-        statistics = trio.lowlevel.current_statistics
-        return lambda: not statistics().tasks_runnable
-    return lambda: not runq
-
-
-def _never() -> bool:
-    return False
-
-
-class _Driver:
-    """Wakes up in one event loop whenever the shim has events.
-
-    It also carries that loop's primitives for parking a request's task: ``create_future``
-    on asyncio; ``current_task``/``wait_task_rescheduled``/``reschedule`` on trio.
-    ``idle()`` tells whether no other task of that loop is ready to run: only then may a lone
-    request spin on the shim's queue instead of yielding (see ``Bridge.request_async``).
-    """
-
-    __slots__ = (
-        "alive",
-        "create_future",
-        "current_task",
-        "idle",
-        "is_current",
-        "loop",
-        "reschedule",
-        "thread",
-        "wait_task_rescheduled",
-    )
-
-    def __init__(self, loop: object, idle: Callable[[], bool] = _never) -> None:
-        self.loop = loop
-        self.idle = idle
-        self.create_future: Callable[[], Any] | None = None
-        self.current_task: Callable[[], Any] = _never
-        self.wait_task_rescheduled: Callable[[Any], Awaitable[Any]] = _never_awaitable
-        self.reschedule: Callable[[Any], object] = _ignore
-        self.is_current: Callable[[], bool] = _never  # is its loop the one running here?
-        self.thread = threading.get_ident()
-        self.alive = True
-
-
-def _running_loop() -> tuple[str, Any]:
-    """Name and identify the event loop running in this thread, without sniffio.
-
-    Returns ``("asyncio", loop)`` or ``("trio", trio_token)``.  Unlike sniffio this also works
-    in an asyncio callback (no current task), under ``asyncio.run``, uvloop and any loop a
-    framework created, because it asks the loops: asyncio's running loop is per thread, and
-    trio's token exists only inside ``trio.run``.
-    """
-    import asyncio
-
-    try:
-        return "asyncio", asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    trio = sys.modules.get("trio")
-    if trio is not None:
-        try:
-            return "trio", trio.lowlevel.current_trio_token()
-        except RuntimeError:
-            pass
-    raise RuntimeError(
-        "lkanyio needs a running asyncio or trio event loop in this thread; from "
-        "synchronous code, run it through anyio.from_thread.start_blocking_portal()"
-    )
-
-
-def _is_current_asyncio_loop(loop: object) -> bool:
-    import asyncio
-
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return False
-
-
-def _is_current_trio_run(token: object) -> bool:
-    import trio
-
-    try:
-        return trio.lowlevel.current_trio_token() is token
-    except RuntimeError:
-        return False
-
-
-async def _never_awaitable(_: Any) -> None:  # pragma: no cover - replaced on trio drivers
-    raise AssertionError("not a trio driver")
 
 
 _OWNED_HANDLE: Final = "livekit.proto.FfiOwnedHandle"
@@ -341,132 +201,6 @@ def _drop(message: Any) -> None:
     """A late handler that needs to do nothing but consume the callback."""
 
 
-def buffer_pointer(data: Any) -> tuple[int, object]:
-    """Return the address of a contiguous buffer and the object that keeps it pinned.
-
-    The native core trusts the pointers it is given (an invalid one crashes the process), so
-    the second element must stay referenced for as long as the native side may read the memory.
-
-    Raises:
-        TypeError: if ``data`` does not expose a contiguous buffer.
-    """
-    from ._native import ffi
-
-    try:
-        pinned = ffi.from_buffer(data, require_writable=False)
-    except TypeError:
-        raise TypeError(
-            f"expected a contiguous bytes-like object, not {type(data).__name__}"
-        ) from None
-    return int(ffi.cast("uintptr_t", pinned)), pinned
-
-
-def _check_native_region(address: int, length: int) -> None:
-    # The native core's pointers are trusted by cffi: a zero address or a negative length
-    # would crash the process or raise deep inside cffi, so they are refused here.
-    if length < 0:
-        raise ValueError(f"cannot copy {length} bytes of native memory")
-    if length and address <= 0:
-        raise ValueError(f"cannot copy native memory at address {address:#x}")
-
-
-def copy_native(address: int, length: int) -> bytes:
-    """Copy ``length`` bytes the native core owns at ``address`` (valid only until it is freed).
-
-    Raises:
-        ValueError: a negative length, or a null address for a non-empty region.
-    """
-    _check_native_region(address, length)
-    if length == 0:
-        return b""
-    from ._native import ffi
-
-    return bytes(ffi.buffer(ffi.cast("uint8_t *", address), length))
-
-
-def native_bytearray(address: int, length: int) -> bytearray:
-    """Like :func:`copy_native`, into a new ``bytearray`` (one copy; frames own theirs)."""
-    _check_native_region(address, length)
-    if length == 0:
-        return bytearray()
-    from ._native import ffi
-
-    return bytearray(ffi.buffer(ffi.cast("uint8_t *", address), length))
-
-
-def copy_native_into(
-    dest: bytearray,
-    offset: int,
-    address: int,
-    row_bytes: int,
-    *,
-    rows: int = 1,
-    stride: int | None = None,
-) -> None:
-    """Copy ``rows`` rows of ``row_bytes`` native bytes into ``dest`` at ``offset``, packed.
-
-    The source rows start ``stride`` bytes apart (default: ``row_bytes``, one contiguous
-    region); only each row's first ``row_bytes`` are copied.  The caller has checked that the
-    source region belongs to its native buffer (the video plane checks do); this checks the
-    rest, so a wrong layout raises instead of writing past ``dest``.
-
-    Raises:
-        ValueError: the rows do not fit ``dest`` at ``offset``, a stride shorter than a row,
-            a negative count, or a null address.
-    """
-    stride = row_bytes if stride is None else stride
-    if rows < 0 or row_bytes < 0 or stride < row_bytes:
-        raise ValueError(f"cannot copy {rows} rows of {row_bytes} bytes {stride} bytes apart")
-    if offset < 0 or offset + rows * row_bytes > len(dest):
-        raise ValueError(
-            f"{rows} rows of {row_bytes} bytes at offset {offset} do not fit {len(dest)} bytes"
-        )
-    _check_native_region(address, (rows - 1) * stride + row_bytes if rows else 0)
-    if not rows or not row_bytes:
-        return
-    from ._native import ffi
-
-    pinned = ffi.from_buffer(dest)  # kept referenced: it pins ``dest`` while copying
-    target = pinned + offset
-    source = ffi.cast("uint8_t *", address)
-    if stride == row_bytes:
-        ffi.memmove(target, source, rows * row_bytes)
-    else:  # padded rows: each row's pixels only
-        for row in range(rows):
-            ffi.memmove(target + row * row_bytes, source + row * stride, row_bytes)
-    del pinned
-
-
-_WIRE_LEVEL_BY_NAME: Final[dict[str, int]] = {
-    "ERROR": ffi_pb2.LOG_ERROR,
-    "WARN": ffi_pb2.LOG_WARN,
-    "WARNING": ffi_pb2.LOG_WARN,
-    "INFO": ffi_pb2.LOG_INFO,
-    "DEBUG": ffi_pb2.LOG_DEBUG,
-    "TRACE": ffi_pb2.LOG_TRACE,
-}
-
-
-def _native_log_threshold() -> int:
-    """The most verbose native log level to forward into :mod:`logging` (``lkanyio.native``).
-
-    ``LKANYIO_NATIVE_LOG_LEVEL`` (error, warn, info, debug, trace) wins; otherwise it follows
-    the ``lkanyio.native`` logger's level when the native core starts, and is at least WARN.
-    The shim drops less severe records before they reach Python.
-    """
-    name = os.environ.get("LKANYIO_NATIVE_LOG_LEVEL", "").strip().upper()
-    if name in _WIRE_LEVEL_BY_NAME:
-        return _WIRE_LEVEL_BY_NAME[name]
-    level = _native_log.getEffectiveLevel()
-    if level <= 5:
-        return ffi_pb2.LOG_TRACE
-    if level <= logging.DEBUG:
-        return ffi_pb2.LOG_DEBUG
-    if level <= logging.INFO:
-        return ffi_pb2.LOG_INFO
-    return ffi_pb2.LOG_WARN
-
-
 def _library_path() -> Path:
     override = os.environ.get("LIVEKIT_LIB_PATH", "").strip()
     if override:
@@ -485,7 +219,7 @@ class Bridge:
     """The process-wide connection to the native core.  Use :func:`get_bridge`."""
 
     def __init__(self) -> None:
-        from ._native import ffi, lib
+        from ._ffi import ffi, lib
 
         self._ffi = ffi
         self._lib = lib
@@ -499,7 +233,7 @@ class Bridge:
         self.library_path = path
         self._core: Correlator[Receiver, Sink] = Correlator()
         self._live_handles = 0
-        self._driver: _Driver | None = None
+        self._driver: Driver | None = None
         self._driver_lock = threading.Lock()
         self._disposed = False
         self._lost_seen = 0  # the shim's lost-event count the pending waiters were failed for
@@ -511,7 +245,7 @@ class Bridge:
         # thousands of responses failed to parse).  So each thread has its own pair.
         self._out = threading.local()
         self._count_lock = threading.Lock()  # guards _live_handles (adopted/dropped anywhere)
-        lib.lk_shim_set_log_threshold(_native_log_threshold())
+        lib.lk_shim_set_log_threshold(native_log_threshold())
         lib.lk_shim_initialize(True, SDK_NAME.encode(), SDK_VERSION.encode())
         atexit.register(self.dispose)
         os.register_at_fork(after_in_child=self._after_fork_in_child)
@@ -756,7 +490,7 @@ class Bridge:
 
     # -- the driver --------------------------------------------------------------------------
 
-    def ensure_driver(self) -> _Driver:
+    def ensure_driver(self) -> Driver:
         """Make sure the running event loop wakes up for native events; return its driver.
 
         The loop is found without sniffio: this also runs inside the dispatcher (an asyncio
@@ -771,13 +505,13 @@ class Bridge:
         driver = self._driver
         if driver is not None and driver.alive and driver.is_current():
             return driver
-        library, loop = _running_loop()
+        library, loop = running_loop()
         with self._driver_lock:  # two threads' loops must not both install a driver
             driver = self._driver
             if driver is not None and driver.alive:
                 if driver.loop is loop:
                     return driver
-                if self._loop_running(driver):
+                if driver.running():
                     raise RuntimeError(
                         "lkanyio serves one running event loop per process at a time, and "
                         "another one (in thread "
@@ -785,74 +519,12 @@ class Bridge:
                         "other threads use anyio.from_thread or a blocking portal into it), "
                         "or start this loop after that one has finished"
                     )
-                self._stop_driver(driver)
-            driver = self._install_driver(library, loop)
+                driver.stop()
+            driver = install_driver(library, loop, self._wakeup_fd, self._pump)
             self._driver = driver
         # Events may have queued while no loop was listening.
         self._pump()
         return driver
-
-    def _install_driver(self, library: str, loop: Any) -> _Driver:
-        if library == "asyncio":
-            # CPython's loops keep their runnable callbacks in ``_ready``; a loop without it
-            # (uvloop …) never counts as idle, so requests always yield there.
-            ready = getattr(loop, "_ready", None)
-            idle: Callable[[], bool] = _never if ready is None else (lambda: not ready)
-            driver = _Driver(loop, idle)
-            driver.create_future = loop.create_future
-            driver.is_current = functools.partial(_is_current_asyncio_loop, loop)
-            loop.add_reader(self._wakeup_fd, self._pump_in_asyncio_callback)
-            return driver
-        import trio
-
-        driver = _Driver(loop, _trio_idle_check())
-        driver.current_task = trio.lowlevel.current_task
-        driver.wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
-        driver.reschedule = trio.lowlevel.reschedule
-        driver.is_current = functools.partial(_is_current_trio_run, loop)
-        trio.lowlevel.spawn_system_task(self._trio_driver, driver, name="lkanyio-dispatcher")
-        return driver
-
-    @staticmethod
-    def _loop_running(driver: _Driver) -> bool:
-        loop = driver.loop
-        if hasattr(loop, "is_running"):
-            return bool(loop.is_running()) and not loop.is_closed()  # type: ignore[attr-defined]
-        return driver.alive  # trio: the system task ends with its run
-
-    def _stop_driver(self, driver: _Driver) -> None:
-        driver.alive = False
-        loop = driver.loop
-        if hasattr(loop, "remove_reader") and not loop.is_closed():  # type: ignore[attr-defined]
-            loop.remove_reader(self._wakeup_fd)
-
-    async def _trio_driver(self, driver: _Driver) -> None:
-        import trio
-
-        fd = self._wakeup_fd
-        try:
-            while driver.alive:
-                await trio.lowlevel.wait_readable(fd)
-                self._pump()
-        finally:
-            driver.alive = False
-
-    def _pump_in_asyncio_callback(self) -> None:
-        """The asyncio driver: pump from the loop's reader callback.
-
-        A reader callback runs outside any task, where sniffio cannot tell which library runs
-        (under ``asyncio.run``, uvloop or a framework's loop; only ``anyio.run`` sets sniffio's
-        context variable).  anyio asks sniffio whenever the dispatcher starts a task, creates an
-        event or a cancel scope, so the driver, which knows its loop, says so for the pump's
-        duration through sniffio's thread-local override, and restores what was there.
-        """
-        local = sniffio.thread_local
-        previous = local.name
-        local.name = "asyncio"
-        try:
-            self._pump()
-        finally:
-            local.name = previous
 
     def _pump(self) -> None:
         """Take every queued event from the shim and route it (synchronous, in the loop).
@@ -949,9 +621,9 @@ class Bridge:
             else:
                 self._drop_owned(message)
         elif action is Action.LOGS:
-            self._forward_logs(message)
+            forward_logs(message)
         elif action is Action.PANIC:
-            _native_log.critical("native core panic: %s", redact(getattr(message, "message", "")))
+            native_log.critical("native core panic: %s", redact(getattr(message, "message", "")))
 
     def _drop_owned(self, message: Any) -> None:
         """Release every native handle an event carries when nobody will take it.
@@ -961,13 +633,6 @@ class Bridge:
         """
         for handle in _owned_handle_ids(message):
             self.drop_native(handle)
-
-    @staticmethod
-    def _forward_logs(batch: Any) -> None:
-        for record in batch.records:
-            level = _LOG_LEVELS.get(record.level, logging.INFO)
-            if _native_log.isEnabledFor(level):
-                _native_log.log(level, "%s: %s", record.target, redact(record.message))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -1049,64 +714,3 @@ def statistics() -> BridgeStatistics:
     if _bridge is None:
         return BridgeStatistics(False, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, live_streams(), 0, 0)
     return _bridge.statistics()
-
-
-class OwnedHandle:
-    """A native handle that is dropped exactly once: by :meth:`close`, or when garbage collected.
-
-    Thread-safe: the id lives in a one-element list and is taken out with ``list.pop``, which is
-    atomic, so ``close()`` racing another ``close()`` or the finalizer (which may run in any
-    thread) drops it once, with no lock a finalizer could deadlock on.
-    """
-
-    __slots__ = ("__weakref__", "_bridge", "_cell", "_id")
-
-    def __init__(self, handle_id: int) -> None:
-        if handle_id <= 0:
-            raise NativeError("the native core returned no handle")
-        self._bridge = get_bridge()
-        self._id = handle_id  # for repr and error messages only; _cell decides
-        self._cell = [handle_id]
-        self._bridge.adopted()
-
-    @property
-    def id(self) -> int:
-        """The native handle id.
-
-        Raises:
-            ResourceClosedError: if the handle was already dropped.
-        """
-        try:
-            return self._cell[0]
-        except IndexError:
-            raise ResourceClosedError("this object has been closed") from None
-
-    @property
-    def closed(self) -> bool:
-        """Whether the handle has been dropped."""
-        return not self._cell
-
-    def _take(self) -> int:
-        try:
-            return self._cell.pop()
-        except IndexError:
-            return 0
-
-    def close(self) -> None:
-        """Drop the handle (idempotent, from any thread)."""
-        handle = self._take()
-        if handle:
-            self._bridge.drop_handle(handle)
-
-    def disown(self) -> None:
-        """Forget the handle without dropping it: the native core took ownership of it."""
-        if self._take():
-            self._bridge.disowned()
-
-    def __del__(self) -> None:
-        if getattr(self, "_cell", None):
-            self.close()
-
-    def __repr__(self) -> str:
-        return f"<OwnedHandle {self._id if self._cell else 'closed'}>"
-

@@ -28,16 +28,18 @@ from typing import TYPE_CHECKING, Any, Final, final
 import anyio
 import anyio.lowlevel
 
-from ._bridge import Bridge, OwnedHandle, buffer_pointer, get_bridge, native_bytearray
-from ._checks import check_positive
-from ._errors import ResourceClosedError, check_native
-from ._frames import AudioFrame
-from ._native_stream import NativeStream
-from ._processing import FrameProcessor, NoiseCancellationOptions, apply_processor
-from ._proto import audio_frame_pb2, ffi_pb2
-from ._resource import Resource
+from .._checks import check_positive
+from .._errors import ResourceClosedError, check_native
+from .._native._bridge import Bridge, get_bridge
+from .._native._handles import OwnedHandle
+from .._native._memory import buffer_pointer, native_bytearray
+from .._native._proto import audio_frame_pb2, ffi_pb2
+from .._resource import Resource
+from .._types import TrackKind, TrackSource
+from ._audio_frame import AudioFrame
+from ._frame_processors import FrameProcessor, NoiseCancellationOptions, apply_processor
+from ._frame_stream import NativeStream
 from ._track import Track
-from ._types import TrackKind, TrackSource
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,8 +47,8 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-    from ._participant import Participant
-    from ._streams import OverflowPolicy
+    from .._participant import Participant
+    from .._streams import OverflowPolicy
 
 __all__ = [
     "AudioFrameEvent",

@@ -6,23 +6,19 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, final
 
-from ._bridge import (
-    OwnedHandle,
-    buffer_pointer,
-    copy_native_into,
-    get_bridge,
-    native_bytearray,
-)
-from ._checks import check_bool, check_enum, check_positive, check_uint
-from ._errors import NativeError, check_native
-from ._native_stream import NativeStream
-from ._proto import ffi_pb2, video_frame_pb2
-from ._resource import Resource
-from ._types import TrackKind, TrackSource
+from .._checks import check_bool, check_enum, check_positive, check_uint
+from .._errors import NativeError, check_native
+from .._native._bridge import get_bridge
+from .._native._handles import OwnedHandle
+from .._native._memory import buffer_pointer, copy_native_into, native_bytearray
+from .._native._proto import ffi_pb2, video_frame_pb2
+from .._resource import Resource
+from .._types import TrackKind, TrackSource
+from ._frame_stream import NativeStream
 
 if TYPE_CHECKING:
-    from ._participant import Participant
-    from ._streams import OverflowPolicy
+    from .._participant import Participant
+    from .._streams import OverflowPolicy
     from ._track import Track
 
 __all__ = [

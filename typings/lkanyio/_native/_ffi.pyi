@@ -1,6 +1,6 @@
-# Stub for the cffi extension built from native/_native_build.py (module lkanyio._native).
+# Stub for the cffi extension built from native/_ffi_build.py (module lkanyio._native._ffi).
 # The C declarations are in native/lkanyio_shim.h; cffi objects are opaque here, and Any stays
-# inside lkanyio._bridge, the only module that imports this one.
+# inside lkanyio._native, the only package that imports this one.
 from typing import Any
 
 ffi: Any

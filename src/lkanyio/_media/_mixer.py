@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Final, final
 
 import anyio
 
-from ._checks import check_positive
-from ._errors import ResourceClosedError, raise_lone
-from ._frames import AudioFrame
+from .._checks import check_positive
+from .._errors import ResourceClosedError, raise_lone
+from ._audio_frame import AudioFrame
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup

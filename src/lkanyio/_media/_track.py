@@ -9,20 +9,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, final
 
-from ._bridge import OwnedHandle, get_bridge
-from ._errors import check_native
-from ._proto import ffi_pb2, track_pb2
-from ._resource import Resource
-from ._stats import TrackStats
-from ._types import StreamState, TrackKind
+from .._errors import check_native
+from .._native._bridge import get_bridge
+from .._native._handles import OwnedHandle
+from .._native._proto import ffi_pb2, track_pb2
+from .._resource import Resource
+from .._stats import TrackStats
+from .._types import StreamState, TrackKind
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
+    from .._core._session import NativeHandle
     from ._audio import AudioSource
-    from ._core._session import NativeHandle
     from ._devices import PlatformAudioSource
-    from ._encoded import EncodedVideoSource
+    from ._encoded_video import EncodedVideoSource
     from ._video import VideoSource
 
 __all__ = [
@@ -235,7 +236,7 @@ class LocalVideoTrack(LocalTrack):
             TypeError: if ``name`` is not a ``str`` or ``source`` not a ``VideoSource``.
             ResourceClosedError: if ``source`` has been closed.
         """
-        from ._encoded import EncodedVideoSource
+        from ._encoded_video import EncodedVideoSource
         from ._video import VideoSource
 
         if not isinstance(name, str):

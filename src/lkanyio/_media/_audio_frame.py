@@ -14,7 +14,7 @@ import wave
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final, final
 
-from ._checks import check_positive
+from .._checks import check_positive
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer

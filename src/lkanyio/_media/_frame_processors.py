@@ -27,11 +27,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, final
 
-from ._errors import NativeError
-from ._frames import AudioFrame
+from .._errors import AudioFilterError
+from ._audio_frame import AudioFrame
 
 __all__ = [
-    "AudioFilterError",
     "FrameProcessor",
     "NoiseCancellationOptions",
     "load_audio_filter",
@@ -48,12 +47,6 @@ it runs on the event loop.
 """
 
 
-@final
-class AudioFilterError(NativeError):
-    """A native audio-filter plugin could not be loaded, or a stream names one that is not.
-
-    The message carries the native core's text when it gave one.
-    """
 
 
 _loaded: set[str] = set()
@@ -84,8 +77,8 @@ def load_audio_filter(
         AudioFilterError: the native core could not load it (its message says why, e.g. no such
             file).
     """
-    from ._bridge import get_bridge
-    from ._proto import ffi_pb2
+    from .._native._bridge import get_bridge
+    from .._native._proto import ffi_pb2
 
     if not isinstance(module_id, str):
         raise TypeError(f"module_id must be a str, not {type(module_id).__name__}")

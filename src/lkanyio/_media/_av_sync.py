@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, final
 import anyio
 import anyio.lowlevel
 
+from .._errors import ResourceClosedError
+from .._resource import Resource
 from ._audio import AudioSource
-from ._errors import ResourceClosedError
-from ._frames import AudioFrame
-from ._resource import Resource
+from ._audio_frame import AudioFrame
 from ._video import VideoFrame, VideoSource
 
 if TYPE_CHECKING:

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 import anyio
 from anyio.abc import ObjectReceiveStream
 
-from ._bridge import OwnedHandle, get_bridge
-from ._proto import ffi_pb2
-from ._resource import Resource
-from ._streams import EventStreamStatistics, OverflowPolicy, open_event_stream
+from .._native._bridge import get_bridge
+from .._native._handles import OwnedHandle
+from .._native._proto import ffi_pb2
+from .._resource import Resource
+from .._streams import EventStreamStatistics, OverflowPolicy, open_event_stream
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -127,14 +128,17 @@ class NativeStream(Resource, ObjectReceiveStream[E]):
         Raises:
             TypeError: ``participant`` is not a participant or ``source`` not a TrackSource.
         """
-        from ._participant import Participant
-        from ._types import TrackSource
+        from .._core._session import ParticipantRecord
+        from .._types import TrackSource
 
-        if not isinstance(participant, Participant):
+        # A participant is a view of the session's record (``Participant._record``): asking
+        # the record keeps media below the room's features, which import media.
+        record = getattr(participant, "_record", None)
+        if not isinstance(record, ParticipantRecord):
             raise TypeError(f"from_participant needs a participant, not {participant!r}")
         if not isinstance(source, TrackSource):
             raise TypeError(f"source must be a TrackSource, not {source!r}")
-        return participant._handle.id, source
+        return record.handle.id, source
 
     def _convert(self, received: Any) -> E | None:  # pragma: no cover - abstract
         raise NotImplementedError

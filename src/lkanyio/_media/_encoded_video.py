@@ -20,11 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, final
 
-from ._bridge import OwnedHandle, buffer_pointer, get_bridge
-from ._checks import check_bool, check_uint
-from ._resource import Resource
-from ._streams import EventSender, EventStream, open_event_stream
-from ._types import VideoCodec
+from .._checks import check_bool, check_uint
+from .._native._bridge import get_bridge
+from .._native._handles import OwnedHandle
+from .._native._memory import buffer_pointer
+from .._resource import Resource
+from .._streams import EventSender, EventStream, open_event_stream
+from .._types import VideoCodec
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -85,7 +87,7 @@ class EncodedVideoSource(Resource):
     """
 
     def __init__(self, width: int, height: int, *, codec: VideoCodec) -> None:
-        from ._proto import ffi_pb2, video_frame_pb2
+        from .._native._proto import ffi_pb2, video_frame_pb2
 
         for name, value in (("width", width), ("height", height)):
             check_uint(name, value)
@@ -138,7 +140,7 @@ class EncodedVideoSource(Resource):
             ValueError: ``data`` is empty.
             ResourceClosedError: the source was closed.
         """
-        from ._proto import ffi_pb2, video_frame_pb2
+        from .._native._proto import ffi_pb2, video_frame_pb2
         from ._video import FrameMetadata
 
         check_bool("keyframe", keyframe)
@@ -184,7 +186,7 @@ class EncodedVideoSource(Resource):
         Raises:
             ResourceClosedError: the source was closed.
         """
-        from ._proto import ffi_pb2
+        from .._native._proto import ffi_pb2
 
         req = ffi_pb2.FfiRequest()
         req.take_encoded_video_source_feedback.source_handle = self._handle.id
@@ -242,7 +244,7 @@ def publish_options_for(track: object, out: object) -> None:
     (``ENCODER_BACKEND_PRE_ENCODED``); without them the native core would try to re-encode a
     source that has no raw frames.  Tracks of other sources are left alone.
     """
-    from ._proto import room_pb2
+    from .._native._proto import room_pb2
 
     source = getattr(track, "source", None)
     if not isinstance(source, EncodedVideoSource):

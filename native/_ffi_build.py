@@ -1,4 +1,4 @@
-"""cffi builder for ``lkanyio._native`` (out-of-line, API mode).
+"""cffi builder for ``lkanyio._native._ffi`` (out-of-line, API mode).
 
 Run by setuptools through ``cffi_modules`` in ``setup.py``.  The module contains only the small C
 shim in ``lkanyio_shim.c``; the LiveKit native library itself is opened by path at run time.
@@ -21,9 +21,9 @@ CDEF = _cdef(HEADER.read_text())
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
-    "lkanyio._native",
+    "lkanyio._native._ffi",
     '#include "lkanyio_shim.h"',
-    # Relative to the project root, where setuptools (and `python native/_native_build.py`)
+    # Relative to the project root, where setuptools (and `python native/_ffi_build.py`)
     # run: setuptools refuses absolute source paths.
     sources=["native/lkanyio_shim.c"],
     include_dirs=["native"],

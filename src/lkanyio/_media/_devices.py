@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, final
 
 import anyio.lowlevel
 
-from ._bridge import OwnedHandle, get_bridge
-from ._errors import NativeError
-from ._proto import audio_frame_pb2, ffi_pb2
-from ._resource import Resource
+from .._errors import AudioDeviceError
+from .._native._bridge import get_bridge
+from .._native._handles import OwnedHandle
+from .._native._proto import audio_frame_pb2, ffi_pb2
+from .._resource import Resource
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -39,20 +40,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AudioDevice",
-    "AudioDeviceError",
     "PlatformAudio",
     "PlatformAudioOptions",
     "PlatformAudioSource",
 ]
 
 
-@final
-class AudioDeviceError(NativeError):
-    """The platform's audio devices are unavailable, or a device request failed.
-
-    The message carries the native core's text (e.g. ``Failed to initialize platform audio`` on
-    a machine without sound devices).
-    """
 
 
 @final
