@@ -3,7 +3,7 @@
 ::
 
     lkanyio token --room R --identity alice          # print an access token
-    lkanyio join --room R [--json]                   # print room events until interrupted
+    lkanyio join --room R [--json] [--show-tokens]   # print room events until interrupted
     lkanyio publish tone.wav --room R                # stream a WAV file as a microphone track
     lkanyio record alice out.wav --room R            # save alice's audio as a WAV file
     lkanyio serve-local [-- CMD ...]                 # a livekit-server in a private namespace
@@ -11,10 +11,11 @@
 
 The server comes from ``--url``/``--api-key``/``--api-secret`` or ``LIVEKIT_URL``,
 ``LIVEKIT_API_KEY`` and ``LIVEKIT_API_SECRET``; ``--token`` replaces the key and secret.  Events
-and tokens go to stdout, progress and status to stderr.  Exit status: 0 done (an interrupt with
-Ctrl-C or SIGTERM is a normal end for ``join``, ``record``, ``serve-local`` and ``worker``, which
-drains first), 1 the command
-failed (the reason is on stderr), 2 bad arguments.
+and tokens go to stdout, progress and status to stderr.  ``join`` leaves out what an event keeps
+out of its ``repr`` (the token of ``TokenRefreshed``: a credential) unless given
+``--show-tokens``.  Exit status: 0 done (an interrupt with Ctrl-C or SIGTERM is a normal end for
+``join``, ``record``, ``serve-local`` and ``worker``, which drains first), 1 the command failed
+(the reason is on stderr), 2 bad arguments.
 """
 
 from __future__ import annotations
@@ -82,12 +83,17 @@ def _plain(value: object) -> object:
     return str(value)
 
 
-def event_record(event: object) -> dict[str, object]:
-    """A room event as a flat dict: ``{"event": "DataReceived", "participant": "alice", ...}``."""
+def event_record(event: object, *, show_secrets: bool = False) -> dict[str, object]:
+    """A room event as a flat dict: ``{"event": "DataReceived", "participant": "alice", ...}``.
+
+    Fields the event keeps out of its ``repr`` (``TokenRefreshed.token``, a credential valid for
+    minutes) are left out unless ``show_secrets``.
+    """
     record: dict[str, object] = {"event": type(event).__name__}
     if dataclasses.is_dataclass(event):
         for f in dataclasses.fields(event):
-            record[f.name] = _plain(getattr(event, f.name))
+            if f.repr or show_secrets:
+                record[f.name] = _plain(getattr(event, f.name))
     return record
 
 
@@ -180,7 +186,8 @@ async def _join(args: argparse.Namespace) -> int:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_until_signal, tg.cancel_scope)
             async for event in events:
-                say(format_record(event_record(event), as_json=args.json))
+                record = event_record(event, show_secrets=args.show_tokens)
+                say(format_record(record, as_json=args.json))
             tg.cancel_scope.cancel()  # the stream ended: we were disconnected
     return 0
 
@@ -500,6 +507,11 @@ def build_parser() -> argparse.ArgumentParser:
     join = commands.add_parser("join", help="print room events until interrupted")
     _add_join_args(join)
     join.add_argument("--json", action="store_true", help="one JSON object per line")
+    join.add_argument(
+        "--show-tokens",
+        action="store_true",
+        help="print the access tokens the server refreshes (TokenRefreshed); hidden by default",
+    )
     join.set_defaults(run_async=_join)
 
     publish = commands.add_parser("publish", help="stream a 16-bit WAV file as a microphone track")

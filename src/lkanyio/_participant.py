@@ -21,6 +21,7 @@ from ._errors import (
     PublishDTMFError,
     PublishTrackError,
     PublishTranscriptionError,
+    ResourceClosedError,
     UnpublishTrackError,
     check_native,
     native_error,
@@ -519,10 +520,23 @@ class LocalParticipant(Participant):
         fails with ``CONNECTION_TIMEOUT``.  The call passes through the outgoing interceptors
         (:meth:`add_rpc_interceptor`) first.
 
+        A call to an identity the room does not know goes out at once (the server routes it
+        to a participant that joined but is not announced yet: livekit-server announces one
+        that publishes nothing on a 3 s tick), and fails with ``RECIPIENT_NOT_FOUND`` if the
+        identity is still unknown 4 s later, or if the call was not acknowledged before that:
+        not after the 7 s ``CONNECTION_TIMEOUT``.  A participant the server never announces
+        (a hidden one) can be called only if it answers within those 4 s.
+
         Raises:
-            RpcError: the call failed (``code`` tells why: unsupported method, timeout,
-                application error raised by the handler, payload too large …).
-            ValueError: a payload over 15 KiB or a non-positive timeout.
+            RpcError: the call failed (``code`` tells why: unsupported method, no such
+                participant, timeout, application error raised by the handler, payload too
+                large …).
+            ValueError: a payload over 15 KiB, a method name over 8 KiB, a destination
+                identity over 256 bytes (UTF-8 each), or a non-positive timeout.  The native
+                core sends the method and both identities in one data packet of at most
+                15 KiB (measured: a longer one failed with ``SEND_FAILED``); 256 bytes is
+                livekit-server's default limit on identities, so no longer one can be in the
+                room.
         """
         self._port.check_connected()
         call = RpcCallInfo(
@@ -533,7 +547,7 @@ class LocalParticipant(Participant):
             max_round_trip_latency=max_round_trip_latency,
         )
         interceptors = self._rpc.interceptors if self._rpc is not None else []
-        return await perform_rpc(self._handle.id, call, interceptors)
+        return await perform_rpc(self._port, call, interceptors)
 
     def _rpc_server(self) -> RpcServer:
         self._port.check_connected()
@@ -634,7 +648,8 @@ class LocalParticipant(Participant):
             if cb.WhichOneof("result") != "track":
                 raise native_error(cb, DataTrackError, default="the data track was not published")
             track = LocalDataTrack(cb.track, self._port)
-            self._port.session.adopt_local_data_track(track)
+            if not self._port.session.adopt_local_data_track(track):
+                raise ResourceClosedError("the room was left before the data track was published")
             return track
 
         def unpublish_late(cb: Any) -> None:

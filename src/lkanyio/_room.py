@@ -41,7 +41,8 @@ from ._native._bridge import get_bridge
 from ._native._handles import OwnedHandle
 from ._native._logs import redact
 from ._native._memory import copy_native
-from ._native._proto import ffi_pb2, room_pb2
+from ._native._proto import ffi_pb2, participant_pb2, room_pb2
+from ._native._requests import wire_enum
 from ._participant import (
     LocalParticipant,
     ParticipantPermissions,
@@ -68,7 +69,7 @@ if TYPE_CHECKING:
 
     from ._core._session import LocalPublicationRecord, RemotePublicationRecord, RemoteRecord
     from ._media._track import LocalTrack, RemoteTrack
-    from ._native._proto import handle_pb2, participant_pb2, track_pb2
+    from ._native._proto import handle_pb2, track_pb2
     from ._port import RoomPort
     from ._rpc import RpcServer
 
@@ -265,7 +266,9 @@ def _late_connect(cb: Any) -> None:
         _log.exception("lkanyio: could not release a room whose connect was cancelled")
     req = ffi_pb2.FfiRequest()
     req.disconnect.room_handle = result.room.handle.id
-    req.disconnect.reason = DisconnectReason.CLIENT_INITIATED  # type: ignore[assignment]
+    req.disconnect.reason = wire_enum(
+        participant_pb2.DisconnectReason, DisconnectReason.CLIENT_INITIATED
+    )
 
     def drop_all(_cb: Any) -> None:
         for handle in handles:
@@ -438,7 +441,7 @@ class Room:
         kind = check_enum("kind", kind, SimulateScenario)
         req = ffi_pb2.FfiRequest()
         req.simulate_scenario.room_handle = self._require_connected_handle()
-        req.simulate_scenario.scenario = int(kind)  # type: ignore[assignment]
+        req.simulate_scenario.scenario = wire_enum(room_pb2.SimulateScenarioKind, kind)
         cb = await get_bridge().request_async(req)
         check_native(cb, what=f"simulate_scenario({kind.name}) failed")
 
@@ -631,7 +634,7 @@ class Room:
                 self._send_ready()
                 req = ffi_pb2.FfiRequest()
                 req.disconnect.room_handle = handle.id
-                req.disconnect.reason = int(reason)  # type: ignore[assignment]
+                req.disconnect.reason = wire_enum(participant_pb2.DisconnectReason, reason)
                 await bridge.request_async(req)
                 with anyio.move_on_after(DISCONNECT_TIMEOUT):
                     await self._eos.wait()

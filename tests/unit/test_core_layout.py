@@ -4,7 +4,8 @@ The layers, lowest first (``docs/contributing.md`` says the same in prose):
 
 * ground — leaf modules every layer may use: ``_errors``, ``_types``, ``_checks``,
   ``_resource``, ``_streams``, ``_stats``, ``_rtc_config``, ``_events`` (the public event
-  classes: data at run time) and the protocol types (``_native._proto``);
+  classes: data at run time), the protocol types (``_native._proto``) and the typed request
+  helpers (``_native._requests``);
 * ``_core/`` — sans-IO: the correlator, event classification, the room session, and the worker
   protocol (``_core/_worker*.py``); imports only the ground and itself;
 * ``_native/`` — cffi, the shim, protobuf plumbing, one driver per backend;
@@ -147,9 +148,10 @@ print(json.dumps(sorted(sys.modules)))
 
 GROUND = frozenset({
     "_errors", "_types", "_checks", "_resource", "_streams", "_stats", "_rtc_config", "_events",
-    "_native", "_native._proto",
+    "_native", "_native._proto", "_native._requests",
 })
-"""Leaf modules (dotted, relative to ``lkanyio``): they import nothing but each other."""
+"""Leaf modules (dotted, relative to ``lkanyio``): they import nothing but each other.  Of
+``_native/`` only the protocol types and the typed request helpers are ground: no cffi."""
 APPS = frozenset({"_cli", "__main__", "demo"})
 """Applications shipped with the package: they may use anything."""
 ALLOWED: dict[str, frozenset[str]] = {

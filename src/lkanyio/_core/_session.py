@@ -322,14 +322,24 @@ class RoomSession:
         self._on_change()
         return True
 
-    def adopt_local_data_track(self, track: LocalDataTrack) -> None:
-        """A data track was published: it is in ``data_tracks`` until unpublished."""
+    def adopt_local_data_track(self, track: LocalDataTrack) -> bool:
+        """A data track was published: it is in ``data_tracks`` until unpublished.
+
+        The session releases it when it is unpublished or the room closes.  ``False`` (and
+        released at once) if the room has closed already.
+        """
+        if self.closed:
+            track._close()
+            return False
         self.local.data_tracks[track.sid] = track
         self._on_change()
+        return True
 
     def local_data_track_unpublished(self, sid: str) -> None:
-        """A local data track was unpublished (it released its own handle)."""
-        if self.local.data_tracks.pop(sid, None) is not None:
+        """A local data track was unpublished: it leaves ``data_tracks`` and is released."""
+        track = self.local.data_tracks.pop(sid, None)
+        if track is not None:
+            track._close()
             self._on_change()
 
     # -- events -------------------------------------------------------------------------------
@@ -363,6 +373,9 @@ class RoomSession:
         for _view, state in self._unpublished.values():
             state.handle.close()
         self._unpublished.clear()
+        # Data tracks left published (no ``async with``): the room unpublishes them by leaving.
+        _close_each(self.local.data_tracks.values())
+        self.local.data_tracks.clear()
         self.local.handle.close()
 
     def _release_remote(self, remote: _Remote) -> None:
@@ -691,14 +704,19 @@ class RoomSession:
     # what participants send
 
     def _data_packet_received(self, m: room_pb2.DataPacketReceived) -> list[ev.RoomEvent]:
-        sender = self.remote(m.participant_identity)
+        # The native core names only senders it knows: "" for the server and for a participant
+        # not announced yet (see DataReceived).  Nothing more to wait for: no later event says
+        # who sent it.
+        identity = m.participant_identity
+        sender = self.remote(identity)
         which = m.WhichOneof("value")
         if which == "user":
             owned = m.user.data
             data = self._adopter.payload(owned.handle, owned.data.data_ptr, owned.data.data_len)
-            return [ev.DataReceived(data, DataPacketKind(m.kind), sender, m.user.topic)]
+            kind = DataPacketKind(m.kind)
+            return [ev.DataReceived(data, kind, sender, m.user.topic, identity)]
         if which == "sip_dtmf":
-            return [ev.SipDTMFReceived(m.sip_dtmf.code, m.sip_dtmf.digit, sender)]
+            return [ev.SipDTMFReceived(m.sip_dtmf.code, m.sip_dtmf.digit, sender, identity)]
         return []
 
     def _transcription_received(self, m: room_pb2.TranscriptionReceived) -> list[ev.RoomEvent]:

@@ -15,18 +15,17 @@ import errno
 import os
 import secrets
 import shutil
-import signal
 import subprocess
-import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, final
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Protocol, final
+
+from ._daemon import Daemon
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -52,7 +51,6 @@ PEER_IP: Final = "10.213.7.2"
 """The other end of the veth pair (``lkv1``)."""
 SERVER_VERSION: Final = "v1.13.5"
 """The livekit-server release :func:`server_binary` builds and :class:`LocalServer` runs."""
-_READY_TIMEOUT: Final = 30.0
 
 _netns_lock = threading.Lock()
 _netns_ip: str | None = None
@@ -237,31 +235,14 @@ logging:
 {extra}"""
 
 
-def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
-    """Stop a harness process (SIGTERM, then SIGKILL after 10 s) and reap it; None is a no-op."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def kill_process(proc: subprocess.Popen[bytes] | None) -> None:
-    """Kill a harness process with SIGKILL and reap it; None or an ended one is a no-op."""
-    if proc is not None and proc.poll() is None:
-        proc.kill()
-        proc.wait()
-
-
 @final
-class LocalServer:
+class LocalServer(Daemon):
     """A livekit-server child process on :data:`NODE_IP` (inside :func:`enter_private_netns`).
 
     A sync context manager: ``with LocalServer(node_ip=...) as server: server.info.url``.
     """
+
+    NAME: ClassVar[str] = "livekit-server"
 
     def __init__(
         self,
@@ -289,8 +270,7 @@ class LocalServer:
         self.node_ip = node_ip
         self.port = port
         self.binary = binary or server_binary()
-        self._dir = Path(tempfile.mkdtemp(prefix="lkanyio-server-"))
-        self.log_path = self._dir / "livekit-server.log"
+        super().__init__(scratch_prefix="lkanyio-server-", log_name="livekit-server.log")
         self.info = ServerInfo(
             url=f"ws://{node_ip}:{port}",
             http_url=f"http://{node_ip}:{port}",
@@ -312,39 +292,9 @@ class LocalServer:
         )
         self._config = self._dir / "config.yaml"
         self._config.write_text(config)
-        self._proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        """Start the server and wait until it answers ``GET /``.
-
-        Raises:
-            RuntimeError: it exited or did not answer in time (the log's tail is in the message).
-        """
-        if self._proc is not None and self._proc.poll() is None:
-            return
-        log = self.log_path.open("ab")
-        try:
-            self._proc = subprocess.Popen(
-                [str(self.binary), "--config", str(self._config), "--node-ip", self.node_ip],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        finally:
-            log.close()
-        deadline = time.monotonic() + _READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(
-                    f"livekit-server exited with {self._proc.returncode}:\n{self.log_tail()}"
-                )
-            if self.answers():
-                return
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(
-            f"livekit-server did not answer within {_READY_TIMEOUT} s:\n{self.log_tail()}"
-        )
+    def _command(self) -> list[str]:
+        return [str(self.binary), "--config", str(self._config), "--node-ip", self.node_ip]
 
     def answers(self) -> bool:
         """Whether ``GET /`` answers 200 right now."""
@@ -354,45 +304,10 @@ class LocalServer:
         except (urllib.error.URLError, OSError):
             return False
 
-    @property
-    def running(self) -> bool:
-        """Whether the server process is alive."""
-        return self._proc is not None and self._proc.poll() is None
-
-    def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after 10 s) and reap it."""
-        proc, self._proc = self._proc, None
-        stop_process(proc)
-
-    def kill(self) -> None:
-        """Kill the server with SIGKILL (for fault tests) and reap it."""
-        proc, self._proc = self._proc, None
-        kill_process(proc)
-
     def restart(self) -> None:
         """Start the server again on the same port with the same keys."""
         self.stop()
         self.start()
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The last lines of the server's log."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def __enter__(self) -> LocalServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 class TokenFactory(Protocol):
