@@ -4,6 +4,9 @@
 
     lkanyio token --room R --identity alice          # print an access token
     lkanyio join --room R [--json] [--show-tokens]   # print room events until interrupted
+    lkanyio room list|create NAME|delete NAME        # the server's rooms (RoomService)
+    lkanyio participants ROOM                        # who is in a room
+    lkanyio dispatch create|list|delete ...          # agent dispatches of a room
     lkanyio publish tone.wav --room R                # stream a WAV file as a microphone track
     lkanyio record alice out.wav --room R            # save alice's audio as a WAV file
     lkanyio serve-local [-- CMD ...]                 # a livekit-server in a private namespace
@@ -39,12 +42,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import anyio
+from google.protobuf.json_format import MessageToDict
 
 import lkanyio
+from lkanyio import api
 from lkanyio.testing import LocalServer, ServerInfo, enter_private_netns, make_token
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+    from google.protobuf.message import Message
 if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
     from exceptiongroup import BaseExceptionGroup
 
@@ -124,12 +131,7 @@ def _server_from_args(args: argparse.Namespace, *, need_url: bool = True) -> Ser
 
 
 def _mint(server: ServerInfo, **claims: Any) -> str:
-    try:
-        return make_token(server, **claims)
-    except ModuleNotFoundError as exc:
-        raise _Fail(
-            f"minting a token needs livekit-api ({exc}): pip install livekit-api, or pass --token"
-        ) from exc
+    return make_token(server, **claims)
 
 
 def _join_token(args: argparse.Namespace, server: ServerInfo, default_identity: str) -> str:
@@ -159,6 +161,83 @@ def _cmd_token(args: argparse.Namespace) -> int:
             ttl=timedelta(seconds=args.ttl),
         )
     )
+    return 0
+
+
+# --- the server API (lkanyio.api) -------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> api.LiveKitAPI:
+    server = _server_from_args(args)
+    try:
+        return api.LiveKitAPI(server.http_url, server.api_key, server.api_secret)
+    except ValueError as exc:
+        raise _Fail(str(exc)) from exc
+
+
+def _print_messages(messages: Sequence[Message], args: argparse.Namespace, fields: str) -> None:
+    """One line per message: JSON with ``--json``, else the named fields, tab-separated."""
+    for message in messages:
+        if args.json:
+            print(json.dumps(MessageToDict(message), ensure_ascii=False), flush=True)
+        else:
+            print("\t".join(str(getattr(message, f)) for f in fields.split()), flush=True)
+
+
+async def _room(args: argparse.Namespace) -> int:
+    async with _client(args) as lkapi:
+        if args.action == "list":
+            listed = await lkapi.room.list_rooms(api.ListRoomsRequest(names=args.names))
+            _print_messages(listed.rooms, args, "name sid num_participants metadata")
+        elif args.action == "create":
+            (name,) = args.names or [None]
+            if not name or len(args.names) != 1:
+                raise _Fail("room create takes one room name")
+            created = await lkapi.room.create_room(
+                api.CreateRoomRequest(
+                    name=name,
+                    empty_timeout=args.empty_timeout,
+                    max_participants=args.max_participants,
+                    metadata=args.metadata or "",
+                )
+            )
+            _print_messages([created], args, "name sid")
+        else:
+            if not args.names:
+                raise _Fail("room delete takes the names of the rooms to delete")
+            for name in args.names:
+                await lkapi.room.delete_room(api.DeleteRoomRequest(room=name))
+                print(f"{PROG}: deleted room {name!r}", file=sys.stderr, flush=True)
+    return 0
+
+
+async def _participants(args: argparse.Namespace) -> int:
+    async with _client(args) as lkapi:
+        listed = await lkapi.room.list_participants(api.ListParticipantsRequest(room=args.room))
+    _print_messages(listed.participants, args, "identity sid name metadata")
+    return 0
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
+    async with _client(args) as lkapi:
+        if args.action == "create":
+            if not args.agent_name:
+                raise _Fail("dispatch create needs --agent-name")
+            created = await lkapi.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(
+                    agent_name=args.agent_name, room=args.room, metadata=args.metadata or ""
+                )
+            )
+            _print_messages([created], args, "id agent_name room metadata")
+        elif args.action == "list":
+            dispatches = await lkapi.agent_dispatch.list_dispatch(args.room)
+            _print_messages(dispatches, args, "id agent_name room metadata")
+        else:
+            if not args.ids:
+                raise _Fail("dispatch delete takes the ids of the dispatches to delete")
+            for dispatch_id in args.ids:
+                await lkapi.agent_dispatch.delete_dispatch(dispatch_id, args.room)
+                print(f"{PROG}: deleted dispatch {dispatch_id}", file=sys.stderr, flush=True)
     return 0
 
 
@@ -473,12 +552,22 @@ def _add_join_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--room", help="room to join (needed unless --token names it)")
     parser.add_argument("--identity", help="our identity (default: a unique name)")
     parser.add_argument("--token", help="a ready access token (instead of key and secret)")
+    _add_backend_arg(parser)
+
+
+def _add_backend_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         choices=("asyncio", "trio"),
         default="asyncio",
         help="event loop to run on (default: asyncio)",
     )
+
+
+def _add_api_args(parser: argparse.ArgumentParser) -> None:
+    _add_server_args(parser)
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    _add_backend_arg(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -503,6 +592,51 @@ def build_parser() -> argparse.ArgumentParser:
         "--ttl", type=_positive, default=3600.0, metavar="SECONDS", help="validity (default 3600)"
     )
     token.set_defaults(run=_cmd_token)
+
+    room = commands.add_parser(
+        "room",
+        help="list, create or delete rooms (RoomService)",
+        description="list [NAME ...]: the active rooms (all, or those named), one per line: "
+        "name, sid, participants, metadata; create NAME: create a room (or return the existing "
+        "one); delete NAME ...: delete rooms, disconnecting everyone in them.",
+    )
+    room.add_argument("action", choices=("list", "create", "delete"))
+    room.add_argument("names", nargs="*", metavar="NAME")
+    room.add_argument(
+        "--empty-timeout",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="create: close the room this long after the last one left",
+    )
+    room.add_argument("--max-participants", type=int, default=0, metavar="N", help="create")
+    room.add_argument("--metadata", help="create: the room's metadata")
+    _add_api_args(room)
+    room.set_defaults(run_async=_room)
+
+    participants = commands.add_parser(
+        "participants",
+        help="list a room's participants",
+        description="One line per participant: identity, sid, name, metadata.",
+    )
+    participants.add_argument("room", metavar="ROOM")
+    _add_api_args(participants)
+    participants.set_defaults(run_async=_participants)
+
+    dispatch = commands.add_parser(
+        "dispatch",
+        help="create, list or delete agent dispatches of a room",
+        description="create --room R --agent-name A [--metadata M]: dispatch the agent "
+        "registered as A to room R; list --room R; delete ID ... --room R. Dispatches print "
+        "one per line: id, agent name, room, metadata.",
+    )
+    dispatch.add_argument("action", choices=("create", "list", "delete"))
+    dispatch.add_argument("ids", nargs="*", metavar="ID", help="delete: the dispatches' ids")
+    dispatch.add_argument("--room", required=True)
+    dispatch.add_argument("--agent-name", help="create: the agent to dispatch")
+    dispatch.add_argument("--metadata", help="create: the job's metadata")
+    _add_api_args(dispatch)
+    dispatch.set_defaults(run_async=_dispatch)
 
     join = commands.add_parser("join", help="print room events until interrupted")
     _add_join_args(join)

@@ -28,13 +28,13 @@ RUN_WAIT = 90.0
 
 
 def _env(server_info: Any, **extra: str) -> dict[str, str]:
-    return dict(
-        os.environ,
-        LIVEKIT_URL=server_info.url,
-        LIVEKIT_API_KEY=server_info.api_key,
-        LIVEKIT_API_SECRET=server_info.api_secret,
+    return {  # ``extra`` may override the server's variables
+        **os.environ,
+        "LIVEKIT_URL": server_info.url,
+        "LIVEKIT_API_KEY": server_info.api_key,
+        "LIVEKIT_API_SECRET": server_info.api_secret,
         **extra,
-    )
+    }
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

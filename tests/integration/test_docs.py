@@ -33,6 +33,7 @@ import anyio
 import pytest
 
 import lkanyio
+import lkanyio.api
 import lkanyio.testing
 import lkanyio.worker
 from _util import assert_no_leaks
@@ -60,6 +61,8 @@ PUBLIC = (
     # without docstrings), WorkerError is lkanyio.WorkerError
     + [f"lkanyio.worker.{n}" for n in _public_names(lkanyio.worker)
        if n not in {"Job", "JobType", "JobStatus", "WorkerError"}]
+    # lkanyio.api's own names (it also re-exports livekit-protocol's messages, as livekit-api)
+    + [f"lkanyio.api.{n}" for n in lkanyio.api.__all__]
 )
 
 
@@ -160,7 +163,8 @@ def test_site_builds_with_every_public_name_anchored(site: Path) -> None:
 #   - index and tutorials are whole programs: run as __main__ (they call asyncio.run, trio.run or
 #     a blocking portal themselves); the Starlette one defines `app`, which the test serves with
 #     uvicorn and calls over loopback HTTP;
-#   - how-to pages define `async def main(url, <identity>_token, ...)`, which the test calls on
+#   - how-to pages define `async def main(url, <identity>_token, ...)` (or api_key, api_secret:
+#     the server's), which the test calls on
 #     asyncio and on trio;
 #   - how-to/testing.md starts its own server in its own namespace: run as a child process.
 # A ```text title="Output"``` block lists lines the page's program must print, in that order.
@@ -263,8 +267,8 @@ def _serve_and_call(app: object, path: str) -> dict[str, object]:
 
 
 RUN_AS_MAIN = ["index.md", "tutorials/asyncio.md", "tutorials/sync.md", "tutorials/trio.md"]
-HOW_TO = ["how-to/data-streams.md", "how-to/e2ee.md", "how-to/media.md", "how-to/reconnects.md",
-          "how-to/rpc.md"]
+HOW_TO = ["how-to/api.md", "how-to/data-streams.md", "how-to/e2ee.md", "how-to/media.md",
+          "how-to/reconnects.md", "how-to/rpc.md"]
 
 
 def _token(server_info: ServerInfo, room: str) -> Callable[[str], str]:
@@ -307,8 +311,10 @@ def test_how_to_runs(
     exec(compile(source, str(DOCS / page), "exec"), namespace)
     main = namespace["main"]
     token = _token(server_info, room_name)
+    given = {"url": server_info.url, "api_key": server_info.api_key,
+             "api_secret": server_info.api_secret}
     args = [
-        server_info.url if name == "url" else token(name.removesuffix("_token"))
+        given[name] if name in given else token(name.removesuffix("_token"))
         for name in inspect.signature(main).parameters
     ]
     anyio.run(main, *args, backend=backend)

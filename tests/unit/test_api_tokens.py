@@ -21,6 +21,16 @@ from lkanyio import api
 KEY = "APIkey"
 SECRET = "s" * 40
 OTHER_SECRET = "t" * 40
+GRANTS: dict[str, Any] = {
+    "room_join": True,
+    "room": "r1",
+    "can_publish": False,
+    "can_publish_sources": ["camera", "microphone"],
+    "can_update_own_metadata": True,
+    "hidden": True,
+    "agent": True,
+    "can_subscribe_metrics": True,
+}
 
 
 def _both(build: Any) -> tuple[str, str]:
@@ -39,18 +49,7 @@ def _everything(token: Any, mod: Any) -> Any:
         .with_metadata('{"x": 1}')
         .with_attributes({"team": "blue", "empty": ""})
         .with_ttl(timedelta(minutes=5))
-        .with_grants(
-            mod.VideoGrants(
-                room_join=True,
-                room="r1",
-                can_publish=False,
-                can_publish_sources=["camera", "microphone"],
-                can_update_own_metadata=True,
-                hidden=True,
-                agent=True,
-                can_subscribe_metrics=True,
-            )
-        )
+        .with_grants(mod.VideoGrants(**GRANTS))
         .with_sip_grants(mod.SIPGrants(admin=True, call=True))
         .with_room_config(
             mod.RoomConfiguration(
@@ -119,16 +118,7 @@ def test_verified_claims_read_back_what_was_granted() -> None:
     )
     assert isinstance(claims, api.Claims)
     assert (claims.identity, claims.name, claims.kind) == ("alice", "Alice", "agent")
-    assert claims.video == api.VideoGrants(
-        room_join=True,
-        room="r1",
-        can_publish=False,
-        can_publish_sources=["camera", "microphone"],
-        can_update_own_metadata=True,
-        hidden=True,
-        agent=True,
-        can_subscribe_metrics=True,
-    )
+    assert claims.video == api.VideoGrants(**GRANTS)
     assert claims.sip == api.SIPGrants(admin=True, call=True)
     assert claims.attributes == {"team": "blue", "empty": ""}
     assert claims.room_preset == "preset"

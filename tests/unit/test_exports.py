@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import lkanyio
+import lkanyio.api
 
 # Classes users receive and read but are meant to share a base: the rest are @final.
 BASES = {"LocalTrack", "Participant", "RemoteTrack", "Track", "TrackPublication"}
@@ -100,6 +101,7 @@ def test_every_public_name_is_visible_to_mypy_strict(tmp_path: Path) -> None:
         + "".join(f"import lkanyio.{name}\n" for name in SUBMODULES)
         + "".join(f"_{i} = lkanyio.{name}\n" for i, name in enumerate(PUBLIC))
         + "".join(f"_w{i} = lkanyio.worker.{name}\n" for i, name in enumerate(WORKER))
+        + "".join(f"_api{i} = lkanyio.api.{name}\n" for i, name in enumerate(lkanyio.api.__all__))
     )
     root = Path(__file__).resolve().parents[2]
     stdout, stderr, status = api.run(

@@ -13,8 +13,8 @@
     async with api.LiveKitAPI(url, key, secret) as lkapi:
         await lkapi.room.create_room(api.CreateRoomRequest(name="my-room"))
 
-The names, methods and message types are livekit-api's (``from livekit import api``), so code
-moves over by changing that import; it runs on trio as on asyncio (httpx underneath, not
+The names, methods and message types are livekit-api's, so code moves over by importing ``api``
+from ``lkanyio`` instead of from ``livekit``; it runs on trio as on asyncio (httpx underneath, not
 aiohttp).  As in livekit-api, the server API's protobuf messages (livekit-protocol's
 ``CreateRoomRequest``, ``RoomConfiguration``, ``RoomAgentDispatch``, ``WebhookEvent``, ...) are
 importable from here too.  This package imports nothing of lkanyio's room machinery or native
@@ -22,6 +22,40 @@ core: it works in a process that never joins a room.
 """
 
 import contextlib as _contextlib
+
+__all__ = [  # lkanyio's own names; the protocol messages are importable too, as in livekit-api
+    "DEFAULT_LEEWAY",
+    "DEFAULT_TTL",
+    "APIConnectionError",
+    "APIError",
+    "AccessToken",
+    "AgentDispatchService",
+    "AgentEndpointGrants",
+    "AgentGrants",
+    "AgentThreadGrants",
+    "Claims",
+    "ConnectorService",
+    "EgressService",
+    "InferenceGrants",
+    "IngressService",
+    "InvalidTokenError",
+    "LiveKitAPI",
+    "ObservabilityGrants",
+    "ParticipantKind",
+    "RoomService",
+    "SIPGrants",
+    "ServerError",
+    "ServerErrorCode",
+    "ServerUnreachableError",
+    "SipCallError",
+    "SipService",
+    "TokenVerifier",
+    "TwirpError",
+    "TwirpErrorCode",
+    "VideoGrants",
+    "WebhookError",
+    "WebhookReceiver",
+]
 
 from livekit.protocol.agent import *  # noqa: F403
 
@@ -60,10 +94,10 @@ from ._access_token import SIPGrants as SIPGrants
 from ._access_token import TokenVerifier as TokenVerifier
 from ._access_token import VideoGrants as VideoGrants
 from ._agent_dispatch import AgentDispatchService as AgentDispatchService
+from ._client import LiveKitAPI as LiveKitAPI
 from ._connector import ConnectorService as ConnectorService
 from ._egress import EgressService as EgressService
 from ._ingress import IngressService as IngressService
-from ._livekit_api import LiveKitAPI as LiveKitAPI
 from ._room_service import RoomService as RoomService
 from ._sip import SipService as SipService
 from ._twirp import ServerErrorCode as ServerErrorCode

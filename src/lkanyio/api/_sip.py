@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, TypeVar, final
+from typing import TYPE_CHECKING, Any, TypeVar, final
 
 from livekit.protocol.models import ListUpdate
 from livekit.protocol.sip import (
@@ -42,6 +42,8 @@ from ._access_token import SIPGrants, VideoGrants
 from ._service import Service
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
     from google.protobuf.message import Message
 
 __all__ = ["SipService"]
@@ -72,8 +74,23 @@ def _fill(target: ListUpdate, value: ListUpdate | list[str] | None) -> None:
         target.set.extend(value)
 
 
-def _deprecated(old: str, new: str) -> None:
-    warnings.warn(f"{old} is deprecated, use {new} instead", DeprecationWarning, stacklevel=3)
+def _deprecated(new: str) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """livekit-api's deprecated name of the method ``new``: it warns, then calls ``new``.
+
+    The old name has ``sip_`` after the verb (``create_inbound_trunk`` was
+    ``create_sip_inbound_trunk``); the arguments are passed on as they are.
+    """
+    verb, _, rest = new.partition("_")
+    old = f"{verb}_sip_{rest}"
+
+    async def alias(self: SipService, *args: Any, **kwargs: Any) -> Any:
+        warnings.warn(f"{old} is deprecated, use {new} instead", DeprecationWarning, stacklevel=2)
+        return await getattr(self, new)(*args, **kwargs)
+
+    alias.__name__ = alias.__qualname__ = old
+    alias.__doc__ = f"Deprecated: :meth:`{new}` (same arguments)."
+    alias.__deprecated_for__ = new  # type: ignore[attr-defined]
+    return alias
 
 
 @final
@@ -101,12 +118,6 @@ class SipService(Service):
         """Create an inbound trunk (calls into LiveKit)."""
         return await self._admin("CreateSIPInboundTrunk", create, SIPInboundTrunkInfo)
 
-    async def create_sip_inbound_trunk(
-        self, create: CreateSIPInboundTrunkRequest
-    ) -> SIPInboundTrunkInfo:
-        """Deprecated: :meth:`create_inbound_trunk`."""
-        _deprecated("create_sip_inbound_trunk", "create_inbound_trunk")
-        return await self.create_inbound_trunk(create)
 
     async def update_inbound_trunk(
         self, trunk_id: str, trunk: SIPInboundTrunkInfo
@@ -118,12 +129,6 @@ class SipService(Service):
             SIPInboundTrunkInfo,
         )
 
-    async def update_sip_inbound_trunk(
-        self, trunk_id: str, trunk: SIPInboundTrunkInfo
-    ) -> SIPInboundTrunkInfo:
-        """Deprecated: :meth:`update_inbound_trunk`."""
-        _deprecated("update_sip_inbound_trunk", "update_inbound_trunk")
-        return await self.update_inbound_trunk(trunk_id, trunk)
 
     async def update_inbound_trunk_fields(
         self,
@@ -155,30 +160,6 @@ class SipService(Service):
             SIPInboundTrunkInfo,
         )
 
-    async def update_sip_inbound_trunk_fields(
-        self,
-        trunk_id: str,
-        *,
-        numbers: list[str] | None = None,
-        allowed_addresses: list[str] | None = None,
-        allowed_numbers: list[str] | None = None,
-        auth_username: str | None = None,
-        auth_password: str | None = None,
-        name: str | None = None,
-        metadata: str | None = None,
-    ) -> SIPInboundTrunkInfo:
-        """Deprecated: :meth:`update_inbound_trunk_fields`."""
-        _deprecated("update_sip_inbound_trunk_fields", "update_inbound_trunk_fields")
-        return await self.update_inbound_trunk_fields(
-            trunk_id,
-            numbers=numbers,
-            allowed_addresses=allowed_addresses,
-            allowed_numbers=allowed_numbers,
-            auth_username=auth_username,
-            auth_password=auth_password,
-            name=name,
-            metadata=metadata,
-        )
 
     async def list_inbound_trunk(
         self, list: ListSIPInboundTrunkRequest
@@ -186,12 +167,6 @@ class SipService(Service):
         """The inbound trunks."""
         return await self._admin("ListSIPInboundTrunk", list, ListSIPInboundTrunkResponse)
 
-    async def list_sip_inbound_trunk(
-        self, list: ListSIPInboundTrunkRequest
-    ) -> ListSIPInboundTrunkResponse:
-        """Deprecated: :meth:`list_inbound_trunk`."""
-        _deprecated("list_sip_inbound_trunk", "list_inbound_trunk")
-        return await self.list_inbound_trunk(list)
 
     # --- outbound trunks ------------------------------------------------------------------
 
@@ -201,12 +176,6 @@ class SipService(Service):
         """Create an outbound trunk (calls out of LiveKit)."""
         return await self._admin("CreateSIPOutboundTrunk", create, SIPOutboundTrunkInfo)
 
-    async def create_sip_outbound_trunk(
-        self, create: CreateSIPOutboundTrunkRequest
-    ) -> SIPOutboundTrunkInfo:
-        """Deprecated: :meth:`create_outbound_trunk`."""
-        _deprecated("create_sip_outbound_trunk", "create_outbound_trunk")
-        return await self.create_outbound_trunk(create)
 
     async def update_outbound_trunk(
         self, trunk_id: str, trunk: SIPOutboundTrunkInfo
@@ -218,12 +187,6 @@ class SipService(Service):
             SIPOutboundTrunkInfo,
         )
 
-    async def update_sip_outbound_trunk(
-        self, trunk_id: str, trunk: SIPOutboundTrunkInfo
-    ) -> SIPOutboundTrunkInfo:
-        """Deprecated: :meth:`update_outbound_trunk`."""
-        _deprecated("update_sip_outbound_trunk", "update_outbound_trunk")
-        return await self.update_outbound_trunk(trunk_id, trunk)
 
     async def update_outbound_trunk_fields(
         self,
@@ -255,30 +218,6 @@ class SipService(Service):
             SIPOutboundTrunkInfo,
         )
 
-    async def update_sip_outbound_trunk_fields(
-        self,
-        trunk_id: str,
-        *,
-        address: str | None = None,
-        transport: SIPTransport | None = None,
-        numbers: list[str] | None = None,
-        auth_username: str | None = None,
-        auth_password: str | None = None,
-        name: str | None = None,
-        metadata: str | None = None,
-    ) -> SIPOutboundTrunkInfo:
-        """Deprecated: :meth:`update_outbound_trunk_fields`."""
-        _deprecated("update_sip_outbound_trunk_fields", "update_outbound_trunk_fields")
-        return await self.update_outbound_trunk_fields(
-            trunk_id,
-            address=address,
-            transport=transport,
-            numbers=numbers,
-            auth_username=auth_username,
-            auth_password=auth_password,
-            name=name,
-            metadata=metadata,
-        )
 
     async def list_outbound_trunk(
         self, list: ListSIPOutboundTrunkRequest
@@ -286,21 +225,11 @@ class SipService(Service):
         """The outbound trunks."""
         return await self._admin("ListSIPOutboundTrunk", list, ListSIPOutboundTrunkResponse)
 
-    async def list_sip_outbound_trunk(
-        self, list: ListSIPOutboundTrunkRequest
-    ) -> ListSIPOutboundTrunkResponse:
-        """Deprecated: :meth:`list_outbound_trunk`."""
-        _deprecated("list_sip_outbound_trunk", "list_outbound_trunk")
-        return await self.list_outbound_trunk(list)
 
     async def delete_trunk(self, delete: DeleteSIPTrunkRequest) -> SIPTrunkInfo:
         """Delete a trunk (inbound or outbound)."""
         return await self._admin("DeleteSIPTrunk", delete, SIPTrunkInfo)
 
-    async def delete_sip_trunk(self, delete: DeleteSIPTrunkRequest) -> SIPTrunkInfo:
-        """Deprecated: :meth:`delete_trunk`."""
-        _deprecated("delete_sip_trunk", "delete_trunk")
-        return await self.delete_trunk(delete)
 
     # --- dispatch rules -------------------------------------------------------------------
 
@@ -310,12 +239,6 @@ class SipService(Service):
         """Create a dispatch rule (which room an inbound call goes to)."""
         return await self._admin("CreateSIPDispatchRule", create, SIPDispatchRuleInfo)
 
-    async def create_sip_dispatch_rule(
-        self, create: CreateSIPDispatchRuleRequest
-    ) -> SIPDispatchRuleInfo:
-        """Deprecated: :meth:`create_dispatch_rule`."""
-        _deprecated("create_sip_dispatch_rule", "create_dispatch_rule")
-        return await self.create_dispatch_rule(create)
 
     async def update_dispatch_rule(
         self, rule_id: str, rule: SIPDispatchRuleInfo
@@ -327,12 +250,6 @@ class SipService(Service):
             SIPDispatchRuleInfo,
         )
 
-    async def update_sip_dispatch_rule(
-        self, rule_id: str, rule: SIPDispatchRuleInfo
-    ) -> SIPDispatchRuleInfo:
-        """Deprecated: :meth:`update_dispatch_rule`."""
-        _deprecated("update_sip_dispatch_rule", "update_dispatch_rule")
-        return await self.update_dispatch_rule(rule_id, rule)
 
     async def update_dispatch_rule_fields(
         self,
@@ -355,26 +272,6 @@ class SipService(Service):
             SIPDispatchRuleInfo,
         )
 
-    async def update_sip_dispatch_rule_fields(
-        self,
-        rule_id: str,
-        *,
-        trunk_ids: list[str] | None = None,
-        rule: SIPDispatchRule | None = None,
-        name: str | None = None,
-        metadata: str | None = None,
-        attributes: dict[str, str] | None = None,
-    ) -> SIPDispatchRuleInfo:
-        """Deprecated: :meth:`update_dispatch_rule_fields`."""
-        _deprecated("update_sip_dispatch_rule_fields", "update_dispatch_rule_fields")
-        return await self.update_dispatch_rule_fields(
-            rule_id,
-            trunk_ids=trunk_ids,
-            rule=rule,
-            name=name,
-            metadata=metadata,
-            attributes=attributes,
-        )
 
     async def list_dispatch_rule(
         self, list: ListSIPDispatchRuleRequest
@@ -382,12 +279,6 @@ class SipService(Service):
         """The dispatch rules."""
         return await self._admin("ListSIPDispatchRule", list, ListSIPDispatchRuleResponse)
 
-    async def list_sip_dispatch_rule(
-        self, list: ListSIPDispatchRuleRequest
-    ) -> ListSIPDispatchRuleResponse:
-        """Deprecated: :meth:`list_dispatch_rule`."""
-        _deprecated("list_sip_dispatch_rule", "list_dispatch_rule")
-        return await self.list_dispatch_rule(list)
 
     async def delete_dispatch_rule(
         self, delete: DeleteSIPDispatchRuleRequest
@@ -395,12 +286,6 @@ class SipService(Service):
         """Delete a dispatch rule."""
         return await self._admin("DeleteSIPDispatchRule", delete, SIPDispatchRuleInfo)
 
-    async def delete_sip_dispatch_rule(
-        self, delete: DeleteSIPDispatchRuleRequest
-    ) -> SIPDispatchRuleInfo:
-        """Deprecated: :meth:`delete_dispatch_rule`."""
-        _deprecated("delete_sip_dispatch_rule", "delete_dispatch_rule")
-        return await self.delete_dispatch_rule(delete)
 
     # --- calls ----------------------------------------------------------------------------
 
@@ -457,3 +342,20 @@ class SipService(Service):
             sip=SIPGrants(call=True),
             sip_call=True,
         )
+
+    # --- livekit-api's deprecated names (each warns, then calls the new one) ----------------
+
+    create_sip_inbound_trunk = _deprecated("create_inbound_trunk")
+    update_sip_inbound_trunk = _deprecated("update_inbound_trunk")
+    update_sip_inbound_trunk_fields = _deprecated("update_inbound_trunk_fields")
+    list_sip_inbound_trunk = _deprecated("list_inbound_trunk")
+    create_sip_outbound_trunk = _deprecated("create_outbound_trunk")
+    update_sip_outbound_trunk = _deprecated("update_outbound_trunk")
+    update_sip_outbound_trunk_fields = _deprecated("update_outbound_trunk_fields")
+    list_sip_outbound_trunk = _deprecated("list_outbound_trunk")
+    delete_sip_trunk = _deprecated("delete_trunk")
+    create_sip_dispatch_rule = _deprecated("create_dispatch_rule")
+    update_sip_dispatch_rule = _deprecated("update_dispatch_rule")
+    update_sip_dispatch_rule_fields = _deprecated("update_dispatch_rule_fields")
+    list_sip_dispatch_rule = _deprecated("list_dispatch_rule")
+    delete_sip_dispatch_rule = _deprecated("delete_dispatch_rule")

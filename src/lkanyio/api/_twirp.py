@@ -15,12 +15,15 @@ in ``tests/integration/test_api_errors.py`` through the pool's connections).
 from __future__ import annotations
 
 import json
+import os
+import time
 import uuid
 from datetime import timedelta
 from importlib import metadata
 from typing import TYPE_CHECKING, Final, TypeVar, final
 from urllib.parse import urlsplit, urlunsplit
 
+import anyio.lowlevel
 import httpx
 from google.protobuf.message import DecodeError, Message
 
@@ -52,6 +55,9 @@ PACKAGE: Final = "livekit"
 
 CALL_TOKEN_TTL: Final = timedelta(minutes=10)
 """How long the token signing one call stays valid (livekit-api signs each call for 6 hours)."""
+
+_SIGNED_KEPT: Final = 256
+"""Call tokens kept for reuse (one per distinct set of grants; room-scoped grants name a room)."""
 
 # Twirp's spec for an answer that is not a Twirp error (a proxy's page, say): the code follows
 # from the HTTP status.
@@ -88,18 +94,32 @@ def http_base(url: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc``, its causes and contexts, and the members of any exception group among them."""
+    found: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        current = todo.pop(0)
+        if any(current is seen for seen in found):
+            continue
+        found.append(current)
+        todo.extend(getattr(current, "exceptions", ()))
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return found
+
+
 def _reason(exc: BaseException) -> str:
-    """The most specific text in ``exc`` and its causes (httpx's own text can be empty)."""
-    texts = []
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        text = str(current).strip()
-        if text and text not in texts:
-            texts.append(text)
-        current = current.__cause__ or current.__context__
-    return "; ".join(texts) or type(exc).__name__
+    """Why a connection failed, in words.
+
+    The system's error if there is one (``Connection refused``, ``Network is unreachable``), else
+    the most specific text httpx gave.
+    """
+    chain = _chain(exc)
+    for error in chain:
+        if isinstance(error, OSError) and error.errno:
+            return os.strerror(error.errno)
+    texts = [text for error in chain if (text := str(error).strip())]
+    return texts[-1] if texts else type(exc).__name__
 
 
 @final
@@ -115,17 +135,30 @@ class Twirp:
         # environment, as livekit-api (aiohttp's default); redirects are errors (Twirp has none).
         self.client = httpx.AsyncClient(timeout=None, trust_env=False, follow_redirects=False)
         self.closed = False
+        self._signed: dict[str, tuple[float, str]] = {}
+        self._loop: object = None
 
     def authorization(self, video: VideoGrants | None, sip: SIPGrants | None) -> str:
         """The ``Authorization`` header for a call needing ``video`` and ``sip`` grants."""
         if self._token:  # a pre-signed token is sent as it is: its grants are the caller's
             return f"Bearer {self._token}"
+        # Calls that need the same grants share a token for the first half of its life, so no
+        # call goes out with less than half of it left (signing one is ~10% of a call's CPU).
+        key = repr((video, sip))
+        now = time.time()
+        minted, header = self._signed.get(key, (0.0, ""))
+        if now - minted < CALL_TOKEN_TTL.total_seconds() / 2:
+            return header
         token = AccessToken(self._api_key, self._api_secret).with_ttl(CALL_TOKEN_TTL)
         if video is not None:
             token.with_grants(video)
         if sip is not None:
             token.with_sip_grants(sip)
-        return f"Bearer {token.to_jwt()}"
+        header = f"Bearer {token.to_jwt()}"
+        if len(self._signed) >= _SIGNED_KEPT:  # one per room-scoped grant: keep it bounded
+            self._signed.clear()
+        self._signed[key] = (now, header)
+        return header
 
     async def call(
         self,
@@ -158,6 +191,7 @@ class Twirp:
         """
         if self.closed:
             raise ResourceClosedError(f"{service}.{method}: the LiveKitAPI is closed")
+        self._check_loop(service, method)
         headers = {
             "Authorization": self.authorization(video, sip),
             "Content-Type": "application/protobuf",
@@ -200,6 +234,23 @@ class Twirp:
                 metadata=error.metadata,
             )
         raise error
+
+    def _check_loop(self, service: str, method: str) -> None:
+        """Refuse a call from another event loop than the first call's.
+
+        The pool's connections belong to the loop that opened them: used from another one they
+        fail with the loop's own confusing error (measured: ``RuntimeError: no running event
+        loop`` from trio on a connection asyncio opened).
+        """
+        loop = anyio.lowlevel.current_token()
+        if self._loop is None:
+            self._loop = loop
+        elif loop != self._loop:  # anyio >= 4.11: a fresh token object that compares equal
+            raise RuntimeError(
+                f"{service}.{method}: this LiveKitAPI was first used in another event loop, "
+                "whose connections it holds; make one LiveKitAPI per event loop run "
+                "(async with LiveKitAPI(...) inside it)"
+            )
 
     def _transport_error(
         self, exc: httpx.TransportError, service: str, method: str

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Final, final
+from typing import Final, final
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 
 from ._agent_dispatch import AgentDispatchService
@@ -16,9 +17,6 @@ from ._room_service import RoomService
 from ._sip import SipService
 from ._twirp import Twirp, http_base
 
-if TYPE_CHECKING:
-    from types import TracebackType
-
 __all__ = ["LiveKitAPI"]
 
 _CLOSE_BOUND: Final = 5.0
@@ -26,7 +24,7 @@ _CLOSE_BOUND: Final = 5.0
 
 
 @final
-class LiveKitAPI:
+class LiveKitAPI(anyio.abc.AsyncResource):
     """The LiveKit server API on AnyIO: rooms, agent dispatch, egress, ingress, SIP, connectors.
 
     ::
@@ -34,13 +32,16 @@ class LiveKitAPI:
         async with LiveKitAPI(url, api_key, api_secret) as lkapi:
             room = await lkapi.room.create_room(CreateRoomRequest(name="my-room"))
 
-    One HTTP client (httpx) serves every service and every task; it runs on trio and asyncio
-    alike.  Each call is signed with a fresh token carrying only the grants that call needs and
-    valid for ten minutes.  Calls take no ``timeout=``: bound them with ``anyio.fail_after``; a
-    cancelled call leaves no connection half used (a call the server already received may still
-    take effect).  Failures raise :class:`~lkanyio.APIError` subclasses that name the service and
-    method: :class:`~lkanyio.TwirpError` (the server's error: code, message, HTTP status),
-    :class:`~lkanyio.ServerUnreachableError`, :class:`~lkanyio.APIConnectionError`.
+    One HTTP client (httpx) serves every service and every task of one event loop (its
+    connections belong to the loop that opened them: a call from another loop raises
+    ``RuntimeError``); it runs on trio and asyncio alike.  Each call is signed with a token
+    carrying only the grants that call needs, valid for ten minutes (calls needing the same
+    grants share one for its first five).  Calls take no ``timeout=``: bound them with
+    ``anyio.fail_after``; a cancelled call leaves no connection half used (a call the server
+    already received may still take effect).  Failures raise :class:`~lkanyio.APIError`
+    subclasses that name the service and method: :class:`~lkanyio.TwirpError` (the server's
+    error: code, message, HTTP status), :class:`~lkanyio.ServerUnreachableError`,
+    :class:`~lkanyio.APIConnectionError`.
     """
 
     def __init__(
@@ -137,13 +138,3 @@ class LiveKitAPI:
                 await self._twirp.aclose()
         await anyio.lowlevel.checkpoint()
 
-    async def __aenter__(self) -> LiveKitAPI:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
