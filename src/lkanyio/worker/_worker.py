@@ -49,6 +49,7 @@ from .._core._worker import (
     WorkerProtocol,
 )
 from .._errors import ConnectionLostError, WorkerError, raise_lone
+from .._resource import Resource
 from ..api import AccessToken, VideoGrants
 from ._job import JobContext
 from ._job import describe as _describe
@@ -58,7 +59,6 @@ from ._socket import HandshakeRefused, NotAWebSocket, SocketClosed, WebSocket, a
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
-    from types import TracebackType
 
 __all__ = ["Worker", "WorkerStatistics"]
 
@@ -132,7 +132,7 @@ def _target(entrypoint: Callable[..., object]) -> str:
 
 
 @final
-class Worker:
+class Worker(Resource):
     """An agent worker: registers with livekit-server, takes the jobs it dispatches, runs them.
 
     ::
@@ -317,6 +317,13 @@ class Worker:
             await self._registered.wait()
         return self._core.worker_id
 
+    def close(self) -> None:
+        """Close the worker: :meth:`serve` cannot start any more (cancel it to stop it).
+
+        Leaving the ``async with`` block closes it.
+        """
+        self._stop_reconnecting = True
+
     async def __aenter__(self) -> Worker:
         if self._entered:
             raise RuntimeError("a Worker can be entered once")
@@ -328,14 +335,6 @@ class Worker:
         self._flushed = anyio.Event()
         self._sent = anyio.Event()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop_reconnecting = True
 
     async def serve(self) -> None:
         """Register and take jobs until cancelled; then drain, and re-raise the cancellation.
