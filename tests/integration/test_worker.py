@@ -374,26 +374,54 @@ async def test_a_wrong_secret_is_a_clear_error_at_registration(server_info: Serv
     assert not re.search(r"eyJ[\w-]+\.", message), "the token is in the message"
 
 
-async def test_a_url_that_is_not_a_livekit_server_is_a_clear_error() -> None:
-    async def answer(client: anyio.abc.SocketStream) -> None:
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (b"HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\n\r\nnot here\n",
+         "is not a LiveKit server with agent workers: the WebSocket upgrade at /agent was "
+         "answered HTTP 404 (not here)"),
+        (b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+         "is not a LiveKit server: its answer to the WebSocket upgrade at /agent is not HTTP"),
+    ],
+    ids=["http-404", "not-http"],
+)
+async def test_a_url_that_is_not_a_livekit_server_is_a_clear_error(
+        answer: bytes, expected: str) -> None:
+    async def reply(client: anyio.abc.SocketStream) -> None:
         async with client:
             await client.receive()
-            await client.send(b"HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\n\r\nnot here\n")
+            await client.send(answer)
 
     async def entrypoint(job: JobContext) -> None:
         pass
 
     async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener, \
             anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, answer)
+        tg.start_soon(listener.serve, reply)
         port = listener.extra(anyio.abc.SocketAttribute.local_port)
         async with Worker(entrypoint, url=f"ws://127.0.0.1:{port}", api_key="k",
                           api_secret="s" * 32) as worker:
             with anyio.fail_after(EVENT_WAIT), pytest.raises(WorkerError) as caught:
                 await worker.serve()
         tg.cancel_scope.cancel()
-    assert "is not a LiveKit server with agent workers" in str(caught.value)
-    assert "HTTP 404" in str(caught.value)
+    assert expected in str(caught.value)
+
+
+async def test_a_server_that_is_not_there_yet_is_retried() -> None:
+    async def entrypoint(job: JobContext) -> None:
+        pass
+
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    # Nothing listens on the port now: connections are refused, and the worker tries again.
+    async with Worker(entrypoint, url=f"ws://127.0.0.1:{port}", api_key="k",
+                      api_secret="s" * 32) as worker, anyio.create_task_group() as tg:
+        tg.start_soon(worker.serve)
+        with anyio.fail_after(EVENT_WAIT):
+            while worker.statistics().connection_attempts < 3:
+                await anyio.sleep(0.05)  # the attempts are counted: poll the count
+        assert worker.statistics().registrations == 0
+        tg.cancel_scope.cancel()
 
 
 async def test_bad_arguments_fail_at_construction(server_info: ServerInfo) -> None:

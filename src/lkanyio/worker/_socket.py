@@ -125,8 +125,8 @@ class WebSocket:
             self._closed = True
             self._ws.receive_data(None)
             raise SocketClosed("the connection ended") from exc
-        self._ws.receive_data(data)
         try:
+            self._ws.receive_data(data)  # the handshake's answer is parsed here already
             return list(self._ws.events())
         except RemoteProtocolError as exc:
             self._closed = True
