@@ -56,6 +56,8 @@ from ._errors import WebhookError as WebhookError
 from ._errors import WorkerError as WorkerError
 from ._events import *  # noqa: F403 - every event class, listed in _events.__all__
 from ._events import RoomEvent as RoomEvent
+from ._held import HeldRoom as HeldRoom
+from ._held import hold_open as hold_open
 from ._media._apm import AudioProcessingModule as AudioProcessingModule
 from ._media._audio import AudioFrameEvent as AudioFrameEvent
 from ._media._audio import AudioResampler as AudioResampler

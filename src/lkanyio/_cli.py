@@ -3,10 +3,10 @@
 ::
 
     lkanyio token --room R --identity alice          # print an access token
-    lkanyio join --room R [--json] [--show-tokens]   # print room events until interrupted
     lkanyio room list|create NAME|delete NAME        # the server's rooms (RoomService)
     lkanyio participants ROOM                        # who is in a room
     lkanyio dispatch create|list|delete ...          # agent dispatches of a room
+    lkanyio join --room R [--json] [--show-tokens]   # print room events until interrupted
     lkanyio publish tone.wav --room R                # stream a WAV file as a microphone track
     lkanyio record alice out.wav --room R            # save alice's audio as a WAV file
     lkanyio serve-local [-- CMD ...]                 # a livekit-server in a private namespace

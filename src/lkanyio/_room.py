@@ -25,6 +25,7 @@ from ._data_streams import (
     _Subscription,
 )
 from ._data_tracks import RemoteDataTrack
+from ._descriptors import descriptor_usage, out_of_descriptors_hint
 from ._e2ee import E2EEManager, E2EEOptions
 from ._errors import (
     ConnectError,
@@ -586,7 +587,11 @@ class Room:
         bridge.bind(local.handle.id, self._on_rpc_invocation)
 
     def _connect_failure(self, message: str) -> str:
-        """The native core's reason, and what it means for a relay-only room.
+        """The native core's reason, and what it means: out of file descriptors, or relay-only.
+
+        A process out of descriptors fails a join with the native core's "Too many open
+        files", or after its ICE wait with "wait_pc_connection timed out" (lkanyio._descriptors
+        has the measurements): both are told by :func:`out_of_descriptors_hint`.
 
         Measured (livekit-ffi 0.13.2, coturn refusing the password with 401): a relay-only
         client gathers no candidate at all, signalling succeeds, and each join attempt ends
@@ -594,6 +599,9 @@ class Room:
         shorten it) with "wait_pc_connection timed out" - the same words as any other ICE
         failure, so the hint names what relay-only depends on.
         """
+        hint = out_of_descriptors_hint(message, descriptor_usage())
+        if hint is not None:
+            return f"{message}; {hint}"
         rtc = self._options.rtc_config
         if (
             rtc is not None

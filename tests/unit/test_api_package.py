@@ -172,3 +172,16 @@ def test_errors_are_lkanyio_errors_also_at_the_top() -> None:
         if issubclass(value, BaseException):
             assert issubclass(value, lkanyio.LiveKitError), name
             assert getattr(lkanyio, value.__name__) is value, name
+
+
+def test_the_whole_package_imported_for_the_api_leaves_the_native_library_unloaded() -> None:
+    # ``from lkanyio import api`` runs lkanyio/__init__.py too: its Python modules load, but the
+    # native core (liblivekit_ffi) is loaded only when a room or media object needs it.
+    code = """
+from lkanyio import api
+api.AccessToken("k", "s" * 32).with_identity("a").to_jwt()
+api.LiveKitAPI("ws://127.0.0.1:1", "k", "s" * 32)
+print("livekit_ffi" in open("/proc/self/maps").read())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr
