@@ -18,12 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from sides import fmt, run_interleaved
+from sides import medians as median_of
 
 HERE = Path(__file__).resolve().parent
 SIDES = ("lkanyio-trio", "lkanyio-asyncio")
@@ -107,10 +109,6 @@ def _side(side: str, url: str, key: str, secret: str, joins: int, jobs: int) -> 
     return dict(result)
 
 
-def _fmt(value: float) -> str:
-    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--joins", type=int, default=20)
@@ -123,37 +121,16 @@ def main() -> int:
         url, key, secret = json.loads(args.server)
         print(json.dumps(_side(args.side, url, key, secret, args.joins, args.jobs)))
         return 0
-
-    from lkanyio.testing import LocalServer, enter_private_netns, external_server_from_env
-
-    external = external_server_from_env()
-    server = None if external else LocalServer(node_ip=enter_private_netns())
-    if server is not None:
-        server.start()
-    info = external or server.info  # type: ignore[union-attr]
-    try:
-        runs: dict[str, list[dict[str, float]]] = {side: [] for side in SIDES}
-        for _ in range(args.reps):
-            for side in SIDES:  # interleaved, so load from elsewhere hits every side alike
-                out = subprocess.run(
-                    [sys.executable, __file__, "--side", side, "--joins", str(args.joins),
-                     "--jobs", str(args.jobs),
-                     "--server", json.dumps([info.url, info.api_key, info.api_secret])],
-                    capture_output=True, text=True, check=True,
-                ).stdout
-                runs[side].append(json.loads(out.splitlines()[-1]))
-    finally:
-        if server is not None:
-            server.stop()
-    medians = {
-        side: {m: statistics.median(r[m] for r in results) for m, _, _ in METRICS}
-        for side, results in runs.items()
-    }
+    runs = run_interleaved(
+        Path(__file__), SIDES, args.reps, ["--joins", str(args.joins), "--jobs", str(args.jobs)],
+        lambda info: [info.url, info.api_key, info.api_secret],
+    )
+    medians = median_of(runs, METRICS)
     print("| workload | metric | lkanyio trio | lkanyio asyncio |")
     print("|---|---|---|---|")
     for metric, label, _better in METRICS:
         row = [medians[s][metric] for s in SIDES]
-        print(f"| agent dispatch | {label} | {' | '.join(_fmt(v) for v in row)} |")
+        print(f"| agent dispatch | {label} | {' | '.join(fmt(v) for v in row)} |")
     result = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "joins": args.joins,
