@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sides import fmt, run_interleaved
+from sides import fmt, run_interleaved, write_results
 from sides import medians as median_of
 
 HERE = Path(__file__).resolve().parent
@@ -131,15 +131,8 @@ def main() -> int:
     for metric, label, _better in METRICS:
         row = [medians[s][metric] for s in SIDES]
         print(f"| agent dispatch | {label} | {' | '.join(fmt(v) for v in row)} |")
-    result = {
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "joins": args.joins,
-        "jobs": args.jobs,
-        "reps": args.reps,
-        "runs": runs,
-        "medians": medians,
-    }
-    (HERE / "results" / "agents.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_results(HERE / "results" / "agents.json",
+                  {"joins": args.joins, "jobs": args.jobs, "reps": args.reps}, runs, medians)
     return 0
 
 

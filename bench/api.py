@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sides import fmt, run_interleaved
+from sides import fmt, run_interleaved, write_results
 from sides import medians as median_of
 
 HERE = Path(__file__).resolve().parent
@@ -118,14 +118,8 @@ def main() -> int:
         row = [medians[s][metric] for s in SIDES]
         ratios = [f"{v / row[2]:.2f}×" for v in row[:2]]
         print(f"| roomservice | {label} | {' | '.join(fmt(v) for v in row)} | {' | '.join(ratios)} |")
-    result = {
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "calls": args.calls,
-        "reps": args.reps,
-        "runs": runs,
-        "medians": medians,
-    }
-    (HERE / "results" / "api.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_results(HERE / "results" / "api.json", {"calls": args.calls, "reps": args.reps}, runs,
+                  medians)
     return 0
 
 

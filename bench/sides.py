@@ -12,6 +12,7 @@ import json
 import statistics
 import subprocess
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -69,3 +70,16 @@ def medians(
         side: {m: statistics.median(r[m] for r in results) for m, _, _ in metrics}
         for side, results in runs.items()
     }
+
+
+def write_results(
+    path: Path, settings: dict[str, int], runs: dict[str, Any], medians: dict[str, Any]
+) -> None:
+    """Write a run's raw numbers as JSON (bench/results/ is not under version control)."""
+    result = {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **settings,
+        "runs": runs,
+        "medians": medians,
+    }
+    path.write_text(json.dumps(result, indent=2) + "\n")
