@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from sides import fmt, run_interleaved, write_results
+from sides import medians as median_of
 
 HERE = Path(__file__).resolve().parent
 SIDES = ("lkanyio-trio", "lkanyio-asyncio", "livekit-api")
@@ -91,10 +92,6 @@ async def _measure(client: Any, api: Any, calls: int, gather: Any) -> dict[str, 
     }
 
 
-def _fmt(value: float) -> str:
-    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=2000)
@@ -107,47 +104,22 @@ def main() -> int:
         print(json.dumps(_side(args.side, url, key, secret, args.calls)))
         return 0
 
-    from lkanyio.testing import LocalServer, enter_private_netns, external_server_from_env
+    from lkanyio.testing import create_room
 
-    external = external_server_from_env()
-    server = None if external else LocalServer(node_ip=enter_private_netns())
-    if server is not None:
-        server.start()
-    info = external or server.info  # type: ignore[union-attr]
-    try:
-        from lkanyio.testing import create_room
-
-        create_room(info, ROOM)
-        runs: dict[str, list[dict[str, float]]] = {side: [] for side in SIDES}
-        for _ in range(args.reps):
-            for side in SIDES:  # interleaved, so load from elsewhere hits every side alike
-                out = subprocess.run(
-                    [sys.executable, __file__, "--side", side, "--calls", str(args.calls),
-                     "--server", json.dumps([info.http_url, info.api_key, info.api_secret])],
-                    capture_output=True, text=True, check=True,
-                ).stdout
-                runs[side].append(json.loads(out))
-    finally:
-        if server is not None:
-            server.stop()
-    medians = {
-        side: {m: statistics.median(r[m] for r in results) for m, _, _ in METRICS}
-        for side, results in runs.items()
-    }
+    runs = run_interleaved(
+        Path(__file__), SIDES, args.reps, ["--calls", str(args.calls)],
+        lambda info: [info.http_url, info.api_key, info.api_secret],
+        prepare=lambda info: create_room(info, ROOM),
+    )
+    medians = median_of(runs, METRICS)
     print("| workload | metric | lkanyio trio | lkanyio asyncio | livekit-api | trio/livekit-api | asyncio/livekit-api |")
     print("|---|---|---|---|---|---|---|")
     for metric, label, _better in METRICS:
         row = [medians[s][metric] for s in SIDES]
         ratios = [f"{v / row[2]:.2f}×" for v in row[:2]]
-        print(f"| roomservice | {label} | {' | '.join(_fmt(v) for v in row)} | {' | '.join(ratios)} |")
-    result = {
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "calls": args.calls,
-        "reps": args.reps,
-        "runs": runs,
-        "medians": medians,
-    }
-    (HERE / "results" / "api.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(f"| roomservice | {label} | {' | '.join(fmt(v) for v in row)} | {' | '.join(ratios)} |")
+    write_results(HERE / "results" / "api.json", {"calls": args.calls, "reps": args.reps}, runs,
+                  medians)
     return 0
 
 

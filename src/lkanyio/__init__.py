@@ -53,6 +53,7 @@ from ._errors import SipCallError as SipCallError
 from ._errors import TwirpError as TwirpError
 from ._errors import UnpublishTrackError as UnpublishTrackError
 from ._errors import WebhookError as WebhookError
+from ._errors import WorkerError as WorkerError
 from ._events import *  # noqa: F403 - every event class, listed in _events.__all__
 from ._events import RoomEvent as RoomEvent
 from ._held import HeldRoom as HeldRoom

@@ -10,14 +10,15 @@
     lkanyio publish tone.wav --room R                # stream a WAV file as a microphone track
     lkanyio record alice out.wav --room R            # save alice's audio as a WAV file
     lkanyio serve-local [-- CMD ...]                 # a livekit-server in a private namespace
+    lkanyio worker app:entrypoint --agent-name echo  # an agent worker (lkanyio.worker)
 
 The server comes from ``--url``/``--api-key``/``--api-secret`` or ``LIVEKIT_URL``,
 ``LIVEKIT_API_KEY`` and ``LIVEKIT_API_SECRET``; ``--token`` replaces the key and secret.  Events
 and tokens go to stdout, progress and status to stderr.  ``join`` leaves out what an event keeps
 out of its ``repr`` (the token of ``TokenRefreshed``: a credential) unless given
 ``--show-tokens``.  Exit status: 0 done (an interrupt with Ctrl-C or SIGTERM is a normal end for
-``join``, ``record`` and ``serve-local``), 1 the command failed (the reason is on stderr), 2 bad
-arguments.
+``join``, ``record``, ``serve-local`` and ``worker``, which drains first), 1 the command failed
+(the reason is on stderr), 2 bad arguments.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ import argparse
 import dataclasses
 import enum
 import functools
+import importlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -265,6 +268,44 @@ async def _join(args: argparse.Namespace) -> int:
                 record = event_record(event, show_secrets=args.show_tokens)
                 say(format_record(record, as_json=args.json))
             tg.cancel_scope.cancel()  # the stream ended: we were disconnected
+    return 0
+
+
+def _load_entrypoint(target: str) -> Callable[..., Awaitable[None]]:
+    """``MODULE:FUNCTION`` (the current directory is importable, as for ``python -m``)."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise _Fail(f"name the entrypoint as MODULE:FUNCTION, not {target!r}")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        value: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            value = getattr(value, part)
+    except (ImportError, AttributeError) as exc:
+        raise _Fail(f"cannot load {target}: {exc}") from exc
+    return value  # type: ignore[no-any-return]
+
+
+async def _worker(args: argparse.Namespace) -> int:
+    from lkanyio.worker import JobType, Worker
+
+    server = _server_from_args(args)
+    entrypoint = _load_entrypoint(args.target)
+    try:
+        worker = Worker(
+            entrypoint, agent_name=args.agent_name, url=server.url, api_key=server.api_key,
+            api_secret=server.api_secret, processes=args.processes,
+            job_type={"room": JobType.JT_ROOM, "publisher": JobType.JT_PUBLISHER,
+                      "participant": JobType.JT_PARTICIPANT}[args.job_type],
+            drain_timeout=args.drain_timeout,
+        )
+    except (TypeError, ValueError) as exc:
+        raise _Fail(str(exc)) from exc
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    async with worker, anyio.create_task_group() as tg:
+        tg.start_soon(_until_signal, tg.cancel_scope)
+        await worker.serve()  # until a signal: then it drains (bounded by --drain-timeout)
     return 0
 
 
@@ -652,6 +693,31 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, default=7880, help="signalling port (default 7880)")
     serve.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ...")
     serve.set_defaults(run=_cmd_serve_local)
+
+    worker = commands.add_parser(
+        "worker",
+        help="serve an agent worker: run an entrypoint for each job the server dispatches",
+        description=(
+            "Register with the server as an agent worker named --agent-name and run "
+            "'async def FUNCTION(job: lkanyio.worker.JobContext)' of MODULE for each job "
+            "dispatched to it, until Ctrl-C or SIGTERM; then drain: take no new job, give "
+            "running ones --drain-timeout seconds, cancel the rest."
+        ),
+    )
+    worker.add_argument("target", metavar="MODULE:FUNCTION", help="the job's entrypoint")
+    _add_server_args(worker)
+    worker.add_argument("--agent-name", default="", help="the name dispatches address "
+                        "(default: none, a job for every new room)")
+    worker.add_argument("--job-type", choices=("room", "publisher", "participant"),
+                        default="room", help="one job per room (default), per publisher or "
+                        "per participant")
+    worker.add_argument("--processes", type=int, default=0, metavar="N",
+                        help="run jobs in N warm child processes (default 0: as tasks)")
+    worker.add_argument("--drain-timeout", type=float, default=60.0, metavar="SECONDS",
+                        help="time running jobs get to finish on Ctrl-C/SIGTERM (default 60)")
+    worker.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio",
+                        help="event loop to run on (default: asyncio)")
+    worker.set_defaults(run_async=_worker)
     return parser
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "TwirpError",
     "UnpublishTrackError",
     "WebhookError",
+    "WorkerError",
     "check_native",
     "native_error",
 ]
@@ -72,6 +73,15 @@ class ConnectionLostError(LiveKitError):
     def __init__(self, message: str, *, reason: DisconnectReason | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class WorkerError(LiveKitError):
+    """An agent worker cannot serve: the server refused it, or the URL is not a LiveKit server.
+
+    Raised by :meth:`lkanyio.worker.Worker.serve` for what waiting will not mend (bad credentials,
+    a refused registration, something other than livekit-server at the URL); a server that is
+    down or restarting is retried instead.
+    """
 
 
 class ConnectError(NativeError):

@@ -35,6 +35,7 @@ import pytest
 import lkanyio
 import lkanyio.api
 import lkanyio.testing
+import lkanyio.worker
 from _util import assert_no_leaks
 from lkanyio.testing import ServerInfo, make_token
 
@@ -56,6 +57,10 @@ def _public_names(module: types.ModuleType) -> list[str]:
 PUBLIC = (
     [f"lkanyio.{n}" for n in _public_names(lkanyio)]
     + [f"lkanyio.testing.{n}" for n in _public_names(lkanyio.testing)]
+    # lkanyio.worker's own names: Job, JobType, JobStatus are livekit-protocol's (generated,
+    # without docstrings), WorkerError is lkanyio.WorkerError
+    + [f"lkanyio.worker.{n}" for n in _public_names(lkanyio.worker)
+       if n not in {"Job", "JobType", "JobStatus", "WorkerError"}]
     # lkanyio.api's own names (it also re-exports livekit-protocol's messages, as livekit-api)
     + [f"lkanyio.api.{n}" for n in lkanyio.api.__all__]
 )
@@ -434,3 +439,70 @@ def test_chromium_renders_home_and_api_pages(site: Path, tmp_path: Path) -> None
     assert 'id="lkanyio.Room"' in api
     assert "Rooms and participants" in api
     assert (tmp_path / "index.png").stat().st_size > 10_000  # the screenshot was painted
+
+
+# --- the agent tutorial: its worker echoes a participant's audio -------------------------------
+
+
+async def _hear_the_echo(page: dict[str, Any], info: ServerInfo, room: str) -> int:
+    """Serve the page's entrypoint, dispatch it with the page's ``dispatch``, publish a tone as
+    alice and return the peak of the first loud frame of the agent's echo of it."""
+    import math
+    from array import array
+
+    from lkanyio.worker import Worker
+
+    rate = 48_000
+    tone = array("h", (int(8000 * math.sin(2 * math.pi * 440 * n / rate)) for n in range(480)))
+
+    async def speak(source: lkanyio.AudioSource, done: anyio.Event) -> None:
+        frame = lkanyio.AudioFrame(tone, sample_rate=rate, num_channels=1,
+                                   samples_per_channel=480)
+        while not done.is_set():
+            await source.capture_frame(frame)
+
+    async with Worker(page["entrypoint"], agent_name=page["AGENT"], url=info.url,
+                      api_key=info.api_key, api_secret=info.api_secret,
+                      drain_timeout=0) as worker, anyio.create_task_group() as tg:
+        tg.start_soon(worker.serve)
+        with anyio.fail_after(30):
+            await worker.wait_registered()
+            await page["dispatch"](room)
+            token = make_token(info, identity="alice", room=room)
+            async with lkanyio.connect(info.url, token) as alice, alice.events() as events, \
+                    lkanyio.AudioSource(rate, 1) as source, \
+                    lkanyio.LocalAudioTrack.create_audio_track("mic", source) as mic:
+                await alice.local_participant.publish_track(mic)
+                done = anyio.Event()
+                async with anyio.create_task_group() as speaking:
+                    speaking.start_soon(speak, source, done)
+                    async for event in events:
+                        if (isinstance(event, lkanyio.TrackSubscribed)
+                                and event.participant.identity.startswith("agent-")):
+                            break
+                    assert event.track.name == "echo-alice"
+                    async with lkanyio.AudioStream(event.track, sample_rate=rate) as stream:
+                        async for frame_event in stream:
+                            peak = max(abs(s) for s in frame_event.frame.data)
+                            if peak > 1000:
+                                break
+                    done.set()
+        tg.cancel_scope.cancel()
+    return peak
+
+
+def test_agent_tutorial_echoes_audio_on_trio(
+    server_info: ServerInfo, room_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    page = "tutorials/agent.md"
+    namespace: dict[str, Any] = {"__name__": "docs_agent"}  # not __main__: its main() serves
+    exec(compile(_program(page, server_info.url, _token(server_info, room_name)),
+                 str(DOCS / page), "exec"), namespace)
+    namespace["AGENT"] = f"echo-{uuid.uuid4().hex[:10]}"  # the page's functions read it
+    for name, value in (("URL", server_info.url), ("API_KEY", server_info.api_key),
+                        ("API_SECRET", server_info.api_secret)):
+        monkeypatch.setenv(f"LIVEKIT_{name}", value)  # the page's dispatch() reads them
+    assert anyio.run(_hear_the_echo, namespace, server_info, room_name, backend="trio") > 1000
+    assert_no_leaks()
