@@ -264,7 +264,9 @@ class TrackPublication:
 
     __slots__ = ("_record",)
 
-    def __init__(self, record: LocalPublicationRecord | RemotePublicationRecord) -> None:
+    def __init__(
+        self, record: LocalPublicationRecord | RemotePublicationRecord[RemoteTrack]
+    ) -> None:
         self._record = record
 
     @property
@@ -383,9 +385,9 @@ class RemoteTrackPublication(TrackPublication):
     """A track another participant published; :attr:`track` is set while subscribed."""
 
     __slots__ = ()
-    _record: RemotePublicationRecord
+    _record: RemotePublicationRecord[RemoteTrack]
 
-    def __init__(self, record: RemotePublicationRecord) -> None:
+    def __init__(self, record: RemotePublicationRecord[RemoteTrack]) -> None:
         super().__init__(record)
 
     @property

@@ -362,12 +362,9 @@ def create_room(info: ServerInfo, room: str, *, node_id: str = "") -> None:
         node_id: in a cluster, the node to place the room on (see
             :meth:`LocalCluster.node_id`); empty: the cluster's node selector chooses.
     """
+    from lkanyio import api
 
-    async def create(client: object) -> None:
-        from livekit import api
-
-        await client.room.create_room(  # type: ignore[attr-defined]
-            api.CreateRoomRequest(name=room, node_id=node_id)
-        )
+    async def create(client: api.LiveKitAPI) -> None:
+        await client.room.create_room(api.CreateRoomRequest(name=room, node_id=node_id))
 
     _server._room_service(info, create)

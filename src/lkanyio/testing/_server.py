@@ -9,9 +9,9 @@ no packet can leave it.
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import errno
+import json
 import os
 import secrets
 import shutil
@@ -23,12 +23,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Protocol, final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Protocol, TypeVar, final
+
+import anyio
 
 from ._daemon import Daemon
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+    from lkanyio.api import LiveKitAPI
+
+T = TypeVar("T")
 
 __all__ = [
     "LocalServer",
@@ -235,6 +241,15 @@ logging:
 {extra}"""
 
 
+def _extra_config(redis_address: str | None, webhook_urls: Sequence[str], webhook_key: str) -> str:
+    """The optional sections of the server's YAML: a shared Redis, webhooks."""
+    extra = f'redis:\n  address: "{redis_address}"\n' if redis_address else ""
+    if webhook_urls:
+        urls = ", ".join(json.dumps(url) for url in webhook_urls)  # JSON strings are YAML strings
+        extra += f"webhook:\n  api_key: {json.dumps(webhook_key)}\n  urls: [{urls}]\n"
+    return extra
+
+
 @final
 class LocalServer(Daemon):
     """A livekit-server child process on :data:`NODE_IP` (inside :func:`enter_private_netns`).
@@ -254,6 +269,8 @@ class LocalServer(Daemon):
         api_secret: str | None = None,
         redis_address: str | None = None,
         bind_loopback: bool = True,
+        webhook_urls: Sequence[str] = (),
+        webhook_api_key: str | None = None,
     ) -> None:
         """Prepare (not start) a server.
 
@@ -266,6 +283,11 @@ class LocalServer(Daemon):
             redis_address: ``host:port`` of a Redis shared with other nodes (a cluster node),
                 or ``None`` for a single node that keeps its state in memory.
             bind_loopback: also listen on ``127.0.0.1`` (the port must then be free there).
+            webhook_urls: where the server posts its webhooks (room started, participant
+                joined, track published, ...; none by default).  Check them with
+                :class:`lkanyio.api.WebhookReceiver` and the server's key and secret.
+            webhook_api_key: the key the server signs webhooks with (default: its own key,
+                ``lkanyio``; another key must be one the server has).
         """
         self.node_ip = node_ip
         self.port = port
@@ -286,7 +308,7 @@ class LocalServer(Daemon):
             tcp_port=port + 1,
             udp_start=udp_ports[0],
             udp_end=udp_ports[1],
-            extra=f'redis:\n  address: "{redis_address}"\n' if redis_address else "",
+            extra=_extra_config(redis_address, webhook_urls, webhook_api_key or self.info.api_key),
             api_key=self.info.api_key,
             api_secret=self.info.api_secret,
         )
@@ -333,12 +355,12 @@ def make_token(
     kind: Literal["standard", "egress", "ingress", "sip", "agent"] | None = None,
     ttl: timedelta = timedelta(hours=1),
 ) -> str:
-    """An access token for ``identity`` in ``room``, signed with the server's key (livekit-api).
+    """An access token for ``identity`` in ``room``, signed with the server's key.
 
     ``kind`` sets the participant kind (``"agent"``, ``"standard"``, ...): livekit-server forwards
-    transcriptions only from agents.
+    transcriptions only from agents.  Made with :class:`lkanyio.api.AccessToken`.
     """
-    from livekit import api
+    from lkanyio import api
 
     grants = api.VideoGrants(
         room_join=True,
@@ -362,7 +384,7 @@ def make_token(
         token = token.with_attributes(dict(attributes))
     if kind is not None:
         token = token.with_kind(kind)
-    return str(token.to_jwt())
+    return token.to_jwt()
 
 
 @final
@@ -376,23 +398,25 @@ class ParticipantSnapshot:
     attributes: Mapping[str, str]
 
 
-def _room_service(info: ServerInfo, call: Callable[[Any], Awaitable[None]]) -> None:
-    """Run ``call(client)`` with a RoomService client (livekit-api is asyncio-only).
+def _room_service(info: ServerInfo, call: Callable[[LiveKitAPI], Awaitable[T]]) -> T:
+    """``await call(client)`` with a server API client for ``info``, from synchronous code.
 
-    It runs in ``asyncio.run`` on a fresh thread, so it is usable from trio, asyncio or plain
-    code alike; it blocks, so call it from a worker thread in async code.
+    It runs in its own event loop on a fresh thread (:mod:`lkanyio.api` runs on any), so it is
+    usable from trio, asyncio or plain code alike; it blocks, so call it from a worker thread in
+    async code.
     """
+    result: list[T] = []
     failure: list[BaseException] = []
 
     async def session() -> None:
-        from livekit import api
+        from lkanyio import api
 
         async with api.LiveKitAPI(info.http_url, info.api_key, info.api_secret) as client:
-            await call(client)
+            result.append(await call(client))
 
     def run() -> None:
         try:
-            asyncio.run(session())
+            anyio.run(session)
         except BaseException as exc:  # handed to the caller's thread
             failure.append(exc)
 
@@ -401,28 +425,26 @@ def _room_service(info: ServerInfo, call: Callable[[Any], Awaitable[None]]) -> N
     thread.join()
     if failure:
         raise failure[0]
+    return result[0]
 
 
 def list_participants(info: ServerInfo, room: str) -> list[ParticipantSnapshot]:
     """Ask the server's RoomService who is in ``room`` (blocking; call from a worker thread)."""
-    result: list[ParticipantSnapshot] = []
+    from lkanyio import api
 
-    async def query(client: Any) -> None:
-        from livekit import api
-
+    async def query(client: LiveKitAPI) -> list[ParticipantSnapshot]:
         response = await client.room.list_participants(api.ListParticipantsRequest(room=room))
-        for p in response.participants:
-            result.append(
-                ParticipantSnapshot(
-                    identity=p.identity,
-                    name=p.name,
-                    metadata=p.metadata,
-                    attributes=MappingProxyType(dict(p.attributes)),
-                )
+        return [
+            ParticipantSnapshot(
+                identity=p.identity,
+                name=p.name,
+                metadata=p.metadata,
+                attributes=MappingProxyType(dict(p.attributes)),
             )
+            for p in response.participants
+        ]
 
-    _room_service(info, query)
-    return result
+    return _room_service(info, query)
 
 
 def remove_participant(info: ServerInfo, room: str, identity: str) -> None:
@@ -430,10 +452,9 @@ def remove_participant(info: ServerInfo, room: str, identity: str) -> None:
 
     The participant's client sees a server-initiated disconnect (``PARTICIPANT_REMOVED``).
     """
+    from lkanyio import api
 
-    async def remove(client: Any) -> None:
-        from livekit import api
-
+    async def remove(client: LiveKitAPI) -> None:
         await client.room.remove_participant(
             api.RoomParticipantIdentity(room=room, identity=identity)
         )
