@@ -52,7 +52,7 @@ class E2EEOptions:
             rounds) on the track's one decryption thread, for every frame that fails.  Measured
             with livekit-ffi 0.13.2 and the default 16: a wrong shared key with
             ``failure_tolerance=3`` took 1.8 s of that thread's CPU before it was reported,
-            which on a loaded machine came 6 s to over 23 s after the track.
+            which on a loaded machine came 6 s to more than 20 s later.
         failure_tolerance: decryption failures tolerated before a track's state becomes
             ``EncryptionState.DECRYPTION_FAILED``.  With the default -1 (no limit) that state is
             never reported: a wrong key yields no usable audio and no ``E2EEStateChanged``.  Set
