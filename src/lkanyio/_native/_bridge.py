@@ -26,8 +26,6 @@ from pathlib import Path
 from time import perf_counter_ns
 from typing import Any, Final, TypeVar, final
 
-import anyio
-
 from .._core import Action, Correlator, classify
 from .._errors import LiveKitError, NativeError
 from .._streams import live_streams
@@ -193,6 +191,8 @@ def _is_repeated(field: Any) -> bool:
     return bool(field.label == field.LABEL_REPEATED)  # pragma: no cover - older protobuf
 
 
+_sched_yield: Final[Callable[[], None]] = getattr(os, "sched_yield", lambda: None)
+
 _SPIN_NS: Final = 50_000
 """How long a lone request drains the shim's queue before sleeping in the event loop."""
 
@@ -223,8 +223,9 @@ class Bridge:
 
         self._ffi = ffi
         self._lib = lib
-        self._pid = os.getpid()
-        self._forked = False  # set in a child of fork(): read on the hot path instead of getpid()
+        # Set in a child of fork() (os.register_at_fork below): every check reads this flag, not
+        # getpid(), a system call (0.2 µs; CPython 3.11's asyncio makes several per task step).
+        self._forked = False
         path = _library_path()
         err = ffi.new("char[]", 512)
         if lib.lk_shim_open(str(path).encode(), err, 512) != 0:
@@ -264,7 +265,7 @@ class Bridge:
     # -- requests ----------------------------------------------------------------------------
 
     def _check_usable(self) -> None:
-        if self._pid != os.getpid():
+        if self._forked:
             raise LiveKitError(
                 "lkanyio was used before fork(); the native core cannot cross fork(). "
                 "Use lkanyio only in the process that forks, or only in the children."
@@ -308,8 +309,10 @@ class Bridge:
             self._lib.lk_shim_drop_handle(handle)
 
     def _send(self, request: ffi_pb2.FfiRequest, which: str) -> None:
-        """Send a request whose response carries nothing but the async id we chose."""
-        self._check_usable()
+        """Send a request whose response carries nothing but the async id we chose.
+
+        Only :meth:`request_async` calls it, after its own :meth:`_check_usable`.
+        """
         data = request.SerializeToString()
         handle = self._lib.lk_shim_request(data, len(data), *self._out_params())
         if handle == 0:
@@ -369,7 +372,7 @@ class Bridge:
         # asyncio could let one through: it skips a task whose awaited future is already done,
         # so a callback answered in the loop iteration that delivers a ``move_on_after(0)``
         # returned its result and the scope ended without a cancellation.
-        await anyio.lowlevel.checkpoint_if_cancelled()
+        await driver.checkpoint_if_cancelled()
         waiter = _Waiter(on_deliver)
         core = self._core
         async_id = core.register(waiter)
@@ -385,13 +388,17 @@ class Bridge:
             # draining its queue for a bounded moment saves the sleep in the selector and the
             # thread wakeup that would follow.  With runnable tasks (say, a batch of requests
             # being started) spinning would serialize them, so the request yields instead.
+            # An empty drain gives the CPU away (sched_yield): the native thread that will
+            # queue the callback may be waiting for this very core, and spinning on would
+            # keep it off until the spin ends (the floor's busy poll yields the same way).
             deadline = perf_counter_ns() + _SPIN_NS
             pump = self._pump
             while not waiter.done and perf_counter_ns() < deadline:
-                pump()
+                if not pump():
+                    _sched_yield()
         try:
             if waiter.done:
-                await anyio.lowlevel.checkpoint()
+                await driver.checkpoint()
             elif driver.create_future is not None:
                 waiter.future = future = driver.create_future()
                 await future
@@ -438,7 +445,7 @@ class Bridge:
             Whether the request was sent (if not, ``on_done`` will never run).
         """
         which = request.WhichOneof("message")
-        if which is None or self._disposed or self._pid != os.getpid():
+        if which is None or self._disposed or self._forked:
             return False
         core = self._core
         async_id = core.register(_drop)
@@ -467,13 +474,13 @@ class Bridge:
     def drop_handle(self, handle: int) -> None:
         """Release a native handle (no-op after dispose or in a forked child)."""
         self.disowned()
-        if self._disposed or self._pid != os.getpid():
+        if self._disposed or self._forked:
             return
         self._lib.lk_shim_drop_handle(handle)
 
     def drop_native(self, handle: int) -> None:
         """Release a native handle no :class:`OwnedHandle` owns (e.g. from a late callback)."""
-        if handle and not self._disposed and self._pid == os.getpid():
+        if handle and not self._disposed and not self._forked:
             self._lib.lk_shim_drop_handle(handle)
 
     # -- keyed events ------------------------------------------------------------------------
@@ -526,22 +533,24 @@ class Bridge:
         self._pump()
         return driver
 
-    def _pump(self) -> None:
+    def _pump(self) -> bool:
         """Take every queued event from the shim and route it (synchronous, in the loop).
+
+        Returns whether it took any events.
 
         In a child of fork() that kept running its parent's loop, the reader still fires (the
         epoll set is shared with the parent, so it must not be unregistered either): it returns
         at once and leaves the wakeup fd to the parent.
         """
         if self._disposed or self._forked:  # a flag, not a getpid() syscall per wakeup
-            return
+            return False
         lib = self._lib
         lost = self._lost_out
         head = lib.lk_shim_drain(lost)
         if lost[0] != self._lost_seen:
-            self._fail_waiters(int(lost[0]))
+            self._fail_waiters(int(lost[0]))  # every waiter is done: a spin ends
         if head == self._ffi.NULL:
-            return
+            return False
         buffer = self._ffi.buffer
         dispatch = self._dispatch
         try:
@@ -554,6 +563,7 @@ class Bridge:
                 ev = ev.next
         finally:
             lib.lk_shim_free_events(head)
+        return True
 
     def _fail_waiters(self, lost: int) -> None:
         """The shim lost events (malloc failed): fail every pending request loudly.
@@ -581,7 +591,7 @@ class Bridge:
         Raises:
             MemoryError: the shim could not grow its stream table.
         """
-        if self._disposed or self._pid != os.getpid():
+        if self._disposed or self._forked:
             return
         bound = max_buffered if drop_oldest else max_buffered + 1
         if self._lib.lk_shim_bound_stream(handle, min(bound, 2**32 - 1), drop_oldest) != 0:
@@ -589,19 +599,19 @@ class Bridge:
 
     def unbound_stream(self, handle: int) -> int:
         """Forget the bound of ``handle``; return how many of its frames the shim dropped."""
-        if self._disposed or self._pid != os.getpid():
+        if self._disposed or self._forked:
             return 0
         return int(self._lib.lk_shim_unbound_stream(handle))
 
     def stream_dropped(self, handle: int) -> int:
         """How many frames of bounded stream ``handle`` the shim has dropped."""
-        if self._disposed or self._pid != os.getpid():
+        if self._disposed or self._forked:
             return 0
         return int(self._lib.lk_shim_stream_dropped(handle))
 
     def stream_queued(self, handle: int) -> int:
         """How many frame events of bounded stream ``handle`` the shim holds now."""
-        if self._disposed or self._pid != os.getpid():
+        if self._disposed or self._forked:
             return 0
         return int(self._lib.lk_shim_stream_queued(handle))
 
@@ -638,7 +648,7 @@ class Bridge:
 
     def dispose(self) -> None:
         """Shut the native core down (at process exit; idempotent, no-op in a forked child)."""
-        if self._disposed or self._pid != os.getpid():
+        if self._disposed or self._forked:
             return
         self._disposed = True
         driver = self._driver

@@ -57,10 +57,12 @@ class TrioDriver(Driver):
 
     __slots__ = ()
 
-    def __init__(self, token: Any, wakeup_fd: int, pump: Callable[[], None]) -> None:
+    def __init__(self, token: Any, wakeup_fd: int, pump: Callable[[], object]) -> None:
         import trio
 
         super().__init__(token, _idle_check())
+        self.checkpoint = trio.lowlevel.checkpoint  # what anyio's trio backend calls
+        self.checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
         self.current_task = trio.lowlevel.current_task
         self.wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
         self.reschedule = trio.lowlevel.reschedule
@@ -73,7 +75,7 @@ class TrioDriver(Driver):
         """Whether the system task still serves (it ends with its run)."""
         return self.alive
 
-    async def _serve(self, fd: int, pump: Callable[[], None]) -> None:
+    async def _serve(self, fd: int, pump: Callable[[], object]) -> None:
         import trio
 
         try:
