@@ -237,6 +237,9 @@ class Bridge:
         self._driver: Driver | None = None
         self._driver_lock = threading.Lock()
         self._disposed = False
+        # Requests committed by their callers and not yet sent (async id, bytes, oneof name):
+        # see _send.  Only the loop thread touches it.
+        self._outbox: list[tuple[int, bytes, str]] = []
         self._lost_seen = 0  # the shim's lost-event count the pending waiters were failed for
         self._lost_out = ffi.new("uint64_t *")  # where each drain (loop thread) writes it
         self._wakeup_fd: int = lib.lk_shim_wakeup_fd()
@@ -258,6 +261,7 @@ class Bridge:
         child's requests fail in :meth:`_check_usable` with a clear error.
         """
         self._forked = True
+        self._outbox = []  # the parent's to send, not this child's
         self._driver_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._out = threading.local()
@@ -272,6 +276,10 @@ class Bridge:
             )
         if self._disposed:
             raise LiveKitError("the native core has been disposed (the process is exiting)")
+
+    def _on_loop_thread(self) -> bool:
+        driver = self._driver
+        return driver is not None and driver.thread == threading.get_ident()
 
     def _out_params(self) -> tuple[Any, Any]:
         """This thread's response pointer and length (allocated on its first request)."""
@@ -294,6 +302,8 @@ class Bridge:
                 handle, malformed request).
         """
         self._check_usable()
+        if self._outbox and self._on_loop_thread():
+            self._flush()  # requests committed earlier go first
         data = request.SerializeToString()
         res, res_len = self._out_params()
         handle = self._lib.lk_shim_request(data, len(data), res, res_len)
@@ -311,9 +321,33 @@ class Bridge:
     def _send(self, request: ffi_pb2.FfiRequest, which: str) -> None:
         """Send a request whose response carries nothing but the async id we chose.
 
-        Only :meth:`request_async` calls it, after its own :meth:`_check_usable`.
+        Only :meth:`request_async` calls it, after its own :meth:`_check_usable` and with the
+        request's waiter registered.  A lone request (no other waiter, no other task ready to
+        run) goes to the native core at once.  Otherwise the request is committed here and
+        sent with the others of the same batch when the loop's ready tasks have run
+        (:meth:`_flush`): the native core wakes one of its threads for a request that finds
+        them all asleep, and on a busy machine that thread takes the caller's core (measured:
+        requests sent 10-40 µs apart each took 12.5-13.6 µs in ``livekit_ffi_request``, 68-83%
+        of them with an involuntary context switch; sent back to back, 1.8 µs).  A committed
+        request is sent even if its caller is cancelled meanwhile (its callback goes to the
+        late handler, as for any request sent), so nothing observable but the moment changes.
+
+        Raises:
+            NativeError: the native core refused a request sent at once.
         """
         data = request.SerializeToString()
+        driver = self._driver
+        outbox = self._outbox
+        if driver is not None and (
+            outbox or self._core.waiting_count() > 1 or not driver.idle()
+        ):
+            outbox.append((getattr(request, which).request_async_id, data, which))
+            if len(outbox) == 1:
+                driver.call_soon(self._flush_batch)
+            return
+        self._send_now(data, which)
+
+    def _send_now(self, data: bytes, which: str) -> None:
         handle = self._lib.lk_shim_request(data, len(data), *self._out_params())
         if handle == 0:
             raise NativeError(
@@ -321,6 +355,46 @@ class Bridge:
                 "wrong-kind handle, or a malformed request)"
             )
         self._lib.lk_shim_drop_handle(handle)
+
+    def _flush_batch(self) -> None:
+        """Send the batch of committed requests, then route what they brought back already.
+
+        Most callbacks arrive while ``livekit_ffi_request`` runs: pumping here hands them to
+        their waiters now, instead of after the next wakeup of the driver.
+        """
+        self._flush()
+        driver = self._driver
+        if driver is not None and driver.alive:
+            try:
+                driver.pump()
+            except Exception:  # never out of a loop callback (trio would end the run)
+                _log.exception("lkanyio: error while routing native events")
+
+    def _flush(self) -> None:
+        """Send every committed request, back to back (in the loop, once its ready tasks ran).
+
+        A request the native core refuses fails its waiter with the :class:`NativeError` the
+        caller would have got from sending it at once.  Never raises: it runs as a loop
+        callback (trio ends the run on an error there).
+        """
+        outbox = self._outbox
+        if not outbox:
+            return
+        self._outbox = []
+        for async_id, data, which in outbox:
+            try:
+                if self._disposed or self._forked:
+                    raise LiveKitError(
+                        "the native core has been disposed (the process is exiting)"
+                    )
+                self._send_now(data, which)
+            except Exception as exc:
+                waiter = self._core.withdraw(async_id)
+                if isinstance(waiter, _Waiter):
+                    try:
+                        waiter.fail(exc)
+                    except Exception:  # its loop is gone (a driver replaced after it stopped)
+                        _log.exception("lkanyio: failing a refused request's waiter failed")
 
     async def request_async(
         self,
@@ -382,12 +456,13 @@ class Bridge:
         except BaseException:
             core.forget(async_id)
             raise
-        if core.waiting_count() == 1 and driver.idle():
-            # Latency path: this is the only request in flight and no other task is ready to
-            # run.  Many callbacks come back within microseconds, and the shim needs no GIL, so
-            # draining its queue for a bounded moment saves the sleep in the selector and the
-            # thread wakeup that would follow.  With runnable tasks (say, a batch of requests
-            # being started) spinning would serialize them, so the request yields instead.
+        if not self._outbox and core.waiting_count() == 1 and driver.idle():
+            # Latency path: this is the only request in flight, no other task is ready to
+            # run, and so it was sent at once (see _send).  Many callbacks come back within
+            # microseconds, and the shim needs no GIL, so draining its queue for a bounded
+            # moment saves the sleep in the selector and the thread wakeup that would follow.
+            # With runnable tasks (say, a batch of requests being started) spinning would
+            # serialize them, so the request yields instead.
             # An empty drain gives the CPU away (sched_yield): the native thread that will
             # queue the callback may be waiting for this very core, and spinning on would
             # keep it off until the spin ends (the floor's busy poll yields the same way).
@@ -527,6 +602,7 @@ class Bridge:
                         "or start this loop after that one has finished"
                     )
                 driver.stop()
+            self._flush()  # committed in a loop that stopped before sending them
             driver = install_driver(library, loop, self._wakeup_fd, self._pump)
             self._driver = driver
         # Events may have queued while no loop was listening.

@@ -29,6 +29,10 @@ def never() -> bool:
     return False
 
 
+def _unsupported(_: Any) -> None:  # pragma: no cover - replaced by every driver
+    raise AssertionError("this driver cannot call back soon")
+
+
 async def _not_a_trio_driver(_: Any) -> None:  # pragma: no cover - replaced on trio drivers
     raise AssertionError("not a trio driver")
 
@@ -40,6 +44,10 @@ class Driver:
     on asyncio; ``current_task``/``wait_task_rescheduled``/``reschedule`` on trio; and its
     library's own ``checkpoint`` and ``checkpoint_if_cancelled``, the ones anyio's would call
     (anyio's look the library up through sniffio on every call: 0.4 µs each, twice a request).
+    ``call_soon(fn)`` runs ``fn()`` in the loop once the tasks ready now have run (the bridge
+    sends a batch of requests there), and ``pump()`` pumps the shim's queue right after such a
+    batch, where that is safe (trio: cancellation reaches a parked task at once; asyncio: a
+    no-op, see its driver).
     ``idle()`` tells whether no other task of that loop is ready to run: only then may a lone
     request spin on the shim's queue instead of yielding (see ``Bridge.request_async``).
     They are attributes, not methods: the request path reads them once per request.
@@ -47,6 +55,7 @@ class Driver:
 
     __slots__ = (
         "alive",
+        "call_soon",
         "checkpoint",
         "checkpoint_if_cancelled",
         "create_future",
@@ -54,6 +63,7 @@ class Driver:
         "idle",
         "is_current",
         "loop",
+        "pump",
         "reschedule",
         "thread",
         "wait_task_rescheduled",
@@ -66,6 +76,8 @@ class Driver:
         self.checkpoint_if_cancelled: Callable[[], Awaitable[None]] = (
             anyio.lowlevel.checkpoint_if_cancelled
         )
+        self.call_soon: Callable[[Callable[[], object]], object] = _unsupported
+        self.pump: Callable[[], object] = never
         self.create_future: Callable[[], Any] | None = None
         self.current_task: Callable[[], Any] = never
         self.wait_task_rescheduled: Callable[[Any], Awaitable[Any]] = _not_a_trio_driver

@@ -51,10 +51,17 @@ class AsyncioDriver(Driver):
         if backend is not None:
             self.checkpoint = backend.checkpoint
             self.checkpoint_if_cancelled = backend.checkpoint_if_cancelled
+        self.call_soon = loop.call_soon
         self.create_future = loop.create_future
         self.is_current = functools.partial(_is_current_loop, loop)
         self._fd = wakeup_fd
         self._pump = pump
+        # ``pump`` stays a no-op here: routing in the loop callback that sent a batch of
+        # requests could complete a request's future in the very iteration in which anyio
+        # is to deliver a cancellation requested right after the request was sent, and anyio
+        # skips cancelling a task whose future is done, so the cancelled caller would get
+        # the result (tests/integration/test_cancelled_adoption.py).  The reader callback
+        # routes the callbacks after the loop's ready callbacks, as without batching.
         loop.add_reader(wakeup_fd, self._pump_in_callback)
 
     def running(self) -> bool:
