@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import cmath
 import gc
 import json
-import math
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -146,35 +144,6 @@ def seeded_frame(
 
     size = sum(s for _stride, s in planes(buffer_type, width, height))
     return lkanyio.VideoFrame(width, height, buffer_type, Random(seed).randbytes(size))
-
-
-def tone_share(samples: list[int], hz: float, *, pieces: bool = False, rate: int = 48_000) -> float:
-    """Share of the last half second's energy that is a sine at ``hz`` (1.0: a pure tone).
-
-    By default one transform over the half second: 2 Hz wide, so decoded ciphertext or other
-    noise reads ~0.00-0.01; assert a tone's absence with it.  It undercounts a tone heard on a
-    loaded machine, though: a receiver starved of CPU conceals 10 ms at a time and the tone
-    resumes where it left off, 0.4 of a period away at 440 Hz, and the one transform adds the
-    pieces out of phase (0.17-0.19 with 5 such gaps in a second, 0.02 or less with 30; an e2ee
-    test read 0.43 for a tone it decrypted, in a loaded run).
-
-    ``pieces=True`` measures ~10 ms blocks of whole periods and sums them by energy: each block
-    sees a gap or two at most (0.79-0.98 with 5-45 gaps a second, tests/unit/test_tone_share.py),
-    but a block is ~100 Hz wide, and decoded ciphertext read up to 0.25; assert a tone's
-    presence with it.
-    """
-    window = samples[-rate // 2 :]
-    if not window:
-        return 0.0
-    w = 2 * math.pi * hz / rate
-    block = round(max(1, round(0.01 * hz)) * rate / hz) if pieces else len(window)
-    tone = energy = 0.0
-    for start in range(0, len(window) - block + 1, block):
-        piece = window[start : start + block]
-        acc = sum(x * cmath.exp(-1j * w * k) for k, x in enumerate(piece))
-        tone += 2 * abs(acc) ** 2 / block
-        energy += sum(x * x for x in piece)
-    return min(1.0, tone / energy) if energy else 0.0
 
 
 def without_silence(got: bytes, *, block_samples: int) -> bytes:

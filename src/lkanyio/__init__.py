@@ -29,6 +29,8 @@ from ._e2ee import E2EEManager as E2EEManager
 from ._e2ee import E2EEOptions as E2EEOptions
 from ._e2ee import FrameCryptor as FrameCryptor
 from ._e2ee import KeyDerivationFunction as KeyDerivationFunction
+from ._errors import APIConnectionError as APIConnectionError
+from ._errors import APIError as APIError
 from ._errors import AudioDeviceError as AudioDeviceError
 from ._errors import AudioFilterError as AudioFilterError
 from ._errors import ConnectError as ConnectError
@@ -37,6 +39,7 @@ from ._errors import DataStreamError as DataStreamError
 from ._errors import DataStreamOverflowError as DataStreamOverflowError
 from ._errors import DataTrackError as DataTrackError
 from ._errors import EventStreamOverflowError as EventStreamOverflowError
+from ._errors import InvalidTokenError as InvalidTokenError
 from ._errors import LiveKitError as LiveKitError
 from ._errors import NativeError as NativeError
 from ._errors import PublishDataError as PublishDataError
@@ -45,9 +48,16 @@ from ._errors import PublishTrackError as PublishTrackError
 from ._errors import PublishTranscriptionError as PublishTranscriptionError
 from ._errors import ResourceClosedError as ResourceClosedError
 from ._errors import RpcError as RpcError
+from ._errors import ServerUnreachableError as ServerUnreachableError
+from ._errors import SipCallError as SipCallError
+from ._errors import TwirpError as TwirpError
 from ._errors import UnpublishTrackError as UnpublishTrackError
+from ._errors import WebhookError as WebhookError
+from ._errors import WorkerError as WorkerError
 from ._events import *  # noqa: F403 - every event class, listed in _events.__all__
 from ._events import RoomEvent as RoomEvent
+from ._held import HeldRoom as HeldRoom
+from ._held import hold_open as hold_open
 from ._media._apm import AudioProcessingModule as AudioProcessingModule
 from ._media._audio import AudioFrameEvent as AudioFrameEvent
 from ._media._audio import AudioResampler as AudioResampler

@@ -3,16 +3,22 @@
 ::
 
     lkanyio token --room R --identity alice          # print an access token
-    lkanyio join --room R [--json]                   # print room events until interrupted
+    lkanyio room list|create NAME|delete NAME        # the server's rooms (RoomService)
+    lkanyio participants ROOM                        # who is in a room
+    lkanyio dispatch create|list|delete ...          # agent dispatches of a room
+    lkanyio join --room R [--json] [--show-tokens]   # print room events until interrupted
     lkanyio publish tone.wav --room R                # stream a WAV file as a microphone track
     lkanyio record alice out.wav --room R            # save alice's audio as a WAV file
     lkanyio serve-local [-- CMD ...]                 # a livekit-server in a private namespace
+    lkanyio worker app:entrypoint --agent-name echo  # an agent worker (lkanyio.worker)
 
 The server comes from ``--url``/``--api-key``/``--api-secret`` or ``LIVEKIT_URL``,
 ``LIVEKIT_API_KEY`` and ``LIVEKIT_API_SECRET``; ``--token`` replaces the key and secret.  Events
-and tokens go to stdout, progress and status to stderr.  Exit status: 0 done (an interrupt with
-Ctrl-C or SIGTERM is a normal end for ``join``, ``record`` and ``serve-local``), 1 the command
-failed (the reason is on stderr), 2 bad arguments.
+and tokens go to stdout, progress and status to stderr.  ``join`` leaves out what an event keeps
+out of its ``repr`` (the token of ``TokenRefreshed``: a credential) unless given
+``--show-tokens``.  Exit status: 0 done (an interrupt with Ctrl-C or SIGTERM is a normal end for
+``join``, ``record``, ``serve-local`` and ``worker``, which drains first), 1 the command failed
+(the reason is on stderr), 2 bad arguments.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ import argparse
 import dataclasses
 import enum
 import functools
+import importlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -34,12 +42,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import anyio
+from google.protobuf.json_format import MessageToDict
 
 import lkanyio
+from lkanyio import api
 from lkanyio.testing import LocalServer, ServerInfo, enter_private_netns, make_token
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+    from google.protobuf.message import Message
 if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
     from exceptiongroup import BaseExceptionGroup
 
@@ -78,12 +90,17 @@ def _plain(value: object) -> object:
     return str(value)
 
 
-def event_record(event: object) -> dict[str, object]:
-    """A room event as a flat dict: ``{"event": "DataReceived", "participant": "alice", ...}``."""
+def event_record(event: object, *, show_secrets: bool = False) -> dict[str, object]:
+    """A room event as a flat dict: ``{"event": "DataReceived", "participant": "alice", ...}``.
+
+    Fields the event keeps out of its ``repr`` (``TokenRefreshed.token``, a credential valid for
+    minutes) are left out unless ``show_secrets``.
+    """
     record: dict[str, object] = {"event": type(event).__name__}
     if dataclasses.is_dataclass(event):
         for f in dataclasses.fields(event):
-            record[f.name] = _plain(getattr(event, f.name))
+            if f.repr or show_secrets:
+                record[f.name] = _plain(getattr(event, f.name))
     return record
 
 
@@ -114,12 +131,7 @@ def _server_from_args(args: argparse.Namespace, *, need_url: bool = True) -> Ser
 
 
 def _mint(server: ServerInfo, **claims: Any) -> str:
-    try:
-        return make_token(server, **claims)
-    except ModuleNotFoundError as exc:
-        raise _Fail(
-            f"minting a token needs livekit-api ({exc}): pip install livekit-api, or pass --token"
-        ) from exc
+    return make_token(server, **claims)
 
 
 def _join_token(args: argparse.Namespace, server: ServerInfo, default_identity: str) -> str:
@@ -152,6 +164,83 @@ def _cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- the server API (lkanyio.api) -------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> api.LiveKitAPI:
+    server = _server_from_args(args)
+    try:
+        return api.LiveKitAPI(server.http_url, server.api_key, server.api_secret)
+    except ValueError as exc:
+        raise _Fail(str(exc)) from exc
+
+
+def _print_messages(messages: Sequence[Message], args: argparse.Namespace, fields: str) -> None:
+    """One line per message: JSON with ``--json``, else the named fields, tab-separated."""
+    for message in messages:
+        if args.json:
+            print(json.dumps(MessageToDict(message), ensure_ascii=False), flush=True)
+        else:
+            print("\t".join(str(getattr(message, f)) for f in fields.split()), flush=True)
+
+
+async def _room(args: argparse.Namespace) -> int:
+    async with _client(args) as lkapi:
+        if args.action == "list":
+            listed = await lkapi.room.list_rooms(api.ListRoomsRequest(names=args.names))
+            _print_messages(listed.rooms, args, "name sid num_participants metadata")
+        elif args.action == "create":
+            (name,) = args.names or [None]
+            if not name or len(args.names) != 1:
+                raise _Fail("room create takes one room name")
+            created = await lkapi.room.create_room(
+                api.CreateRoomRequest(
+                    name=name,
+                    empty_timeout=args.empty_timeout,
+                    max_participants=args.max_participants,
+                    metadata=args.metadata or "",
+                )
+            )
+            _print_messages([created], args, "name sid")
+        else:
+            if not args.names:
+                raise _Fail("room delete takes the names of the rooms to delete")
+            for name in args.names:
+                await lkapi.room.delete_room(api.DeleteRoomRequest(room=name))
+                print(f"{PROG}: deleted room {name!r}", file=sys.stderr, flush=True)
+    return 0
+
+
+async def _participants(args: argparse.Namespace) -> int:
+    async with _client(args) as lkapi:
+        listed = await lkapi.room.list_participants(api.ListParticipantsRequest(room=args.room))
+    _print_messages(listed.participants, args, "identity sid name metadata")
+    return 0
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
+    async with _client(args) as lkapi:
+        if args.action == "create":
+            if not args.agent_name:
+                raise _Fail("dispatch create needs --agent-name")
+            created = await lkapi.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(
+                    agent_name=args.agent_name, room=args.room, metadata=args.metadata or ""
+                )
+            )
+            _print_messages([created], args, "id agent_name room metadata")
+        elif args.action == "list":
+            dispatches = await lkapi.agent_dispatch.list_dispatch(args.room)
+            _print_messages(dispatches, args, "id agent_name room metadata")
+        else:
+            if not args.ids:
+                raise _Fail("dispatch delete takes the ids of the dispatches to delete")
+            for dispatch_id in args.ids:
+                await lkapi.agent_dispatch.delete_dispatch(dispatch_id, args.room)
+                print(f"{PROG}: deleted dispatch {dispatch_id}", file=sys.stderr, flush=True)
+    return 0
+
+
 async def _until_signal(scope: anyio.CancelScope) -> None:
     """Cancel ``scope`` at the first SIGINT or SIGTERM."""
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -176,8 +265,47 @@ async def _join(args: argparse.Namespace) -> int:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_until_signal, tg.cancel_scope)
             async for event in events:
-                say(format_record(event_record(event), as_json=args.json))
+                record = event_record(event, show_secrets=args.show_tokens)
+                say(format_record(record, as_json=args.json))
             tg.cancel_scope.cancel()  # the stream ended: we were disconnected
+    return 0
+
+
+def _load_entrypoint(target: str) -> Callable[..., Awaitable[None]]:
+    """``MODULE:FUNCTION`` (the current directory is importable, as for ``python -m``)."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise _Fail(f"name the entrypoint as MODULE:FUNCTION, not {target!r}")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        value: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            value = getattr(value, part)
+    except (ImportError, AttributeError) as exc:
+        raise _Fail(f"cannot load {target}: {exc}") from exc
+    return value  # type: ignore[no-any-return]
+
+
+async def _worker(args: argparse.Namespace) -> int:
+    from lkanyio.worker import JobType, Worker
+
+    server = _server_from_args(args)
+    entrypoint = _load_entrypoint(args.target)
+    try:
+        worker = Worker(
+            entrypoint, agent_name=args.agent_name, url=server.url, api_key=server.api_key,
+            api_secret=server.api_secret, processes=args.processes,
+            job_type={"room": JobType.JT_ROOM, "publisher": JobType.JT_PUBLISHER,
+                      "participant": JobType.JT_PARTICIPANT}[args.job_type],
+            drain_timeout=args.drain_timeout,
+        )
+    except (TypeError, ValueError) as exc:
+        raise _Fail(str(exc)) from exc
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    async with worker, anyio.create_task_group() as tg:
+        tg.start_soon(_until_signal, tg.cancel_scope)
+        await worker.serve()  # until a signal: then it drains (bounded by --drain-timeout)
     return 0
 
 
@@ -424,12 +552,22 @@ def _add_join_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--room", help="room to join (needed unless --token names it)")
     parser.add_argument("--identity", help="our identity (default: a unique name)")
     parser.add_argument("--token", help="a ready access token (instead of key and secret)")
+    _add_backend_arg(parser)
+
+
+def _add_backend_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         choices=("asyncio", "trio"),
         default="asyncio",
         help="event loop to run on (default: asyncio)",
     )
+
+
+def _add_api_args(parser: argparse.ArgumentParser) -> None:
+    _add_server_args(parser)
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    _add_backend_arg(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -455,9 +593,59 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.set_defaults(run=_cmd_token)
 
+    room = commands.add_parser(
+        "room",
+        help="list, create or delete rooms (RoomService)",
+        description="list [NAME ...]: the active rooms (all, or those named), one per line: "
+        "name, sid, participants, metadata; create NAME: create a room (or return the existing "
+        "one); delete NAME ...: delete rooms, disconnecting everyone in them.",
+    )
+    room.add_argument("action", choices=("list", "create", "delete"))
+    room.add_argument("names", nargs="*", metavar="NAME")
+    room.add_argument(
+        "--empty-timeout",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="create: close the room this long after the last one left",
+    )
+    room.add_argument("--max-participants", type=int, default=0, metavar="N", help="create")
+    room.add_argument("--metadata", help="create: the room's metadata")
+    _add_api_args(room)
+    room.set_defaults(run_async=_room)
+
+    participants = commands.add_parser(
+        "participants",
+        help="list a room's participants",
+        description="One line per participant: identity, sid, name, metadata.",
+    )
+    participants.add_argument("room", metavar="ROOM")
+    _add_api_args(participants)
+    participants.set_defaults(run_async=_participants)
+
+    dispatch = commands.add_parser(
+        "dispatch",
+        help="create, list or delete agent dispatches of a room",
+        description="create --room R --agent-name A [--metadata M]: dispatch the agent "
+        "registered as A to room R; list --room R; delete ID ... --room R. Dispatches print "
+        "one per line: id, agent name, room, metadata.",
+    )
+    dispatch.add_argument("action", choices=("create", "list", "delete"))
+    dispatch.add_argument("ids", nargs="*", metavar="ID", help="delete: the dispatches' ids")
+    dispatch.add_argument("--room", required=True)
+    dispatch.add_argument("--agent-name", help="create: the agent to dispatch")
+    dispatch.add_argument("--metadata", help="create: the job's metadata")
+    _add_api_args(dispatch)
+    dispatch.set_defaults(run_async=_dispatch)
+
     join = commands.add_parser("join", help="print room events until interrupted")
     _add_join_args(join)
     join.add_argument("--json", action="store_true", help="one JSON object per line")
+    join.add_argument(
+        "--show-tokens",
+        action="store_true",
+        help="print the access tokens the server refreshes (TokenRefreshed); hidden by default",
+    )
     join.set_defaults(run_async=_join)
 
     publish = commands.add_parser("publish", help="stream a 16-bit WAV file as a microphone track")
@@ -505,6 +693,31 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, default=7880, help="signalling port (default 7880)")
     serve.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ...")
     serve.set_defaults(run=_cmd_serve_local)
+
+    worker = commands.add_parser(
+        "worker",
+        help="serve an agent worker: run an entrypoint for each job the server dispatches",
+        description=(
+            "Register with the server as an agent worker named --agent-name and run "
+            "'async def FUNCTION(job: lkanyio.worker.JobContext)' of MODULE for each job "
+            "dispatched to it, until Ctrl-C or SIGTERM; then drain: take no new job, give "
+            "running ones --drain-timeout seconds, cancel the rest."
+        ),
+    )
+    worker.add_argument("target", metavar="MODULE:FUNCTION", help="the job's entrypoint")
+    _add_server_args(worker)
+    worker.add_argument("--agent-name", default="", help="the name dispatches address "
+                        "(default: none, a job for every new room)")
+    worker.add_argument("--job-type", choices=("room", "publisher", "participant"),
+                        default="room", help="one job per room (default), per publisher or "
+                        "per participant")
+    worker.add_argument("--processes", type=int, default=0, metavar="N",
+                        help="run jobs in N warm child processes (default 0: as tasks)")
+    worker.add_argument("--drain-timeout", type=float, default=60.0, metavar="SECONDS",
+                        help="time running jobs get to finish on Ctrl-C/SIGTERM (default 60)")
+    worker.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio",
+                        help="event loop to run on (default: asyncio)")
+    worker.set_defaults(run_async=_worker)
     return parser
 
 

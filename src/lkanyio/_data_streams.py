@@ -246,7 +246,12 @@ class _Reader(Resource, Generic[T]):
 
     def __init__(self, owned: Any, sender_identity: str, max_buffered_bytes: int) -> None:
         self.sender_identity = sender_identity
-        """The identity of the participant who sent the stream."""
+        """The identity of the participant who sent the stream.
+
+        It comes with the stream, so it is there also before the room knows the sender
+        (measured: a stream from a participant in its first seconds, not announced yet by
+        livekit-server's 3 s tick, names it; a data packet then does not).
+        """
         self._inbox: _Inbox[T] = _Inbox(owned.handle.id, self._kind, max_buffered_bytes)
         self._consumed = False
         self._inbox.start()

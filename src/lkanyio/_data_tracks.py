@@ -15,7 +15,7 @@ import anyio
 from anyio.abc import ObjectReceiveStream
 
 from ._checks import check_positive
-from ._errors import DataTrackError, native_error
+from ._errors import DataTrackError, ResourceClosedError, native_error
 from ._native._bridge import get_bridge
 from ._native._handles import OwnedHandle
 from ._native._proto import ffi_pb2
@@ -147,15 +147,17 @@ class _DataTrack:
 class LocalDataTrack(_DataTrack):
     """A data track this participant publishes (from ``publish_data_track``).
 
-    Use it as an async context manager to unpublish it on exit; the room unpublishes what is
-    left when it closes.
+    Use it as an async context manager to unpublish it on exit; the room unpublishes and
+    releases what is left when it closes.  After that, :meth:`unpublish` and leaving its
+    ``async with`` do nothing, and :meth:`try_push` raises
+    :class:`~lkanyio.ResourceClosedError`.
     """
 
     __slots__ = ("_port",)
     _side = "local"
 
-    def __init__(self, owned: Any, port: RoomPort) -> None:
-        super().__init__(owned)
+    def __init__(self, owned: Any, port: RoomPort, handle: NativeHandle | None = None) -> None:
+        super().__init__(owned, handle)
         self._port = port
 
     def try_push(
@@ -167,11 +169,16 @@ class LocalDataTrack(_DataTrack):
             DataTrackError: the frame was not sent: the track is unpublished, the room is not
                 connected, or frames are pushed faster than they can leave (the native
                 message says which). Nothing was queued; push again later or drop it.
+            ResourceClosedError: the room was left (it unpublished the track).
             TypeError: ``payload`` is not bytes-like.
         """
         data = _payload(payload)
         timestamp = _timestamp(user_timestamp)
         if self._handle.closed:
+            if self._port.closed:
+                raise ResourceClosedError(
+                    f"data track {self.name!r} was unpublished when its room was left"
+                )
             raise DataTrackError(f"data track {self.name!r} was unpublished")
         req = ffi_pb2.FfiRequest()
         msg = req.local_data_track_try_push
@@ -187,13 +194,13 @@ class LocalDataTrack(_DataTrack):
         """Unpublish the track and release it (idempotent, synchronous)."""
         if self._handle.closed:
             return
-        self._port.session.local_data_track_unpublished(self.sid)
         req = ffi_pb2.FfiRequest()
         req.local_data_track_unpublish.track_handle = self._handle.id
         try:
             get_bridge().request(req)
         finally:
-            self._handle.close()
+            self._port.session.local_data_track_unpublished(self.sid)  # releases it
+            self._handle.close()  # a track the session never adopted (a late answer)
 
     async def unpublish(self) -> None:
         """Unpublish the track and release it (idempotent)."""

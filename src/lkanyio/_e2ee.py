@@ -10,6 +10,7 @@ from ._checks import check_bool, check_enum, check_str, check_uint
 from ._errors import LiveKitError, NativeError
 from ._native._bridge import get_bridge
 from ._native._proto import e2ee_pb2, ffi_pb2
+from ._native._requests import wire_enum
 from ._types import EncryptionType
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class E2EEOptions:
         check_enum("encryption_type", self.encryption_type, EncryptionType)
 
     def _to_proto(self, out: e2ee_pb2.E2eeOptions) -> None:
-        out.encryption_type = int(self.encryption_type)  # type: ignore[assignment]
+        out.encryption_type = wire_enum(e2ee_pb2.EncryptionType, self.encryption_type)
         keys = out.key_provider_options
         if self.shared_key is not None:
             keys.shared_key = bytes(self.shared_key)
@@ -90,7 +91,9 @@ class E2EEOptions:
         keys.ratchet_window_size = self.ratchet_window_size
         keys.failure_tolerance = self.failure_tolerance
         keys.key_ring_size = self.key_ring_size
-        keys.key_derivation_function = int(self.key_derivation_function)  # type: ignore[assignment]
+        keys.key_derivation_function = wire_enum(
+            e2ee_pb2.KeyDerivationFunction, self.key_derivation_function
+        )
 
 
 @final

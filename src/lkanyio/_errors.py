@@ -8,6 +8,7 @@ from ._checks import check_uint
 
 if TYPE_CHECKING:
     import sys
+    from collections.abc import Mapping
 
     if sys.version_info < (3, 11):
         from exceptiongroup import BaseExceptionGroup
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     from ._types import DisconnectReason
 
 __all__ = [
+    "APIConnectionError",
+    "APIError",
     "AudioDeviceError",
     "AudioFilterError",
     "ConnectError",
@@ -23,6 +26,7 @@ __all__ = [
     "DataStreamOverflowError",
     "DataTrackError",
     "EventStreamOverflowError",
+    "InvalidTokenError",
     "LiveKitError",
     "NativeError",
     "PublishDTMFError",
@@ -31,7 +35,12 @@ __all__ = [
     "PublishTranscriptionError",
     "ResourceClosedError",
     "RpcError",
+    "ServerUnreachableError",
+    "SipCallError",
+    "TwirpError",
     "UnpublishTrackError",
+    "WebhookError",
+    "WorkerError",
     "check_native",
     "native_error",
 ]
@@ -64,6 +73,15 @@ class ConnectionLostError(LiveKitError):
     def __init__(self, message: str, *, reason: DisconnectReason | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class WorkerError(LiveKitError):
+    """An agent worker cannot serve: the server refused it, or the URL is not a LiveKit server.
+
+    Raised by :meth:`lkanyio.worker.Worker.serve` for what waiting will not mend (bad credentials,
+    a refused registration, something other than livekit-server at the URL); a server that is
+    down or restarting is retried instead.
+    """
 
 
 class ConnectError(NativeError):
@@ -194,6 +212,134 @@ class AudioFilterError(NativeError):
 
     The message carries the native core's text when it gave one.
     """
+
+
+class APIError(LiveKitError):
+    """A call to the LiveKit server API (:mod:`lkanyio.api`) failed.
+
+    The message names the service and the method (``RoomService.CreateRoom: ...``).
+
+    Attributes:
+        service: the Twirp service (``"RoomService"``, ``"AgentDispatchService"``, ``"Egress"``,
+            ``"Ingress"``, ``"SIP"``, ``"Connector"``).
+        method: the Twirp method (``"CreateRoom"``).
+    """
+
+    def __init__(self, message: str, *, service: str, method: str) -> None:
+        super().__init__(f"{service}.{method}: {message}")
+        self.service = service
+        self.method = method
+        self._text = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self._text, self.__dict__))
+
+
+class TwirpError(APIError):
+    """The server answered a server API call with an error (a Twirp error).
+
+    ``lkanyio.api.ServerError`` is this class (livekit-api's name for it).
+
+    Attributes:
+        code: the Twirp error code (``"not_found"``, ``"unauthenticated"``, ...: the values of
+            ``lkanyio.api.ServerErrorCode``).
+        message: the server's message.
+        status: the HTTP status of the answer.
+        metadata: the error's metadata (``{}`` when it has none).
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int,
+        service: str,
+        method: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        what = f"{code} (HTTP {status})" + (f": {message}" if message else "")
+        if metadata:
+            what += " " + ", ".join(f"{k}={v}" for k, v in sorted(metadata.items()))
+        super().__init__(what, service=service, method=method)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.metadata: dict[str, str] = dict(metadata or {})
+
+
+@final
+class SipCallError(TwirpError):
+    """A SIP call or transfer failed with a SIP status or a transfer reason.
+
+    Raised by ``sip.create_sip_participant`` and ``sip.transfer_sip_participant`` when the
+    server's error carries ``sip_status_code`` or ``sip_transfer_reason`` in its metadata.
+    """
+
+    @property
+    def sip_status_code(self) -> int | None:
+        """The SIP response code of the failed call (486: Busy Here), if the server sent one."""
+        raw = self.metadata.get("sip_status_code")
+        try:
+            return None if raw is None else int(raw)
+        except ValueError:
+            return None
+
+    @property
+    def sip_status(self) -> str | None:
+        """The SIP reason phrase (``"Busy Here"``), if the server sent one."""
+        return self.metadata.get("sip_status")
+
+    @property
+    def sip_transfer_reason(self) -> str | None:
+        """Why a transfer failed (``"STR_RINGING_TIMEOUT"``), if it was a transfer."""
+        return self.metadata.get("sip_transfer_reason")
+
+    @property
+    def sip_transfer_id(self) -> str | None:
+        """The id of the failed transfer, if the server sent one."""
+        return self.metadata.get("sip_transfer_id")
+
+
+class APIConnectionError(APIError):
+    """The connection to the server failed during a server API call (the cause is chained).
+
+    The server may or may not have carried out the request.
+    """
+
+
+@final
+class ServerUnreachableError(APIConnectionError):
+    """No connection to the server could be made for a server API call.
+
+    Refused, no route, unknown host (the cause is chained): the server never saw the request.
+    """
+
+
+@final
+class InvalidTokenError(LiveKitError):
+    """An access token failed verification (``lkanyio.api.TokenVerifier``).
+
+    It expired, is not valid yet, was signed with another secret, was issued by another key, or
+    is not a token at all: the message says which, PyJWT's error is the cause.
+    """
+
+
+@final
+class WebhookError(LiveKitError):
+    """A webhook failed verification (``lkanyio.api.WebhookReceiver``).
+
+    Its token is invalid (the :class:`InvalidTokenError` is the cause), it carries no body hash,
+    the body does not match that hash, or the body is not a webhook event.
+    """
+
+
+def _rebuild(kind: type[APIError], text: str, state: dict[str, Any]) -> APIError:
+    """Unpickle an :class:`APIError` (its keyword-only arguments are not in ``args``)."""
+    error = kind.__new__(kind)
+    LiveKitError.__init__(error, f"{state['service']}.{state['method']}: {text}")
+    error.__dict__.update(state)
+    return error
 
 
 N = TypeVar("N", bound=NativeError)

@@ -11,14 +11,37 @@ checks both).  ``Room`` implements the port in ``_room.py``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
     from ._core._session import RoomSession
+    from ._data_tracks import LocalDataTrack, RemoteDataTrack
+    from ._media._track import LocalTrack, RemoteTrack
     from ._native._proto import ffi_pb2
+    from ._participant import (
+        LocalParticipant,
+        ParticipantPermissions,
+        RemoteParticipant,
+        TranscriptionSegment,
+    )
+    from ._publication import LocalTrackPublication, RemoteTrackPublication
     from ._rpc import RpcServer
+
+    Session: TypeAlias = RoomSession[
+        RemoteParticipant,
+        LocalParticipant,
+        RemoteTrackPublication,
+        LocalTrackPublication,
+        RemoteTrack,
+        LocalTrack,
+        RemoteDataTrack,
+        LocalDataTrack,
+        ParticipantPermissions,
+        TranscriptionSegment,
+    ]
+    """The room's session, holding the public views (the core names none of them)."""
 
 __all__ = ["RoomPort"]
 
@@ -27,7 +50,7 @@ class RoomPort(Protocol):
     """What a feature may ask of its room."""
 
     @property
-    def session(self) -> RoomSession:
+    def session(self) -> Session:
         """The room's state (read it; change it only through its request-side methods).
 
         Raises:

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Final, TypeVar, final
 from ._checks import check_bool, check_enum, check_str, check_uint
 from ._errors import ResourceClosedError
 from ._native._bridge import get_bridge
-from ._native._proto import ffi_pb2, room_pb2, track_pb2, track_publication_pb2
+from ._native._proto import ffi_pb2, room_pb2, track_pb2, track_publication_pb2, video_frame_pb2
+from ._native._requests import wire_enum, wire_enums
 from ._types import (
     AudioTrackFeature,
     DegradationPreference,
@@ -218,7 +219,7 @@ class TrackPublishOptions:
             )
 
     def _to_proto(self, out: room_pb2.TrackPublishOptions) -> None:
-        out.source = int(self.source)  # type: ignore[assignment]
+        out.source = wire_enum(track_pb2.TrackSource, self.source)
         if self.simulcast is not None:
             out.simulcast = self.simulcast
         if self.dtx is not None:
@@ -233,17 +234,19 @@ class TrackPublishOptions:
         if self.stream is not None:
             out.stream = self.stream
         if self.video_codec is not None:
-            out.video_codec = int(self.video_codec)  # type: ignore[assignment]
+            out.video_codec = wire_enum(video_frame_pb2.VideoCodec, self.video_codec)
         if self.video_encoder is not None:
-            out.video_encoder = int(self.video_encoder)  # type: ignore[assignment]
+            out.video_encoder = wire_enum(room_pb2.VideoEncoderBackend, self.video_encoder)
         if self.scalability_mode is not None:
             out.scalability_mode = self.scalability_mode
         if self.degradation_preference is not None:
-            out.degradation_preference = int(self.degradation_preference)  # type: ignore[assignment]
+            out.degradation_preference = wire_enum(
+                room_pb2.DegradationPreference, self.degradation_preference
+            )
         if self.preconnect_buffer is not None:
             out.preconnect_buffer = self.preconnect_buffer
         out.frame_metadata_features.extend(
-            int(f) for f in self.frame_metadata_features  # type: ignore[misc]
+            wire_enums(track_pb2.FrameMetadataFeature, self.frame_metadata_features)
         )
 
 
@@ -261,7 +264,9 @@ class TrackPublication:
 
     __slots__ = ("_record",)
 
-    def __init__(self, record: LocalPublicationRecord | RemotePublicationRecord) -> None:
+    def __init__(
+        self, record: LocalPublicationRecord | RemotePublicationRecord[RemoteTrack]
+    ) -> None:
         self._record = record
 
     @property
@@ -380,9 +385,9 @@ class RemoteTrackPublication(TrackPublication):
     """A track another participant published; :attr:`track` is set while subscribed."""
 
     __slots__ = ()
-    _record: RemotePublicationRecord
+    _record: RemotePublicationRecord[RemoteTrack]
 
-    def __init__(self, record: RemotePublicationRecord) -> None:
+    def __init__(self, record: RemotePublicationRecord[RemoteTrack]) -> None:
         super().__init__(record)
 
     @property
@@ -425,5 +430,7 @@ class RemoteTrackPublication(TrackPublication):
         req = ffi_pb2.FfiRequest()
         msg = req.set_remote_track_publication_quality
         msg.track_publication_handle = self._handle.id
-        msg.quality = int(check_enum("quality", quality, VideoQuality))  # type: ignore[assignment]
+        msg.quality = wire_enum(
+            track_publication_pb2.VideoQuality, check_enum("quality", quality, VideoQuality)
+        )
         get_bridge().request(req)

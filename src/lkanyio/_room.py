@@ -24,7 +24,8 @@ from ._data_streams import (
     TextStreamReader,
     _Subscription,
 )
-from ._data_tracks import RemoteDataTrack
+from ._data_tracks import LocalDataTrack, RemoteDataTrack
+from ._descriptors import descriptor_usage, out_of_descriptors_hint
 from ._e2ee import E2EEManager, E2EEOptions
 from ._errors import (
     ConnectError,
@@ -41,7 +42,8 @@ from ._native._bridge import get_bridge
 from ._native._handles import OwnedHandle
 from ._native._logs import redact
 from ._native._memory import copy_native
-from ._native._proto import ffi_pb2, room_pb2
+from ._native._proto import ffi_pb2, participant_pb2, room_pb2
+from ._native._requests import wire_enum
 from ._participant import (
     LocalParticipant,
     ParticipantPermissions,
@@ -68,8 +70,8 @@ if TYPE_CHECKING:
 
     from ._core._session import LocalPublicationRecord, RemotePublicationRecord, RemoteRecord
     from ._media._track import LocalTrack, RemoteTrack
-    from ._native._proto import handle_pb2, participant_pb2, track_pb2
-    from ._port import RoomPort
+    from ._native._proto import handle_pb2, track_pb2
+    from ._port import RoomPort, Session
     from ._rpc import RpcServer
 
 __all__ = ["DISCONNECT_TIMEOUT", "Room", "RoomOptions", "SessionStats", "connect"]
@@ -265,7 +267,9 @@ def _late_connect(cb: Any) -> None:
         _log.exception("lkanyio: could not release a room whose connect was cancelled")
     req = ffi_pb2.FfiRequest()
     req.disconnect.room_handle = result.room.handle.id
-    req.disconnect.reason = DisconnectReason.CLIENT_INITIATED  # type: ignore[assignment]
+    req.disconnect.reason = wire_enum(
+        participant_pb2.DisconnectReason, DisconnectReason.CLIENT_INITIATED
+    )
 
     def drop_all(_cb: Any) -> None:
         for handle in handles:
@@ -284,7 +288,7 @@ class Room:
         self._options = options
         self._e2ee: E2EEManager | None = None
         self._handle: OwnedHandle | None = None
-        self._session: RoomSession | None = None  # the room's state, from joining on
+        self._session: Session | None = None  # the room's state, from joining on
         self._port: Final = _Port(self)
         self._rpc: RpcServer | None = None
         self._subscribers: set[EventSender[ev.RoomEvent]] = set()
@@ -438,7 +442,7 @@ class Room:
         kind = check_enum("kind", kind, SimulateScenario)
         req = ffi_pb2.FfiRequest()
         req.simulate_scenario.room_handle = self._require_connected_handle()
-        req.simulate_scenario.scenario = int(kind)  # type: ignore[assignment]
+        req.simulate_scenario.scenario = wire_enum(room_pb2.SimulateScenarioKind, kind)
         cb = await get_bridge().request_async(req)
         check_native(cb, what=f"simulate_scenario({kind.name}) failed")
 
@@ -570,9 +574,11 @@ class Room:
         bridge = get_bridge()
         self._handle = OwnedHandle(result.room.handle.id)
         owned = result.local_participant
-        local = LocalRecord(OwnedHandle(owned.handle.id), owned.info)
-        session = RoomSession(
-            NativeAdopter(self._port), result.room.info, local, self._notify_changed
+        local: LocalRecord[LocalTrackPublication, LocalDataTrack] = LocalRecord(
+            OwnedHandle(owned.handle.id), owned.info
+        )
+        session: Session = RoomSession(
+            NativeAdopter(self._port), ev, result.room.info, local, self._notify_changed
         )
         session.set_local_view(LocalParticipant(local, self._port))
         for entry in result.participants:
@@ -583,7 +589,11 @@ class Room:
         bridge.bind(local.handle.id, self._on_rpc_invocation)
 
     def _connect_failure(self, message: str) -> str:
-        """The native core's reason, and what it means for a relay-only room.
+        """The native core's reason, and what it means: out of file descriptors, or relay-only.
+
+        A process out of descriptors fails a join with the native core's "Too many open
+        files", or after its ICE wait with "wait_pc_connection timed out" (lkanyio._descriptors
+        has the measurements): both are told by :func:`out_of_descriptors_hint`.
 
         Measured (livekit-ffi 0.13.2, coturn refusing the password with 401): a relay-only
         client gathers no candidate at all, signalling succeeds, and each join attempt ends
@@ -591,6 +601,9 @@ class Room:
         shorten it) with "wait_pc_connection timed out" - the same words as any other ICE
         failure, so the hint names what relay-only depends on.
         """
+        hint = out_of_descriptors_hint(message, descriptor_usage())
+        if hint is not None:
+            return f"{message}; {hint}"
         rtc = self._options.rtc_config
         if (
             rtc is not None
@@ -631,7 +644,7 @@ class Room:
                 self._send_ready()
                 req = ffi_pb2.FfiRequest()
                 req.disconnect.room_handle = handle.id
-                req.disconnect.reason = int(reason)  # type: ignore[assignment]
+                req.disconnect.reason = wire_enum(participant_pb2.DisconnectReason, reason)
                 await bridge.request_async(req)
                 with anyio.move_on_after(DISCONNECT_TIMEOUT):
                     await self._eos.wait()
@@ -887,7 +900,7 @@ class _Port:
         self._room = room
 
     @property
-    def session(self) -> RoomSession:
+    def session(self) -> Session:
         session = self._room._session
         if session is None:
             raise ResourceClosedError("the room is not connected")
@@ -946,10 +959,14 @@ class NativeAdopter:
     def drop(self, handle_id: int) -> None:
         get_bridge().drop_native(handle_id)
 
-    def participant_view(self, record: RemoteRecord) -> RemoteParticipant:
+    def participant_view(
+        self, record: RemoteRecord[RemoteTrackPublication, RemoteDataTrack]
+    ) -> RemoteParticipant:
         return RemoteParticipant(record)
 
-    def publication_view(self, record: RemotePublicationRecord) -> RemoteTrackPublication:
+    def publication_view(
+        self, record: RemotePublicationRecord[RemoteTrack]
+    ) -> RemoteTrackPublication:
         return RemoteTrackPublication(record)
 
     def local_publication_view(

@@ -16,6 +16,7 @@ from ._checks import check_str
 from ._errors import RpcError
 from ._native._bridge import get_bridge
 from ._native._proto import ffi_pb2
+from ._types import ConnectionState
 
 if TYPE_CHECKING:
     from ._port import RoomPort
@@ -28,6 +29,27 @@ _MAX_ERROR_MESSAGE: Final = 256
 """LiveKit's limit on an RPC error's message, in UTF-8 bytes."""
 _MAX_ERROR_DATA: Final = 15 * 1024
 """LiveKit's limit on an RPC error's data, in UTF-8 bytes."""
+_MAX_METHOD: Final = 8 * 1024
+"""lkanyio's limit on a called method's name, in UTF-8 bytes.
+
+The native core sends the method, the caller's and the callee's identities in one data packet
+apart from the payload, and that packet is limited to 15 KiB: measured (livekit-ffi 0.13.2,
+livekit-server 1.13.5), from ``alice`` to ``bob`` a method of 14,754 bytes went out and one of
+14,755 failed with ``SEND_FAILED`` ("Failed to send"), whatever the payload (0 bytes, or 15 KiB of
+random text); with 256-byte identities the room for the method shrinks by their length.  8 KiB
+leaves room for the longest identities with every call within the limits.
+"""
+_MAX_IDENTITY: Final = 256
+"""livekit-server's default ``limit.max_participant_identity_length``, in UTF-8 bytes: a longer
+identity cannot join a server with the default limits, so no call to one can be answered."""
+_ANNOUNCE_WAIT: Final = 4.0
+"""Seconds a call to an identity the room does not know waits for the server to announce it.
+
+livekit-server announces a participant that publishes nothing to the others only on a 3 s
+tick (``subscriberUpdateInterval`` in its ``pkg/rtc/room.go``; measured: 2.4-2.8 s after the
+join), but routes a call to it at once.  A participant that joined before the call is announced
+within the tick; the extra second covers delivery.
+"""
 
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
@@ -51,7 +73,8 @@ class RpcInvocationData:
 
     Attributes:
         request_id: unique id of this call (the same on both sides).
-        caller_identity: who called.
+        caller_identity: who called (it comes with the call, so it is there also before the
+            room knows the caller).
         payload: the caller's payload.
         response_timeout: seconds the caller waits; the handler is cancelled when they pass.
         method: the method called.
@@ -298,6 +321,11 @@ def _check_seconds(name: str, value: object) -> float:
     return float(value)
 
 
+def _check_length(name: str, value: object, limit: int) -> None:
+    if len(check_str(name, value).encode()) > limit:
+        raise ValueError(f"{name} is limited to {limit} bytes of UTF-8")
+
+
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
@@ -319,8 +347,9 @@ class RpcCallInfo:
 
     Raises:
         TypeError: a field of the wrong type.
-        ValueError: an oversized payload or a timeout that is not positive (or beyond the
-            protocol's 32-bit milliseconds).
+        ValueError: a payload over 15 KiB, a method name over 8 KiB or a destination identity
+            over 256 bytes (UTF-8; see ``perform_rpc``), or a timeout that is not positive (or
+            beyond the protocol's 32-bit milliseconds).
     """
 
     destination_identity: str
@@ -330,8 +359,8 @@ class RpcCallInfo:
     max_round_trip_latency: float | None = None
 
     def __post_init__(self) -> None:
-        check_str("destination_identity", self.destination_identity)
-        check_str("method", self.method)
+        _check_length("destination_identity", self.destination_identity, _MAX_IDENTITY)
+        _check_length("method", self.method, _MAX_METHOD)
         check_payload(self.payload)
         _check_seconds("response_timeout", self.response_timeout)
         if self.max_round_trip_latency is not None:
@@ -427,16 +456,66 @@ async def _incoming_step(
 
 
 async def perform_rpc(
-    local_participant_handle: int, call: RpcCallInfo, interceptors: Sequence[RpcInterceptor]
+    port: RoomPort, call: RpcCallInfo, interceptors: Sequence[RpcInterceptor]
 ) -> str:
     """Call through the outgoing interceptors (see ``LocalParticipant.perform_rpc``)."""
 
     async def send(final_call: RpcCallInfo) -> str:
         if not isinstance(final_call, RpcCallInfo):
             raise TypeError(f"call_next takes an RpcCallInfo, not {type(final_call).__name__}")
-        return await _send_rpc(local_participant_handle, final_call)
+        return await _call_someone(port, final_call)
 
     return await _chain_outgoing(list(interceptors), send)(call)
+
+
+async def _call_someone(port: RoomPort, call: RpcCallInfo) -> str:
+    """Send the call; fail it as ``RECIPIENT_NOT_FOUND`` if nobody has that identity.
+
+    The server drops a call to an identity not in the room, and the native core then waits for
+    an acknowledgement until ``max_round_trip_latency`` (7 s) and says ``CONNECTION_TIMEOUT``.
+    A participant the room does not know yet may have just joined (see ``_ANNOUNCE_WAIT``),
+    and the server routes the call to it, so the call goes out at once and the room waits for
+    the identity alongside: the call fails as not found when the identity is still unknown
+    after ``_ANNOUNCE_WAIT``, or when the call was not acknowledged before that.
+    """
+    identity = call.destination_identity
+    handle = port.local_handle()
+
+    def known() -> bool:
+        return port.session.remote(identity) is not None
+
+    if known():
+        return await _send_rpc(handle, call)
+    result: str | None = None
+    error: RpcError | None = None  # raised after the task group, so never inside a group
+    missing = False
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            nonlocal missing
+            with anyio.move_on_after(_ANNOUNCE_WAIT):
+                await port.wait_until(known)
+                return
+            # Not while reconnecting (nobody is announced then): the call runs its course.
+            if port.connected and port.session.state == ConnectionState.CONNECTED:
+                missing = True
+                tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        try:
+            result = await _send_rpc(handle, call)
+        except RpcError as exc:
+            error = exc
+            missing = exc.code == RpcError.CONNECTION_TIMEOUT and not known()
+        tg.cancel_scope.cancel()
+    if missing:
+        raise RpcError(
+            RpcError.RECIPIENT_NOT_FOUND, f"no participant {identity!r} in the room"
+        ) from error
+    if error is not None:
+        raise error
+    assert result is not None
+    return result
 
 
 async def _send_rpc(local_participant_handle: int, call: RpcCallInfo) -> str:

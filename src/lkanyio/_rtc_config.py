@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, final
+from typing import Final, final
 from urllib.parse import urlsplit
 
 from ._checks import check_enum, check_str, check_uint
+from ._native._proto import room_pb2
+from ._native._requests import wire_enum
 from ._types import ContinualGatheringPolicy, IceTransportType
-
-if TYPE_CHECKING:
-    from ._native._proto import room_pb2
 
 __all__ = ["DataStreamOptions", "IceServer", "RtcConfiguration"]
 
@@ -130,9 +129,9 @@ class RtcConfiguration:
         object.__setattr__(self, "ice_servers", servers)
 
     def _to_proto(self, out: room_pb2.RtcConfig) -> None:
-        out.ice_transport_type = int(self.ice_transport_type)  # type: ignore[assignment]
-        out.continual_gathering_policy = int(  # type: ignore[assignment]
-            self.continual_gathering_policy
+        out.ice_transport_type = wire_enum(room_pb2.IceTransportType, self.ice_transport_type)
+        out.continual_gathering_policy = wire_enum(
+            room_pb2.ContinualGatheringPolicy, self.continual_gathering_policy
         )
         for server in self.ice_servers:
             server._to_proto(out.ice_servers.add())

@@ -2,40 +2,19 @@
 
 from __future__ import annotations
 
-import math
-from array import array
 from typing import Any
 
 import anyio
 import pytest
 
 import lkanyio
+from _media import RATE, dominant_frequency, tone_frames
 from _util import TokenFactory, joined, next_event
-from lkanyio.demo import dominant_frequency
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
-RATE = 48_000
 
 
-
-def sine_frames(hz: float, seconds: float) -> list[lkanyio.AudioFrame]:
-    per = RATE // 100
-    return [
-        lkanyio.AudioFrame(
-            array(
-                "h",
-                (
-                    int(12_000 * math.sin(2 * math.pi * hz * (i * per + k) / RATE))
-                    for k in range(per)
-                ),
-            ).tobytes(),
-            sample_rate=RATE,
-            num_channels=1,
-            samples_per_channel=per,
-        )
-        for i in range(round(seconds * 100))
-    ]
 
 
 async def publish_tone(
@@ -47,7 +26,7 @@ async def publish_tone(
             await publication.wait_for_subscription()
             if ready is not None:
                 await ready.wait()
-            for frame in sine_frames(hz, seconds):
+            for frame in tone_frames(hz, seconds):
                 await source.capture_frame(frame)
             await source.wait_for_playout()
 
@@ -119,7 +98,7 @@ async def publish_microphone(room: lkanyio.Room, hz: float, seconds: float) -> N
             await room.local_participant.publish_track(
                 track, lkanyio.TrackPublishOptions(source=lkanyio.TrackSource.MICROPHONE)
             )
-            for frame in sine_frames(hz, seconds):
+            for frame in tone_frames(hz, seconds):
                 await source.capture_frame(frame)
 
 
@@ -211,7 +190,7 @@ async def test_stats_of_a_published_track_and_of_the_session(
                 async with lkanyio.LocalAudioTrack.create_audio_track("mic", source) as track:
                     await alice.local_participant.publish_track(track)
                     subscribed = await next_event(events, lkanyio.TrackSubscribed)
-                    for frame in sine_frames(200.0, 0.5):
+                    for frame in tone_frames(200.0, 0.5):
                         await source.capture_frame(frame)
                     stats = await track.get_stats()
                     (outbound,) = stats.of_type("outbound_rtp")

@@ -19,23 +19,22 @@ from anyio.streams.text import TextReceiveStream
 from livekit import api
 
 import lkanyio
+from _media import RATE, dominant_frequency
 from _util import EVENT_WAIT, announce
 from lkanyio._cli import event_record, format_record
-from lkanyio.demo import dominant_frequency
 
 RUN_WAIT = 90.0
 """Upper bound for one command (a hang guard, never a timing assertion)."""
-RATE = 48_000
 
 
 def _env(server_info: Any, **extra: str) -> dict[str, str]:
-    return dict(
-        os.environ,
-        LIVEKIT_URL=server_info.url,
-        LIVEKIT_API_KEY=server_info.api_key,
-        LIVEKIT_API_SECRET=server_info.api_secret,
+    return {  # ``extra`` may override the server's variables
+        **os.environ,
+        "LIVEKIT_URL": server_info.url,
+        "LIVEKIT_API_KEY": server_info.api_key,
+        "LIVEKIT_API_SECRET": server_info.api_secret,
         **extra,
-    )
+    }
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -208,7 +207,17 @@ def test_event_lines_name_participants_and_tracks_not_objects() -> None:
         "code": 1,
         "digit": "1",
         "participant": None,
+        "sender_identity": "",
     }
+    # A credential stays out of the record, as out of the event's repr, unless asked for.
+    refreshed = lkanyio.TokenRefreshed("eyJsecret")
+    assert "eyJ" not in repr(refreshed)
+    assert event_record(refreshed) == {"event": "TokenRefreshed"}
+    assert event_record(refreshed, show_secrets=True) == {
+        "event": "TokenRefreshed",
+        "token": "eyJsecret",
+    }
+    assert "--show-tokens" in _cli("join", "--help").stdout
 
 
 @pytest.mark.anyio
@@ -250,10 +259,43 @@ async def test_join_prints_events_until_interrupted(
             "kind": "RELIABLE",
             "participant": "alice",
             "topic": "chat",
+            "sender_identity": "alice",
         }
         process.send_signal(signal.SIGINT)
         with anyio.fail_after(EVENT_WAIT):
             assert await process.wait() == 0
+
+
+async def _join_until_token_refreshed(
+    server_info: Any, room_name: str, *flags: str
+) -> tuple[dict[str, Any], str]:
+    """Run ``join --json`` until it prints TokenRefreshed: that record, and all it printed."""
+    command = [sys.executable, "-m", "lkanyio", "join", "--room", room_name, "--json", *flags]
+    async with await anyio.open_process(
+        command, env=_env(server_info), stderr=subprocess.PIPE
+    ) as process:
+        assert process.stdout is not None
+        lines = TextReceiveStream(process.stdout)
+        printed = ""
+        with anyio.fail_after(EVENT_WAIT):
+            # The server refreshes a joiner's token at once (measured: ~0.5 s after the join).
+            while not any("TokenRefreshed" in x for x in printed.split("\n")[:-1]):
+                printed += await lines.receive()
+        process.send_signal(signal.SIGINT)
+        with anyio.fail_after(EVENT_WAIT):
+            assert await process.wait() == 0
+    record = next(json.loads(x) for x in printed.splitlines() if "TokenRefreshed" in x)
+    return dict(record), printed
+
+
+@pytest.mark.anyio
+async def test_join_hides_refreshed_tokens_unless_asked(server_info: Any, room_name: str) -> None:
+    record, printed = await _join_until_token_refreshed(server_info, room_name)
+    assert record == {"event": "TokenRefreshed"}
+    assert "eyJ" not in printed  # no JWT anywhere in what went to stdout
+    record, printed = await _join_until_token_refreshed(server_info, room_name, "--show-tokens")
+    assert set(record) == {"event", "token"}
+    assert record["token"].startswith("eyJ")
 
 
 def test_serve_local_runs_the_command_inside_with_the_server_in_its_environment() -> None:

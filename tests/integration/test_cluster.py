@@ -15,8 +15,6 @@ to a new room on his node after ~10 s; Redis restarted, nothing happens to a liv
 
 from __future__ import annotations
 
-import math
-from array import array
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,13 +23,12 @@ import anyio
 import pytest
 
 import lkanyio
+from _media import RATE, dominant_frequency, tone_frames
 from _util import EVENT_WAIT, announce, next_event
-from lkanyio.demo import dominant_frequency
 from lkanyio.testing import LocalCluster, ServerInfo, create_room, make_token
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
-RATE = 48_000
 
 FAILURE_BOUND = 90.0
 """How long lkanyio may take to report a failed node (the hang guard of every fault test here,
@@ -67,24 +64,6 @@ async def _alice_on_a_bob_on_b(
         yield alice, bob
 
 
-def _sine(hz: float, seconds: float) -> list[lkanyio.AudioFrame]:
-    per = RATE // 100
-    return [
-        lkanyio.AudioFrame(
-            array(
-                "h",
-                (
-                    int(12_000 * math.sin(2 * math.pi * hz * (i * per + k) / RATE))
-                    for k in range(per)
-                ),
-            ).tobytes(),
-            sample_rate=RATE,
-            num_channels=1,
-            samples_per_channel=per,
-        )
-        for i in range(round(seconds * 100))
-    ]
-
 
 async def _play(room: lkanyio.Room, hz: float, seconds: float) -> None:
     async with (
@@ -93,7 +72,7 @@ async def _play(room: lkanyio.Room, hz: float, seconds: float) -> None:
     ):
         publication = await room.local_participant.publish_track(track)
         await publication.wait_for_subscription()
-        for frame in _sine(hz, seconds):
+        for frame in tone_frames(hz, seconds):
             await source.capture_frame(frame)
         await source.wait_for_playout()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import anyio
@@ -125,3 +126,24 @@ async def test_bad_input_is_refused_before_the_native_core(
         # The room still works.
         with anyio.fail_after(EVENT_WAIT):
             await local.publish_data("still alive")
+
+
+async def test_a_track_left_published_is_released_with_its_room(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    # Published without ``async with``: the room unpublishes and releases it when it closes.
+    async with lkanyio.connect(server_info.url, token_factory("alice", room_name)) as room:
+        track = await room.local_participant.publish_data_track("kept")
+        assert track.is_published()
+    assert lkanyio.statistics().live_handles == 0
+    assert not track.is_published()
+    assert dict(room.local_participant.data_tracks) == {}
+    # Exactly once: what the user does with it later drops nothing twice and says why.
+    await track.unpublish()
+    async with track:
+        pass
+    with pytest.raises(lkanyio.ResourceClosedError, match="room"):
+        track.try_push(b"late")
+    del track
+    gc.collect()
+    assert lkanyio.statistics().live_handles == 0

@@ -33,7 +33,9 @@ import anyio
 import pytest
 
 import lkanyio
+import lkanyio.api
 import lkanyio.testing
+import lkanyio.worker
 from _util import assert_no_leaks
 from lkanyio.testing import ServerInfo, make_token
 
@@ -52,9 +54,16 @@ def _public_names(module: types.ModuleType) -> list[str]:
     )
 
 
-PUBLIC = [f"lkanyio.{n}" for n in _public_names(lkanyio)] + [
-    f"lkanyio.testing.{n}" for n in _public_names(lkanyio.testing)
-]
+PUBLIC = (
+    [f"lkanyio.{n}" for n in _public_names(lkanyio)]
+    + [f"lkanyio.testing.{n}" for n in _public_names(lkanyio.testing)]
+    # lkanyio.worker's own names: Job, JobType, JobStatus are livekit-protocol's (generated,
+    # without docstrings), WorkerError is lkanyio.WorkerError
+    + [f"lkanyio.worker.{n}" for n in _public_names(lkanyio.worker)
+       if n not in {"Job", "JobType", "JobStatus", "WorkerError"}]
+    # lkanyio.api's own names (it also re-exports livekit-protocol's messages, as livekit-api)
+    + [f"lkanyio.api.{n}" for n in lkanyio.api.__all__]
+)
 
 
 def _reference_entries() -> dict[str, str]:
@@ -154,13 +163,17 @@ def test_site_builds_with_every_public_name_anchored(site: Path) -> None:
 #   - index and tutorials are whole programs: run as __main__ (they call asyncio.run, trio.run or
 #     a blocking portal themselves); the Starlette one defines `app`, which the test serves with
 #     uvicorn and calls over loopback HTTP;
-#   - how-to pages define `async def main(url, <identity>_token, ...)`, which the test calls on
+#   - how-to pages define `async def main(url, <identity>_token, ...)` (or api_key, api_secret:
+#     the server's), which the test calls on
 #     asyncio and on trio;
 #   - how-to/testing.md starts its own server in its own namespace: run as a child process.
 # A ```text title="Output"``` block lists lines the page's program must print, in that order.
 # A block preceded by <!-- fragment --> is not run: every line of it must appear in a block of
 # the same page that is (no page uses one today).
 
+# how-to/notebooks.md shows notebook cells (top-level await): tests/integration/test_notebook.py
+# checks they are the example notebook's cells and runs that notebook in a real IPython kernel.
+NOTEBOOK = "how-to/notebooks.md"
 PAGES = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md"))
 FENCE = re.compile(r"(<!-- fragment -->\n)?```(\w+)([^\n]*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 TOKEN = re.compile(r'"<token:(\w+)>"')
@@ -173,7 +186,7 @@ def _blocks(page: str) -> tuple[list[str], list[str], list[str]]:
     output: list[str] = []
     for match in FENCE.finditer((DOCS / page).read_text()):
         fragment, lang, attrs, body = match.groups()
-        if lang == "python":
+        if lang == "python" and page != NOTEBOOK:
             (fragments if fragment else code).append(body)
         elif lang == "text" and 'title="Output"' in attrs:
             output.extend(line for line in body.splitlines() if line.strip())
@@ -201,7 +214,7 @@ def test_every_page_with_code_is_run() -> None:
     with_code = [page for page in PAGES if _blocks(page)[0]]
     assert set(with_code) == {
         "index.md", *(p for p in PAGES if p.startswith(("tutorials/", "how-to/")))
-    } - {"how-to/cluster.md"}, with_code
+    } - {"how-to/cluster.md", NOTEBOOK}, with_code
 
 
 def _slug(heading: str) -> str:
@@ -257,8 +270,8 @@ def _serve_and_call(app: object, path: str) -> dict[str, object]:
 
 
 RUN_AS_MAIN = ["index.md", "tutorials/asyncio.md", "tutorials/sync.md", "tutorials/trio.md"]
-HOW_TO = ["how-to/data-streams.md", "how-to/e2ee.md", "how-to/media.md", "how-to/reconnects.md",
-          "how-to/rpc.md"]
+HOW_TO = ["how-to/api.md", "how-to/data-streams.md", "how-to/e2ee.md", "how-to/media.md",
+          "how-to/reconnects.md", "how-to/rpc.md", "how-to/scaling.md"]
 
 
 def _token(server_info: ServerInfo, room: str) -> Callable[[str], str]:
@@ -301,8 +314,10 @@ def test_how_to_runs(
     exec(compile(source, str(DOCS / page), "exec"), namespace)
     main = namespace["main"]
     token = _token(server_info, room_name)
+    given = {"url": server_info.url, "api_key": server_info.api_key,
+             "api_secret": server_info.api_secret}
     args = [
-        server_info.url if name == "url" else token(name.removesuffix("_token"))
+        given[name] if name in given else token(name.removesuffix("_token"))
         for name in inspect.signature(main).parameters
     ]
     anyio.run(main, *args, backend=backend)
@@ -424,3 +439,70 @@ def test_chromium_renders_home_and_api_pages(site: Path, tmp_path: Path) -> None
     assert 'id="lkanyio.Room"' in api
     assert "Rooms and participants" in api
     assert (tmp_path / "index.png").stat().st_size > 10_000  # the screenshot was painted
+
+
+# --- the agent tutorial: its worker echoes a participant's audio -------------------------------
+
+
+async def _hear_the_echo(page: dict[str, Any], info: ServerInfo, room: str) -> int:
+    """Serve the page's entrypoint, dispatch it with the page's ``dispatch``, publish a tone as
+    alice and return the peak of the first loud frame of the agent's echo of it."""
+    import math
+    from array import array
+
+    from lkanyio.worker import Worker
+
+    rate = 48_000
+    tone = array("h", (int(8000 * math.sin(2 * math.pi * 440 * n / rate)) for n in range(480)))
+
+    async def speak(source: lkanyio.AudioSource, done: anyio.Event) -> None:
+        frame = lkanyio.AudioFrame(tone, sample_rate=rate, num_channels=1,
+                                   samples_per_channel=480)
+        while not done.is_set():
+            await source.capture_frame(frame)
+
+    async with Worker(page["entrypoint"], agent_name=page["AGENT"], url=info.url,
+                      api_key=info.api_key, api_secret=info.api_secret,
+                      drain_timeout=0) as worker, anyio.create_task_group() as tg:
+        tg.start_soon(worker.serve)
+        with anyio.fail_after(30):
+            await worker.wait_registered()
+            await page["dispatch"](room)
+            token = make_token(info, identity="alice", room=room)
+            async with lkanyio.connect(info.url, token) as alice, alice.events() as events, \
+                    lkanyio.AudioSource(rate, 1) as source, \
+                    lkanyio.LocalAudioTrack.create_audio_track("mic", source) as mic:
+                await alice.local_participant.publish_track(mic)
+                done = anyio.Event()
+                async with anyio.create_task_group() as speaking:
+                    speaking.start_soon(speak, source, done)
+                    async for event in events:
+                        if (isinstance(event, lkanyio.TrackSubscribed)
+                                and event.participant.identity.startswith("agent-")):
+                            break
+                    assert event.track.name == "echo-alice"
+                    async with lkanyio.AudioStream(event.track, sample_rate=rate) as stream:
+                        async for frame_event in stream:
+                            peak = max(abs(s) for s in frame_event.frame.data)
+                            if peak > 1000:
+                                break
+                    done.set()
+        tg.cancel_scope.cancel()
+    return peak
+
+
+def test_agent_tutorial_echoes_audio_on_trio(
+    server_info: ServerInfo, room_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    page = "tutorials/agent.md"
+    namespace: dict[str, Any] = {"__name__": "docs_agent"}  # not __main__: its main() serves
+    exec(compile(_program(page, server_info.url, _token(server_info, room_name)),
+                 str(DOCS / page), "exec"), namespace)
+    namespace["AGENT"] = f"echo-{uuid.uuid4().hex[:10]}"  # the page's functions read it
+    for name, value in (("URL", server_info.url), ("API_KEY", server_info.api_key),
+                        ("API_SECRET", server_info.api_secret)):
+        monkeypatch.setenv(f"LIVEKIT_{name}", value)  # the page's dispatch() reads them
+    assert anyio.run(_hear_the_echo, namespace, server_info, room_name, backend="trio") > 1000
+    assert_no_leaks()

@@ -14,9 +14,9 @@ import anyio
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, tone_share
-from lkanyio.demo import dominant_frequency
-from test_audio_server import RATE, publish_tone
+from _media import RATE, dominant_frequency, tone_share
+from _util import EVENT_WAIT, TokenFactory
+from test_audio_server import publish_tone
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 

@@ -9,8 +9,8 @@ import anyio
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, tone_share
-from test_audio_server import RATE, sine_frames
+from _media import RATE, tone_frames, tone_share
+from _util import EVENT_WAIT, TokenFactory
 from test_e2ee import KEY
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 GCM = lkanyio.EncryptionType.GCM
 NONE = lkanyio.EncryptionType.NONE
 
-TONE = sine_frames(440.0, 0.05)
+TONE = tone_frames(440.0, 0.05)
 """50 ms of the 440 Hz tone: exactly 22 periods, so cycling it is seamless.  ``_publish`` used
 to build 30 s of it per call, 0.43 CPU-s of ``math.sin`` each time (8 calls in this module)."""
 

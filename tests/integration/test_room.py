@@ -56,6 +56,7 @@ async def test_data_reliable_lossy_topic_and_text(
                 lkanyio.DataPacketKind.RELIABLE,
             )
             assert got.participant is bob.remote_participants["alice"]
+            assert got.sender_identity == "alice"
 
             await alice.local_participant.publish_data("héllo ✓", topic="txt")
             got = await next_event(events, lkanyio.DataReceived)
@@ -311,8 +312,62 @@ async def test_dtmf_arrives_intact(
         async with bob.events() as events:
             await alice.local_participant.publish_dtmf(code=11, digit="#")
             dtmf = await next_event(events, lkanyio.SipDTMFReceived)
-            assert (dtmf.code, dtmf.digit) == (11, "#")
+            assert (dtmf.code, dtmf.digit, dtmf.sender_identity) == (11, "#", "alice")
             assert dtmf.participant is bob.remote_participants["alice"]
+
+
+async def test_what_an_unannounced_joiner_sends_keeps_what_names_its_sender(
+    server_info: Any, token_factory: TokenFactory, room_name: str
+) -> None:
+    # livekit-server announces a joiner that publishes nothing on its 3 s tick; alice sends at
+    # once (no announce()), so bob receives before he knows her.  A stream and an RPC carry
+    # her identity with them; a data packet carries only what the native core names (nothing,
+    # for a sender it does not know: see DataReceived); a DTMF event the native core drops.
+    url = server_info.url
+    callers: list[str] = []
+
+    async def who(data: lkanyio.RpcInvocationData) -> str:
+        callers.append(data.caller_identity)
+        return "ok"
+
+    async with (
+        lkanyio.connect(url, token_factory("bob", room_name)) as bob,
+        bob.events() as events,
+        bob.text_streams("t") as texts,
+        lkanyio.connect(url, token_factory("alice", room_name)) as alice,
+    ):
+        bob.local_participant.register_rpc_method("who", who)
+        me = alice.local_participant
+        await me.publish_data("early", topic="t")
+        await me.publish_dtmf(code=1, digit="1")
+        await me.send_text("early text", topic="t")
+        assert await me.perform_rpc(destination_identity="bob", method="who", payload="") == "ok"
+        with anyio.fail_after(EVENT_WAIT):
+            reader = await texts.receive()
+            assert await reader.read_all() == "early text"
+        assert reader.sender_identity == "alice"
+        assert callers == ["alice"]
+        seen: list[Any] = []
+        with anyio.fail_after(EVENT_WAIT):
+            while not any(isinstance(e, lkanyio.ParticipantConnected) for e in seen):
+                seen.append(await events.receive())
+            await me.publish_data("late", topic="t")
+            await me.publish_dtmf(code=2, digit="2")
+            while not any(isinstance(e, lkanyio.SipDTMFReceived) and e.code == 2 for e in seen):
+                seen.append(await events.receive())
+        alice_view = bob.remote_participants["alice"]
+    connected = next(i for i, e in enumerate(seen) if isinstance(e, lkanyio.ParticipantConnected))
+    packets = [(i, e) for i, e in enumerate(seen) if isinstance(e, lkanyio.DataReceived)]
+    assert [e.data for _, e in packets] == [b"early", b"late"]
+    for i, event in packets:
+        # Before the announcement the native core named no sender (the field case); once bob
+        # knows alice, both name her.
+        expected = (alice_view, "alice") if i > connected else (None, "")
+        assert (event.participant, event.sender_identity) == expected
+    assert packets[-1][0] > connected
+    for event in seen:
+        if isinstance(event, lkanyio.SipDTMFReceived):  # never delivered without its sender
+            assert (event.participant, event.sender_identity) == (alice_view, "alice")
 
 
 async def _publish_transcription(

@@ -1,13 +1,12 @@
 """Room state and participant details against a real livekit-server (both backends).
 
-The room's settings come from the server's own RoomService (livekit-api); what the server
+The room's settings come from the server's own RoomService (lkanyio.api); what the server
 cannot produce here (a recording, ``MoveParticipant``) is fed to a real joined room as the
 native core's own message, through the shim's queue and the real dispatch path.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 
 import lkanyio
 from _util import EVENT_WAIT, TokenFactory, announce, joined, next_event
+from lkanyio import api
 from lkanyio._native._bridge import get_bridge
 from lkanyio._native._proto import ffi_pb2, room_pb2
 
@@ -27,18 +27,13 @@ KEY = b"room state shared key 0123456789"
 
 
 async def room_service(info: Any, call: Callable[[Any, Any], Awaitable[Any]]) -> Any:
-    """``await call(client, api)`` with a RoomService client (livekit-api is asyncio-only).
+    """``await call(client, api)`` with a server API client (lkanyio.api, on the test's loop).
 
-    It runs in ``asyncio.run`` on a worker thread, so it works under trio too.
+    ``call`` reads as it did for livekit-api (``client.room.create_room(api.CreateRoomRequest(
+    ...))``): the names are the same.
     """
-
-    async def session() -> Any:
-        from livekit import api
-
-        async with api.LiveKitAPI(info.http_url, info.api_key, info.api_secret) as client:
-            return await call(client, api)
-
-    return await anyio.to_thread.run_sync(asyncio.run, session())
+    async with api.LiveKitAPI(info.url, info.api_key, info.api_secret) as client:
+        return await call(client, api)
 
 
 def inject(room: lkanyio.Room, event: room_pb2.RoomEvent) -> None:
@@ -51,7 +46,7 @@ def inject(room: lkanyio.Room, event: room_pb2.RoomEvent) -> None:
 
 
 def token_with(info: Any, token: str, *, kind_details: list[str], video: dict[str, Any]) -> str:
-    """``token`` with claims livekit-api's AccessToken cannot set, signed again."""
+    """``token`` with claims AccessToken cannot set (livekit-api's or lkanyio's), signed again."""
     claims = jwt.decode(token, info.api_secret, algorithms=["HS256"])
     claims["kindDetails"] = kind_details
     claims["video"].update(video)
@@ -118,9 +113,7 @@ async def test_recording_and_moved_as_the_native_core_reports_them(
         sid = await alice.wait_for_sid()
         # Neither can be produced here: no egress service records, and livekit-server v1.13.5
         # refuses MoveParticipant (if a later server moves, make this test move for real).
-        from livekit import api
-
-        with pytest.raises(api.twirp_client.ServerError, match="not implemented"):
+        with pytest.raises(lkanyio.TwirpError, match="not implemented"):
             await room_service(server_info, move)
 
         recording = room_pb2.RoomEvent()

@@ -13,9 +13,8 @@ import anyio
 import pytest
 
 import lkanyio
+from _media import RATE, dominant_frequency, tone_frames
 from _util import EVENT_WAIT, TokenFactory, announce, joined, next_event
-from lkanyio.demo import dominant_frequency
-from test_audio_server import RATE, sine_frames
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
@@ -24,7 +23,7 @@ S = lkanyio.SimulateScenario
 
 
 async def _play(source: lkanyio.AudioSource, hz: float) -> None:
-    frames = sine_frames(hz, 1.0)
+    frames = tone_frames(hz, 1.0)
     while True:
         for frame in frames:
             await source.capture_frame(frame)

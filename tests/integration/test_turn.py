@@ -9,9 +9,7 @@ without its own TURN (LocalServer never enables it), so no other relay could be 
 
 from __future__ import annotations
 
-import math
 import os
-from array import array
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from typing import Any
@@ -21,12 +19,12 @@ import anyio.abc
 import pytest
 
 import lkanyio
+from _media import RATE, tone_frames
 from _util import EVENT_WAIT, TokenFactory, announce, joined, next_event
 from lkanyio.testing import LocalServer, LocalTurn
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
-RATE = 48_000
 # Measured (livekit-ffi 0.13.2): with the TURN server refusing the password, each join attempt
 # ends after the native core's fixed 15 s wait for the peer connection.  The tests join with
 # join_retries=0 (one attempt); the bound is a hang guard on top of that wait.
@@ -60,24 +58,6 @@ def relay_only(
     )
 
 
-def tone(seconds: float) -> list[lkanyio.AudioFrame]:
-    per = RATE // 100
-    return [
-        lkanyio.AudioFrame(
-            array(
-                "h",
-                (
-                    int(12_000 * math.sin(2 * math.pi * 440 * (i * per + k) / RATE))
-                    for k in range(per)
-                ),
-            ).tobytes(),
-            sample_rate=RATE,
-            num_channels=1,
-            samples_per_channel=per,
-        )
-        for i in range(round(seconds * 100))
-    ]
-
 
 def selected_local_candidates(stats: lkanyio.TrackStats) -> list[lkanyio.StatsReport]:
     """The local candidate of each transport's selected candidate pair."""
@@ -107,7 +87,7 @@ async def publish_tone(room: lkanyio.Room, done: anyio.Event) -> None:
         async with lkanyio.LocalAudioTrack.create_audio_track("tone", source) as track:
             publication = await room.local_participant.publish_track(track)
             await publication.wait_for_subscription()
-            frames = tone(0.5)
+            frames = tone_frames(440, 0.5)
             while not done.is_set():
                 for frame in frames:
                     await source.capture_frame(frame)

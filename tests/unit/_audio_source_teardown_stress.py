@@ -10,10 +10,9 @@ import sys
 
 import anyio
 
-from lkanyio._media._audio import AudioSource
-from lkanyio._media._audio_frame import AudioFrame
+from lkanyio import AudioFrame, AudioSource
 
-RATE = 48_000
+RATE = 48_000  # a child process: tests/_media.py is not on its path
 
 
 async def main(rounds: int) -> None:

@@ -10,8 +10,8 @@ from array import array
 import pytest
 
 import lkanyio
+from _media import RATE
 
-RATE = 48_000
 PER = RATE // 100
 
 

@@ -16,11 +16,11 @@ import anyio.lowlevel
 import pytest
 
 import lkanyio
+from _media import RATE
 from _util import EVENT_WAIT, assert_no_leaks
 
 pytestmark = pytest.mark.anyio
 
-RATE = 48000
 BLOCK = RATE // 100  # the mixer's default: 10 ms
 
 

@@ -6,7 +6,6 @@ assertion is about behaviour (samples, counts, errors, leak counters).
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 from array import array
@@ -16,31 +15,33 @@ from contextlib import asynccontextmanager
 import anyio
 import pytest
 
+from _media import RATE
+from _media import sine as _sine
 from _util import audio_until
-from lkanyio._errors import EventStreamOverflowError, NativeError, ResourceClosedError
-from lkanyio._media._audio import (
+from lkanyio import (
+    AudioFrame,
     AudioFrameEvent,
     AudioResampler,
     AudioResamplerQuality,
     AudioSource,
     AudioStream,
-)
-from lkanyio._media._audio_frame import AudioFrame
-from lkanyio._media._track import (
+    EventStreamOverflowError,
     LocalAudioTrack,
+    NativeError,
     RemoteAudioTrack,
     RemoteVideoTrack,
+    ResourceClosedError,
+    TrackKind,
     TrackStats,
-    remote_track_from_owned,
+    statistics,
 )
-from lkanyio._native._bridge import get_bridge, statistics
+from lkanyio._media._track import remote_track_from_owned
+from lkanyio._native._bridge import get_bridge
 from lkanyio._native._proto import ffi_pb2, track_pb2, video_frame_pb2
-from lkanyio._types import TrackKind
 
 GUARD = 20.0
 """Upper bound for something that must happen (a hang guard, never a timing assertion)."""
 
-RATE = 48_000
 TEN_MS = RATE // 100
 
 # A local track plays at real time: beside other work the native core conceals late frames and
@@ -49,19 +50,13 @@ TEN_MS = RATE // 100
 pytestmark = pytest.mark.realtime
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 # -- helpers --------------------------------------------------------------------------------------
 
 
 def sine(hz: float, samples: int, *, rate: int = RATE, amplitude: int = 12_000) -> array[int]:
     # The phase offset makes the first sample non-zero, so the pattern can't hide in silence.
-    return array(
-        "h", (int(amplitude * math.sin(2 * math.pi * hz * i / rate + 0.5)) for i in range(samples))
-    )
+    return _sine(hz, samples, rate=rate, amplitude=amplitude, phase=0.5)
+
 
 
 def ramp(samples: int, *, start: int = -20_000, step: int = 7) -> array[int]:

@@ -24,11 +24,10 @@ from typing import Any
 import anyio
 import pytest
 
-from lkanyio._media._audio import AudioSource
-from lkanyio._media._audio_frame import AudioFrame
-from lkanyio._native._bridge import Bridge, get_bridge, statistics
+from _media import RATE
+from lkanyio import AudioFrame, AudioSource, statistics
+from lkanyio._native._bridge import Bridge, get_bridge
 
-RATE = 48_000
 GUARD = 20.0
 """A hang guard, never a timing assertion."""
 

@@ -20,18 +20,15 @@ from typing import Any
 
 import pytest
 
-from lkanyio._media._audio import AudioResampler, AudioSource, AudioStream
-from lkanyio._media._audio_frame import AudioFrame
-from lkanyio._media._track import LocalAudioTrack
-from lkanyio._native._bridge import statistics
-
-RATE = 48_000
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
+from _media import RATE
+from lkanyio import (
+    AudioFrame,
+    AudioResampler,
+    AudioSource,
+    AudioStream,
+    LocalAudioTrack,
+    statistics,
+)
 
 # -- in process: every check raises the right error ---------------------------------------------
 
@@ -205,9 +202,9 @@ async def test_stream_rejects(kwargs: dict[str, Any], error: type[Exception], ma
 _PRELUDE = """
 import anyio
 from array import array
-from lkanyio._media._audio import AudioResampler, AudioSource, AudioStream
-from lkanyio._media._audio_frame import AudioFrame
-from lkanyio._media._track import LocalAudioTrack
+from lkanyio import AudioResampler, AudioSource, AudioStream
+from lkanyio import AudioFrame
+from lkanyio import LocalAudioTrack
 
 def rejected(attempt):
     try:
@@ -493,8 +490,8 @@ def test_native_core_aborts_without_the_check(case: str) -> None:
     [(0, ValueError), (-1, ValueError), (True, TypeError), (1.0, TypeError), ("3", TypeError)],
 )
 def test_every_count_uses_the_one_positive_int_check(value: object, error: type[Exception]) -> None:
+    from lkanyio import VideoSource
     from lkanyio._checks import check_positive
-    from lkanyio._media._video import VideoSource
     from lkanyio._streams import open_event_stream
 
     with pytest.raises(error):

@@ -11,9 +11,8 @@ import random
 
 import pytest
 
+from _media import RATE
 from lkanyio.demo import dominant_frequency
-
-RATE = 48_000
 
 
 def _tone(hz: float, *, rate: int = RATE, noise: float = 0.0, seed: int = 0) -> list[int]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import lkanyio
+import lkanyio.api
 
 # Classes users receive and read but are meant to share a base: the rest are @final.
 BASES = {"LocalTrack", "Participant", "RemoteTrack", "Track", "TrackPublication"}
@@ -23,7 +24,15 @@ PUBLIC = sorted(
     for name in dir(lkanyio)
     if not name.startswith("_") and not inspect.ismodule(getattr(lkanyio, name))
 )
-SUBMODULES = ["demo", "testing"]
+SUBMODULES = ["api", "demo", "testing", "worker"]
+
+
+import lkanyio.worker  # noqa: E402 - after PUBLIC: a submodule, not one of lkanyio's names
+
+WORKER = sorted(lkanyio.worker.__all__)
+WORKER_PROTOCOL = {"Job", "JobStatus", "JobType"}
+"""livekit-protocol's messages and enumerations, re-exported as they are (as ``lkanyio.api``
+does): lkanyio.worker's own names are the rest."""
 
 
 def _is_class(value: object) -> bool:
@@ -91,6 +100,8 @@ def test_every_public_name_is_visible_to_mypy_strict(tmp_path: Path) -> None:
         "import lkanyio\n"
         + "".join(f"import lkanyio.{name}\n" for name in SUBMODULES)
         + "".join(f"_{i} = lkanyio.{name}\n" for i, name in enumerate(PUBLIC))
+        + "".join(f"_w{i} = lkanyio.worker.{name}\n" for i, name in enumerate(WORKER))
+        + "".join(f"_api{i} = lkanyio.api.{name}\n" for i, name in enumerate(lkanyio.api.__all__))
     )
     root = Path(__file__).resolve().parents[2]
     stdout, stderr, status = api.run(
@@ -105,3 +116,24 @@ def test_every_public_name_is_visible_to_mypy_strict(tmp_path: Path) -> None:
         ]
     )
     assert status == 0, stdout + stderr
+
+
+@pytest.mark.parametrize("name", WORKER)
+def test_worker_names_say_they_are_lkanyio_worker_and_are_final(name: str) -> None:
+    value = getattr(lkanyio.worker, name)
+    if name in WORKER_PROTOCOL:
+        from livekit.protocol import agent
+
+        assert value is getattr(agent, name)
+        return
+    assert _is_class(value), name
+    expected = "lkanyio" if issubclass(value, BaseException) else "lkanyio.worker"
+    assert value.__module__ == expected, f"{name} shows as {value.__module__}.{name}"
+    if not issubclass(value, BaseException):
+        assert _is_final(value), name
+
+
+def test_the_worker_package_lists_every_public_name() -> None:
+    public = {n for n in dir(lkanyio.worker) if not n.startswith(("_", "@"))} - {"annotations"}
+    assert public == set(WORKER)
+

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import array
 import io
-import math
 import sys
 import wave
 
 import pytest
 
 import lkanyio
+from _media import tone_frame
 from _util import seeded_frame
 from lkanyio import VideoBufferType as VBT
 
@@ -128,24 +128,10 @@ def test_i420_planes_are_y_u_v() -> None:
 # --- audio helpers ----------------------------------------------------------------------------
 
 
-def tone(freq: float, *, rate: int = 48000, channels: int = 1, ms: int = 10) -> lkanyio.AudioFrame:
-    n = rate * ms // 1000
-    samples = array.array(
-        "h",
-        (
-            int(8000 * math.sin(2 * math.pi * freq * i / rate))
-            for i in range(n)
-            for _ in range(channels)
-        ),
-    )
-    return lkanyio.AudioFrame(
-        samples, sample_rate=rate, num_channels=channels, samples_per_channel=n
-    )
-
 
 @pytest.mark.parametrize(("rate", "channels"), [(48000, 1), (16000, 2), (8000, 6)])
 def test_to_wav_bytes_reads_back_as_the_frame(rate: int, channels: int) -> None:
-    frame = tone(440, rate=rate, channels=channels, ms=30)
+    frame = tone_frame(440, rate=rate, channels=channels, ms=30)
     with wave.open(io.BytesIO(frame.to_wav_bytes()), "rb") as wav:
         assert wav.getnchannels() == channels
         assert wav.getsampwidth() == 2
@@ -165,7 +151,7 @@ def test_to_wav_bytes_reads_back_as_the_frame(rate: int, channels: int) -> None:
 
 
 def test_userdata_is_a_dict_of_the_frame_alone() -> None:
-    frame = tone(440)
+    frame = tone_frame(440)
     assert frame.userdata == {}
     frame.userdata["speaker"] = "alice"
     assert frame.userdata == {"speaker": "alice"}
@@ -178,7 +164,8 @@ def test_userdata_is_a_dict_of_the_frame_alone() -> None:
 
 
 def test_combine_audio_frames_joins_them_in_order() -> None:
-    a, b, c = tone(440, channels=2), tone(660, channels=2, ms=20), tone(880, channels=2)
+    a, b = tone_frame(440, channels=2), tone_frame(660, channels=2, ms=20)
+    c = tone_frame(880, channels=2)
     combined = lkanyio.combine_audio_frames([a, b, c])
     assert (combined.sample_rate, combined.num_channels) == (48000, 2)
     assert combined.samples_per_channel == 480 + 960 + 480
@@ -192,7 +179,8 @@ def test_combine_audio_frames_joins_them_in_order() -> None:
 
 
 def test_combine_audio_frames_rejects_mismatches_clearly() -> None:
-    mono48, mono16, stereo48 = tone(440), tone(440, rate=16000), tone(440, channels=2)
+    mono48, mono16 = tone_frame(440), tone_frame(440, rate=16000)
+    stereo48 = tone_frame(440, channels=2)
     with pytest.raises(
         ValueError, match=r"frame 1 has a sample rate of 16000 Hz, frame 0 of 48000"
     ):

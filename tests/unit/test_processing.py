@@ -13,6 +13,7 @@ import anyio
 import pytest
 
 import lkanyio
+from _media import RATE
 from _util import audio_until
 from lkanyio import AudioFrame, AudioSource, AudioStream, LocalAudioTrack
 
@@ -24,7 +25,6 @@ from lkanyio import AudioFrame, AudioSource, AudioStream, LocalAudioTrack
 pytestmark = [pytest.mark.anyio, pytest.mark.realtime]
 
 GUARD = 20.0
-RATE = 48_000
 
 
 def ramp(samples: int) -> array[int]:

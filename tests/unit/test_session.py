@@ -25,20 +25,22 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 import lkanyio
 from _util import examples
+from lkanyio import (
+    LocalDataTrack,
+    LocalParticipant,
+    LocalTrackPublication,
+    RemoteDataTrack,
+    RemoteParticipant,
+    RemoteTrackPublication,
+    ResourceClosedError,
+    TranscriptionSegment,
+)
 from lkanyio import _events as ev
 from lkanyio._core import RoomSession
 from lkanyio._core._session import LocalRecord
-from lkanyio._data_tracks import RemoteDataTrack
-from lkanyio._errors import ResourceClosedError
 from lkanyio._media._track import remote_track_from_owned
 from lkanyio._native._proto import participant_pb2, room_pb2, track_pb2
-from lkanyio._participant import (
-    LocalParticipant,
-    RemoteParticipant,
-    TranscriptionSegment,
-    permissions_from_proto,
-)
-from lkanyio._publication import LocalTrackPublication, RemoteTrackPublication
+from lkanyio._participant import permissions_from_proto
 
 IDENTITIES = ("alice", "bob", "carol")
 LOCAL = "me"
@@ -151,7 +153,7 @@ def _session() -> tuple[RoomSession, Recorder]:
     owned = _owned_participant(LOCAL)
     local = LocalRecord(recorder.handle(owned.handle.id), owned.info)
     info = room_pb2.RoomInfo(name="room")
-    session = RoomSession(recorder, info, local)  # type: ignore[arg-type]
+    session = RoomSession(recorder, ev, info, local)  # type: ignore[arg-type]
     session.set_local_view(LocalParticipant(local, port=None))  # type: ignore[arg-type]
     return session, recorder
 
@@ -172,6 +174,7 @@ class RoomSessionMachine(RuleBasedStateMachine):
         self.local: dict[str, bool] = {}  # sid -> a subscriber came
         self.local_views: dict[str, LocalTrackPublication] = {}
         self.pending: dict[str, LocalTrackPublication] = {}  # unpublish sent, event to come
+        self.local_data: dict[str, LocalDataTrack] = {}  # published by this client, by sid
         self.closed = False
         self.events: list[ev.RoomEvent] = []
         self.released: list[object] = []  # objects that just left (named by departure events)
@@ -338,6 +341,33 @@ class RoomSessionMachine(RuleBasedStateMachine):
         event_owner = next(m for m in owners if m.view is event.participant)
         event_owner.data_tracks.discard(sid)
 
+    # this client's data tracks: published by a request, unpublished by one or by the room
+
+    @rule(sid=st.sampled_from(DATA_SIDS))
+    def local_publish_data_track(self, sid: str) -> None:
+        self.events = []
+        if sid in self.local_data:
+            return  # the server refuses a second track under a name (and never reuses a sid)
+        owned = room_pb2.DataTrackPublished().track
+        owned.handle.id = next(_ids)
+        owned.info.sid = sid
+        track = LocalDataTrack(owned, port=None, handle=self.recorder.handle(owned.handle.id))  # type: ignore[arg-type]
+        # A publish answered after the room closed is released at once, never kept.
+        assert self.session.adopt_local_data_track(track) is not self.closed
+        if self.closed:
+            assert track._handle.closed
+        else:
+            self.local_data[sid] = track
+
+    @precondition(lambda self: not self.closed)
+    @rule(sid=st.sampled_from(DATA_SIDS))
+    def local_unpublish_data_track(self, sid: str) -> None:
+        self.events = []
+        self.session.local_data_track_unpublished(sid)  # what unpublish_nowait tells it
+        track = self.local_data.pop(sid, None)
+        if track is not None:
+            assert track._handle.closed
+
     # this client's publications: requests and their events
 
     @precondition(lambda self: not self.closed)
@@ -420,6 +450,30 @@ class RoomSessionMachine(RuleBasedStateMachine):
         self.local[new] = False  # nobody is subscribed to the new publication yet
         self.local_views[new] = view
 
+    # what participants send
+
+    @rule(identity=st.sampled_from(("", *IDENTITIES, LOCAL)), dtmf=st.booleans())
+    def receive(self, identity: str, dtmf: bool) -> None:
+        message = room_pb2.RoomEvent().data_packet_received
+        message.participant_identity = identity  # "": the server, or a sender not known yet
+        handle = next(_ids)
+        if dtmf:
+            message.sip_dtmf.code = 1
+        else:
+            message.user.data.handle.id = handle
+            message.user.data.data.data_len = 2
+        events = self.apply("data_packet_received", participant_identity=identity,
+                            **({"sip_dtmf": message.sip_dtmf} if dtmf else {"user": message.user}))
+        if not dtmf:  # the buffer is released whatever happens to the packet
+            assert self.recorder.unadopted[handle] == 1
+        if self.closed:
+            return
+        (event,) = events
+        assert isinstance(event, ev.SipDTMFReceived if dtmf else ev.DataReceived)
+        assert event.sender_identity == identity  # kept whether or not the room knows it
+        model = self.remote.get(identity)
+        assert event.participant is (None if model is None else model.view)
+
     # participants' info, the room and the connection
 
     @rule(identity=st.sampled_from((*IDENTITIES, LOCAL)), text=st.text(max_size=5))
@@ -458,6 +512,9 @@ class RoomSessionMachine(RuleBasedStateMachine):
             self._check_released_participant(model.view)
         for view in (*self.local_views.values(), *self.pending.values()):
             assert view._handle.closed
+        for track in self.local_data.values():  # left published: the room released them
+            assert track._handle.closed
+        self.local_data.clear()
         self.remote.clear()
         self.local.clear()
         self.local_views.clear()
@@ -483,6 +540,7 @@ class RoomSessionMachine(RuleBasedStateMachine):
         for sid, view in local.track_publications.items():
             assert view is self.local_views[sid]
             assert view.sid == sid
+        assert dict(local.data_tracks) == self.local_data
 
     @invariant()
     def every_event_names_live_objects(self) -> None:
@@ -519,6 +577,7 @@ class RoomSessionMachine(RuleBasedStateMachine):
                 if publication.track is not None:
                     live.add(publication.track._handle.handle_id)
             live.update(t._handle.handle_id for t in participant.data_tracks.values())
+        live.update(t._handle.handle_id for t in local.data_tracks.values())
         open_ = {i for i, h in self.recorder.adopted.items() if not h.closed}
         assert open_ == live
         assert all(n == 1 for n in self.recorder.dropped.values()), "a handle dropped twice"
@@ -609,7 +668,7 @@ def test_a_request_side_change_wakes_the_rooms_waiters() -> None:
     owned = _owned_participant(LOCAL)
     local = LocalRecord(recorder.handle(owned.handle.id), owned.info)
     changes: list[str] = []
-    session = RoomSession(recorder, room_pb2.RoomInfo(), local,  # type: ignore[arg-type]
+    session = RoomSession(recorder, ev, room_pb2.RoomInfo(), local,  # type: ignore[arg-type]
                           on_change=lambda: changes.append("changed"))
     session.set_local_view(LocalParticipant(local, port=None))  # type: ignore[arg-type]
     view = session.adopt_local_publication(_owned_publication("TR_w"), track=object())  # type: ignore[arg-type]

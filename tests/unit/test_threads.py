@@ -18,12 +18,12 @@ import anyio
 import pytest
 
 import lkanyio
+from _media import RATE
 from _util import assert_no_leaks
 from lkanyio import VideoBufferType as VBT
 
 THREADS = 4
 ROUNDS = 60
-RATE = 48_000
 GUARD = 60.0
 """A hang guard for the whole stress run, never a timing assertion."""
 

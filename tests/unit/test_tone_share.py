@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 
 import pytest
-from test_demo_tone import RATE, _tone, _with_gaps
+from test_demo_tone import _tone, _with_gaps
 
-from _util import tone_share
+from _media import RATE, tone_share
 
 
 @pytest.mark.parametrize("pieces", [False, True])

@@ -6,7 +6,9 @@ modules (``_events``, ``_types``).  ``tests/unit/test_core_layout.py`` enforces 
 bridge (``_native._bridge``) parses each native
 event, asks :func:`classify` what kind it is and the :class:`Correlator` who receives it; the
 room's shell (``_room``) hands its events to a :class:`RoomSession`, the one owner of the
-room's state, and does the I/O.
+room's state, and does the I/O.  The agent worker's protocol (:mod:`lkanyio._core._worker`,
+the messages of livekit-protocol in, decisions out) is imported from its module by the worker
+shell (``lkanyio.worker``) alone, so that a room does not load livekit-protocol.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from ._classify import KEYED_EVENTS, Action, classify
 from ._correlator import ASYNC_ID_BASE, Correlator, CorrelatorStatistics
 from ._session import (
     Adopter,
+    EventClasses,
     LocalPublicationRecord,
     LocalRecord,
     NativeHandle,
@@ -31,6 +34,7 @@ __all__ = [
     "Adopter",
     "Correlator",
     "CorrelatorStatistics",
+    "EventClasses",
     "LocalPublicationRecord",
     "LocalRecord",
     "NativeHandle",

@@ -13,14 +13,22 @@ through an injected :class:`Adopter` (the room's shell passes one that builds th
 around owned native handles; the unit tests pass a recorder), and every handle the session
 adopted is closed by it exactly once: when its object leaves the room, or when the room closes
 (:meth:`RoomSession.close`).  ``tests/unit/test_session.py`` drives it with hypothesis.
+
+The core sits below the features whose objects it holds: the session is generic over them (the
+remote and local participants, publications, tracks and data tracks, permissions and
+transcription segments), asks of them only what its own small protocols say (an identity, a
+sid, ``_close``), and builds the events that name them with the event classes it is handed
+(:class:`EventClasses`; the shell passes ``lkanyio._events``).  The shell's
+``RoomSession[RemoteParticipant, ...]`` (``_port.Session``) names the public classes, and the
+type checker matches its adopter and the event classes against them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar
 
 from .. import _events as ev
 from .._types import (
@@ -34,33 +42,23 @@ from .._types import (
 if TYPE_CHECKING:
     from _lkffi_proto import data_track_pb2
 
-    from .._data_tracks import LocalDataTrack, RemoteDataTrack
-    from .._media._track import LocalTrack, RemoteTrack
     from .._native._proto import (
         handle_pb2,
         participant_pb2,
         room_pb2,
         track_pb2,
     )
-    from .._participant import (
-        LocalParticipant,
-        Participant,
-        ParticipantPermissions,
-        RemoteParticipant,
-        TranscriptionSegment,
-    )
-    from .._publication import (
-        LocalTrackPublication,
-        RemoteTrackPublication,
-        TrackPublication,
-    )
 
 __all__ = [
     "Adopter",
+    "Closable",
+    "DataTrackView",
+    "EventClasses",
     "LocalPublicationRecord",
     "NativeHandle",
     "LocalRecord",
     "ParticipantRecord",
+    "ParticipantView",
     "RemotePublicationRecord",
     "RemoteRecord",
     "RoomSession",
@@ -78,6 +76,65 @@ class NativeHandle(Protocol):
     def close(self) -> None: ...
 
 
+class Closable(Protocol):
+    """An object the session releases (a track, a data track): closed once, by the session."""
+
+    def _close(self) -> None: ...
+
+
+class ParticipantView(Protocol):
+    """What the session reads of a remote participant's view: who it is."""
+
+    @property
+    def identity(self) -> str: ...
+
+
+class DataTrackView(Closable, Protocol):
+    """What the session reads of a data track: its sid (and it releases it)."""
+
+    @property
+    def sid(self) -> str: ...
+
+
+# The objects the session holds, as the shell builds them (the public views; the unit tests
+# build the same).  The session only stores and hands them on: it names none of their classes,
+# so the core stays below the features; the shell's ``RoomSession[...]`` names them all.
+_RP = TypeVar("_RP", bound=ParticipantView)
+"""A remote participant."""
+_LP = TypeVar("_LP")
+"""The local participant."""
+_RPub = TypeVar("_RPub")
+"""A remote participant's publication."""
+_LPub = TypeVar("_LPub")
+"""One of this client's publications."""
+_RT = TypeVar("_RT", bound=Closable)
+"""A subscribed remote track."""
+_LT = TypeVar("_LT")
+"""A local track being published."""
+_RDT = TypeVar("_RDT", bound=DataTrackView)
+"""A remote data track."""
+_LDT = TypeVar("_LDT", bound=DataTrackView)
+"""A local data track."""
+_Perm = TypeVar("_Perm")
+"""A participant's permissions."""
+_Seg = TypeVar("_Seg")
+"""A transcription segment."""
+# The same for the protocols below (a protocol's parameters say which way they flow).
+_RP_co = TypeVar("_RP_co", covariant=True)
+_LPub_co = TypeVar("_LPub_co", covariant=True)
+_Perm_co = TypeVar("_Perm_co", covariant=True)
+_Seg_co = TypeVar("_Seg_co", covariant=True)
+_LT_contra = TypeVar("_LT_contra", contravariant=True)
+_RP_contra = TypeVar("_RP_contra", contravariant=True)
+_LP_contra = TypeVar("_LP_contra", contravariant=True)
+_RPub_contra = TypeVar("_RPub_contra", contravariant=True)
+_LPub_contra = TypeVar("_LPub_contra", contravariant=True)
+_RT_contra = TypeVar("_RT_contra", contravariant=True)
+_RDT_contra = TypeVar("_RDT_contra", contravariant=True)
+_Perm_contra = TypeVar("_Perm_contra", contravariant=True)
+_Seg_contra = TypeVar("_Seg_contra", contravariant=True)
+
+
 @dataclass(eq=False)
 class ParticipantRecord:
     """What is known of one participant (its view reads it; the session writes it)."""
@@ -89,28 +146,28 @@ class ParticipantRecord:
 
 
 @dataclass(eq=False)
-class RemoteRecord(ParticipantRecord):
+class RemoteRecord(ParticipantRecord, Generic[_RPub, _RDT]):
     """A remote participant: its publications and data tracks by sid."""
 
-    publications: dict[str, RemoteTrackPublication] = field(default_factory=dict)
-    data_tracks: dict[str, RemoteDataTrack] = field(default_factory=dict)
+    publications: dict[str, _RPub] = field(default_factory=dict)
+    data_tracks: dict[str, _RDT] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
-class LocalRecord(ParticipantRecord):
+class LocalRecord(ParticipantRecord, Generic[_LPub, _LDT]):
     """This client: its publications and data tracks by sid."""
 
-    publications: dict[str, LocalTrackPublication] = field(default_factory=dict)
-    data_tracks: dict[str, LocalDataTrack] = field(default_factory=dict)
+    publications: dict[str, _LPub] = field(default_factory=dict)
+    data_tracks: dict[str, _LDT] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
-class RemotePublicationRecord:
+class RemotePublicationRecord(Generic[_RT]):
     """A remote participant's publication and, while subscribed, its track."""
 
     handle: NativeHandle
     info: track_pb2.TrackPublicationInfo
-    track: RemoteTrack | None = None
+    track: _RT | None = None
 
 
 @dataclass(eq=False)
@@ -125,7 +182,7 @@ class LocalPublicationRecord:
     """Unpublished, or the room closed: nobody will subscribe any more."""
 
 
-class Adopter(Protocol):
+class Adopter(Protocol[_RP_co, _RPub, _LPub_co, _RT, _RDT, _LT_contra, _Perm_co, _Seg_co]):
     """What the session needs from the world around it: public objects around native handles.
 
     Each ``handle``/``*_view`` call adopts a native handle (the session closes it later, once);
@@ -140,25 +197,25 @@ class Adopter(Protocol):
         """Release a native handle that nothing adopts."""
         ...
 
-    def participant_view(self, state: RemoteRecord) -> RemoteParticipant:
+    def participant_view(self, state: RemoteRecord[_RPub, _RDT]) -> _RP_co:
         """The public object for a remote participant."""
         ...
 
-    def publication_view(self, state: RemotePublicationRecord) -> RemoteTrackPublication:
+    def publication_view(self, state: RemotePublicationRecord[_RT]) -> _RPub:
         """The public object for a remote publication."""
         ...
 
     def local_publication_view(
-        self, state: LocalPublicationRecord, track: LocalTrack
-    ) -> LocalTrackPublication:
+        self, state: LocalPublicationRecord, track: _LT_contra
+    ) -> _LPub_co:
         """The public object for one of this client's publications."""
         ...
 
-    def track_view(self, owned: track_pb2.OwnedTrack) -> RemoteTrack:
+    def track_view(self, owned: track_pb2.OwnedTrack) -> _RT:
         """A subscribed remote track (it owns ``owned``'s handle; the session closes it)."""
         ...
 
-    def data_track_view(self, owned: data_track_pb2.OwnedRemoteDataTrack) -> RemoteDataTrack:
+    def data_track_view(self, owned: data_track_pb2.OwnedRemoteDataTrack) -> _RDT:
         """A remote data track (it owns ``owned``'s handle; the session closes it)."""
         ...
 
@@ -166,38 +223,140 @@ class Adopter(Protocol):
         """Copy a received data packet out of native memory and release its buffer."""
         ...
 
-    def permissions(self, proto: participant_pb2.ParticipantPermission) -> ParticipantPermissions:
+    def permissions(self, proto: participant_pb2.ParticipantPermission) -> _Perm_co:
         """The public permissions for a protocol permission message."""
         ...
 
-    def segment(self, proto: room_pb2.TranscriptionSegment) -> TranscriptionSegment:
+    def segment(self, proto: room_pb2.TranscriptionSegment) -> _Seg_co:
         """The public transcription segment for a protocol one."""
         ...
 
 
-class _Closable(Protocol):
-    def _close(self) -> None: ...
+class EventClasses(
+    Protocol[
+        _RP_contra, _LP_contra, _RPub_contra, _LPub_contra, _RT_contra, _RDT_contra,
+        _Perm_contra, _Seg_contra,
+    ]
+):
+    """The public event classes that name the session's objects, built from them.
+
+    The shell passes the module of the public events (``lkanyio._events``): its classes are
+    these constructors, and the type checker matches each against the views the shell's
+    session holds.  Events that name no view the session builds from ``_events`` directly.
+    """
+
+    # One member per class: (the positional fields, in order) -> the event.
+    @property
+    def ParticipantConnected(self) -> Callable[[_RP_contra], ev.RoomEvent]: ...
+    @property
+    def ParticipantDisconnected(
+        self,
+    ) -> Callable[[_RP_contra, DisconnectReason], ev.RoomEvent]: ...
+    @property
+    def ParticipantActive(self) -> Callable[[_RP_contra], ev.RoomEvent]: ...
+    @property
+    def LocalTrackPublished(self) -> Callable[[_LPub_contra], ev.RoomEvent]: ...
+    @property
+    def LocalTrackUnpublished(self) -> Callable[[_LPub_contra], ev.RoomEvent]: ...
+    @property
+    def LocalTrackRepublished(self) -> Callable[[_LPub_contra, str], ev.RoomEvent]: ...
+    @property
+    def LocalTrackSubscribed(self) -> Callable[[_LPub_contra], ev.RoomEvent]: ...
+    @property
+    def TrackPublished(self) -> Callable[[_RP_contra, _RPub_contra], ev.RoomEvent]: ...
+    @property
+    def TrackUnpublished(self) -> Callable[[_RP_contra, _RPub_contra], ev.RoomEvent]: ...
+    @property
+    def TrackSubscribed(
+        self,
+    ) -> Callable[[_RP_contra, _RPub_contra, _RT_contra], ev.RoomEvent]: ...
+    @property
+    def TrackUnsubscribed(
+        self,
+    ) -> Callable[[_RP_contra, _RPub_contra, _RT_contra], ev.RoomEvent]: ...
+    @property
+    def TrackSubscriptionFailed(self) -> Callable[[_RP_contra, str, str], ev.RoomEvent]: ...
+    @property
+    def DataTrackPublished(self) -> Callable[[_RP_contra, _RDT_contra], ev.RoomEvent]: ...
+    @property
+    def DataTrackUnpublished(self) -> Callable[[_RP_contra, _RDT_contra], ev.RoomEvent]: ...
+    @property
+    def TrackMuted(
+        self,
+    ) -> Callable[[_LP_contra | _RP_contra, _LPub_contra | _RPub_contra], ev.RoomEvent]: ...
+    @property
+    def TrackUnmuted(
+        self,
+    ) -> Callable[[_LP_contra | _RP_contra, _LPub_contra | _RPub_contra], ev.RoomEvent]: ...
+    @property
+    def ActiveSpeakersChanged(
+        self,
+    ) -> Callable[[tuple[_LP_contra | _RP_contra, ...]], ev.RoomEvent]: ...
+    @property
+    def ParticipantMetadataChanged(
+        self,
+    ) -> Callable[[_LP_contra | _RP_contra, str, str], ev.RoomEvent]: ...
+    @property
+    def ParticipantNameChanged(
+        self,
+    ) -> Callable[[_LP_contra | _RP_contra, str, str], ev.RoomEvent]: ...
+    @property
+    def ParticipantAttributesChanged(
+        self,
+    ) -> Callable[[_LP_contra | _RP_contra, Mapping[str, str]], ev.RoomEvent]: ...
+    @property
+    def ParticipantPermissionsChanged(
+        self,
+    ) -> Callable[[_LP_contra | _RP_contra, _Perm_contra], ev.RoomEvent]: ...
+    @property
+    def ConnectionQualityChanged(
+        self,
+    ) -> Callable[[_LP_contra | _RP_contra, ConnectionQuality], ev.RoomEvent]: ...
+    @property
+    def E2EEStateChanged(
+        self,
+    ) -> Callable[[_LP_contra | _RP_contra, EncryptionState], ev.RoomEvent]: ...
+    @property
+    def ParticipantEncryptionStatusChanged(
+        self,
+    ) -> Callable[[_LP_contra | _RP_contra, bool], ev.RoomEvent]: ...
+    @property
+    def DataReceived(
+        self,
+    ) -> Callable[[bytes, DataPacketKind, _RP_contra | None, str, str], ev.RoomEvent]: ...
+    @property
+    def SipDTMFReceived(
+        self,
+    ) -> Callable[[int, str, _RP_contra | None, str], ev.RoomEvent]: ...
+    @property
+    def TranscriptionReceived(
+        self,
+    ) -> Callable[[tuple[_Seg_contra, ...], _LP_contra | _RP_contra | None, str], ev.RoomEvent]: ...
 
 
-def _close_each(items: Iterable[_Closable]) -> None:
+def _close_each(items: Iterable[Closable]) -> None:
     for item in items:
         item._close()
 
 
 @dataclass(eq=False)
-class _Remote:
+class _Remote(Generic[_RP, _RPub, _RT, _RDT]):
     """A remote participant: its view, its state and its publications' states by sid."""
 
-    view: RemoteParticipant
-    state: RemoteRecord
-    publications: dict[str, RemotePublicationRecord] = field(default_factory=dict)
+    view: _RP
+    state: RemoteRecord[_RPub, _RDT]
+    publications: dict[str, RemotePublicationRecord[_RT]] = field(default_factory=dict)
 
 
-class RoomSession:
+class RoomSession(Generic[_RP, _LP, _RPub, _LPub, _RT, _LT, _RDT, _LDT, _Perm, _Seg]):
     """The room's state and the rules that change it (see the module docstring).
+
+    Generic over the objects it holds (see the type variables above): the shell names them.
 
     Args:
         adopter: builds the public objects around native handles.
+        events: the public event classes (``lkanyio._events``), to build the events that name
+            those objects.
         info: the room's info from the connect answer (the session keeps this message).
         local: the local participant's state (its view is built by the shell).
         on_change: called after a request-side change (the shell wakes the tasks waiting for
@@ -206,29 +365,31 @@ class RoomSession:
 
     def __init__(
         self,
-        adopter: Adopter,
+        adopter: Adopter[_RP, _RPub, _LPub, _RT, _RDT, _LT, _Perm, _Seg],
+        events: EventClasses[_RP, _LP, _RPub, _LPub, _RT, _RDT, _Perm, _Seg],
         info: room_pb2.RoomInfo,
-        local: LocalRecord,
+        local: LocalRecord[_LPub, _LDT],
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self._adopter = adopter
+        self._ev = events
         self._on_change = on_change
         self.info: Final = info
         self.local: Final = local
         self.state = ConnectionState.CONNECTED
         self.token: str | None = None
         self.closed = False
-        self._local_view: LocalParticipant | None = None
-        self._remote: dict[str, _Remote] = {}
-        self.remote_views: Final[dict[str, RemoteParticipant]] = {}
+        self._local_view: _LP | None = None
+        self._remote: dict[str, _Remote[_RP, _RPub, _RT, _RDT]] = {}
+        self.remote_views: Final[dict[str, _RP]] = {}
         """The remote participants' views by identity (``room.remote_participants`` shows it)."""
         self._local_pubs: dict[str, LocalPublicationRecord] = {}
-        self._unpublished: dict[str, tuple[LocalTrackPublication, LocalPublicationRecord]] = {}
+        self._unpublished: dict[str, tuple[_LPub, LocalPublicationRecord]] = {}
         """Publications whose unpublish was sent or confirmed, until LocalTrackUnpublished."""
 
     # -- building -----------------------------------------------------------------------------
 
-    def set_local_view(self, view: LocalParticipant) -> None:
+    def set_local_view(self, view: _LP) -> None:
         """Name the local participant's view (built by the shell around :attr:`local`)."""
         self._local_view = view
 
@@ -236,13 +397,17 @@ class RoomSession:
         self,
         owned: participant_pb2.OwnedParticipant,
         publications: Iterable[track_pb2.OwnedTrackPublication] = (),
-    ) -> RemoteParticipant:
+    ) -> _RP:
         """Add a remote participant (from the connect answer or a join) with its publications.
 
         A participant already known under the identity is replaced (and released).
         """
-        state = RemoteRecord(self._adopter.handle(owned.handle.id), owned.info)
-        remote = _Remote(self._adopter.participant_view(state), state)
+        state: RemoteRecord[_RPub, _RDT] = RemoteRecord(
+            self._adopter.handle(owned.handle.id), owned.info
+        )
+        remote: _Remote[_RP, _RPub, _RT, _RDT] = _Remote(
+            self._adopter.participant_view(state), state
+        )
         old = self._remote.pop(remote.view.identity, None)
         if old is not None:
             self._release_remote(old)
@@ -253,9 +418,11 @@ class RoomSession:
         return remote.view
 
     def _add_publication(
-        self, remote: _Remote, owned: track_pb2.OwnedTrackPublication
-    ) -> RemoteTrackPublication:
-        state = RemotePublicationRecord(self._adopter.handle(owned.handle.id), owned.info)
+        self, remote: _Remote[_RP, _RPub, _RT, _RDT], owned: track_pb2.OwnedTrackPublication
+    ) -> _RPub:
+        state: RemotePublicationRecord[_RT] = RemotePublicationRecord(
+            self._adopter.handle(owned.handle.id), owned.info
+        )
         view = self._adopter.publication_view(state)
         sid = owned.info.sid
         old = remote.publications.pop(sid, None)
@@ -268,19 +435,19 @@ class RoomSession:
     # -- queries ------------------------------------------------------------------------------
 
     @property
-    def local_view(self) -> LocalParticipant:
+    def local_view(self) -> _LP:
         """The local participant's view."""
         assert self._local_view is not None, "set_local_view was not called"
         return self._local_view
 
-    def participant(self, identity: str) -> Participant | None:
+    def participant(self, identity: str) -> _LP | _RP | None:
         """The local or remote participant with this identity."""
         if self._local_view is not None and identity == self.local.info.identity:
             return self._local_view
         remote = self._remote.get(identity)
         return None if remote is None else remote.view
 
-    def remote(self, identity: str) -> RemoteParticipant | None:
+    def remote(self, identity: str) -> _RP | None:
         """The remote participant with this identity."""
         remote = self._remote.get(identity)
         return None if remote is None else remote.view
@@ -288,8 +455,8 @@ class RoomSession:
     # -- the request side ---------------------------------------------------------------------
 
     def adopt_local_publication(
-        self, owned: track_pb2.OwnedTrackPublication, track: LocalTrack
-    ) -> LocalTrackPublication:
+        self, owned: track_pb2.OwnedTrackPublication, track: _LT
+    ) -> _LPub:
         """A publish was answered: the publication is in ``track_publications`` from now on."""
         state = LocalPublicationRecord(self._adopter.handle(owned.handle.id), owned.info)
         view = self._adopter.local_publication_view(state, track)
@@ -322,14 +489,24 @@ class RoomSession:
         self._on_change()
         return True
 
-    def adopt_local_data_track(self, track: LocalDataTrack) -> None:
-        """A data track was published: it is in ``data_tracks`` until unpublished."""
+    def adopt_local_data_track(self, track: _LDT) -> bool:
+        """A data track was published: it is in ``data_tracks`` until unpublished.
+
+        The session releases it when it is unpublished or the room closes.  ``False`` (and
+        released at once) if the room has closed already.
+        """
+        if self.closed:
+            track._close()
+            return False
         self.local.data_tracks[track.sid] = track
         self._on_change()
+        return True
 
     def local_data_track_unpublished(self, sid: str) -> None:
-        """A local data track was unpublished (it released its own handle)."""
-        if self.local.data_tracks.pop(sid, None) is not None:
+        """A local data track was unpublished: it leaves ``data_tracks`` and is released."""
+        track = self.local.data_tracks.pop(sid, None)
+        if track is not None:
+            track._close()
             self._on_change()
 
     # -- events -------------------------------------------------------------------------------
@@ -363,9 +540,12 @@ class RoomSession:
         for _view, state in self._unpublished.values():
             state.handle.close()
         self._unpublished.clear()
+        # Data tracks left published (no ``async with``): the room unpublishes them by leaving.
+        _close_each(self.local.data_tracks.values())
+        self.local.data_tracks.clear()
         self.local.handle.close()
 
-    def _release_remote(self, remote: _Remote) -> None:
+    def _release_remote(self, remote: _Remote[_RP, _RPub, _RT, _RDT]) -> None:
         for state in remote.publications.values():
             self._release_publication(state)
         remote.publications.clear()
@@ -376,7 +556,7 @@ class RoomSession:
         if self.remote_views.get(remote.view.identity) is remote.view:
             del self.remote_views[remote.view.identity]
 
-    def _release_publication(self, state: RemotePublicationRecord) -> None:
+    def _release_publication(self, state: RemotePublicationRecord[_RT]) -> None:
         track, state.track = state.track, None
         if track is not None:
             track._close()
@@ -384,7 +564,7 @@ class RoomSession:
 
     def _remote_publication(
         self, identity: str, sid: str
-    ) -> tuple[_Remote, RemoteTrackPublication, RemotePublicationRecord] | None:
+    ) -> tuple[_Remote[_RP, _RPub, _RT, _RDT], _RPub, RemotePublicationRecord[_RT]] | None:
         remote = self._remote.get(identity)
         if remote is None:
             return None
@@ -397,7 +577,7 @@ class RoomSession:
     # participants
 
     def _participant_connected(self, m: room_pb2.ParticipantConnected) -> list[ev.RoomEvent]:
-        return [ev.ParticipantConnected(self.adopt_remote(m.info))]
+        return [self._ev.ParticipantConnected(self.adopt_remote(m.info))]
 
     def _participant_disconnected(
         self, m: room_pb2.ParticipantDisconnected
@@ -407,17 +587,18 @@ class RoomSession:
             return []
         remote.state.info.disconnect_reason = m.disconnect_reason
         self._release_remote(remote)
-        return [ev.ParticipantDisconnected(remote.view, DisconnectReason(m.disconnect_reason))]
+        reason = DisconnectReason(m.disconnect_reason)
+        return [self._ev.ParticipantDisconnected(remote.view, reason)]
 
     def _participant_active(self, m: room_pb2.ParticipantActive) -> list[ev.RoomEvent]:
         view = self.remote(m.participant_identity)
-        return [] if view is None else [ev.ParticipantActive(view)]
+        return [] if view is None else [self._ev.ParticipantActive(view)]
 
     # local publications
 
     def _local_track_published(self, m: room_pb2.LocalTrackPublished) -> list[ev.RoomEvent]:
         view = self.local.publications.get(m.track_sid)
-        return [] if view is None else [ev.LocalTrackPublished(view)]
+        return [] if view is None else [self._ev.LocalTrackPublished(view)]
 
     def _local_track_unpublished(self, m: room_pb2.LocalTrackUnpublished) -> list[ev.RoomEvent]:
         sid = m.publication_sid
@@ -427,7 +608,7 @@ class RoomSession:
             return []
         view, state = found
         state.handle.close()
-        return [ev.LocalTrackUnpublished(view)]
+        return [self._ev.LocalTrackUnpublished(view)]
 
     def _local_track_republished(self, m: room_pb2.LocalTrackRepublished) -> list[ev.RoomEvent]:
         # Measured (FULL_RECONNECT, NODE_FAILURE, MIGRATION and DISCONNECT_SIGNAL_ON_RESUME on
@@ -446,7 +627,7 @@ class RoomSession:
         state.subscribed = False  # nobody is subscribed to the new publication yet
         self._local_pubs[m.info.sid] = state
         self.local.publications[m.info.sid] = view
-        return [ev.LocalTrackRepublished(view, m.previous_sid)]
+        return [self._ev.LocalTrackRepublished(view, m.previous_sid)]
 
     def _local_track_subscribed(self, m: room_pb2.LocalTrackSubscribed) -> list[ev.RoomEvent]:
         view = self.local.publications.get(m.track_sid)
@@ -454,7 +635,7 @@ class RoomSession:
         if view is None or state is None:
             return []
         state.subscribed = True
-        return [ev.LocalTrackSubscribed(view)]
+        return [self._ev.LocalTrackSubscribed(view)]
 
     # remote publications and tracks
 
@@ -463,7 +644,7 @@ class RoomSession:
         if remote is None:
             self._adopter.drop(m.publication.handle.id)
             return []
-        return [ev.TrackPublished(remote.view, self._add_publication(remote, m.publication))]
+        return [self._ev.TrackPublished(remote.view, self._add_publication(remote, m.publication))]
 
     def _track_unpublished(self, m: room_pb2.TrackUnpublished) -> list[ev.RoomEvent]:
         found = self._remote_publication(m.participant_identity, m.publication_sid)
@@ -473,7 +654,7 @@ class RoomSession:
         del remote.publications[m.publication_sid]
         del remote.state.publications[m.publication_sid]
         self._release_publication(state)
-        return [ev.TrackUnpublished(remote.view, view)]
+        return [self._ev.TrackUnpublished(remote.view, view)]
 
     def _track_subscribed(self, m: room_pb2.TrackSubscribed) -> list[ev.RoomEvent]:
         found = self._remote_publication(m.participant_identity, m.track.info.sid)
@@ -484,7 +665,7 @@ class RoomSession:
         if state.track is not None:
             state.track._close()
         track = state.track = self._adopter.track_view(m.track)
-        return [ev.TrackSubscribed(remote.view, view, track)]
+        return [self._ev.TrackSubscribed(remote.view, view, track)]
 
     def _track_unsubscribed(self, m: room_pb2.TrackUnsubscribed) -> list[ev.RoomEvent]:
         found = self._remote_publication(m.participant_identity, m.track_sid)
@@ -494,17 +675,19 @@ class RoomSession:
         track, state.track = state.track, None
         assert track is not None
         track._close()
-        return [ev.TrackUnsubscribed(remote.view, view, track)]
+        return [self._ev.TrackUnsubscribed(remote.view, view, track)]
 
     def _track_subscription_failed(
         self, m: room_pb2.TrackSubscriptionFailed
     ) -> list[ev.RoomEvent]:
         view = self.remote(m.participant_identity)
-        return [] if view is None else [ev.TrackSubscriptionFailed(view, m.track_sid, m.error)]
+        if view is None:
+            return []
+        return [self._ev.TrackSubscriptionFailed(view, m.track_sid, m.error)]
 
     def _mute(
         self, identity: str, sid: str, muted: bool
-    ) -> tuple[Participant, TrackPublication] | None:
+    ) -> tuple[_LP | _RP, _LPub | _RPub] | None:
         if self._local_view is not None and identity == self.local.info.identity:
             local = self._local_pubs.get(sid)
             view = self.local.publications.get(sid)
@@ -520,11 +703,11 @@ class RoomSession:
 
     def _track_muted(self, m: room_pb2.TrackMuted) -> list[ev.RoomEvent]:
         found = self._mute(m.participant_identity, m.track_sid, True)
-        return [] if found is None else [ev.TrackMuted(*found)]
+        return [] if found is None else [self._ev.TrackMuted(*found)]
 
     def _track_unmuted(self, m: room_pb2.TrackUnmuted) -> list[ev.RoomEvent]:
         found = self._mute(m.participant_identity, m.track_sid, False)
-        return [] if found is None else [ev.TrackUnmuted(*found)]
+        return [] if found is None else [self._ev.TrackUnmuted(*found)]
 
     # data tracks
 
@@ -538,14 +721,14 @@ class RoomSession:
         if old is not None:
             old._close()
         remote.state.data_tracks[track.sid] = track
-        return [ev.DataTrackPublished(remote.view, track)]
+        return [self._ev.DataTrackPublished(remote.view, track)]
 
     def _data_track_unpublished(self, m: room_pb2.DataTrackUnpublished) -> list[ev.RoomEvent]:
         for remote in self._remote.values():
             track = remote.state.data_tracks.pop(m.sid, None)
             if track is not None:
                 track._close()
-                return [ev.DataTrackUnpublished(remote.view, track)]
+                return [self._ev.DataTrackUnpublished(remote.view, track)]
         return []
 
     # the room
@@ -578,11 +761,11 @@ class RoomSession:
 
     def _active_speakers_changed(self, m: room_pb2.ActiveSpeakersChanged) -> list[ev.RoomEvent]:
         found = (self.participant(i) for i in m.participant_identities)
-        return [ev.ActiveSpeakersChanged(tuple(p for p in found if p is not None))]
+        return [self._ev.ActiveSpeakersChanged(tuple(p for p in found if p is not None))]
 
     # participants' info
 
-    def _state_of(self, identity: str) -> tuple[Participant, ParticipantRecord] | None:
+    def _state_of(self, identity: str) -> tuple[_LP | _RP, ParticipantRecord] | None:
         if self._local_view is not None and identity == self.local.info.identity:
             return self._local_view, self.local
         remote = self._remote.get(identity)
@@ -596,7 +779,7 @@ class RoomSession:
             return []
         view, state = found
         old, state.info.metadata = state.info.metadata, m.metadata
-        return [ev.ParticipantMetadataChanged(view, old, m.metadata)]
+        return [self._ev.ParticipantMetadataChanged(view, old, m.metadata)]
 
     def _participant_name_changed(self, m: room_pb2.ParticipantNameChanged) -> list[ev.RoomEvent]:
         found = self._state_of(m.participant_identity)
@@ -604,7 +787,7 @@ class RoomSession:
             return []
         view, state = found
         old, state.info.name = state.info.name, m.name
-        return [ev.ParticipantNameChanged(view, old, m.name)]
+        return [self._ev.ParticipantNameChanged(view, old, m.name)]
 
     def _participant_attributes_changed(
         self, m: room_pb2.ParticipantAttributesChanged
@@ -617,7 +800,7 @@ class RoomSession:
         for entry in m.attributes:
             state.info.attributes[entry.key] = entry.value
         changed = MappingProxyType({e.key: e.value for e in m.changed_attributes})
-        return [ev.ParticipantAttributesChanged(view, changed)]
+        return [self._ev.ParticipantAttributesChanged(view, changed)]
 
     def _participant_permission_changed(
         self, m: room_pb2.ParticipantPermissionChanged
@@ -627,7 +810,8 @@ class RoomSession:
             return []
         view, state = found
         state.info.permission.CopyFrom(m.permission)
-        return [ev.ParticipantPermissionsChanged(view, self._adopter.permissions(m.permission))]
+        permissions = self._adopter.permissions(m.permission)
+        return [self._ev.ParticipantPermissionsChanged(view, permissions)]
 
     def _participants_updated(self, m: room_pb2.ParticipantsUpdated) -> list[ev.RoomEvent]:
         # A snapshot that can precede the specific change events: take everything from it but
@@ -652,11 +836,11 @@ class RoomSession:
             return []
         view, state = found
         state.quality = ConnectionQuality(m.quality)
-        return [ev.ConnectionQualityChanged(view, state.quality)]
+        return [self._ev.ConnectionQualityChanged(view, state.quality)]
 
     def _e2ee_state_changed(self, m: room_pb2.E2eeStateChanged) -> list[ev.RoomEvent]:
         view = self.participant(m.participant_identity)
-        return [] if view is None else [ev.E2EEStateChanged(view, EncryptionState(m.state))]
+        return [] if view is None else [self._ev.E2EEStateChanged(view, EncryptionState(m.state))]
 
     def _participant_encryption_status_changed(
         self, m: room_pb2.ParticipantEncryptionStatusChanged
@@ -664,7 +848,7 @@ class RoomSession:
         view = self.participant(m.participant_identity)
         if view is None:
             return []
-        return [ev.ParticipantEncryptionStatusChanged(view, m.is_encrypted)]
+        return [self._ev.ParticipantEncryptionStatusChanged(view, m.is_encrypted)]
 
     # the connection
 
@@ -691,23 +875,30 @@ class RoomSession:
     # what participants send
 
     def _data_packet_received(self, m: room_pb2.DataPacketReceived) -> list[ev.RoomEvent]:
-        sender = self.remote(m.participant_identity)
+        # The native core names only senders it knows: "" for the server and for a participant
+        # not announced yet (see DataReceived).  Nothing more to wait for: no later event says
+        # who sent it.
+        identity = m.participant_identity
+        sender = self.remote(identity)
         which = m.WhichOneof("value")
         if which == "user":
             owned = m.user.data
             data = self._adopter.payload(owned.handle, owned.data.data_ptr, owned.data.data_len)
-            return [ev.DataReceived(data, DataPacketKind(m.kind), sender, m.user.topic)]
+            kind = DataPacketKind(m.kind)
+            return [self._ev.DataReceived(data, kind, sender, m.user.topic, identity)]
         if which == "sip_dtmf":
-            return [ev.SipDTMFReceived(m.sip_dtmf.code, m.sip_dtmf.digit, sender)]
+            return [self._ev.SipDTMFReceived(m.sip_dtmf.code, m.sip_dtmf.digit, sender, identity)]
         return []
 
     def _transcription_received(self, m: room_pb2.TranscriptionReceived) -> list[ev.RoomEvent]:
         segments = tuple(self._adopter.segment(s) for s in m.segments)
         view = self.participant(m.participant_identity) if m.participant_identity else None
-        return [ev.TranscriptionReceived(segments, view, m.track_sid)]
+        return [self._ev.TranscriptionReceived(segments, view, m.track_sid)]
 
 
-_Handler = Callable[[RoomSession, "object"], list["ev.RoomEvent"]]
+_AnySession = RoomSession[Any, Any, Any, Any, Any, Any, Any, Any, Any, Any]
+"""A session whatever objects it holds (a handler returns events; no object comes out typed)."""
+_Handler = Callable[[_AnySession, object], list[ev.RoomEvent]]
 
 _HANDLERS: Final[dict[str | None, _Handler]] = {
     name: getattr(RoomSession, f"_{name}")

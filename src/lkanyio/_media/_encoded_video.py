@@ -24,6 +24,7 @@ from .._checks import check_bool, check_uint
 from .._native._bridge import get_bridge
 from .._native._handles import OwnedHandle
 from .._native._memory import buffer_pointer
+from .._native._requests import wire_enum
 from .._resource import Resource
 from .._streams import EventSender, EventStream, open_event_stream
 from .._types import VideoCodec
@@ -161,7 +162,7 @@ class EncodedVideoSource(Resource):
         req = ffi_pb2.FfiRequest()
         msg = req.capture_encoded_video_frame
         msg.source_handle = self._handle.id
-        msg.codec = int(self.codec)  # type: ignore[assignment]
+        msg.codec = wire_enum(video_frame_pb2.VideoCodec, self.codec)
         msg.frame_type = (
             video_frame_pb2.ENCODED_FRAME_KEY if keyframe else video_frame_pb2.ENCODED_FRAME_DELTA
         )

@@ -12,6 +12,7 @@ from .._native._bridge import get_bridge
 from .._native._handles import OwnedHandle
 from .._native._memory import buffer_pointer, copy_native_into, native_bytearray
 from .._native._proto import ffi_pb2, video_frame_pb2
+from .._native._requests import wire_enum
 from .._resource import Resource
 from .._types import TrackKind, TrackSource
 from ._frame_stream import NativeStream
@@ -211,7 +212,7 @@ class VideoFrame:
     def _info(self, out: video_frame_pb2.VideoBufferInfo) -> object:
         """Describe the frame for the native core; returns the object pinning the memory."""
         address, pinned = buffer_pointer(self._data)
-        out.type = int(self._type)  # type: ignore[assignment]
+        out.type = wire_enum(video_frame_pb2.VideoBufferType, self._type)
         out.width = self._width
         out.height = self._height
         out.data_ptr = address
@@ -279,7 +280,7 @@ class VideoFrame:
             return VideoFrame._adopt(self._width, self._height, self._type, bytearray(self._data))
         req = ffi_pb2.FfiRequest()
         req.video_convert.flip_y = flip_y
-        req.video_convert.dst_type = int(target)  # type: ignore[assignment]
+        req.video_convert.dst_type = wire_enum(video_frame_pb2.VideoBufferType, target)
         pinned = self._info(req.video_convert.buffer)
         frame = _request_conversion(req)
         del pinned
@@ -408,9 +409,9 @@ def _convert_described(info: Any, target: VideoBufferType) -> VideoFrame:
     """
     buffer_type, width, height, regions = _plane_regions(info)
     req = ffi_pb2.FfiRequest()
-    req.video_convert.dst_type = int(target)  # type: ignore[assignment]
+    req.video_convert.dst_type = wire_enum(video_frame_pb2.VideoBufferType, target)
     out = req.video_convert.buffer
-    out.type = int(buffer_type)  # type: ignore[assignment]
+    out.type = wire_enum(video_frame_pb2.VideoBufferType, buffer_type)
     out.width, out.height, out.data_ptr = width, height, regions[0][0]
     if buffer_type in _PACKED_BYTES:
         out.stride = regions[0][1]
@@ -552,7 +553,7 @@ class VideoSource(Resource):
         msg = req.capture_video_frame
         msg.source_handle = self._handle.id
         msg.timestamp_us = timestamp_us
-        msg.rotation = int(VideoRotation(rotation))  # type: ignore[assignment]
+        msg.rotation = wire_enum(video_frame_pb2.VideoRotation, VideoRotation(rotation))
         if metadata is not None:
             metadata._to_proto(msg.metadata)
         pinned = frame._info(msg.buffer)

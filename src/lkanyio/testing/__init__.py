@@ -18,8 +18,8 @@ Used by lkanyio's own tests and demo, and usable in yours::
         ...
 
 Without root, the namespace is inside a user namespace of its own (the kernel must allow them).
-Needs ``livekit-api`` (the ``dev`` extra) for tokens and the RoomService helpers.  The pytest
-plugin (``lkanyio.testing._plugin``, entry point ``lkanyio``) offers the same as fixtures.
+Tokens and the RoomService helpers come from :mod:`lkanyio.api`.  The pytest plugin
+(``lkanyio.testing._plugin``, entry point ``lkanyio``) offers the same as fixtures.
 """
 
 from __future__ import annotations

@@ -13,20 +13,18 @@ import contextlib
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Final, final
+from typing import TYPE_CHECKING, BinaryIO, ClassVar, Final, final
 
 from . import _server
+from ._daemon import READY_TIMEOUT, Daemon
 from ._server import (
     NODE_IP,
     PEER_IP,
     LocalServer,
     ServerInfo,
-    kill_process,
     server_binary,
-    stop_process,
 )
 
 if TYPE_CHECKING:
@@ -35,7 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LocalCluster", "LocalRedis", "create_room"]
 
-_READY_TIMEOUT: Final = 30.0
 _REDIS_PORT: Final = 6379
 # Node i listens on 7890 + 10 i (ICE-TCP one above) with UDP media ports 51000 + 1000 i ... +999:
 # clear of the single LocalServer (7880/7881, UDP 50000-50999) sharing the namespace.
@@ -116,11 +113,13 @@ def _proto_strings(message: bytes) -> dict[int, str]:
 
 
 @final
-class LocalRedis:
+class LocalRedis(Daemon):
     """A ``redis-server`` child process on loopback, without persistence.
 
     Nothing is saved: a restart starts empty, as a Redis that lost its data would.
     """
+
+    NAME: ClassVar[str] = "redis-server"
 
     def __init__(self, *, port: int = _REDIS_PORT, binary: str | None = None) -> None:
         """Prepare (not start) a Redis.
@@ -138,55 +137,24 @@ class LocalRedis:
         self.binary = found
         self.port = port
         self.address = f"127.0.0.1:{port}"
-        self._dir = Path(tempfile.mkdtemp(prefix="lkanyio-redis-"))
-        self.log_path = self._dir / "redis.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+        super().__init__(scratch_prefix="lkanyio-redis-", log_name="redis.log")
 
-    def start(self) -> None:
-        """Start Redis and wait until it answers ``PING``.
-
-        Raises:
-            RuntimeError: it exited or did not answer in time (the log's tail is in the message).
-        """
-        if self.running:
-            return
-        log = self.log_path.open("ab")
-        try:
-            self._proc = subprocess.Popen(
-                [
-                    self.binary,
-                    "--bind",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(self._dir),
-                    "--daemonize",
-                    "no",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        finally:
-            log.close()
-        deadline = time.monotonic() + _READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(
-                    f"redis-server exited with {self._proc.returncode}:\n{self.log_tail()}"
-                )
-            if self.answers():
-                return
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(
-            f"redis-server did not answer within {_READY_TIMEOUT} s:\n{self.log_tail()}"
-        )
+    def _command(self) -> list[str]:
+        return [
+            self.binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self._dir),
+            "--daemonize",
+            "no",
+        ]
 
     def answers(self) -> bool:
         """Whether ``PING`` answers ``PONG`` right now."""
@@ -204,32 +172,9 @@ class LocalRedis:
         """
         return _redis_command(("127.0.0.1", self.port), *args)
 
-    @property
-    def running(self) -> bool:
-        """Whether the process is alive."""
-        return self._proc is not None and self._proc.poll() is None
-
-    def kill(self) -> None:
-        """Kill Redis with SIGKILL and reap it (its data is gone: there is no persistence)."""
-        proc, self._proc = self._proc, None
-        kill_process(proc)
-
-    def stop(self) -> None:
-        """Stop Redis (SIGTERM, then SIGKILL after 10 s) and reap it."""
-        proc, self._proc = self._proc, None
-        stop_process(proc)
-
     def log_tail(self, lines: int = 20) -> str:
         """The last lines of Redis's log."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def close(self) -> None:
-        """Stop Redis and remove its directory."""
-        self.stop()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        return super().log_tail(lines)
 
 
 def _node_ips(nodes: int) -> list[str]:
@@ -312,14 +257,14 @@ class LocalCluster:
                     if address == server.node_ip:
                         self.redis.command("HDEL", "nodes", node)
                 server.start()
-        deadline = time.monotonic() + _READY_TIMEOUT
+        deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             registered = set(self._registry().values())
             if all(server.node_ip in registered for server in self.nodes):
                 return
             time.sleep(0.1)
         raise RuntimeError(
-            f"not every node registered in redis within {_READY_TIMEOUT} s "
+            f"not every node registered in redis within {READY_TIMEOUT} s "
             f"(registered: {sorted(set(self._registry().values()))})"
         )
 
@@ -417,12 +362,9 @@ def create_room(info: ServerInfo, room: str, *, node_id: str = "") -> None:
         node_id: in a cluster, the node to place the room on (see
             :meth:`LocalCluster.node_id`); empty: the cluster's node selector chooses.
     """
+    from lkanyio import api
 
-    async def create(client: object) -> None:
-        from livekit import api
-
-        await client.room.create_room(  # type: ignore[attr-defined]
-            api.CreateRoomRequest(name=room, node_id=node_id)
-        )
+    async def create(client: api.LiveKitAPI) -> None:
+        await client.room.create_room(api.CreateRoomRequest(name=room, node_id=node_id))
 
     _server._room_service(info, create)

@@ -9,27 +9,32 @@ no packet can leave it.
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import errno
+import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
-import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, final
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Protocol, TypeVar, final
+
+import anyio
+
+from ._daemon import Daemon
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+    from lkanyio.api import LiveKitAPI
+
+T = TypeVar("T")
 
 __all__ = [
     "LocalServer",
@@ -52,7 +57,6 @@ PEER_IP: Final = "10.213.7.2"
 """The other end of the veth pair (``lkv1``)."""
 SERVER_VERSION: Final = "v1.13.5"
 """The livekit-server release :func:`server_binary` builds and :class:`LocalServer` runs."""
-_READY_TIMEOUT: Final = 30.0
 
 _netns_lock = threading.Lock()
 _netns_ip: str | None = None
@@ -237,31 +241,23 @@ logging:
 {extra}"""
 
 
-def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
-    """Stop a harness process (SIGTERM, then SIGKILL after 10 s) and reap it; None is a no-op."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def kill_process(proc: subprocess.Popen[bytes] | None) -> None:
-    """Kill a harness process with SIGKILL and reap it; None or an ended one is a no-op."""
-    if proc is not None and proc.poll() is None:
-        proc.kill()
-        proc.wait()
+def _extra_config(redis_address: str | None, webhook_urls: Sequence[str], webhook_key: str) -> str:
+    """The optional sections of the server's YAML: a shared Redis, webhooks."""
+    extra = f'redis:\n  address: "{redis_address}"\n' if redis_address else ""
+    if webhook_urls:
+        urls = ", ".join(json.dumps(url) for url in webhook_urls)  # JSON strings are YAML strings
+        extra += f"webhook:\n  api_key: {json.dumps(webhook_key)}\n  urls: [{urls}]\n"
+    return extra
 
 
 @final
-class LocalServer:
+class LocalServer(Daemon):
     """A livekit-server child process on :data:`NODE_IP` (inside :func:`enter_private_netns`).
 
     A sync context manager: ``with LocalServer(node_ip=...) as server: server.info.url``.
     """
+
+    NAME: ClassVar[str] = "livekit-server"
 
     def __init__(
         self,
@@ -273,6 +269,8 @@ class LocalServer:
         api_secret: str | None = None,
         redis_address: str | None = None,
         bind_loopback: bool = True,
+        webhook_urls: Sequence[str] = (),
+        webhook_api_key: str | None = None,
     ) -> None:
         """Prepare (not start) a server.
 
@@ -285,12 +283,16 @@ class LocalServer:
             redis_address: ``host:port`` of a Redis shared with other nodes (a cluster node),
                 or ``None`` for a single node that keeps its state in memory.
             bind_loopback: also listen on ``127.0.0.1`` (the port must then be free there).
+            webhook_urls: where the server posts its webhooks (room started, participant
+                joined, track published, ...; none by default).  Check them with
+                :class:`lkanyio.api.WebhookReceiver` and the server's key and secret.
+            webhook_api_key: the key the server signs webhooks with (default: its own key,
+                ``lkanyio``; another key must be one the server has).
         """
         self.node_ip = node_ip
         self.port = port
         self.binary = binary or server_binary()
-        self._dir = Path(tempfile.mkdtemp(prefix="lkanyio-server-"))
-        self.log_path = self._dir / "livekit-server.log"
+        super().__init__(scratch_prefix="lkanyio-server-", log_name="livekit-server.log")
         self.info = ServerInfo(
             url=f"ws://{node_ip}:{port}",
             http_url=f"http://{node_ip}:{port}",
@@ -306,45 +308,15 @@ class LocalServer:
             tcp_port=port + 1,
             udp_start=udp_ports[0],
             udp_end=udp_ports[1],
-            extra=f'redis:\n  address: "{redis_address}"\n' if redis_address else "",
+            extra=_extra_config(redis_address, webhook_urls, webhook_api_key or self.info.api_key),
             api_key=self.info.api_key,
             api_secret=self.info.api_secret,
         )
         self._config = self._dir / "config.yaml"
         self._config.write_text(config)
-        self._proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        """Start the server and wait until it answers ``GET /``.
-
-        Raises:
-            RuntimeError: it exited or did not answer in time (the log's tail is in the message).
-        """
-        if self._proc is not None and self._proc.poll() is None:
-            return
-        log = self.log_path.open("ab")
-        try:
-            self._proc = subprocess.Popen(
-                [str(self.binary), "--config", str(self._config), "--node-ip", self.node_ip],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        finally:
-            log.close()
-        deadline = time.monotonic() + _READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(
-                    f"livekit-server exited with {self._proc.returncode}:\n{self.log_tail()}"
-                )
-            if self.answers():
-                return
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(
-            f"livekit-server did not answer within {_READY_TIMEOUT} s:\n{self.log_tail()}"
-        )
+    def _command(self) -> list[str]:
+        return [str(self.binary), "--config", str(self._config), "--node-ip", self.node_ip]
 
     def answers(self) -> bool:
         """Whether ``GET /`` answers 200 right now."""
@@ -354,45 +326,10 @@ class LocalServer:
         except (urllib.error.URLError, OSError):
             return False
 
-    @property
-    def running(self) -> bool:
-        """Whether the server process is alive."""
-        return self._proc is not None and self._proc.poll() is None
-
-    def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after 10 s) and reap it."""
-        proc, self._proc = self._proc, None
-        stop_process(proc)
-
-    def kill(self) -> None:
-        """Kill the server with SIGKILL (for fault tests) and reap it."""
-        proc, self._proc = self._proc, None
-        kill_process(proc)
-
     def restart(self) -> None:
         """Start the server again on the same port with the same keys."""
         self.stop()
         self.start()
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The last lines of the server's log."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def __enter__(self) -> LocalServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 class TokenFactory(Protocol):
@@ -418,12 +355,12 @@ def make_token(
     kind: Literal["standard", "egress", "ingress", "sip", "agent"] | None = None,
     ttl: timedelta = timedelta(hours=1),
 ) -> str:
-    """An access token for ``identity`` in ``room``, signed with the server's key (livekit-api).
+    """An access token for ``identity`` in ``room``, signed with the server's key.
 
     ``kind`` sets the participant kind (``"agent"``, ``"standard"``, ...): livekit-server forwards
-    transcriptions only from agents.
+    transcriptions only from agents.  Made with :class:`lkanyio.api.AccessToken`.
     """
-    from livekit import api
+    from lkanyio import api
 
     grants = api.VideoGrants(
         room_join=True,
@@ -447,7 +384,7 @@ def make_token(
         token = token.with_attributes(dict(attributes))
     if kind is not None:
         token = token.with_kind(kind)
-    return str(token.to_jwt())
+    return token.to_jwt()
 
 
 @final
@@ -461,23 +398,25 @@ class ParticipantSnapshot:
     attributes: Mapping[str, str]
 
 
-def _room_service(info: ServerInfo, call: Callable[[Any], Awaitable[None]]) -> None:
-    """Run ``call(client)`` with a RoomService client (livekit-api is asyncio-only).
+def _room_service(info: ServerInfo, call: Callable[[LiveKitAPI], Awaitable[T]]) -> T:
+    """``await call(client)`` with a server API client for ``info``, from synchronous code.
 
-    It runs in ``asyncio.run`` on a fresh thread, so it is usable from trio, asyncio or plain
-    code alike; it blocks, so call it from a worker thread in async code.
+    It runs in its own event loop on a fresh thread (:mod:`lkanyio.api` runs on any), so it is
+    usable from trio, asyncio or plain code alike; it blocks, so call it from a worker thread in
+    async code.
     """
+    result: list[T] = []
     failure: list[BaseException] = []
 
     async def session() -> None:
-        from livekit import api
+        from lkanyio import api
 
         async with api.LiveKitAPI(info.http_url, info.api_key, info.api_secret) as client:
-            await call(client)
+            result.append(await call(client))
 
     def run() -> None:
         try:
-            asyncio.run(session())
+            anyio.run(session)
         except BaseException as exc:  # handed to the caller's thread
             failure.append(exc)
 
@@ -486,28 +425,26 @@ def _room_service(info: ServerInfo, call: Callable[[Any], Awaitable[None]]) -> N
     thread.join()
     if failure:
         raise failure[0]
+    return result[0]
 
 
 def list_participants(info: ServerInfo, room: str) -> list[ParticipantSnapshot]:
     """Ask the server's RoomService who is in ``room`` (blocking; call from a worker thread)."""
-    result: list[ParticipantSnapshot] = []
+    from lkanyio import api
 
-    async def query(client: Any) -> None:
-        from livekit import api
-
+    async def query(client: LiveKitAPI) -> list[ParticipantSnapshot]:
         response = await client.room.list_participants(api.ListParticipantsRequest(room=room))
-        for p in response.participants:
-            result.append(
-                ParticipantSnapshot(
-                    identity=p.identity,
-                    name=p.name,
-                    metadata=p.metadata,
-                    attributes=MappingProxyType(dict(p.attributes)),
-                )
+        return [
+            ParticipantSnapshot(
+                identity=p.identity,
+                name=p.name,
+                metadata=p.metadata,
+                attributes=MappingProxyType(dict(p.attributes)),
             )
+            for p in response.participants
+        ]
 
-    _room_service(info, query)
-    return result
+    return _room_service(info, query)
 
 
 def remove_participant(info: ServerInfo, room: str, identity: str) -> None:
@@ -515,10 +452,9 @@ def remove_participant(info: ServerInfo, room: str, identity: str) -> None:
 
     The participant's client sees a server-initiated disconnect (``PARTICIPANT_REMOVED``).
     """
+    from lkanyio import api
 
-    async def remove(client: Any) -> None:
-        from livekit import api
-
+    async def remove(client: LiveKitAPI) -> None:
         await client.room.remove_participant(
             api.RoomParticipantIdentity(room=room, identity=identity)
         )

@@ -14,21 +14,15 @@ import os
 import secrets
 import shutil
 import socket
-import subprocess
-import tempfile
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, final
+from typing import ClassVar, Final, final
 
 from .._rtc_config import IceServer
-from ._server import PEER_IP, kill_process, stop_process
-
-if TYPE_CHECKING:
-    from types import TracebackType
+from ._daemon import Daemon
+from ._server import PEER_IP
 
 __all__ = ["LocalTurn"]
 
-_READY_TIMEOUT: Final = 30.0
 # 3478 is the standard TURN port, but LocalServer's config names NODE_IP:3478 as its STUN
 # server: stay off it so no other test's ICE ever meets this server.
 _TURN_PORT: Final = 3480
@@ -54,7 +48,7 @@ def _stun_binding_answers(address: tuple[str, int], timeout: float = 0.5) -> boo
 
 
 @final
-class LocalTurn:
+class LocalTurn(Daemon):
     """A coturn ``turnserver`` child process with one static long-term-credential user.
 
     A sync context manager, like :class:`~lkanyio.testing.LocalServer`::
@@ -71,6 +65,8 @@ class LocalTurn:
     ``relay_ports``.  Start it inside :func:`~lkanyio.testing.enter_private_netns` (its
     addresses exist only there).  ``scripts/bootstrap`` installs Debian's ``coturn``.
     """
+
+    NAME: ClassVar[str] = "turnserver"
 
     def __init__(
         self,
@@ -109,11 +105,9 @@ class LocalTurn:
         self.username = username
         self.password = password or secrets.token_hex(16)
         self.realm = realm
-        self._dir = Path(tempfile.mkdtemp(prefix="lkanyio-turn-"))
-        self.log_path = self._dir / "turnserver.log"
+        super().__init__(scratch_prefix="lkanyio-turn-", log_name="turnserver.log")
         self._config = self._dir / "turnserver.conf"
         self._config.write_text("# every option is on the command line\n")
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -131,6 +125,9 @@ class LocalTurn:
             username=self.username,
             password=self.password if password is None else password,
         )
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, "HOME": str(self._dir)}
 
     def _command(self) -> list[str]:
         return [
@@ -168,74 +165,6 @@ class LocalTurn:
             "--verbose",
         ]
 
-    def start(self) -> None:
-        """Start the server and wait until it answers a STUN Binding request.
-
-        Raises:
-            RuntimeError: it exited or did not answer in time (the log's tail is in the message).
-        """
-        if self.running:
-            return
-        out = self.log_path.open("ab")
-        try:
-            self._proc = subprocess.Popen(
-                self._command(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, "HOME": str(self._dir)},
-            )
-        finally:
-            out.close()
-        deadline = time.monotonic() + _READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(
-                    f"turnserver exited with {self._proc.returncode}:\n{self.log_tail()}"
-                )
-            if self.answers():
-                return
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(
-            f"turnserver did not answer within {_READY_TIMEOUT} s:\n{self.log_tail()}"
-        )
-
     def answers(self) -> bool:
         """Whether a STUN Binding request over UDP is answered right now."""
         return _stun_binding_answers((self.ip, self.port))
-
-    @property
-    def running(self) -> bool:
-        """Whether the server process is alive."""
-        return self._proc is not None and self._proc.poll() is None
-
-    def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after 10 s) and reap it."""
-        proc, self._proc = self._proc, None
-        stop_process(proc)
-
-    def kill(self) -> None:
-        """Kill the server with SIGKILL and reap it."""
-        proc, self._proc = self._proc, None
-        kill_process(proc)
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The last lines of the server's log."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def __enter__(self) -> LocalTurn:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-        shutil.rmtree(self._dir, ignore_errors=True)

@@ -1,0 +1,117 @@
+"""JobContext: what a job's entrypoint gets (the protocol's Job, and how to join its room)."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, final
+
+from livekit.protocol import agent as pb
+
+from .. import connect
+from .._errors import ConnectionLostError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
+    import anyio
+
+    from .. import Room, RoomOptions
+
+__all__ = ["JobContext", "describe"]
+
+
+def describe(exc: BaseException) -> str:
+    """An error as a job's status shows it: ``"ValueError: the text"``."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@final
+class JobContext:
+    """One job the server assigned to this worker: ``async def entrypoint(job: JobContext)``.
+
+    ::
+
+        async def entrypoint(job: JobContext) -> None:
+            async with job.connect() as room:
+                ...  # the job runs while this block does
+
+    The job ends when the entrypoint returns (reported as success) or raises (reported as
+    failed, with the error's text; the worker carries on).  The server ending the job (its
+    dispatch deleted, its participant removed), the job's room ending, or the worker's drain
+    running out of time cancel the entrypoint.
+
+    Attributes:
+        job: the protocol's ``Job`` (``job.room.name``, ``job.metadata``, ``job.participant`` for
+            publisher and participant jobs, ``job.dispatch_id``, ...).
+        url: the server URL the job joins (the assignment's, else the worker's).
+        worker_id: the id the server gave the worker's registration that took the job.
+    """
+
+    def __init__(
+        self,
+        job: pb.Job,
+        *,
+        url: str,
+        token: str,
+        worker_id: str,
+        scope: anyio.CancelScope,
+        report: Callable[[pb.JobStatus, str], Awaitable[None]] | None = None,
+    ) -> None:
+        self.job = job
+        self.url = url
+        self.worker_id = worker_id
+        self._token = token
+        self._scope = scope
+        self._report = report
+        self.room_ended = False
+        """Whether the job's room ended under it (the server closed the session)."""
+
+    @property
+    def id(self) -> str:
+        """The job's id (``AJ_...``)."""
+        return self.job.id
+
+    def __repr__(self) -> str:
+        return f"<JobContext {self.job.id} room={self.job.room.name!r}>"
+
+    @asynccontextmanager
+    async def connect(self, *, options: RoomOptions | None = None) -> AsyncIterator[Room]:
+        """Join the job's room as the job's participant (the token the server signed for it).
+
+        If the server ends the session (the room is deleted, the participant removed), the
+        block ends with :class:`~lkanyio.ConnectionLostError` as ``lkanyio.connect``'s does, and
+        the whole job is cancelled: the room ending ends the job.
+
+        Leaving the room ends the job at the server (livekit-server ends a job whose participant
+        left), so the job's status is sent as the block ends, before the room is left: failed
+        with the error's text if the block raised, else success.
+
+        Args:
+            options: how to join (as for :func:`lkanyio.connect`).
+
+        Yields:
+            The joined room.
+        """
+        try:
+            async with connect(self.url, self._token, options=options) as room:
+                try:
+                    yield room
+                except Exception as exc:
+                    # livekit-server ends a job when its participant leaves the room (as
+                    # failed: "agent worker left the room") and ignores later statuses: the
+                    # job's own status must reach it before the room is left.
+                    if self._report is not None:
+                        await self._report(pb.JobStatus.JS_FAILED, describe(exc))
+                    raise
+                else:
+                    if self._report is not None:
+                        await self._report(pb.JobStatus.JS_SUCCESS, "")
+        except ConnectionLostError:
+            self.room_ended = True
+            self._scope.cancel()
+            raise
+
+    def cancel(self) -> None:
+        """End this job from inside or outside it (its entrypoint is cancelled)."""
+        self._scope.cancel()

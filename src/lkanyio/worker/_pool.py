@@ -1,0 +1,295 @@
+"""A worker's pool of warm job processes (``Worker(processes=N)``).
+
+Each child (:mod:`._child`) is a Python process with its own event loop and native core, started
+before any job comes and kept for the next one after a job ends.  A job runs in one idle child at
+a time.  A child that dies (a crash, SIGKILL) fails the job it ran and is replaced; the worker
+never dies with it.  One supervisor task per slot starts the slot's child, reads its answers and
+starts the next one when it dies.  The supervisors are shielded (a cancelled ``serve`` still
+needs them to hear its jobs end); :meth:`ProcessPool.aclose` stops them.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+import anyio.abc
+from anyio.streams.buffered import BufferedByteReceiveStream
+from livekit.protocol import agent as pb
+
+from .._errors import WorkerError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from ._job import JobContext
+
+__all__ = ["ChildJobError", "ProcessPool"]
+
+logger = logging.getLogger("lkanyio.worker")
+
+_CANCEL_BOUND: Final = 10.0
+"""Seconds a child gets to end a cancelled job before it is killed (and replaced)."""
+_CLOSE_BOUND: Final = 5.0
+"""Seconds children get to leave when the pool closes before they are killed."""
+_MAX_LINE: Final = 1 << 20
+
+
+class ChildJobError(Exception):
+    """A job failed in its process: the message is the job's error text (or the process's end)."""
+
+
+def _exit_text(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _result(child: _Child) -> dict[str, Any] | None:
+    return child.result  # set by the child's supervisor while the job ran
+
+
+class _Child:
+    def __init__(self, process: anyio.abc.Process) -> None:
+        self.process = process
+        self.ready = False
+        self.dead = False
+        self.result: dict[str, Any] | None = None
+        self.job_id = ""
+        self.done = anyio.Event()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    async def send(self, **command: Any) -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.send((json.dumps(command) + "\n").encode())
+
+
+class ProcessPool:
+    """``size`` warm children running ``target`` on ``backend``; one job per child at a time."""
+
+    def __init__(
+        self,
+        size: int,
+        target: str,
+        backend: str,
+        report: Callable[[str, pb.JobStatus, str], Awaitable[None]],
+    ) -> None:
+        self.size = size
+        self._report = report
+        self._target = target
+        self._backend = backend
+        self._idle: list[_Child] = []
+        self._all: set[_Child] = set()
+        self._changed = anyio.Event()
+        self._closing = False
+        # (read through ``closing``: it changes while a supervisor awaits)
+        self._scopes: list[anyio.CancelScope] = []
+        self.replaced = 0
+        self._running = 0
+        """Children replaced after they died."""
+        self.last_statistics: dict[str, Any] = {}
+        """lkanyio's statistics in the child that ended the last job (after the job)."""
+
+    @property
+    def closing(self) -> bool:
+        """Whether the pool is closing (no child is started again)."""
+        return self._closing
+
+    @property
+    def idle(self) -> int:
+        """Children ready and without a job."""
+        return len(self._idle)
+
+    @property
+    def busy(self) -> int:
+        """Jobs running (or waiting for a child that is starting)."""
+        return self._running
+
+    @property
+    def free(self) -> int:
+        """Jobs the pool can take now: a dead child's slot counts (its replacement starts)."""
+        return self.size - self._running
+
+    def pids(self) -> list[int]:
+        """The children's process ids."""
+        return [child.pid for child in self._all if not child.dead]
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def start(self, tg: anyio.abc.TaskGroup) -> None:
+        """Start the children in ``tg`` and wait until each is ready.
+
+        Raises:
+            WorkerError: a child exited before it was ready (its stderr says why: the
+                entrypoint cannot be imported, say).
+        """
+        failed: list[str] = []
+
+        async def slot() -> None:
+            with anyio.CancelScope(shield=True) as scope:
+                self._scopes.append(scope)
+                await self._supervise(failed)
+
+        for _ in range(self.size):
+            tg.start_soon(slot)
+        while len(self._idle) < self.size and not failed:
+            await self._changed.wait()
+        if failed:
+            self._closing = True
+            await self.aclose()
+            raise WorkerError(f"a job process could not start ({failed[0]}): its stderr says why")
+
+    async def _supervise(self, failed: list[str]) -> None:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        first = True
+        while not self._closing:
+            process = await anyio.open_process(
+                [sys.executable, "-m", "lkanyio.worker._child", self._target, self._backend],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env=env,
+            )
+            child = _Child(process)
+            self._all.add(child)
+            assert process.stdout is not None
+            try:
+                await self._read(child, BufferedByteReceiveStream(process.stdout))
+                first = first and not child.ready
+            finally:
+                child.dead = True
+                if child in self._idle:
+                    self._idle.remove(child)
+                with anyio.CancelScope(shield=True):
+                    with anyio.move_on_after(_CLOSE_BOUND):
+                        await process.wait()
+                    if process.returncode is None:
+                        process.kill()
+                        await process.wait()
+                    await process.aclose()
+                self._all.discard(child)
+                child.done.set()
+                self._notify()
+            if self.closing:
+                return
+            if first:
+                failed.append(_exit_text(process.returncode))
+                self._notify()
+                return
+            self.replaced += 1
+            logger.warning("job process %d ended (%s): starting another", child.pid,
+                           _exit_text(process.returncode))
+
+    async def _read(self, child: _Child, lines: BufferedByteReceiveStream) -> None:
+        """Act on a child's answers until its output ends (it left or died)."""
+        async with anyio.create_task_group() as relays:
+            while True:
+                try:
+                    line = await lines.receive_until(b"\n", _MAX_LINE)
+                except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
+                    relays.cancel_scope.cancel()
+                    return
+                message = json.loads(line)
+                if message["event"] == "ready":
+                    child.ready = True
+                    self._idle.append(child)
+                    self._notify()
+                elif message["event"] == "status":
+                    relays.start_soon(self._relay, child, message)
+                elif message["event"] == "ended":
+                    child.result = message
+                    self.last_statistics = message.get("statistics", {})
+                    child.done.set()
+
+    async def _relay(self, child: _Child, message: dict[str, Any]) -> None:
+        """Pass a job's status from its process to the server, then answer the process.
+
+        The job waits for the answer before it leaves its room.
+        """
+        status = pb.JobStatus.JS_FAILED
+        if message["status"] == "JS_SUCCESS":
+            status = pb.JobStatus.JS_SUCCESS
+        await self._report(child.job_id, status, message["error"])
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            await child.send(cmd="reported")
+
+    async def run(self, context: JobContext) -> None:
+        """Run ``context``'s job in an idle child; returns when it ended there.
+
+        Raises:
+            ChildJobError: the job failed (its error text), or its process died.
+        """
+        self._running += 1
+        try:
+            await self._run(context)
+        finally:
+            self._running -= 1
+
+    async def _run(self, context: JobContext) -> None:
+        while not self._idle:
+            await self._changed.wait()
+        child = self._idle.pop(0)
+        self._notify()
+        child.done = anyio.Event()
+        child.result = None
+        child.job_id = context.job.id
+        try:
+            await child.send(cmd="run", job=base64.b64encode(context.job.SerializeToString())
+                             .decode(), url=context.url, token=context._token,
+                             worker_id=context.worker_id)
+            await child.done.wait()
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._cancel(child)
+            raise
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            await child.done.wait()  # it died: its supervisor says so
+        finally:
+            if not child.dead and child.ready:
+                self._idle.append(child)
+                self._notify()
+        result = _result(child)
+        if result is None:
+            raise ChildJobError(
+                f"the job's process died ({_exit_text(child.process.returncode)})")
+        if result.get("room_ended"):
+            context.room_ended = True
+        if result.get("error"):
+            raise ChildJobError(result["error"])
+
+    async def _cancel(self, child: _Child) -> None:
+        if not child.dead:
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                await child.send(cmd="cancel")
+        with anyio.move_on_after(_CANCEL_BOUND):
+            await child.done.wait()
+        if not child.done.is_set():
+            logger.warning("job process %d did not end its cancelled job: killing it", child.pid)
+            child.process.kill()
+            await child.done.wait()
+
+    async def aclose(self) -> None:
+        """Let the children leave (their input closed), kill those that stay; no respawn."""
+        self._closing = True
+        with anyio.CancelScope(shield=True):
+            for child in list(self._all):
+                if child.process.stdin is not None:
+                    await anyio.aclose_forcefully(child.process.stdin)
+            with anyio.move_on_after(_CLOSE_BOUND + 1):
+                while self._all:
+                    await self._changed.wait()
+            for scope in self._scopes:
+                scope.cancel()
