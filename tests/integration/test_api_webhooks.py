@@ -18,6 +18,11 @@ from lkanyio.testing import LocalServer, make_token
 
 pytestmark = pytest.mark.anyio
 
+# Clear of the worker's own server (7880-7881, UDP 50000-50999) and of the session's cluster
+# (lkanyio.testing._cluster: 7890 + 10 i, UDP 51000 + 1000 i), which share this namespace.
+WEBHOOK_SERVER_PORT = 7870
+WEBHOOK_SERVER_UDP = (49000, 49199)
+
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -36,8 +41,8 @@ def webhook_server(livekit_server: LocalServer | None) -> Iterator[tuple[LocalSe
     port = _free_port()
     with LocalServer(
         node_ip=livekit_server.node_ip,
-        port=7890,
-        udp_ports=(51000, 51199),
+        port=WEBHOOK_SERVER_PORT,
+        udp_ports=WEBHOOK_SERVER_UDP,
         webhook_urls=[f"http://127.0.0.1:{port}/webhook"],
     ) as server:
         yield server, port

@@ -73,10 +73,16 @@ class Daemon:
         """Start the service and wait until it answers.
 
         Raises:
-            RuntimeError: it exited or did not answer in time (the log's tail is in the message).
+            RuntimeError: another program already answers where it would (its port is taken),
+                or it exited or did not answer in time (the log's tail is in the message).
         """
         if self.running:
             return
+        if self.answers():  # its readiness check would pass on the other program
+            raise RuntimeError(
+                f"{self.NAME}: another program already answers where it would listen "
+                "(a port in use in this network namespace)"
+            )
         log = self.log_path.open("ab")
         try:
             self._proc = subprocess.Popen(
