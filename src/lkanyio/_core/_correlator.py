@@ -140,19 +140,6 @@ class Correlator(Generic[R, S]):
         self._live.discard(async_id)
         self._receivers.pop(async_id, None)
 
-    def withdraw(self, async_id: int) -> R | None:
-        """Take back a request the native core refused after all: no callback will come for it.
-
-        Returns:
-            Its live waiter (the caller fails it), or ``None`` if it had been abandoned (its
-            late handler goes too: there is nothing late to clean up).
-        """
-        receiver = self._receivers.pop(async_id, None)
-        if async_id in self._live:
-            self._live.discard(async_id)
-            return receiver
-        return None
-
     def is_waiting(self, async_id: int) -> bool:
         """Whether a live waiter is registered for ``async_id``."""
         return async_id in self._live

@@ -26,6 +26,8 @@ from pathlib import Path
 from time import perf_counter_ns
 from typing import Any, Final, TypeVar, final
 
+import anyio
+
 from .._core import Action, Correlator, classify
 from .._errors import LiveKitError, NativeError
 from .._streams import live_streams
@@ -191,8 +193,6 @@ def _is_repeated(field: Any) -> bool:
     return bool(field.label == field.LABEL_REPEATED)  # pragma: no cover - older protobuf
 
 
-_sched_yield: Final[Callable[[], None]] = getattr(os, "sched_yield", lambda: None)
-
 _SPIN_NS: Final = 50_000
 """How long a lone request drains the shim's queue before sleeping in the event loop."""
 
@@ -223,9 +223,8 @@ class Bridge:
 
         self._ffi = ffi
         self._lib = lib
-        # Set in a child of fork() (os.register_at_fork below): every check reads this flag, not
-        # getpid(), a system call (0.2 µs; CPython 3.11's asyncio makes several per task step).
-        self._forked = False
+        self._pid = os.getpid()
+        self._forked = False  # set in a child of fork(): read on the hot path instead of getpid()
         path = _library_path()
         err = ffi.new("char[]", 512)
         if lib.lk_shim_open(str(path).encode(), err, 512) != 0:
@@ -237,9 +236,6 @@ class Bridge:
         self._driver: Driver | None = None
         self._driver_lock = threading.Lock()
         self._disposed = False
-        # Requests committed by their callers and not yet sent (async id, bytes, oneof name):
-        # see _send.  Only the loop thread touches it.
-        self._outbox: list[tuple[int, bytes, str]] = []
         self._lost_seen = 0  # the shim's lost-event count the pending waiters were failed for
         self._lost_out = ffi.new("uint64_t *")  # where each drain (loop thread) writes it
         self._wakeup_fd: int = lib.lk_shim_wakeup_fd()
@@ -261,7 +257,6 @@ class Bridge:
         child's requests fail in :meth:`_check_usable` with a clear error.
         """
         self._forked = True
-        self._outbox = []  # the parent's to send, not this child's
         self._driver_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._out = threading.local()
@@ -269,17 +264,13 @@ class Bridge:
     # -- requests ----------------------------------------------------------------------------
 
     def _check_usable(self) -> None:
-        if self._forked:
+        if self._pid != os.getpid():
             raise LiveKitError(
                 "lkanyio was used before fork(); the native core cannot cross fork(). "
                 "Use lkanyio only in the process that forks, or only in the children."
             )
         if self._disposed:
             raise LiveKitError("the native core has been disposed (the process is exiting)")
-
-    def _on_loop_thread(self) -> bool:
-        driver = self._driver
-        return driver is not None and driver.thread == threading.get_ident()
 
     def _out_params(self) -> tuple[Any, Any]:
         """This thread's response pointer and length (allocated on its first request)."""
@@ -302,8 +293,6 @@ class Bridge:
                 handle, malformed request).
         """
         self._check_usable()
-        if self._outbox and self._on_loop_thread():
-            self._flush()  # requests committed earlier go first
         data = request.SerializeToString()
         res, res_len = self._out_params()
         handle = self._lib.lk_shim_request(data, len(data), res, res_len)
@@ -319,35 +308,9 @@ class Bridge:
             self._lib.lk_shim_drop_handle(handle)
 
     def _send(self, request: ffi_pb2.FfiRequest, which: str) -> None:
-        """Send a request whose response carries nothing but the async id we chose.
-
-        Only :meth:`request_async` calls it, after its own :meth:`_check_usable` and with the
-        request's waiter registered.  A lone request (no other waiter, no other task ready to
-        run) goes to the native core at once.  Otherwise the request is committed here and
-        sent with the others of the same batch when the loop's ready tasks have run
-        (:meth:`_flush`): the native core wakes one of its threads for a request that finds
-        them all asleep, and on a busy machine that thread takes the caller's core (measured:
-        requests sent 10-40 µs apart each took 12.5-13.6 µs in ``livekit_ffi_request``, 68-83%
-        of them with an involuntary context switch; sent back to back, 1.8 µs).  A committed
-        request is sent even if its caller is cancelled meanwhile (its callback goes to the
-        late handler, as for any request sent), so nothing observable but the moment changes.
-
-        Raises:
-            NativeError: the native core refused a request sent at once.
-        """
+        """Send a request whose response carries nothing but the async id we chose."""
+        self._check_usable()
         data = request.SerializeToString()
-        driver = self._driver
-        outbox = self._outbox
-        if driver is not None and (
-            outbox or self._core.waiting_count() > 1 or not driver.idle()
-        ):
-            outbox.append((getattr(request, which).request_async_id, data, which))
-            if len(outbox) == 1:
-                driver.call_soon(self._flush_batch)
-            return
-        self._send_now(data, which)
-
-    def _send_now(self, data: bytes, which: str) -> None:
         handle = self._lib.lk_shim_request(data, len(data), *self._out_params())
         if handle == 0:
             raise NativeError(
@@ -355,46 +318,6 @@ class Bridge:
                 "wrong-kind handle, or a malformed request)"
             )
         self._lib.lk_shim_drop_handle(handle)
-
-    def _flush_batch(self) -> None:
-        """Send the batch of committed requests, then route what they brought back already.
-
-        Most callbacks arrive while ``livekit_ffi_request`` runs: pumping here hands them to
-        their waiters now, instead of after the next wakeup of the driver.
-        """
-        self._flush()
-        driver = self._driver
-        if driver is not None and driver.alive:
-            try:
-                driver.pump()
-            except Exception:  # never out of a loop callback (trio would end the run)
-                _log.exception("lkanyio: error while routing native events")
-
-    def _flush(self) -> None:
-        """Send every committed request, back to back (in the loop, once its ready tasks ran).
-
-        A request the native core refuses fails its waiter with the :class:`NativeError` the
-        caller would have got from sending it at once.  Never raises: it runs as a loop
-        callback (trio ends the run on an error there).
-        """
-        outbox = self._outbox
-        if not outbox:
-            return
-        self._outbox = []
-        for async_id, data, which in outbox:
-            try:
-                if self._disposed or self._forked:
-                    raise LiveKitError(
-                        "the native core has been disposed (the process is exiting)"
-                    )
-                self._send_now(data, which)
-            except Exception as exc:
-                waiter = self._core.withdraw(async_id)
-                if isinstance(waiter, _Waiter):
-                    try:
-                        waiter.fail(exc)
-                    except Exception:  # its loop is gone (a driver replaced after it stopped)
-                        _log.exception("lkanyio: failing a refused request's waiter failed")
 
     async def request_async(
         self,
@@ -446,7 +369,7 @@ class Bridge:
         # asyncio could let one through: it skips a task whose awaited future is already done,
         # so a callback answered in the loop iteration that delivers a ``move_on_after(0)``
         # returned its result and the scope ended without a cancellation.
-        await driver.checkpoint_if_cancelled()
+        await anyio.lowlevel.checkpoint_if_cancelled()
         waiter = _Waiter(on_deliver)
         core = self._core
         async_id = core.register(waiter)
@@ -456,24 +379,19 @@ class Bridge:
         except BaseException:
             core.forget(async_id)
             raise
-        if not self._outbox and core.waiting_count() == 1 and driver.idle():
-            # Latency path: this is the only request in flight, no other task is ready to
-            # run, and so it was sent at once (see _send).  Many callbacks come back within
-            # microseconds, and the shim needs no GIL, so draining its queue for a bounded
-            # moment saves the sleep in the selector and the thread wakeup that would follow.
-            # With runnable tasks (say, a batch of requests being started) spinning would
-            # serialize them, so the request yields instead.
-            # An empty drain gives the CPU away (sched_yield): the native thread that will
-            # queue the callback may be waiting for this very core, and spinning on would
-            # keep it off until the spin ends (the floor's busy poll yields the same way).
+        if core.waiting_count() == 1 and driver.idle():
+            # Latency path: this is the only request in flight and no other task is ready to
+            # run.  Many callbacks come back within microseconds, and the shim needs no GIL, so
+            # draining its queue for a bounded moment saves the sleep in the selector and the
+            # thread wakeup that would follow.  With runnable tasks (say, a batch of requests
+            # being started) spinning would serialize them, so the request yields instead.
             deadline = perf_counter_ns() + _SPIN_NS
             pump = self._pump
             while not waiter.done and perf_counter_ns() < deadline:
-                if not pump():
-                    _sched_yield()
+                pump()
         try:
             if waiter.done:
-                await driver.checkpoint()
+                await anyio.lowlevel.checkpoint()
             elif driver.create_future is not None:
                 waiter.future = future = driver.create_future()
                 await future
@@ -520,7 +438,7 @@ class Bridge:
             Whether the request was sent (if not, ``on_done`` will never run).
         """
         which = request.WhichOneof("message")
-        if which is None or self._disposed or self._forked:
+        if which is None or self._disposed or self._pid != os.getpid():
             return False
         core = self._core
         async_id = core.register(_drop)
@@ -549,13 +467,13 @@ class Bridge:
     def drop_handle(self, handle: int) -> None:
         """Release a native handle (no-op after dispose or in a forked child)."""
         self.disowned()
-        if self._disposed or self._forked:
+        if self._disposed or self._pid != os.getpid():
             return
         self._lib.lk_shim_drop_handle(handle)
 
     def drop_native(self, handle: int) -> None:
         """Release a native handle no :class:`OwnedHandle` owns (e.g. from a late callback)."""
-        if handle and not self._disposed and not self._forked:
+        if handle and not self._disposed and self._pid == os.getpid():
             self._lib.lk_shim_drop_handle(handle)
 
     # -- keyed events ------------------------------------------------------------------------
@@ -602,31 +520,28 @@ class Bridge:
                         "or start this loop after that one has finished"
                     )
                 driver.stop()
-            self._flush()  # committed in a loop that stopped before sending them
             driver = install_driver(library, loop, self._wakeup_fd, self._pump)
             self._driver = driver
         # Events may have queued while no loop was listening.
         self._pump()
         return driver
 
-    def _pump(self) -> bool:
+    def _pump(self) -> None:
         """Take every queued event from the shim and route it (synchronous, in the loop).
-
-        Returns whether it took any events.
 
         In a child of fork() that kept running its parent's loop, the reader still fires (the
         epoll set is shared with the parent, so it must not be unregistered either): it returns
         at once and leaves the wakeup fd to the parent.
         """
         if self._disposed or self._forked:  # a flag, not a getpid() syscall per wakeup
-            return False
+            return
         lib = self._lib
         lost = self._lost_out
         head = lib.lk_shim_drain(lost)
         if lost[0] != self._lost_seen:
-            self._fail_waiters(int(lost[0]))  # every waiter is done: a spin ends
+            self._fail_waiters(int(lost[0]))
         if head == self._ffi.NULL:
-            return False
+            return
         buffer = self._ffi.buffer
         dispatch = self._dispatch
         try:
@@ -639,7 +554,6 @@ class Bridge:
                 ev = ev.next
         finally:
             lib.lk_shim_free_events(head)
-        return True
 
     def _fail_waiters(self, lost: int) -> None:
         """The shim lost events (malloc failed): fail every pending request loudly.
@@ -667,7 +581,7 @@ class Bridge:
         Raises:
             MemoryError: the shim could not grow its stream table.
         """
-        if self._disposed or self._forked:
+        if self._disposed or self._pid != os.getpid():
             return
         bound = max_buffered if drop_oldest else max_buffered + 1
         if self._lib.lk_shim_bound_stream(handle, min(bound, 2**32 - 1), drop_oldest) != 0:
@@ -675,19 +589,19 @@ class Bridge:
 
     def unbound_stream(self, handle: int) -> int:
         """Forget the bound of ``handle``; return how many of its frames the shim dropped."""
-        if self._disposed or self._forked:
+        if self._disposed or self._pid != os.getpid():
             return 0
         return int(self._lib.lk_shim_unbound_stream(handle))
 
     def stream_dropped(self, handle: int) -> int:
         """How many frames of bounded stream ``handle`` the shim has dropped."""
-        if self._disposed or self._forked:
+        if self._disposed or self._pid != os.getpid():
             return 0
         return int(self._lib.lk_shim_stream_dropped(handle))
 
     def stream_queued(self, handle: int) -> int:
         """How many frame events of bounded stream ``handle`` the shim holds now."""
-        if self._disposed or self._forked:
+        if self._disposed or self._pid != os.getpid():
             return 0
         return int(self._lib.lk_shim_stream_queued(handle))
 
@@ -724,7 +638,7 @@ class Bridge:
 
     def dispose(self) -> None:
         """Shut the native core down (at process exit; idempotent, no-op in a forked child)."""
-        if self._disposed or self._forked:
+        if self._disposed or self._pid != os.getpid():
             return
         self._disposed = True
         driver = self._driver

@@ -12,8 +12,6 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-import anyio.lowlevel
-
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
@@ -29,10 +27,6 @@ def never() -> bool:
     return False
 
 
-def _unsupported(_: Any) -> None:  # pragma: no cover - replaced by every driver
-    raise AssertionError("this driver cannot call back soon")
-
-
 async def _not_a_trio_driver(_: Any) -> None:  # pragma: no cover - replaced on trio drivers
     raise AssertionError("not a trio driver")
 
@@ -41,13 +35,7 @@ class Driver:
     """Wakes up in one event loop whenever the shim has events.
 
     It also carries that loop's primitives for parking a request's task: ``create_future``
-    on asyncio; ``current_task``/``wait_task_rescheduled``/``reschedule`` on trio; and its
-    library's own ``checkpoint`` and ``checkpoint_if_cancelled``, the ones anyio's would call
-    (anyio's look the library up through sniffio on every call: 0.4 µs each, twice a request).
-    ``call_soon(fn)`` runs ``fn()`` in the loop once the tasks ready now have run (the bridge
-    sends a batch of requests there), and ``pump()`` pumps the shim's queue right after such a
-    batch, where that is safe (trio: cancellation reaches a parked task at once; asyncio: a
-    no-op, see its driver).
+    on asyncio; ``current_task``/``wait_task_rescheduled``/``reschedule`` on trio.
     ``idle()`` tells whether no other task of that loop is ready to run: only then may a lone
     request spin on the shim's queue instead of yielding (see ``Bridge.request_async``).
     They are attributes, not methods: the request path reads them once per request.
@@ -55,15 +43,11 @@ class Driver:
 
     __slots__ = (
         "alive",
-        "call_soon",
-        "checkpoint",
-        "checkpoint_if_cancelled",
         "create_future",
         "current_task",
         "idle",
         "is_current",
         "loop",
-        "pump",
         "reschedule",
         "thread",
         "wait_task_rescheduled",
@@ -72,12 +56,6 @@ class Driver:
     def __init__(self, loop: object, idle: Callable[[], bool] = never) -> None:
         self.loop = loop
         self.idle = idle
-        self.checkpoint: Callable[[], Awaitable[None]] = anyio.lowlevel.checkpoint
-        self.checkpoint_if_cancelled: Callable[[], Awaitable[None]] = (
-            anyio.lowlevel.checkpoint_if_cancelled
-        )
-        self.call_soon: Callable[[Callable[[], object]], object] = _unsupported
-        self.pump: Callable[[], object] = never
         self.create_future: Callable[[], Any] | None = None
         self.current_task: Callable[[], Any] = never
         self.wait_task_rescheduled: Callable[[Any], Awaitable[Any]] = _not_a_trio_driver
@@ -122,7 +100,7 @@ def running_loop() -> tuple[str, Any]:
 
 
 def install_driver(
-    library: str, loop: Any, wakeup_fd: int, pump: Callable[[], object]
+    library: str, loop: Any, wakeup_fd: int, pump: Callable[[], None]
 ) -> Driver:
     """Start the driver of ``library`` (as :func:`running_loop` named it) in ``loop``."""
     if library == "asyncio":

@@ -23,45 +23,20 @@ def _is_current_loop(loop: object) -> bool:
         return False
 
 
-def _anyio_backend() -> Any:
-    """The asyncio backend class of anyio (its checkpoints know its cancel scopes), or None.
-
-    It is what ``anyio.lowlevel.checkpoint`` and ``checkpoint_if_cancelled`` call after asking
-    sniffio which library runs; a driver knows that already.  The module is anyio's own, so an
-    anyio without it falls back to the public functions.
-    """
-    try:
-        from anyio._backends._asyncio import backend_class
-    except ImportError:  # pragma: no cover - another anyio
-        return None
-    return backend_class
-
-
 class AsyncioDriver(Driver):
     """Pumps the shim's queue from ``loop.add_reader`` on the wakeup fd."""
 
     __slots__ = ("_fd", "_pump")
 
-    def __init__(self, loop: Any, wakeup_fd: int, pump: Callable[[], object]) -> None:
+    def __init__(self, loop: Any, wakeup_fd: int, pump: Callable[[], None]) -> None:
         # CPython's loops keep their runnable callbacks in ``_ready``; a loop without it
         # (uvloop …) never counts as idle, so requests always yield there.
         ready = getattr(loop, "_ready", None)
         super().__init__(loop, never if ready is None else (lambda: not ready))
-        backend = _anyio_backend()
-        if backend is not None:
-            self.checkpoint = backend.checkpoint
-            self.checkpoint_if_cancelled = backend.checkpoint_if_cancelled
-        self.call_soon = loop.call_soon
         self.create_future = loop.create_future
         self.is_current = functools.partial(_is_current_loop, loop)
         self._fd = wakeup_fd
         self._pump = pump
-        # ``pump`` stays a no-op here: routing in the loop callback that sent a batch of
-        # requests could complete a request's future in the very iteration in which anyio
-        # is to deliver a cancellation requested right after the request was sent, and anyio
-        # skips cancelling a task whose future is done, so the cancelled caller would get
-        # the result (tests/integration/test_cancelled_adoption.py).  The reader callback
-        # routes the callbacks after the loop's ready callbacks, as without batching.
         loop.add_reader(wakeup_fd, self._pump_in_callback)
 
     def running(self) -> bool:

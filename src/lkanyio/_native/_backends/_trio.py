@@ -53,26 +53,14 @@ def _is_current_run(token: object) -> bool:
 
 
 class TrioDriver(Driver):
-    """Pumps the shim's queue from a system task of the run (``lkanyio-dispatcher``).
+    """Pumps the shim's queue from a system task of the run (``lkanyio-dispatcher``)."""
 
-    A second system task (``lkanyio-soon``) runs what ``call_soon`` was given, in the batch
-    after the current one: waking it is one ``reschedule``, where ``run_sync_soon`` writes to
-    trio's wakeup socket and wakes its entry task through the selector.
-    """
+    __slots__ = ()
 
-    __slots__ = ("_flusher", "_flushing", "_soon")
-
-    def __init__(self, token: Any, wakeup_fd: int, pump: Callable[[], object]) -> None:
+    def __init__(self, token: Any, wakeup_fd: int, pump: Callable[[], None]) -> None:
         import trio
 
         super().__init__(token, _idle_check())
-        self.checkpoint = trio.lowlevel.checkpoint  # what anyio's trio backend calls
-        self.checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
-        self._soon: list[Callable[[], object]] = []
-        self._flusher: Any = None  # the lkanyio-soon task while it is parked
-        self._flushing = False
-        self.call_soon = self._call_soon
-        self.pump = pump
         self.current_task = trio.lowlevel.current_task
         self.wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
         self.reschedule = trio.lowlevel.reschedule
@@ -80,48 +68,12 @@ class TrioDriver(Driver):
         trio.lowlevel.spawn_system_task(
             self._serve, wakeup_fd, pump, name="lkanyio-dispatcher"
         )
-        trio.lowlevel.spawn_system_task(self._serve_soon, name="lkanyio-soon")
 
     def running(self) -> bool:
         """Whether the system task still serves (it ends with its run)."""
         return self.alive
 
-    def _call_soon(self, fn: Callable[[], object]) -> None:
-        """Run ``fn()`` once the tasks ready now have run (at once if nothing can run it)."""
-        self._soon.append(fn)
-        task = self._flusher
-        if task is not None:
-            import trio
-
-            self._flusher = None
-            trio.lowlevel.reschedule(task)
-        elif not self._flushing:  # not started yet, or the run is ending: do not strand it
-            self._run_soon()
-
-    def _run_soon(self) -> None:
-        self._flushing = True
-        try:
-            while self._soon:
-                soon, self._soon = self._soon, []
-                for fn in soon:
-                    fn()
-        finally:
-            self._flushing = False
-
-    def _abort_soon(self, _: Any) -> Any:
-        self._flusher = None
-        return abort_succeeded()
-
-    async def _serve_soon(self) -> None:
-        import trio
-
-        self._run_soon()
-        while self.alive:
-            self._flusher = trio.lowlevel.current_task()
-            await trio.lowlevel.wait_task_rescheduled(self._abort_soon)
-            self._run_soon()
-
-    async def _serve(self, fd: int, pump: Callable[[], object]) -> None:
+    async def _serve(self, fd: int, pump: Callable[[], None]) -> None:
         import trio
 
         try:
