@@ -637,21 +637,27 @@ async def test_the_cli_serves_a_worker_with_two_processes_and_drains_on_sigterm(
                 log.extend(chunk)
 
         tg.start_soon(read)
-        with anyio.fail_after(EVENT_WAIT):
-            while b"ready for jobs" not in log:
-                await anyio.sleep(0.05)  # the worker logs when it is ready: poll the log
-        async with _lkapi(server_info) as lkapi:
-            dispatch = await lkapi.agent_dispatch.create_dispatch(
-                api.CreateAgentDispatchRequest(agent_name=name, room=room_name))
-            async with lkanyio.connect(server_info.url,
-                                       _user_token(server_info, room_name)) as room:
-                job_id = await _job_of(lkapi, dispatch.id, room_name)
-                pid = await _agent_pid(room, f"agent-{job_id}")
-                assert pid != process.pid
-                process.send_signal(signal.SIGTERM)
-                with anyio.fail_after(EVENT_WAIT):
-                    await process.wait()
-                await _wait_gone(room, f"agent-{job_id}")
+        try:
+            with anyio.fail_after(EVENT_WAIT):
+                while b"ready for jobs" not in log:
+                    await anyio.sleep(0.05)  # the worker logs when it is ready: poll the log
+            async with _lkapi(server_info) as lkapi:
+                dispatch = await lkapi.agent_dispatch.create_dispatch(
+                    api.CreateAgentDispatchRequest(agent_name=name, room=room_name))
+                async with lkanyio.connect(server_info.url,
+                                           _user_token(server_info, room_name)) as room:
+                    job_id = await _job_of(lkapi, dispatch.id, room_name)
+                    pid = await _agent_pid(room, f"agent-{job_id}")
+                    assert pid != process.pid
+                    process.send_signal(signal.SIGTERM)
+                    with anyio.fail_after(EVENT_WAIT):
+                        await process.wait()
+                    await _wait_gone(room, f"agent-{job_id}")
+        finally:
+            # Leaving the block waits for the process to end: on a failure above (before the
+            # SIGTERM) it never would, and the test hung for good (seen once, loaded machine).
+            if process.returncode is None:
+                process.kill()
         tg.cancel_scope.cancel()
     assert process.returncode == 0, log.decode(errors="replace")
 
