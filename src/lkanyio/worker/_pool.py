@@ -135,6 +135,9 @@ class ProcessPool:
     async def start(self, tg: anyio.abc.TaskGroup) -> None:
         """Start the children in ``tg`` and wait until each is ready.
 
+        If this fails or is cancelled, the pool is closed (its slots in ``tg`` end) before it
+        raises.
+
         Raises:
             WorkerError: a child exited before it was ready (its stderr says why: the
                 entrypoint cannot be imported, say).
@@ -148,10 +151,15 @@ class ProcessPool:
 
         for _ in range(self.size):
             tg.start_soon(slot)
-        while len(self._idle) < self.size and not failed:
-            await self._changed.wait()
+        try:
+            while len(self._idle) < self.size and not failed:
+                await self._changed.wait()
+        except BaseException:
+            # Cancelled while the children start: the shielded slots would start them again
+            # forever and keep ``tg`` open; close the pool here, it is ours until we return.
+            await self.aclose()
+            raise
         if failed:
-            self._closing = True
             await self.aclose()
             raise WorkerError(f"a job process could not start ({failed[0]}): its stderr says why")
 

@@ -1,0 +1,48 @@
+"""The agent worker's shell (``lkanyio.worker``) where no server is needed: its job processes and
+its connection attempts, against the fake entrypoints of tests/worker_fake_jobs.py and local
+listeners on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import pytest
+
+from _util import EVENT_WAIT
+from lkanyio.worker import Worker
+from worker_fake_jobs import by_metadata
+
+pytestmark = pytest.mark.anyio
+
+_KEYS = {"api_key": "k", "api_secret": "s" * 32}
+
+
+async def _free_port() -> int:
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        return int(listener.extra(anyio.abc.SocketAttribute.local_port))
+
+
+@pytest.mark.parametrize("when", ["at once", "while a process imports the entrypoint"])
+async def test_cancelling_serve_while_the_job_processes_start_ends_it(
+        when: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = tmp_path / "started"
+    if when != "at once":
+        monkeypatch.setenv("LKANYIO_TEST_WORKER_GATE", str(gate))
+    url = f"ws://127.0.0.1:{await _free_port()}"
+    async with Worker(by_metadata, url=url, processes=1, **_KEYS) as worker:
+        with anyio.fail_after(EVENT_WAIT):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(worker.serve)
+                if when == "at once":
+                    await anyio.lowlevel.checkpoint()
+                else:
+                    while not gate.exists():
+                        await anyio.sleep(0.05)  # the child writes the file: poll for it
+                tg.cancel_scope.cancel()
+        assert worker.statistics().connection_attempts == 0
+    if when != "at once":  # the process that never became ready is gone too
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(gate.read_text()), 0)
