@@ -46,3 +46,29 @@ async def test_cancelling_serve_while_the_job_processes_start_ends_it(
     if when != "at once":  # the process that never became ready is gone too
         with pytest.raises(ProcessLookupError):
             os.kill(int(gate.read_text()), 0)
+
+
+async def test_a_wss_worker_whose_tls_handshake_is_cut_connects_again() -> None:
+    accepted = 0
+    changed = anyio.Event()
+
+    async def cut(stream: anyio.abc.SocketStream) -> None:
+        nonlocal accepted, changed
+        accepted += 1
+        changed.set()
+        changed = anyio.Event()
+        await stream.aclose()
+
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener, \
+            anyio.create_task_group() as tg:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        tg.start_soon(listener.serve, cut)
+        async with Worker(by_metadata, url=f"wss://127.0.0.1:{port}", **_KEYS) as worker, \
+                anyio.create_task_group() as serving:
+            serving.start_soon(worker.serve)
+            with anyio.fail_after(EVENT_WAIT):
+                while accepted < 2:
+                    await changed.wait()
+            assert worker.statistics().registrations == 0
+            serving.cancel_scope.cancel()
+        tg.cancel_scope.cancel()
