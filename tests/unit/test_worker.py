@@ -10,9 +10,12 @@ from pathlib import Path
 import anyio
 import anyio.abc
 import pytest
+import sniffio
+from livekit.protocol import agent as pb
 
 from _util import EVENT_WAIT
-from lkanyio.worker import Worker
+from lkanyio.worker import JobContext, Worker
+from lkanyio.worker._pool import ChildJobError, ProcessPool
 from worker_fake_jobs import by_metadata
 
 pytestmark = pytest.mark.anyio
@@ -72,3 +75,28 @@ async def test_a_wss_worker_whose_tls_handshake_is_cut_connects_again() -> None:
             assert worker.statistics().registrations == 0
             serving.cancel_scope.cancel()
         tg.cancel_scope.cancel()
+
+
+def _context(metadata: str) -> JobContext:
+    job = pb.Job(id=f"AJ_{metadata}", type=pb.JobType.JT_ROOM, metadata=metadata)
+    return JobContext(job, url="ws://127.0.0.1:9", token="t", worker_id="AW_test",
+                      scope=anyio.CancelScope())
+
+
+async def test_a_job_error_over_the_line_limit_fails_that_job_and_the_process_takes_the_next(
+        ) -> None:
+    async def report(job_id: str, status: pb.JobStatus, error: str) -> None:
+        pass
+
+    pool = ProcessPool(1, "worker_fake_jobs:by_metadata", sniffio.current_async_library(), report)
+    async with anyio.create_task_group() as tg:
+        try:
+            with anyio.fail_after(EVENT_WAIT):
+                await pool.start(tg)
+                with pytest.raises(ChildJobError) as caught:
+                    await pool.run(_context("big"))
+                await pool.run(_context("next"))
+        finally:
+            await pool.aclose()
+    assert "the job's process died (it sent an answer over 1048576 bytes)" in str(caught.value)
+    assert pool.replaced == 1

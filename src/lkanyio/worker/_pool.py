@@ -67,6 +67,8 @@ class _Child:
         self.dead = False
         self.result: dict[str, Any] | None = None
         self.job_id = ""
+        self.fault = ""
+        """How the child broke the protocol (it was killed for it), if it did."""
         self.done = anyio.Event()
 
     @property
@@ -210,27 +212,49 @@ class ProcessPool:
                 except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
                     relays.cancel_scope.cancel()
                     return
-                message = json.loads(line)
-                if message["event"] == "ready":
-                    child.ready = True
-                    self._idle.append(child)
-                    self._notify()
-                elif message["event"] == "status":
-                    relays.start_soon(self._relay, child, message)
-                elif message["event"] == "ended":
-                    child.result = message
-                    self.last_statistics = message.get("statistics", {})
-                    child.done.set()
+                except anyio.DelimiterNotFound:
+                    self._broken(child, relays, f"an answer over {_MAX_LINE} bytes")
+                    return
+                try:
+                    self._act(child, relays, json.loads(line))
+                except (ValueError, KeyError, TypeError) as exc:
+                    self._broken(child, relays, f"an answer it cannot read ({exc!r:.200})")
+                    return
 
-    async def _relay(self, child: _Child, message: dict[str, Any]) -> None:
+    def _broken(self, child: _Child, relays: anyio.abc.TaskGroup, what: str) -> None:
+        """A child broke the protocol: it is killed (its job fails) and replaced."""
+        logger.error("job process %d sent %s: killing it", child.pid, what)
+        child.fault = f"it sent {what}"
+        relays.cancel_scope.cancel()
+        with contextlib.suppress(ProcessLookupError):
+            child.process.kill()
+
+    def _act(self, child: _Child, relays: anyio.abc.TaskGroup, message: dict[str, Any]) -> None:
+        """Act on one answer of a child.
+
+        Raises:
+            KeyError, TypeError: the answer is not what the protocol says.
+        """
+        if message["event"] == "ready":
+            child.ready = True
+            self._idle.append(child)
+            self._notify()
+        elif message["event"] == "status":
+            relays.start_soon(self._relay, child, str(message["status"]), str(message["error"]))
+        elif message["event"] == "ended":
+            child.result = message
+            self.last_statistics = message.get("statistics", {})
+            child.done.set()
+
+    async def _relay(self, child: _Child, status_name: str, error: str) -> None:
         """Pass a job's status from its process to the server, then answer the process.
 
         The job waits for the answer before it leaves its room.
         """
         status = pb.JobStatus.JS_FAILED
-        if message["status"] == "JS_SUCCESS":
+        if status_name == "JS_SUCCESS":
             status = pb.JobStatus.JS_SUCCESS
-        await self._report(child.job_id, status, message["error"])
+        await self._report(child.job_id, status, error)
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             await child.send(cmd="reported")
 
@@ -271,8 +295,8 @@ class ProcessPool:
                 self._notify()
         result = _result(child)
         if result is None:
-            raise ChildJobError(
-                f"the job's process died ({_exit_text(child.process.returncode)})")
+            why = child.fault or _exit_text(child.process.returncode)
+            raise ChildJobError(f"the job's process died ({why})")
         if result.get("room_ended"):
             context.room_ended = True
         if result.get("error"):
