@@ -2,7 +2,8 @@
 
 Module-level, so that a worker's job processes import them by name.  With
 ``LKANYIO_TEST_WORKER_GATE`` set (a path), a job process importing this module writes its pid
-there, then holds its start (it never says ready) until the worker closes its input.
+there, then holds its start (it never says ready) until the worker closes its input.  With
+``LKANYIO_TEST_WORKER_DIE`` naming a path that exists, a job process exits on import.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import sys
 from lkanyio.worker import JobContext
 
 _GATE = os.environ.get("LKANYIO_TEST_WORKER_GATE")
+_DIE = os.environ.get("LKANYIO_TEST_WORKER_DIE")
+if _DIE and os.path.exists(_DIE):
+    sys.exit(3)
 if _GATE:
     with open(_GATE, "w") as gate:
         gate.write(str(os.getpid()))

@@ -5,6 +5,7 @@ listeners on 127.0.0.1."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import anyio
@@ -102,3 +103,27 @@ async def test_a_job_error_over_the_line_limit_fails_that_job_and_the_process_ta
     assert text.startswith("ValueError: xxxx")
     assert len(text) < 16384
     assert pool.replaced == 0  # the error was the job's, the process stayed
+
+
+async def test_a_process_that_keeps_dying_before_it_is_ready_fails_the_waiting_job(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    die = tmp_path / "die"
+    monkeypatch.setenv("LKANYIO_TEST_WORKER_DIE", str(die))
+
+    async def report(job_id: str, status: pb.JobStatus, error: str) -> None:
+        pass
+
+    pool = ProcessPool(1, "worker_fake_jobs:by_metadata", sniffio.current_async_library(), report)
+    async with anyio.create_task_group() as tg:
+        try:
+            with anyio.fail_after(EVENT_WAIT):
+                await pool.start(tg)
+                die.touch()  # from now on each new process exits on import
+                os.kill(pool.pids()[0], signal.SIGKILL)
+                while pool.idle:
+                    await anyio.sleep(0.05)  # the supervisor hears the death: poll its count
+                with pytest.raises(ChildJobError, match="keep exiting before they are ready"):
+                    await pool.run(_context("next"))
+                assert pool.free == 0  # the worker takes no job it cannot run
+        finally:
+            await pool.aclose()

@@ -3,9 +3,12 @@
 Each child (:mod:`._child`) is a Python process with its own event loop and native core, started
 before any job comes and kept for the next one after a job ends.  A job runs in one idle child at
 a time.  A child that dies (a crash, SIGKILL) fails the job it ran and is replaced; the worker
-never dies with it.  One supervisor task per slot starts the slot's child, reads its answers and
-starts the next one when it dies.  The supervisors are shielded (a cancelled ``serve`` still
-needs them to hear its jobs end); :meth:`ProcessPool.aclose` stops them.
+never dies with it.  Replacements that die before they are ready are started again with a
+doubling delay; after three in a row the slot counts as failing: it takes no job and the jobs
+waiting for a child fail, until one of its children is ready again.  One supervisor task per
+slot starts the slot's child, reads its answers and starts the next one when it dies.  The
+supervisors are shielded (a cancelled ``serve`` still needs them to hear its jobs end);
+:meth:`ProcessPool.aclose` stops them.
 """
 
 from __future__ import annotations
@@ -41,6 +44,12 @@ _CANCEL_BOUND: Final = 10.0
 _CLOSE_BOUND: Final = 5.0
 """Seconds children get to leave when the pool closes before they are killed."""
 _MAX_LINE: Final = 1 << 20
+_START_TRIES: Final = 3
+"""Starts in a row that die before the child is ready after which a slot counts as failing: the
+jobs waiting for a child fail (the slot keeps trying, backing off)."""
+_RESPAWN_FIRST: Final = 0.5
+_RESPAWN_MAX: Final = 30.0
+"""Seconds between starts of a slot whose children die before they are ready: doubling."""
 
 
 class ChildJobError(Exception):
@@ -61,8 +70,9 @@ def _result(child: _Child) -> dict[str, Any] | None:
 
 
 class _Child:
-    def __init__(self, process: anyio.abc.Process) -> None:
+    def __init__(self, process: anyio.abc.Process, slot: int) -> None:
         self.process = process
+        self.slot = slot
         self.ready = False
         self.dead = False
         self.result: dict[str, Any] | None = None
@@ -100,6 +110,8 @@ class ProcessPool:
         self._closing = False
         # (read through ``closing``: it changes while a supervisor awaits)
         self._scopes: list[anyio.CancelScope] = []
+        self._failing: dict[int, str] = {}
+        """Slots whose last starts all died before ready: how the last one ended."""
         self.replaced = 0
         self._running = 0
         """Children replaced after they died."""
@@ -124,7 +136,7 @@ class ProcessPool:
     @property
     def free(self) -> int:
         """Jobs the pool can take now: a dead child's slot counts (its replacement starts)."""
-        return self.size - self._running
+        return max(0, self.size - self._running - len(self._failing))
 
     def pids(self) -> list[int]:
         """The children's process ids."""
@@ -146,13 +158,13 @@ class ProcessPool:
         """
         failed: list[str] = []
 
-        async def slot() -> None:
+        async def slot(index: int) -> None:
             with anyio.CancelScope(shield=True) as scope:
                 self._scopes.append(scope)
-                await self._supervise(failed)
+                await self._supervise(index, failed)
 
-        for _ in range(self.size):
-            tg.start_soon(slot)
+        for index in range(self.size):
+            tg.start_soon(slot, index)
         try:
             while len(self._idle) < self.size and not failed:
                 await self._changed.wait()
@@ -165,15 +177,16 @@ class ProcessPool:
             await self.aclose()
             raise WorkerError(f"a job process could not start ({failed[0]}): its stderr says why")
 
-    async def _supervise(self, failed: list[str]) -> None:
+    async def _supervise(self, index: int, failed: list[str]) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         first = True
+        early = 0  # starts in a row that died before ready
         while not self._closing:
             process = await anyio.open_process(
                 [sys.executable, "-m", "lkanyio.worker._child", self._target, self._backend],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env=env,
             )
-            child = _Child(process)
+            child = _Child(process, index)
             self._all.add(child)
             assert process.stdout is not None
             try:
@@ -200,8 +213,14 @@ class ProcessPool:
                 self._notify()
                 return
             self.replaced += 1
-            logger.warning("job process %d ended (%s): starting another", child.pid,
-                           _exit_text(process.returncode))
+            early = 0 if child.ready else early + 1
+            if early >= _START_TRIES:
+                self._failing[index] = _exit_text(process.returncode)
+                self._notify()
+            delay = 0.0 if not early else min(_RESPAWN_MAX, _RESPAWN_FIRST * 2 ** (early - 1))
+            logger.warning("job process %d ended (%s): starting another in %g s", child.pid,
+                           _exit_text(process.returncode), delay)
+            await anyio.sleep(delay)  # aclose() cancels it
 
     async def _read(self, child: _Child, lines: BufferedByteReceiveStream) -> None:
         """Act on a child's answers until its output ends (it left or died)."""
@@ -237,6 +256,8 @@ class ProcessPool:
         """
         if message["event"] == "ready":
             child.ready = True
+            if self._failing.pop(child.slot, None) is not None:
+                logger.info("job process %d started: its slot works again", child.pid)
             self._idle.append(child)
             self._notify()
         elif message["event"] == "status":
@@ -272,6 +293,10 @@ class ProcessPool:
 
     async def _run(self, context: JobContext) -> None:
         while not self._idle:
+            if len(self._failing) == self.size:
+                raise ChildJobError(
+                    f"the job processes keep exiting before they are ready (the last: "
+                    f"{next(iter(self._failing.values()))}): their stderr says why")
             await self._changed.wait()
         child = self._idle.pop(0)
         self._notify()
