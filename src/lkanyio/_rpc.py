@@ -476,7 +476,9 @@ async def _call_someone(port: RoomPort, call: RpcCallInfo) -> str:
     A participant the room does not know yet may have just joined (see ``_ANNOUNCE_WAIT``),
     and the server routes the call to it, so the call goes out at once and the room waits for
     the identity alongside: the call fails as not found when the identity is still unknown
-    after ``_ANNOUNCE_WAIT``, or when the call was not acknowledged before that.
+    after ``_ANNOUNCE_WAIT`` and no answer has come, or when the native core gave up waiting for
+    the callee's acknowledgement before that.  A hidden participant is never announced: a call
+    to one that takes longer than ``_ANNOUNCE_WAIT`` fails as not found too.
     """
     identity = call.destination_identity
     handle = port.local_handle()
@@ -508,14 +510,15 @@ async def _call_someone(port: RoomPort, call: RpcCallInfo) -> str:
             error = exc
             missing = exc.code == RpcError.CONNECTION_TIMEOUT and not known()
         tg.cancel_scope.cancel()
+    if result is not None:  # answered as the wait ended: the handler ran, its result stands
+        return result
     if missing:
         raise RpcError(
             RpcError.RECIPIENT_NOT_FOUND, f"no participant {identity!r} in the room"
         ) from error
     if error is not None:
         raise error
-    assert result is not None
-    return result
+    raise AssertionError("unreachable: neither a result, an error nor a missing callee")
 
 
 async def _send_rpc(local_participant_handle: int, call: RpcCallInfo) -> str:

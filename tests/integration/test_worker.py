@@ -9,6 +9,7 @@ log (``job ended`` with the job's id, status and error): the server API has no c
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import uuid
@@ -321,6 +322,57 @@ async def test_drain_lets_running_jobs_finish_then_cancels_the_rest(
     assert sorted(jobs.ended.values()) == ["cancelled", "finished", "finished"]
     assert (stats.jobs_running, stats.jobs_succeeded, stats.jobs_failed) == (0, 2, 1)
     assert len(jobs.started) == 3
+
+
+async def test_a_job_the_drain_cancelled_stays_failed_when_the_server_then_terminates_it(
+        server_info: ServerInfo) -> None:
+    # The server's termination can cross the drain's cancellation: livekit-server ends a job
+    # whose participant leaves the room (as "agent worker left the room") and sends a
+    # termination for it, and the drain-cancelled job leaves its room before its status is
+    # sent.  Here the termination comes from deleting the dispatch while the cancelled job
+    # still runs, and the job ends only once the worker has it: the drain cancelled it
+    # first, so it counts as failed, once, not as terminated.
+    name = _agent_name()
+    jobs = Jobs()
+    terminated = anyio.Event()
+
+    class Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().endswith(": the server terminated it"):
+                terminated.set()
+
+    async def entrypoint(job: JobContext) -> None:
+        async with job.connect():
+            jobs.start(job)
+            try:
+                await anyio.sleep_forever()
+            except anyio.get_cancelled_exc_class():
+                with anyio.CancelScope(shield=True), anyio.fail_after(EVENT_WAIT):
+                    async with _lkapi(server_info) as lkapi:
+                        await lkapi.agent_dispatch.delete_dispatch(job.job.dispatch_id,
+                                                                   job.job.room.name)
+                    await terminated.wait()
+                jobs.end(job, "cancelled")
+                raise
+
+    seen = Seen()
+    logger = logging.getLogger("lkanyio.worker")
+    level = logger.level
+    logger.addHandler(seen)
+    logger.setLevel(logging.INFO)
+    try:
+        async with _lkapi(server_info) as lkapi:
+            async with serving(server_info, entrypoint, agent_name=name) as worker:
+                await lkapi.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(
+                    agent_name=name, room=f"test-{uuid.uuid4().hex[:12]}"))
+                await jobs.wait(lambda: len(jobs.started) == 1)
+            stats = worker.statistics()
+    finally:
+        logger.removeHandler(seen)
+        logger.setLevel(level)
+    assert list(jobs.ended.values()) == ["cancelled"]
+    assert (stats.jobs_running, stats.jobs_succeeded, stats.jobs_failed,
+            stats.jobs_terminated) == (0, 0, 1, 0)
 
 
 # -- reconnect --------------------------------------------------------------------------------
@@ -637,21 +689,27 @@ async def test_the_cli_serves_a_worker_with_two_processes_and_drains_on_sigterm(
                 log.extend(chunk)
 
         tg.start_soon(read)
-        with anyio.fail_after(EVENT_WAIT):
-            while b"ready for jobs" not in log:
-                await anyio.sleep(0.05)  # the worker logs when it is ready: poll the log
-        async with _lkapi(server_info) as lkapi:
-            dispatch = await lkapi.agent_dispatch.create_dispatch(
-                api.CreateAgentDispatchRequest(agent_name=name, room=room_name))
-            async with lkanyio.connect(server_info.url,
-                                       _user_token(server_info, room_name)) as room:
-                job_id = await _job_of(lkapi, dispatch.id, room_name)
-                pid = await _agent_pid(room, f"agent-{job_id}")
-                assert pid != process.pid
-                process.send_signal(signal.SIGTERM)
-                with anyio.fail_after(EVENT_WAIT):
-                    await process.wait()
-                await _wait_gone(room, f"agent-{job_id}")
+        try:
+            with anyio.fail_after(EVENT_WAIT):
+                while b"ready for jobs" not in log:
+                    await anyio.sleep(0.05)  # the worker logs when it is ready: poll the log
+            async with _lkapi(server_info) as lkapi:
+                dispatch = await lkapi.agent_dispatch.create_dispatch(
+                    api.CreateAgentDispatchRequest(agent_name=name, room=room_name))
+                async with lkanyio.connect(server_info.url,
+                                           _user_token(server_info, room_name)) as room:
+                    job_id = await _job_of(lkapi, dispatch.id, room_name)
+                    pid = await _agent_pid(room, f"agent-{job_id}")
+                    assert pid != process.pid
+                    process.send_signal(signal.SIGTERM)
+                    with anyio.fail_after(EVENT_WAIT):
+                        await process.wait()
+                    await _wait_gone(room, f"agent-{job_id}")
+        finally:
+            # Leaving the block waits for the process to end: on a failure above (before the
+            # SIGTERM) it never would, and the test hung for good (seen once, loaded machine).
+            if process.returncode is None:
+                process.kill()
         tg.cancel_scope.cancel()
     assert process.returncode == 0, log.decode(errors="replace")
 

@@ -86,7 +86,8 @@ class WorkerStatistics:
         jobs_running: jobs whose entrypoint runs now.
         jobs_succeeded: jobs whose entrypoint returned (or whose room ended).
         jobs_failed: jobs whose entrypoint raised (or that the drain cancelled).
-        jobs_terminated: jobs the server ended (their dispatch deleted, participant removed).
+        jobs_terminated: jobs the server ended (their dispatch deleted, participant removed)
+            before anything else cancelled them (a job the drain cancelled counts as failed).
         offers_declined: offers declined (by ``accept``, or full, or draining).
         processes_replaced: job processes that died and were replaced (``processes > 0``).
         load: the load last reported.
@@ -546,7 +547,11 @@ class Worker(Resource):
         elif isinstance(event, JobTerminated):
             job = self._jobs.get(event.job_id)
             if job is not None:
-                self._end_reason[event.job_id] = "terminated"
+                # Whoever cancelled the job first gives its end: a job the drain already
+                # cancelled leaves its room, and livekit-server answers that with a
+                # termination ("agent worker left the room") that may arrive before it ends.
+                logger.info("job %s: the server terminated it", event.job_id)
+                self._end_reason.setdefault(event.job_id, "terminated")
                 job.cancel()
         elif isinstance(event, (AnswerLate, AssignmentTimedOut)):
             logger.warning("job %s: %s", event.job_id,
