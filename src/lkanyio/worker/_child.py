@@ -66,7 +66,7 @@ class _Channel:
 async def _serve(target: str, channel: _Channel) -> None:
     from .. import statistics
     from .._errors import ConnectionLostError
-    from ._job import JobContext
+    from ._job import JobContext, describe
 
     logger = logging.getLogger("lkanyio.worker")
 
@@ -96,8 +96,7 @@ async def _serve(target: str, channel: _Channel) -> None:
             except Exception as exc:
                 if not (context.room_ended and isinstance(exc, ConnectionLostError)):
                     logger.exception("job %s failed", job.id)
-                    text = str(exc)
-                    error = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+                    error = describe(exc)
         scope = None
         channel.send(event="ended", error=error, room_ended=context.room_ended,
                      cancelled=job_scope.cancelled_caught,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Final, final
 
 from livekit.protocol import agent as pb
 
@@ -20,10 +20,20 @@ if TYPE_CHECKING:
 __all__ = ["JobContext", "describe"]
 
 
+_MAX_ERROR: Final = 4096
+"""Characters of an error's text a job's status carries (the full text is in the log)."""
+
+
 def describe(exc: BaseException) -> str:
-    """An error as a job's status shows it: ``"ValueError: the text"``."""
+    """An error as a job's status shows it: ``"ValueError: the text"``, at most 4 KiB.
+
+    A job process sends it to the worker on one line, the worker on to the server.
+    """
     text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if len(text) > _MAX_ERROR:
+        text = f"{text[:_MAX_ERROR - 32]}... ({len(text)} characters)"
+    return text
 
 
 @final

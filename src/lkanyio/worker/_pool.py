@@ -3,9 +3,12 @@
 Each child (:mod:`._child`) is a Python process with its own event loop and native core, started
 before any job comes and kept for the next one after a job ends.  A job runs in one idle child at
 a time.  A child that dies (a crash, SIGKILL) fails the job it ran and is replaced; the worker
-never dies with it.  One supervisor task per slot starts the slot's child, reads its answers and
-starts the next one when it dies.  The supervisors are shielded (a cancelled ``serve`` still
-needs them to hear its jobs end); :meth:`ProcessPool.aclose` stops them.
+never dies with it.  Replacements that die before they are ready are started again with a
+doubling delay; after three in a row the slot counts as failing: it takes no job and the jobs
+waiting for a child fail, until one of its children is ready again.  One supervisor task per
+slot starts the slot's child, reads its answers and starts the next one when it dies.  The
+supervisors are shielded (a cancelled ``serve`` still needs them to hear its jobs end);
+:meth:`ProcessPool.aclose` stops them.
 """
 
 from __future__ import annotations
@@ -41,6 +44,12 @@ _CANCEL_BOUND: Final = 10.0
 _CLOSE_BOUND: Final = 5.0
 """Seconds children get to leave when the pool closes before they are killed."""
 _MAX_LINE: Final = 1 << 20
+_START_TRIES: Final = 3
+"""Starts in a row that die before the child is ready after which a slot counts as failing: the
+jobs waiting for a child fail (the slot keeps trying, backing off)."""
+_RESPAWN_FIRST: Final = 0.5
+_RESPAWN_MAX: Final = 30.0
+"""Seconds between starts of a slot whose children die before they are ready: doubling."""
 
 
 class ChildJobError(Exception):
@@ -61,12 +70,15 @@ def _result(child: _Child) -> dict[str, Any] | None:
 
 
 class _Child:
-    def __init__(self, process: anyio.abc.Process) -> None:
+    def __init__(self, process: anyio.abc.Process, slot: int) -> None:
         self.process = process
+        self.slot = slot
         self.ready = False
         self.dead = False
         self.result: dict[str, Any] | None = None
         self.job_id = ""
+        self.fault = ""
+        """How the child broke the protocol (it was killed for it), if it did."""
         self.done = anyio.Event()
 
     @property
@@ -98,6 +110,8 @@ class ProcessPool:
         self._closing = False
         # (read through ``closing``: it changes while a supervisor awaits)
         self._scopes: list[anyio.CancelScope] = []
+        self._failing: dict[int, str] = {}
+        """Slots whose last starts all died before ready: how the last one ended."""
         self.replaced = 0
         self._running = 0
         """Children replaced after they died."""
@@ -122,7 +136,7 @@ class ProcessPool:
     @property
     def free(self) -> int:
         """Jobs the pool can take now: a dead child's slot counts (its replacement starts)."""
-        return self.size - self._running
+        return max(0, self.size - self._running - len(self._failing))
 
     def pids(self) -> list[int]:
         """The children's process ids."""
@@ -135,35 +149,44 @@ class ProcessPool:
     async def start(self, tg: anyio.abc.TaskGroup) -> None:
         """Start the children in ``tg`` and wait until each is ready.
 
+        If this fails or is cancelled, the pool is closed (its slots in ``tg`` end) before it
+        raises.
+
         Raises:
             WorkerError: a child exited before it was ready (its stderr says why: the
                 entrypoint cannot be imported, say).
         """
         failed: list[str] = []
 
-        async def slot() -> None:
+        async def slot(index: int) -> None:
             with anyio.CancelScope(shield=True) as scope:
                 self._scopes.append(scope)
-                await self._supervise(failed)
+                await self._supervise(index, failed)
 
-        for _ in range(self.size):
-            tg.start_soon(slot)
-        while len(self._idle) < self.size and not failed:
-            await self._changed.wait()
+        for index in range(self.size):
+            tg.start_soon(slot, index)
+        try:
+            while len(self._idle) < self.size and not failed:
+                await self._changed.wait()
+        except BaseException:
+            # Cancelled while the children start: the shielded slots would start them again
+            # forever and keep ``tg`` open; close the pool here, it is ours until we return.
+            await self.aclose()
+            raise
         if failed:
-            self._closing = True
             await self.aclose()
             raise WorkerError(f"a job process could not start ({failed[0]}): its stderr says why")
 
-    async def _supervise(self, failed: list[str]) -> None:
+    async def _supervise(self, index: int, failed: list[str]) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         first = True
+        early = 0  # starts in a row that died before ready
         while not self._closing:
             process = await anyio.open_process(
                 [sys.executable, "-m", "lkanyio.worker._child", self._target, self._backend],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env=env,
             )
-            child = _Child(process)
+            child = _Child(process, index)
             self._all.add(child)
             assert process.stdout is not None
             try:
@@ -190,8 +213,14 @@ class ProcessPool:
                 self._notify()
                 return
             self.replaced += 1
-            logger.warning("job process %d ended (%s): starting another", child.pid,
-                           _exit_text(process.returncode))
+            early = 0 if child.ready else early + 1
+            if early >= _START_TRIES:
+                self._failing[index] = _exit_text(process.returncode)
+                self._notify()
+            delay = 0.0 if not early else min(_RESPAWN_MAX, _RESPAWN_FIRST * 2 ** (early - 1))
+            logger.warning("job process %d ended (%s): starting another in %g s", child.pid,
+                           _exit_text(process.returncode), delay)
+            await anyio.sleep(delay)  # aclose() cancels it
 
     async def _read(self, child: _Child, lines: BufferedByteReceiveStream) -> None:
         """Act on a child's answers until its output ends (it left or died)."""
@@ -202,27 +231,51 @@ class ProcessPool:
                 except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
                     relays.cancel_scope.cancel()
                     return
-                message = json.loads(line)
-                if message["event"] == "ready":
-                    child.ready = True
-                    self._idle.append(child)
-                    self._notify()
-                elif message["event"] == "status":
-                    relays.start_soon(self._relay, child, message)
-                elif message["event"] == "ended":
-                    child.result = message
-                    self.last_statistics = message.get("statistics", {})
-                    child.done.set()
+                except anyio.DelimiterNotFound:
+                    self._broken(child, relays, f"an answer over {_MAX_LINE} bytes")
+                    return
+                try:
+                    self._act(child, relays, json.loads(line))
+                except (ValueError, KeyError, TypeError) as exc:
+                    self._broken(child, relays, f"an answer it cannot read ({exc!r:.200})")
+                    return
 
-    async def _relay(self, child: _Child, message: dict[str, Any]) -> None:
+    def _broken(self, child: _Child, relays: anyio.abc.TaskGroup, what: str) -> None:
+        """A child broke the protocol: it is killed (its job fails) and replaced."""
+        logger.error("job process %d sent %s: killing it", child.pid, what)
+        child.fault = f"it sent {what}"
+        relays.cancel_scope.cancel()
+        with contextlib.suppress(ProcessLookupError):
+            child.process.kill()
+
+    def _act(self, child: _Child, relays: anyio.abc.TaskGroup, message: dict[str, Any]) -> None:
+        """Act on one answer of a child.
+
+        Raises:
+            KeyError, TypeError: the answer is not what the protocol says.
+        """
+        if message["event"] == "ready":
+            child.ready = True
+            if self._failing.pop(child.slot, None) is not None:
+                logger.info("job process %d started: its slot works again", child.pid)
+            self._idle.append(child)
+            self._notify()
+        elif message["event"] == "status":
+            relays.start_soon(self._relay, child, str(message["status"]), str(message["error"]))
+        elif message["event"] == "ended":
+            child.result = message
+            self.last_statistics = message.get("statistics", {})
+            child.done.set()
+
+    async def _relay(self, child: _Child, status_name: str, error: str) -> None:
         """Pass a job's status from its process to the server, then answer the process.
 
         The job waits for the answer before it leaves its room.
         """
         status = pb.JobStatus.JS_FAILED
-        if message["status"] == "JS_SUCCESS":
+        if status_name == "JS_SUCCESS":
             status = pb.JobStatus.JS_SUCCESS
-        await self._report(child.job_id, status, message["error"])
+        await self._report(child.job_id, status, error)
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             await child.send(cmd="reported")
 
@@ -240,6 +293,10 @@ class ProcessPool:
 
     async def _run(self, context: JobContext) -> None:
         while not self._idle:
+            if len(self._failing) == self.size:
+                raise ChildJobError(
+                    f"the job processes keep exiting before they are ready (the last: "
+                    f"{next(iter(self._failing.values()))}): their stderr says why")
             await self._changed.wait()
         child = self._idle.pop(0)
         self._notify()
@@ -263,8 +320,8 @@ class ProcessPool:
                 self._notify()
         result = _result(child)
         if result is None:
-            raise ChildJobError(
-                f"the job's process died ({_exit_text(child.process.returncode)})")
+            why = child.fault or _exit_text(child.process.returncode)
+            raise ChildJobError(f"the job's process died ({why})")
         if result.get("room_ended"):
             context.room_ended = True
         if result.get("error"):

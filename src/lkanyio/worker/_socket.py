@@ -74,23 +74,31 @@ class WebSocket:
 
         Raises:
             OSError: the TCP connection failed.
-            SocketClosed: the stream ended during the handshake.
+            SocketClosed: the stream ended during the TLS or WebSocket handshake.
             HandshakeRefused: an HTTP answer other than 101.
             NotAWebSocket: an answer that is not HTTP.
         """
         _, host, port, target, secure = agent_endpoint(url)
-        if secure:
-            stream: anyio.abc.ByteStream = await anyio.connect_tcp(
-                host, port, tls=True, ssl_context=ssl.create_default_context(),
-                tls_hostname=host,
-            )
-        else:
-            stream = await anyio.connect_tcp(host, port)
+        # anyio reports a stream cut during the TLS handshake or the request's send as
+        # BrokenResourceError / EndOfStream (not OSError): transient, like a refused connection.
+        try:
+            if secure:
+                stream: anyio.abc.ByteStream = await anyio.connect_tcp(
+                    host, port, tls=True, ssl_context=ssl.create_default_context(),
+                    tls_hostname=host,
+                )
+            else:
+                stream = await anyio.connect_tcp(host, port)
+        except (anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+            raise SocketClosed("the connection ended during the TLS handshake") from exc
         try:
             connection = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
             host_header = host if port in (80, 443) else f"{host}:{port}"
-            await stream.send(connection.send(
-                wse.Request(host=host_header, target=target, extra_headers=headers)))
+            try:
+                await stream.send(connection.send(
+                    wse.Request(host=host_header, target=target, extra_headers=headers)))
+            except (anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+                raise SocketClosed("the connection ended before the upgrade was sent") from exc
             self = cls(stream, connection)
             await self._handshake()
         except BaseException:
