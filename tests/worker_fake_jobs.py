@@ -1,4 +1,4 @@
-"""Job entrypoints for the worker's unit tests (tests/unit/test_worker.py): no server, no room.
+"""Job entrypoints for the worker's unit tests (tests/unit/test_worker_shell.py): no server.
 
 Module-level, so that a worker's job processes import them by name.  With
 ``LKANYIO_TEST_WORKER_GATE`` set (a path), a job process importing this module writes its pid
