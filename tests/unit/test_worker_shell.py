@@ -15,7 +15,7 @@ import sniffio
 from livekit.protocol import agent as pb
 
 from _util import EVENT_WAIT
-from lkanyio.worker import JobContext, Worker
+from lkanyio.worker import JobContext, Worker, _pool
 from lkanyio.worker._pool import ChildJobError, ProcessPool
 from worker_fake_jobs import by_metadata
 
@@ -113,17 +113,22 @@ async def test_a_process_that_keeps_dying_before_it_is_ready_fails_the_waiting_j
     async def report(job_id: str, status: pb.JobStatus, error: str) -> None:
         pass
 
+    # What is checked is the giving up, not the backoff's length: with the real one (0.5 s,
+    # doubling) and three slow starts on a loaded machine the test outgrew its hang guard.
+    monkeypatch.setattr(_pool, "_RESPAWN_FIRST", 0.01)
     pool = ProcessPool(1, "worker_fake_jobs:by_metadata", sniffio.current_async_library(), report)
     async with anyio.create_task_group() as tg:
         try:
-            with anyio.fail_after(EVENT_WAIT):
+            with anyio.fail_after(EVENT_WAIT):  # one process start
                 await pool.start(tg)
-                die.touch()  # from now on each new process exits on import
-                os.kill(pool.pids()[0], signal.SIGKILL)
+            die.touch()  # from now on each new process exits on import
+            os.kill(pool.pids()[0], signal.SIGKILL)
+            with anyio.fail_after(EVENT_WAIT):
                 while pool.idle:
                     await anyio.sleep(0.05)  # the supervisor hears the death: poll its count
+            with anyio.fail_after(EVENT_WAIT * 2):  # three more starts, each dying on import
                 with pytest.raises(ChildJobError, match="keep exiting before they are ready"):
                     await pool.run(_context("next"))
-                assert pool.free == 0  # the worker takes no job it cannot run
+            assert pool.free == 0  # the worker takes no job it cannot run
         finally:
             await pool.aclose()
