@@ -324,12 +324,32 @@ async def test_drain_lets_running_jobs_finish_then_cancels_the_rest(
     assert len(jobs.started) == 3
 
 
+async def test_a_job_the_drain_cancels_is_reported_failed_before_it_leaves_its_room(
+        local_server: LocalServer, room_name: str) -> None:
+    # livekit-server ends a job whose participant leaves the room, as failed with its own text
+    # ("agent worker left the room"), and ignores the job's statuses after that: the drain's
+    # status must reach it while the job is still in its room.
+    info = local_server.info
+    name = _agent_name()
+    jobs = Jobs()
+    async with _lkapi(info) as lkapi:
+        async with serving(info, _joining(jobs), agent_name=name) as worker:
+            await lkapi.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(agent_name=name, room=room_name))
+            await jobs.wait(lambda: len(jobs.started) == 1)
+        # serving() cancels serve(): its drain (drain_timeout=0) cancels the job at once.
+    ended = await _wait_job_ended(local_server, jobs.started[0].id)
+    assert "JS_FAILED" in ended
+    assert "cancelled: the worker's drain ran out" in ended
+    assert jobs.ended == {jobs.started[0].id: "cancelled"}
+    assert worker.statistics().jobs_failed == 1
+
+
 async def test_a_job_the_drain_cancelled_stays_failed_when_the_server_then_terminates_it(
         server_info: ServerInfo) -> None:
-    # The server's termination can cross the drain's cancellation: livekit-server ends a job
-    # whose participant leaves the room (as "agent worker left the room") and sends a
-    # termination for it, and the drain-cancelled job leaves its room before its status is
-    # sent.  Here the termination comes from deleting the dispatch while the cancelled job
+    # The server's termination can cross the drain's cancellation: livekit-server terminates a
+    # job whose dispatch is deleted or whose participant leaves the room, whatever the worker
+    # is doing.  Here the termination comes from deleting the dispatch while the cancelled job
     # still runs, and the job ends only once the worker has it: the drain cancelled it
     # first, so it counts as failed, once, not as terminated.
     name = _agent_name()
@@ -551,6 +571,68 @@ async def test_jobs_run_in_warm_processes_and_a_killed_one_is_replaced(
         assert pids[0] not in later
         stats = worker.statistics()
         assert (stats.jobs_failed, stats.jobs_running, stats.processes_replaced) == (2, 2, 1)
+
+
+async def test_a_drain_under_load_ends_each_process_s_job_takes_none_and_leaves_nothing(
+        local_server: LocalServer) -> None:
+    from worker_jobs import join_and_show_pid
+
+    info = local_server.info
+    name = _agent_name()
+    rooms = [f"test-{uuid.uuid4().hex[:12]}" for _ in range(4)]
+    async with _lkapi(info) as lkapi:
+        async with Worker(join_and_show_pid, url=info.url, api_key=info.api_key,
+                          api_secret=info.api_secret, agent_name=name, processes=3,
+                          drain_timeout=1) as worker:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(worker.serve)
+                with anyio.fail_after(EVENT_WAIT):
+                    await worker.wait_registered()
+                for room in rooms[:3]:
+                    await lkapi.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(
+                        agent_name=name, room=room, metadata="stay"))
+                # Each job is in its room (it shows its process's id) before the drain.
+                pids = {room: await _agent_pid_by_api(lkapi, room) for room in rooms[:3]}
+                assert len(set(pids.values())) == 3
+                job_ids = [await _job_of(lkapi, None, room) for room in rooms[:3]]
+                tg.cancel_scope.cancel()  # serve() drains: 1 s, then it cancels the three
+                with anyio.CancelScope(shield=True):
+                    while not worker.statistics().draining:
+                        await anyio.lowlevel.checkpoint()
+                    # Dispatched while draining: no job of this worker's.
+                    await lkapi.agent_dispatch.create_dispatch(
+                        api.CreateAgentDispatchRequest(agent_name=name, room=rooms[3]))
+            stats = worker.statistics()
+        # Each job's process reported the drain's status before its job left the room.
+        for job_id in job_ids:
+            ended = await _wait_job_ended(local_server, job_id)
+            assert "JS_FAILED" in ended, ended
+            assert "cancelled: the worker's drain ran out" in ended, ended
+        fourth = await lkapi.agent_dispatch.list_dispatch(rooms[3])
+        assert [list(d.state.jobs) for d in fourth if d.agent_name == name] == [[]]
+    assert (stats.jobs_running, stats.jobs_failed, stats.jobs_succeeded) == (0, 3, 0)
+    assert stats.processes_replaced == 0
+    # Each process ended its cancelled job itself (none was killed) and kept nothing of it.
+    assert sorted(p.pid for p in stats.processes) == sorted(pids.values())
+    for process in stats.processes:
+        assert (process.jobs_ended, process.job_id, process.alive) == (1, "", False)
+        after = process.after_last_job
+        assert after is not None
+        assert (after.pending_requests, after.bound_handles, after.live_handles,
+                after.live_subscriptions) == (0, 0, 0, 0), after
+        with pytest.raises(ProcessLookupError):
+            os.kill(process.pid, 0)
+
+
+async def _agent_pid_by_api(lkapi: api.LiveKitAPI, room: str) -> int:
+    """The process id a job of join_and_show_pid shows in its room (read by the server API)."""
+    with anyio.fail_after(EVENT_WAIT):
+        while True:
+            listed = await lkapi.room.list_participants(api.ListParticipantsRequest(room=room))
+            for participant in listed.participants:
+                if "pid" in participant.attributes:
+                    return int(participant.attributes["pid"])
+            await anyio.sleep(0.05)  # no event for another participant's attributes: poll
 
 
 async def _job_of(lkapi: api.LiveKitAPI, dispatch_id: str | None, room: str) -> str:
