@@ -149,6 +149,7 @@ async def test_dispatch_by_token_room_configuration(server_info: ServerInfo,
             (job,) = jobs.started
             assert job.job.agent_name == name
             assert job.job.type == JobType.JT_ROOM
+            assert job.participant is None  # a room job is for no participant
             assert job.worker_id == worker.worker_id
             agent = await _wait_participant(room, f"agent-{job.id}")
             assert agent.attributes["lk.agent_name"] == name
@@ -200,6 +201,75 @@ async def test_a_declined_offer_goes_to_another_worker(server_info: ServerInfo,
         assert {j.worker_id for j in jobs.started} == {yes.worker_id}
         assert no.statistics().offers_declined == len(offered)
         assert no.statistics().jobs_running == 0
+
+
+def _recording(jobs: Jobs) -> Callable[[JobContext], Awaitable[None]]:
+    """An entrypoint that notes its job and holds it without joining the room."""
+
+    async def entrypoint(job: JobContext) -> None:
+        jobs.start(job)
+        await anyio.sleep_forever()
+
+    return entrypoint
+
+
+@asynccontextmanager
+async def _microphone(room: lkanyio.Room, name: str = "mic") -> AsyncIterator[None]:
+    async with lkanyio.AudioSource(48_000, 1) as source, \
+            lkanyio.LocalAudioTrack.create_audio_track(name, source) as track:
+        await room.local_participant.publish_track(track)
+        yield
+
+
+async def test_a_publisher_worker_gets_a_job_per_participant_when_it_first_publishes(
+        server_info: ServerInfo, room_name: str) -> None:
+    # livekit-server 1.13.5 (pkg/rtc/room.go) launches a JT_PUBLISHER job for a participant
+    # the first time it publishes a track in the room (and, for a dispatch created later, for
+    # each participant that has published): not when it joins, not for its later tracks.
+    name = _agent_name()
+    jobs = Jobs()
+    async with serving(server_info, _recording(jobs), agent_name=name,
+                       job_type=JobType.JT_PUBLISHER), _lkapi(server_info) as lkapi:
+        await lkapi.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(agent_name=name, room=room_name))
+        async with lkanyio.connect(server_info.url, _user_token(server_info, room_name,
+                                                                "alice")) as alice, \
+                lkanyio.connect(server_info.url, _user_token(server_info, room_name,
+                                                             "bob")) as bob:
+            assert jobs.started == []  # joining is not publishing
+            async with _microphone(alice):
+                await jobs.wait(lambda: len(jobs.started) == 1)
+                async with _microphone(alice, "second"), _microphone(bob):
+                    await jobs.wait(lambda: len(jobs.started) == 2)
+    assert [j.participant.identity for j in jobs.started if j.participant] == ["alice", "bob"]
+    for job in jobs.started:
+        assert job.job.type == JobType.JT_PUBLISHER
+        assert job.job.room.name == room_name
+
+
+async def test_a_participant_worker_gets_a_job_per_joining_participant_but_not_for_agents(
+        server_info: ServerInfo, room_name: str) -> None:
+    # livekit-server 1.13.5 launches a JT_PARTICIPANT job for each participant that joins the
+    # room (and, for a dispatch created later, for each one in it), except agents and egress.
+    name = _agent_name()
+    jobs = Jobs()
+    async with serving(server_info, _joining(jobs), agent_name=name,
+                       job_type=JobType.JT_PARTICIPANT) as worker:
+        token = _user_token(server_info, room_name, "alice", agents=(name,))
+        async with lkanyio.connect(server_info.url, token) as alice:
+            await jobs.wait(lambda: len(jobs.started) == 1)
+            await _wait_participant(alice, f"agent-{jobs.started[0].id}")
+            async with lkanyio.connect(server_info.url,
+                                       _user_token(server_info, room_name, "bob")):
+                await jobs.wait(lambda: len(jobs.started) == 2)
+                await _wait_participant(alice, f"agent-{jobs.started[1].id}")
+            # The server does not end a participant's job when that participant leaves.
+            await _wait_gone(alice, "bob")
+            assert jobs.ended == {}
+            assert len(worker.jobs) == 2
+    # The two agents that joined are participants too, but got no job of their own.
+    assert [j.participant.identity for j in jobs.started if j.participant] == ["alice", "bob"]
+    assert {j.job.type for j in jobs.started} == {JobType.JT_PARTICIPANT}
 
 
 # -- job status -------------------------------------------------------------------------------

@@ -167,8 +167,10 @@ class Worker(Resource):
     Args:
         entrypoint: ``async def entrypoint(job: JobContext) -> None``, run for each job.
         agent_name: the name dispatches address (``""``: every new room, the server's default).
-        job_type: ``JobType.JT_ROOM`` (one job per room), ``JT_PUBLISHER`` (one per publishing
-            participant) or ``JT_PARTICIPANT`` (one per participant).
+        job_type: ``JobType.JT_ROOM`` (one job per room), ``JT_PUBLISHER`` (one per
+            participant of the room, when it first publishes a track) or ``JT_PARTICIPANT``
+            (one per participant, when it joins); agents get none.  The job's
+            :attr:`JobContext.participant` is that participant.
         url: the server's URL (default ``LIVEKIT_URL``).
         api_key: the API key (default ``LIVEKIT_API_KEY``).
         api_secret: its secret (default ``LIVEKIT_API_SECRET``); the worker signs its own
