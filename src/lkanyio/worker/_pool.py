@@ -148,6 +148,8 @@ class ProcessPool:
         self.replaced = 0
         """Children replaced after they died."""
         self._running = 0
+        self._starting = 0
+        """Slots starting a process (not yet in ``_all``)."""
         self._slots: list[_Child | None] = [None] * size
         """Each slot's current child, or its last one."""
 
@@ -219,13 +221,24 @@ class ProcessPool:
         first = True
         early = 0  # starts in a row that died before ready
         while not self._closing:
-            process = await anyio.open_process(
-                [sys.executable, "-m", "lkanyio.worker._child", self._target, self._backend],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env=env,
-            )
-            child = _Child(process, index)
-            self._all.add(child)
-            self._slots[index] = child
+            # Shielded: a process started is always waited for.  Cancelled inside open_process
+            # (aclose() cancels the slots), the process it had started was left running.
+            self._starting += 1
+            try:
+                with anyio.CancelScope(shield=True):
+                    process = await anyio.open_process(
+                        [sys.executable, "-m", "lkanyio.worker._child", self._target,
+                         self._backend],
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env=env,
+                    )
+                child = _Child(process, index)
+                self._all.add(child)
+                self._slots[index] = child
+            finally:
+                self._starting -= 1
+            if self.closing and process.stdin is not None:
+                # aclose() has closed the others' input already: this one leaves too.
+                await anyio.aclose_forcefully(process.stdin)
             assert process.stdout is not None
             try:
                 await self._read(child, BufferedByteReceiveStream(process.stdout))
@@ -390,7 +403,7 @@ class ProcessPool:
                 if child.process.stdin is not None:
                     await anyio.aclose_forcefully(child.process.stdin)
             with anyio.move_on_after(_CLOSE_BOUND + 1):
-                while self._all:
+                while self._all or self._starting:
                     await self._changed.wait()
             for scope in self._scopes:
                 scope.cancel()
