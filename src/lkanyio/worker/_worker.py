@@ -188,7 +188,8 @@ class Worker(Resource):
             takes at most N jobs at once, a child that dies fails its job and is replaced.  The
             entrypoint must then be a module-level function (the children import it by name).
         drain_timeout: seconds running jobs get to finish when :meth:`serve` is cancelled,
-            before they are cancelled.
+            before they are cancelled (reported failed: ``cancelled: the worker's drain ran
+            out``, before they leave their rooms).
         version: the version the worker reports to the server.
 
     Raises:
