@@ -7,6 +7,7 @@ sees the connection closed.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import time
 from collections.abc import AsyncIterator
@@ -210,6 +211,37 @@ async def test_an_answer_that_is_not_the_message_is_an_api_error() -> None:
                 match=r"^RoomService.ListRooms: the server's answer is not a livekit.ListRooms",
             ):
                 await lkapi.room.list_rooms(api.ListRoomsRequest())
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_an_answer_whose_encoding_is_broken_is_an_api_error(encoding: str) -> None:
+    # A 200 that says it is compressed but is not (a broken proxy): httpx's own DecodingError
+    # must not escape lkanyio.api, and the connection is given back closed, not left in use.
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await stream.receive()
+            body = b"not compressed at all"
+            await stream.send(
+                f"HTTP/1.1 200 OK\r\nContent-Encoding: {encoding}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+            )
+            with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                await stream.receive()  # until the client closes its side
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, serve)
+        async with api.LiveKitAPI(f"http://127.0.0.1:{port}", KEY, SECRET) as lkapi:
+            with pytest.raises(
+                lkanyio.APIError,
+                match=rf"^RoomService.ListRooms: the server's answer could not be decoded "
+                rf"\(Content-Encoding: {encoding},",
+            ) as caught:
+                await lkapi.room.list_rooms(api.ListRoomsRequest())
+            assert not isinstance(caught.value, lkanyio.APIConnectionError)
+            assert _busy(lkapi) == []
         tg.cancel_scope.cancel()
 
 

@@ -196,13 +196,12 @@ class Twirp:
             "Authorization": self.authorization(video, sip),
             "Content-Type": "application/protobuf",
             "User-Agent": USER_AGENT,
+            "Accept-Encoding": "identity",  # the answer's bytes are read as they come (_post)
             REQUEST_ID_HEADER: str(uuid.uuid4()),
         }
         url = f"{self.base}/{PREFIX}/{PACKAGE}.{service}/{method}"
         try:
-            response = await self.client.post(
-                url, content=request.SerializeToString(), headers=headers
-            )
+            response, body = await self._post(url, request.SerializeToString(), headers)
         except httpx.TransportError as exc:
             raise self._transport_error(exc, service, method) from exc
         except RuntimeError as exc:  # httpx: "Cannot send a request, as the client has been closed"
@@ -211,17 +210,25 @@ class Twirp:
                     f"{service}.{method}: the LiveKitAPI was closed during the call"
                 ) from exc
             raise
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise APIError(
+                f"the server's answer could not be decoded (Content-Encoding: {encoding}, "
+                f"{len(body)} bytes): lkanyio asks for answers that are not encoded",
+                service=service,
+                method=method,
+            )
         if response.status_code == 200:
             try:
-                return response_type.FromString(response.content)
+                return response_type.FromString(body)
             except DecodeError as exc:
                 raise APIError(
                     f"the server's answer is not a {response_type.DESCRIPTOR.full_name} "
-                    f"({len(response.content)} bytes, {response.headers.get('content-type')})",
+                    f"({len(body)} bytes, {response.headers.get('content-type')})",
                     service=service,
                     method=method,
                 ) from exc
-        error = _twirp_error(response, service, method)
+        error = _twirp_error(response, body, service, method)
         if sip_call and (
             "sip_status_code" in error.metadata or "sip_transfer_reason" in error.metadata
         ):
@@ -234,6 +241,26 @@ class Twirp:
                 metadata=error.metadata,
             )
         raise error
+
+    async def _post(
+        self, url: str, content: bytes, headers: dict[str, str]
+    ) -> tuple[httpx.Response, bytes]:
+        """POST and read the answer's bytes as they came (no decoding by httpx).
+
+        httpx would decode a ``Content-Encoding`` itself, and when that fails (a broken proxy) it
+        raises its own ``DecodingError`` from inside a body generator it leaves to the garbage
+        collector.  The raw bytes are read to their end here (an error inside the generator ends
+        it), and the caller judges the encoding.
+        """
+        request = self.client.build_request("POST", url, content=content, headers=headers)
+        response = await self.client.send(request, stream=True)
+        chunks: list[bytes] = []
+        try:
+            async for chunk in response.aiter_raw():
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        return response, b"".join(chunks)
 
     def _check_loop(self, service: str, method: str) -> None:
         """Refuse a call from another event loop than the first call's.
@@ -275,11 +302,11 @@ class Twirp:
         await self.client.aclose()
 
 
-def _twirp_error(response: httpx.Response, service: str, method: str) -> TwirpError:
+def _twirp_error(response: httpx.Response, body: bytes, service: str, method: str) -> TwirpError:
     """The :class:`TwirpError` of a non-200 ``response``."""
     status = response.status_code
     try:
-        data = json.loads(response.content)
+        data = json.loads(body)
     except ValueError:
         data = None
     if isinstance(data, dict) and isinstance(data.get("code"), str):
@@ -293,7 +320,7 @@ def _twirp_error(response: httpx.Response, service: str, method: str) -> TwirpEr
             metadata={str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else None,
         )
     code = "internal" if 300 <= status < 400 else _INTERMEDIARY_CODES.get(status, "unknown")
-    text = response.content[:200].decode("utf-8", "replace").strip()
+    text = body[:200].decode("utf-8", "replace").strip()
     return TwirpError(
         code,
         f"not a Twirp error: {text!r}" if text else "not a Twirp error (empty body)",
