@@ -31,6 +31,12 @@ from lkanyio.worker import JobAcceptance, JobContext, JobType, Worker, WorkerErr
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
 
+POOL_START_WAIT = 2 * EVENT_WAIT
+"""Hang guard for a worker with job processes to be ready: it starts them first, each a Python
+importing lkanyio (seconds apiece at a load of 20 on two cores; 20 s ran out for two processes
+beside another test's three, in one run of this module)."""
+
+
 def _agent_name() -> str:
     return f"agent-{uuid.uuid4().hex[:10]}"
 
@@ -47,7 +53,7 @@ async def serving(info: ServerInfo, entrypoint: Callable[[JobContext], Awaitable
                       api_secret=info.api_secret, **options) as worker:
         async with anyio.create_task_group() as tg:
             tg.start_soon(worker.serve)
-            with anyio.fail_after(EVENT_WAIT):
+            with anyio.fail_after(POOL_START_WAIT if options.get("processes") else EVENT_WAIT):
                 await worker.wait_registered()
             yield worker
             tg.cancel_scope.cancel()
@@ -656,7 +662,7 @@ async def test_a_drain_under_load_ends_each_process_s_job_takes_none_and_leaves_
                           drain_timeout=1) as worker:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(worker.serve)
-                with anyio.fail_after(EVENT_WAIT):
+                with anyio.fail_after(POOL_START_WAIT):
                     await worker.wait_registered()
                 for room in rooms[:3]:
                     await lkapi.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(
@@ -842,7 +848,7 @@ async def test_the_cli_serves_a_worker_with_two_processes_and_drains_on_sigterm(
 
         tg.start_soon(read)
         try:
-            with anyio.fail_after(EVENT_WAIT):
+            with anyio.fail_after(POOL_START_WAIT):
                 while b"ready for jobs" not in log:
                     await anyio.sleep(0.05)  # the worker logs when it is ready: poll the log
             async with _lkapi(server_info) as lkapi:
