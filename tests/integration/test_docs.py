@@ -36,6 +36,7 @@ import lkanyio
 import lkanyio.api
 import lkanyio.testing
 import lkanyio.worker
+from _media import RATE, tone_frames, tone_share
 from _util import assert_no_leaks
 from lkanyio.testing import ServerInfo, make_token
 
@@ -444,23 +445,20 @@ def test_chromium_renders_home_and_api_pages(site: Path, tmp_path: Path) -> None
 # --- the agent tutorial: its worker echoes a participant's audio -------------------------------
 
 
-async def _hear_the_echo(page: dict[str, Any], info: ServerInfo, room: str) -> int:
-    """Serve the page's entrypoint, dispatch it with the page's ``dispatch``, publish a tone as
-    alice and return the peak of the first loud frame of the agent's echo of it."""
-    import math
-    from array import array
-
+async def _hear_the_echo(page: dict[str, Any], info: ServerInfo, room: str) -> float:
+    """Serve the page's entrypoint, dispatch it with the page's ``dispatch``, publish a 440 Hz
+    tone as alice and return how much of the agent's echo of it, half a second from its first
+    loud frame, is that tone (:func:`_media.tone_share`)."""
     from lkanyio.worker import Worker
 
-    rate = 48_000
-    tone = array("h", (int(8000 * math.sin(2 * math.pi * 440 * n / rate)) for n in range(480)))
-
     async def speak(source: lkanyio.AudioSource, done: anyio.Event) -> None:
-        frame = lkanyio.AudioFrame(tone, sample_rate=rate, num_channels=1,
-                                   samples_per_channel=480)
-        while not done.is_set():
+        frames = tone_frames(440, 1.0)  # a whole number of periods: repeats without a seam
+        for frame in itertools.cycle(frames):
+            if done.is_set():
+                return
             await source.capture_frame(frame)
 
+    heard: list[int] = []
     async with Worker(page["entrypoint"], agent_name=page["AGENT"], url=info.url,
                       api_key=info.api_key, api_secret=info.api_secret,
                       drain_timeout=0) as worker, anyio.create_task_group() as tg:
@@ -470,7 +468,7 @@ async def _hear_the_echo(page: dict[str, Any], info: ServerInfo, room: str) -> i
             await page["dispatch"](room)
             token = make_token(info, identity="alice", room=room)
             async with lkanyio.connect(info.url, token) as alice, alice.events() as events, \
-                    lkanyio.AudioSource(rate, 1) as source, \
+                    lkanyio.AudioSource(RATE, 1) as source, \
                     lkanyio.LocalAudioTrack.create_audio_track("mic", source) as mic:
                 await alice.local_participant.publish_track(mic)
                 done = anyio.Event()
@@ -481,18 +479,22 @@ async def _hear_the_echo(page: dict[str, Any], info: ServerInfo, room: str) -> i
                                 and event.participant.identity.startswith("agent-")):
                             break
                     assert event.track.name == "echo-alice"
-                    async with lkanyio.AudioStream(event.track, sample_rate=rate) as stream:
+                    async with lkanyio.AudioStream(event.track, sample_rate=RATE,
+                                                   num_channels=1) as stream:
                         async for frame_event in stream:
-                            peak = max(abs(s) for s in frame_event.frame.data)
-                            if peak > 1000:
+                            samples = list(frame_event.frame.data)
+                            if heard or max(abs(s) for s in samples) > 1000:
+                                heard.extend(samples)
+                            if len(heard) >= RATE // 2:
                                 break
                     done.set()
         tg.cancel_scope.cancel()
-    return peak
+    return tone_share(heard, 440, pieces=True)
 
 
-def test_agent_tutorial_echoes_audio_on_trio(
-    server_info: ServerInfo, room_name: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+def test_agent_tutorial_echoes_audio(
+    backend: str, server_info: ServerInfo, room_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import uuid
 
@@ -504,5 +506,6 @@ def test_agent_tutorial_echoes_audio_on_trio(
     for name, value in (("URL", server_info.url), ("API_KEY", server_info.api_key),
                         ("API_SECRET", server_info.api_secret)):
         monkeypatch.setenv(f"LIVEKIT_{name}", value)  # the page's dispatch() reads them
-    assert anyio.run(_hear_the_echo, namespace, server_info, room_name, backend="trio") > 1000
+    # What alice hears back is her tone (a loaded machine's concealment lowers the share).
+    assert anyio.run(_hear_the_echo, namespace, server_info, room_name, backend=backend) > 0.5
     assert_no_leaks()

@@ -4,6 +4,7 @@ listeners on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -132,3 +133,42 @@ async def test_a_process_that_keeps_dying_before_it_is_ready_fails_the_waiting_j
             assert pool.free == 0  # the worker takes no job it cannot run
         finally:
             await pool.aclose()
+
+
+async def test_closing_the_pool_while_a_slot_starts_its_process_leaves_no_process(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async def report(job_id: str, status: pb.JobStatus, error: str) -> None:
+        pass
+
+    real_open_process = anyio.open_process
+    slow = False
+    spawned: list[int] = []
+    started, release = anyio.Event(), anyio.Event()
+
+    async def open_process(*args: object, **kwargs: object) -> anyio.abc.Process:
+        process = await real_open_process(*args, **kwargs)  # type: ignore[arg-type]
+        if slow:  # the process runs, but open_process has not returned yet
+            spawned.append(process.pid)
+            started.set()
+            await release.wait()
+        return process
+
+    monkeypatch.setattr(_pool.anyio, "open_process", open_process)
+    pool = ProcessPool(1, "worker_fake_jobs:by_metadata", sniffio.current_async_library(), report)
+    try:
+        with anyio.fail_after(EVENT_WAIT):
+            async with anyio.create_task_group() as tg:
+                await pool.start(tg)
+                slow = True
+                os.kill(pool.pids()[0], signal.SIGKILL)  # its slot starts another
+                await started.wait()
+                tg.start_soon(pool.aclose)
+                while not pool.closing:
+                    await anyio.lowlevel.checkpoint()
+                release.set()
+        with pytest.raises(ProcessLookupError):  # ended and waited for
+            os.kill(spawned[0], 0)
+    finally:
+        for pid in spawned:  # whatever happened above, leave no process running
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

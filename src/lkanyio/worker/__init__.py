@@ -34,6 +34,7 @@ from livekit.protocol.agent import JobType as JobType
 from .._core._worker import JobAcceptance as JobAcceptance
 from .._errors import WorkerError as WorkerError
 from ._job import JobContext as JobContext
+from ._pool import JobProcessStatistics as JobProcessStatistics
 from ._worker import Worker as Worker
 from ._worker import WorkerStatistics as WorkerStatistics
 
@@ -41,6 +42,7 @@ __all__ = [
     "Job",
     "JobAcceptance",
     "JobContext",
+    "JobProcessStatistics",
     "JobStatus",
     "JobType",
     "Worker",
@@ -51,7 +53,8 @@ __all__ = [
 
 def _fix_module_names() -> None:
     """Show this package's own classes as ``lkanyio.worker.X`` in reprs and tracebacks."""
-    for name in ("JobAcceptance", "JobContext", "Worker", "WorkerStatistics"):
+    for name in ("JobAcceptance", "JobContext", "JobProcessStatistics", "Worker",
+                 "WorkerStatistics"):
         with _contextlib.suppress(AttributeError, TypeError):
             globals()[name].__module__ = __name__
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import gc
 import importlib
 import importlib.util
 import json
@@ -72,7 +73,7 @@ async def _serve(target: str, channel: _Channel) -> None:
 
     entrypoint = load_target(target)
     channel.send(event="ready", pid=os.getpid())
-    scope: anyio.CancelScope | None = None
+    running: JobContext | None = None
     reported = anyio.Event()
 
     async def report(status: pb.JobStatus, error: str) -> None:
@@ -84,11 +85,12 @@ async def _serve(target: str, channel: _Channel) -> None:
             await reported.wait()
 
     async def run(command: dict[str, Any]) -> None:
-        nonlocal scope
+        nonlocal running
         job = pb.Job.FromString(base64.b64decode(command["job"]))
-        scope = job_scope = anyio.CancelScope()
-        context = JobContext(job, url=command["url"], token=command["token"],
-                             worker_id=command["worker_id"], scope=job_scope, report=report)
+        job_scope = anyio.CancelScope()
+        running = context = JobContext(job, url=command["url"], token=command["token"],
+                                       worker_id=command["worker_id"], scope=job_scope,
+                                       report=report)
         error = ""
         with job_scope:
             try:
@@ -97,7 +99,8 @@ async def _serve(target: str, channel: _Channel) -> None:
                 if not (context.room_ended and isinstance(exc, ConnectionLostError)):
                     logger.exception("job %s failed", job.id)
                     error = describe(exc)
-        scope = None
+        running = None
+        gc.collect()  # what the job left in reference cycles is not a leak
         channel.send(event="ended", error=error, room_ended=context.room_ended,
                      cancelled=job_scope.cancelled_caught,
                      statistics=dataclasses.asdict(statistics()))
@@ -108,8 +111,11 @@ async def _serve(target: str, channel: _Channel) -> None:
             command = json.loads(line)
             if command["cmd"] == "run":
                 tg.start_soon(run, command)
-            elif command["cmd"] == "cancel" and scope is not None:
-                scope.cancel()
+            elif command["cmd"] == "cancel" and running is not None:
+                # The status the worker chose, reported before the job leaves its room.
+                status = {"JS_SUCCESS": pb.JobStatus.JS_SUCCESS,
+                          "JS_FAILED": pb.JobStatus.JS_FAILED}.get(command.get("status", ""))
+                running._end(status, str(command.get("error", "")))
             elif command["cmd"] == "reported":
                 reported.set()
         tg.cancel_scope.cancel()  # the worker closed our input: leave

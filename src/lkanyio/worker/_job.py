@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final, final
 
+import anyio
 from livekit.protocol import agent as pb
 
 from .. import connect
@@ -13,7 +14,7 @@ from .._errors import ConnectionLostError
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
-    import anyio
+    from livekit.protocol import models
 
     from .. import Room, RoomOptions
 
@@ -74,6 +75,9 @@ class JobContext:
         self._token = token
         self._scope = scope
         self._report = report
+        self._ending: tuple[pb.JobStatus, str] | None = None
+        """The status a cancelled job reports before it leaves its room (the first canceller's);
+        ``None``: nothing to report (the server ended the job itself, or nobody ended it)."""
         self.room_ended = False
         """Whether the job's room ended under it (the server closed the session)."""
 
@@ -81,6 +85,18 @@ class JobContext:
     def id(self) -> str:
         """The job's id (``AJ_...``)."""
         return self.job.id
+
+    @property
+    def participant(self) -> models.ParticipantInfo | None:
+        """The participant a publisher or participant job is for (``None`` for a room job).
+
+        As the server saw it when it dispatched the job: for ``JT_PUBLISHER``, when the
+        participant first published a track (or when the dispatch was created, if it had
+        published before); for ``JT_PARTICIPANT``, when it joined (or when the dispatch was
+        created).  The server does not end the job when that participant leaves: watch for
+        :class:`~lkanyio.ParticipantDisconnected` in the room if the job should end then.
+        """
+        return self.job.participant if self.job.HasField("participant") else None
 
     def __repr__(self) -> str:
         return f"<JobContext {self.job.id} room={self.job.room.name!r}>"
@@ -94,8 +110,10 @@ class JobContext:
         the whole job is cancelled: the room ending ends the job.
 
         Leaving the room ends the job at the server (livekit-server ends a job whose participant
-        left), so the job's status is sent as the block ends, before the room is left: failed
-        with the error's text if the block raised, else success.
+        left, as failed: "agent worker left the room"), so the job's status is sent as the block
+        ends, before the room is left: failed with the error's text if the block raised, failed
+        with ``cancelled: the worker's drain ran out`` if the drain cancelled the job, else
+        success.
 
         Args:
             options: how to join (as for :func:`lkanyio.connect`).
@@ -105,23 +123,47 @@ class JobContext:
         """
         try:
             async with connect(self.url, self._token, options=options) as room:
+                # livekit-server ends a job when its participant leaves the room (as failed:
+                # "agent worker left the room") and ignores later statuses: the job's own
+                # status must reach it before the room is left.  Shielded (and bounded where it
+                # waits): a cancelled job reports too.
                 try:
                     yield room
                 except Exception as exc:
-                    # livekit-server ends a job when its participant leaves the room (as
-                    # failed: "agent worker left the room") and ignores later statuses: the
-                    # job's own status must reach it before the room is left.
-                    if self._report is not None:
-                        await self._report(pb.JobStatus.JS_FAILED, describe(exc))
+                    with anyio.CancelScope(shield=True):
+                        await self._report_status(pb.JobStatus.JS_FAILED, describe(exc))
+                    raise
+                except BaseException:
+                    # Cancelled: by the worker (it chose the status), or by a scope of the
+                    # entrypoint's own (nothing to report: the job goes on).
+                    if self._ending is not None:
+                        with anyio.CancelScope(shield=True):
+                            await self._report_status(*self._ending)
                     raise
                 else:
-                    if self._report is not None:
-                        await self._report(pb.JobStatus.JS_SUCCESS, "")
+                    await self._report_status(pb.JobStatus.JS_SUCCESS, "")
         except ConnectionLostError:
             self.room_ended = True
             self._scope.cancel()
             raise
 
+    async def _report_status(self, status: pb.JobStatus, error: str) -> None:
+        if self._report is not None:
+            await self._report(status, error)
+
     def cancel(self) -> None:
-        """End this job from inside or outside it (its entrypoint is cancelled)."""
+        """End this job from inside or outside it: its entrypoint is cancelled.
+
+        The job is reported succeeded (before it leaves its room, if it is in one).
+        """
+        self._end(pb.JobStatus.JS_SUCCESS, "")
+
+    def _end(self, status: pb.JobStatus | None, error: str = "") -> None:
+        """Cancel the job; it reports ``status`` before it leaves its room (``None``: none).
+
+        The first caller's status holds: a job the drain cancelled stays failed when the
+        server's termination follows.
+        """
+        if self._ending is None and status is not None:
+            self._ending = (status, error)
         self._scope.cancel()

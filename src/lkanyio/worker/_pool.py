@@ -21,13 +21,15 @@ import os
 import signal
 import subprocess
 import sys
-from typing import TYPE_CHECKING, Any, Final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, final
 
 import anyio
 import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 from livekit.protocol import agent as pb
 
+from .. import BridgeStatistics
 from .._errors import WorkerError
 
 if TYPE_CHECKING:
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 
     from ._job import JobContext
 
-__all__ = ["ChildJobError", "ProcessPool"]
+__all__ = ["ChildJobError", "JobProcessStatistics", "ProcessPool"]
 
 logger = logging.getLogger("lkanyio.worker")
 
@@ -54,6 +56,30 @@ _RESPAWN_MAX: Final = 30.0
 
 class ChildJobError(Exception):
     """A job failed in its process: the message is the job's error text (or the process's end)."""
+
+
+@final
+@dataclass(frozen=True)
+class JobProcessStatistics:
+    """One job process of a worker with ``processes=N`` (:attr:`WorkerStatistics.processes`).
+
+    Attributes:
+        pid: the process's id.
+        alive: whether it runs (a process that died is replaced; once :meth:`Worker.serve`
+            has ended, none runs).
+        job_id: the job it runs now (``""`` when it has none).
+        jobs_ended: jobs that ended in it (not counting one it died with).
+        after_last_job: :func:`lkanyio.statistics` in that process once its last job ended
+            (garbage collected first): a job that leaves nothing behind leaves
+            ``pending_requests``, ``bound_handles``, ``live_handles`` and ``live_subscriptions``
+            at 0.  ``None`` until a job has ended there.
+    """
+
+    pid: int
+    alive: bool
+    job_id: str
+    jobs_ended: int
+    after_last_job: BridgeStatistics | None
 
 
 def _exit_text(code: int | None) -> str:
@@ -76,6 +102,8 @@ class _Child:
         self.ready = False
         self.dead = False
         self.result: dict[str, Any] | None = None
+        self.jobs_ended = 0
+        self.after_last_job: BridgeStatistics | None = None
         self.job_id = ""
         self.fault = ""
         """How the child broke the protocol (it was killed for it), if it did."""
@@ -88,6 +116,11 @@ class _Child:
     async def send(self, **command: Any) -> None:
         assert self.process.stdin is not None
         await self.process.stdin.send((json.dumps(command) + "\n").encode())
+
+    def statistics(self) -> JobProcessStatistics:
+        return JobProcessStatistics(pid=self.pid, alive=not self.dead, job_id=self.job_id,
+                                    jobs_ended=self.jobs_ended,
+                                    after_last_job=self.after_last_job)
 
 
 class ProcessPool:
@@ -113,10 +146,12 @@ class ProcessPool:
         self._failing: dict[int, str] = {}
         """Slots whose last starts all died before ready: how the last one ended."""
         self.replaced = 0
-        self._running = 0
         """Children replaced after they died."""
-        self.last_statistics: dict[str, Any] = {}
-        """lkanyio's statistics in the child that ended the last job (after the job)."""
+        self._running = 0
+        self._starting = 0
+        """Slots starting a process (not yet in ``_all``)."""
+        self._slots: list[_Child | None] = [None] * size
+        """Each slot's current child, or its last one."""
 
     @property
     def closing(self) -> bool:
@@ -141,6 +176,10 @@ class ProcessPool:
     def pids(self) -> list[int]:
         """The children's process ids."""
         return [child.pid for child in self._all if not child.dead]
+
+    def statistics(self) -> tuple[JobProcessStatistics, ...]:
+        """Each slot's current child (or its last one): what it runs, what its jobs left."""
+        return tuple(child.statistics() for child in self._slots if child is not None)
 
     def _notify(self) -> None:
         self._changed.set()
@@ -182,12 +221,24 @@ class ProcessPool:
         first = True
         early = 0  # starts in a row that died before ready
         while not self._closing:
-            process = await anyio.open_process(
-                [sys.executable, "-m", "lkanyio.worker._child", self._target, self._backend],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env=env,
-            )
-            child = _Child(process, index)
-            self._all.add(child)
+            # Shielded: a process started is always waited for.  Cancelled inside open_process
+            # (aclose() cancels the slots), the process it had started was left running.
+            self._starting += 1
+            try:
+                with anyio.CancelScope(shield=True):
+                    process = await anyio.open_process(
+                        [sys.executable, "-m", "lkanyio.worker._child", self._target,
+                         self._backend],
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env=env,
+                    )
+                child = _Child(process, index)
+                self._all.add(child)
+                self._slots[index] = child
+            finally:
+                self._starting -= 1
+            if self.closing and process.stdin is not None:
+                # aclose() has closed the others' input already: this one leaves too.
+                await anyio.aclose_forcefully(process.stdin)
             assert process.stdout is not None
             try:
                 await self._read(child, BufferedByteReceiveStream(process.stdout))
@@ -261,13 +312,15 @@ class ProcessPool:
             self._idle.append(child)
             self._notify()
         elif message["event"] == "status":
-            relays.start_soon(self._relay, child, str(message["status"]), str(message["error"]))
+            relays.start_soon(self._relay, child, child.job_id, str(message["status"]),
+                              str(message["error"]))
         elif message["event"] == "ended":
+            child.after_last_job = BridgeStatistics(**message["statistics"])
+            child.jobs_ended += 1
             child.result = message
-            self.last_statistics = message.get("statistics", {})
             child.done.set()
 
-    async def _relay(self, child: _Child, status_name: str, error: str) -> None:
+    async def _relay(self, child: _Child, job_id: str, status_name: str, error: str) -> None:
         """Pass a job's status from its process to the server, then answer the process.
 
         The job waits for the answer before it leaves its room.
@@ -275,7 +328,7 @@ class ProcessPool:
         status = pb.JobStatus.JS_FAILED
         if status_name == "JS_SUCCESS":
             status = pb.JobStatus.JS_SUCCESS
-        await self._report(child.job_id, status, error)
+        await self._report(job_id, status, error)
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             await child.send(cmd="reported")
 
@@ -310,11 +363,12 @@ class ProcessPool:
             await child.done.wait()
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
-                await self._cancel(child)
+                await self._cancel(child, context._ending)
             raise
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             await child.done.wait()  # it died: its supervisor says so
         finally:
+            child.job_id = ""
             if not child.dead and child.ready:
                 self._idle.append(child)
                 self._notify()
@@ -327,10 +381,13 @@ class ProcessPool:
         if result.get("error"):
             raise ChildJobError(result["error"])
 
-    async def _cancel(self, child: _Child) -> None:
+    async def _cancel(self, child: _Child, ending: tuple[pb.JobStatus, str] | None) -> None:
+        """Cancel the child's job; it reports ``ending`` before it leaves its room."""
         if not child.dead:
+            status = {} if ending is None else {"status": pb.JobStatus.Name(ending[0]),
+                                                "error": ending[1]}
             with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                await child.send(cmd="cancel")
+                await child.send(cmd="cancel", **status)
         with anyio.move_on_after(_CANCEL_BOUND):
             await child.done.wait()
         if not child.done.is_set():
@@ -346,7 +403,7 @@ class ProcessPool:
                 if child.process.stdin is not None:
                     await anyio.aclose_forcefully(child.process.stdin)
             with anyio.move_on_after(_CLOSE_BOUND + 1):
-                while self._all:
+                while self._all or self._starting:
                     await self._changed.wait()
             for scope in self._scopes:
                 scope.cancel()

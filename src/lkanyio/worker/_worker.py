@@ -54,7 +54,7 @@ from ..api import AccessToken, VideoGrants
 from ._job import JobContext
 from ._job import describe as _describe
 from ._load import CpuShare
-from ._pool import ChildJobError, ProcessPool
+from ._pool import ChildJobError, JobProcessStatistics, ProcessPool
 from ._socket import HandshakeRefused, NotAWebSocket, SocketClosed, WebSocket, agent_endpoint
 
 if TYPE_CHECKING:
@@ -72,6 +72,8 @@ _BACKOFF_MAX: Final = 10.0
 _FLUSH_TIMEOUT: Final = 2.0
 """Seconds the drain waits for the last statuses to go out before it closes the socket."""
 _SCHEMES: Final = ("ws", "wss", "http", "https")
+_DRAIN_CANCELLED: Final = "cancelled: the worker's drain ran out"
+"""A job the drain cancelled: its status's error text (the status is failed)."""
 
 
 @final
@@ -92,6 +94,9 @@ class WorkerStatistics:
         processes_replaced: job processes that died and were replaced (``processes > 0``).
         load: the load last reported.
         draining: whether the worker drains (takes no new job).
+        processes: with ``processes=N``, one entry per job process slot: its current process
+            (or its last one, once :meth:`Worker.serve` has ended), what it runs and what its
+            last job left in it.  Empty with ``processes=0``.
     """
 
     worker_id: str
@@ -105,6 +110,7 @@ class WorkerStatistics:
     processes_replaced: int
     load: float
     draining: bool
+    processes: tuple[JobProcessStatistics, ...] = ()
 
 
 def _default_accept(job: pb.Job) -> JobAcceptance:
@@ -161,8 +167,10 @@ class Worker(Resource):
     Args:
         entrypoint: ``async def entrypoint(job: JobContext) -> None``, run for each job.
         agent_name: the name dispatches address (``""``: every new room, the server's default).
-        job_type: ``JobType.JT_ROOM`` (one job per room), ``JT_PUBLISHER`` (one per publishing
-            participant) or ``JT_PARTICIPANT`` (one per participant).
+        job_type: ``JobType.JT_ROOM`` (one job per room), ``JT_PUBLISHER`` (one per
+            participant of the room, when it first publishes a track) or ``JT_PARTICIPANT``
+            (one per participant, when it joins); agents get none.  The job's
+            :attr:`JobContext.participant` is that participant.
         url: the server's URL (default ``LIVEKIT_URL``).
         api_key: the API key (default ``LIVEKIT_API_KEY``).
         api_secret: its secret (default ``LIVEKIT_API_SECRET``); the worker signs its own
@@ -180,7 +188,8 @@ class Worker(Resource):
             takes at most N jobs at once, a child that dies fails its job and is replaced.  The
             entrypoint must then be a module-level function (the children import it by name).
         drain_timeout: seconds running jobs get to finish when :meth:`serve` is cancelled,
-            before they are cancelled.
+            before they are cancelled (reported failed: ``cancelled: the worker's drain ran
+            out``, before they leave their rooms).
         version: the version the worker reports to the server.
 
     Raises:
@@ -301,6 +310,7 @@ class Worker(Resource):
             jobs_terminated=self._terminated,
             offers_declined=self._declined,
             processes_replaced=0 if self._pool is None else self._pool.replaced,
+            processes=() if self._pool is None else self._pool.statistics(),
             load=self._core.load,
             draining=self._core.draining,
         )
@@ -552,7 +562,7 @@ class Worker(Resource):
                 # termination ("agent worker left the room") that may arrive before it ends.
                 logger.info("job %s: the server terminated it", event.job_id)
                 self._end_reason.setdefault(event.job_id, "terminated")
-                job.cancel()
+                job._end(None)  # the server has ended it: no status to send
         elif isinstance(event, (AnswerLate, AssignmentTimedOut)):
             logger.warning("job %s: %s", event.job_id,
                            "not answered in time" if isinstance(event, AnswerLate)
@@ -618,7 +628,7 @@ class Worker(Resource):
                         logger.exception("job %s failed", job.id)
             reason = self._end_reason.pop(job.id, "")
             if scope.cancelled_caught and reason == "drain":
-                status, error = pb.JobStatus.JS_FAILED, "cancelled: the worker's drain ran out"
+                status, error = pb.JobStatus.JS_FAILED, _DRAIN_CANCELLED
         finally:
             del self._jobs[job.id]
             if reason == "terminated":
@@ -658,7 +668,7 @@ class Worker(Resource):
             await self._idle.wait()
         for job_id, job in list(self._jobs.items()):
             self._end_reason.setdefault(job_id, "drain")
-            job.cancel()
+            job._end(pb.JobStatus.JS_FAILED, _DRAIN_CANCELLED)
         await self._idle.wait()
         self._stop_reconnecting = True
         if self._core.has_outgoing and self._core.phase is WorkerPhase.REGISTERED:
