@@ -156,16 +156,28 @@ async def test_closing_the_pool_while_a_slot_starts_its_process_leaves_no_proces
     monkeypatch.setattr(_pool.anyio, "open_process", open_process)
     pool = ProcessPool(1, "worker_fake_jobs:by_metadata", sniffio.current_async_library(), report)
     try:
-        with anyio.fail_after(EVENT_WAIT):
-            async with anyio.create_task_group() as tg:
+        # One hang guard per process start (each is a Python importing lkanyio: seconds apiece
+        # on a loaded machine; under one guard for all three the test timed out at load 36).
+        async with anyio.create_task_group() as tg:
+            with anyio.fail_after(EVENT_WAIT):
                 await pool.start(tg)
-                slow = True
-                os.kill(pool.pids()[0], signal.SIGKILL)  # its slot starts another
+            slow = True
+            os.kill(pool.pids()[0], signal.SIGKILL)  # its slot starts another
+            with anyio.fail_after(EVENT_WAIT):
                 await started.wait()
-                tg.start_soon(pool.aclose)
+            closed = anyio.Event()
+
+            async def close() -> None:
+                await pool.aclose()
+                closed.set()
+
+            tg.start_soon(close)
+            with anyio.fail_after(EVENT_WAIT):
                 while not pool.closing:
                     await anyio.lowlevel.checkpoint()
-                release.set()
+            release.set()
+            with anyio.fail_after(EVENT_WAIT):  # the process started during the close exits
+                await closed.wait()
         with pytest.raises(ProcessLookupError):  # ended and waited for
             os.kill(spawned[0], 0)
     finally:
