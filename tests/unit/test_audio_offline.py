@@ -326,10 +326,12 @@ async def test_stream_overflow_fail_ends_stream_and_releases_native_stream() -> 
         before = statistics()
         async with AudioStream(track, max_buffered=3) as stream:
             await wait_until(lambda: stream.statistics().overflowed)
-            # Nothing is received any more: the native stream is released at once.
-            assert statistics().live_handles == before.live_handles
+            # Nothing is received any more: the native stream is released at once (what stays
+            # is the three buffered frames, each owning its native buffer until received).
+            assert statistics().live_handles == before.live_handles + 3
             for _ in range(3):
                 await stream.receive()
+            assert statistics().live_handles == before.live_handles
             with pytest.raises(EventStreamOverflowError):
                 await stream.receive()
         assert statistics().bound_handles == before.bound_handles
@@ -344,6 +346,34 @@ async def test_stream_overflow_drop_oldest_counts_drops() -> None:
             assert stats.buffered == 2
             assert not stats.overflowed
             assert isinstance(stream.receive_nowait(), AudioFrameEvent)
+
+
+@pytest.mark.anyio
+async def test_frames_nobody_receives_are_never_copied(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A frame is read (parsed and copied out of native memory) when it is received, not when
+    # the event loop routes it: under overload most frames are dropped, and reading each on
+    # arrival starved every consumer of the loop (issue 32: agent rooms on asyncio).
+    from lkanyio._media import _audio
+
+    copied: list[int] = []
+    real_copy = _audio._copy_frame
+
+    def counting(info: object) -> AudioFrame | None:
+        copied.append(1)
+        return real_copy(info)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_audio, "_copy_frame", counting)
+    async with local_track() as (_source, track):
+        before = statistics().live_handles
+        async with AudioStream(track, max_buffered=2, overflow="drop_oldest") as stream:
+            await wait_until(lambda: stream.statistics().dropped >= 5)  # the loop drains
+            assert copied == []
+            # The two buffered frames each own their native buffer until received.
+            assert statistics().live_handles == before + 1 + stream.statistics().buffered
+            first, second = stream.receive_nowait(), stream.receive_nowait()
+            assert len(copied) == 2
+            assert first.frame.samples_per_channel == second.frame.samples_per_channel == TEN_MS
+        assert statistics().live_handles == before
 
 
 # -- source -----------------------------------------------------------------------------------

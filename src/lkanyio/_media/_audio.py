@@ -673,16 +673,15 @@ class AudioStream(NativeStream[AudioFrameEvent]):
 
     _what = "audio stream"
 
-    def _convert(self, received: Any) -> AudioFrameEvent | None:
+    def _read(self, received: Any) -> AudioFrameEvent | None:
         frame = _copy_frame(received.frame.info)
-        return None if frame is None else AudioFrameEvent(frame)
-
-    def _take(self, item: Any) -> AudioFrameEvent:
+        if frame is None:
+            return None
         processor = self._processor
         if processor is None:
-            return item  # type: ignore[no-any-return]
+            return AudioFrameEvent(frame)
         try:
-            return AudioFrameEvent(apply_processor(processor, item.frame))
+            return AudioFrameEvent(apply_processor(processor, frame))
         except Exception as exc:
             # The processor's failure ends this stream only: later receives raise it too, the
             # native stream is released, and nothing reaches the room's task group.

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, final
 
 import anyio
 from anyio.abc import ObjectReceiveStream
 
+from .._errors import NativeError
 from .._native._bridge import get_bridge
 from .._native._handles import OwnedHandle
 from .._native._proto import ffi_pb2
@@ -22,33 +23,56 @@ __all__ = ["NativeStream"]
 
 E = TypeVar("E")
 
-def _stream_sink(stream_ref: weakref.ReferenceType[NativeStream[Any]], buffer_field: str) -> Any:
-    """Build the sink of one native media stream.
 
-    It holds the stream weakly (an abandoned stream can be collected: its handle is dropped
-    and its routing removed by finalizers).  Each frame's native buffer (the frame event's
-    ``buffer_field``) goes to the stream's :meth:`~NativeStream._accept`; one it does not take
-    (or that arrives for a stream that is gone) is dropped at once.
+@final
+class _PendingFrame:
+    """A received frame nobody has read yet: its event (bytes, or parsed) and its native buffer.
+
+    The event stays unparsed until the consumer receives the frame, so a frame the stream
+    drops (``"drop_oldest"``) or never delivers costs the event loop no parse and no copy.
+    """
+
+    __slots__ = ("event", "handle")
+
+    def __init__(self, event: bytes | Any, handle: OwnedHandle) -> None:
+        self.event = event
+        self.handle = handle
+
+
+def _stream_sinks(
+    stream_ref: weakref.ReferenceType[NativeStream[Any]], buffer_field: str
+) -> tuple[Callable[[Any], None], Callable[[bytes, int], None]]:
+    """Build the two sinks of one native media stream: parsed events, and raw frame events.
+
+    They hold the stream weakly (an abandoned stream can be collected: its handle is dropped
+    and its routing removed by finalizers).  Frame events normally arrive raw (the shim read
+    their stream and buffer handles); one the shim could not read arrives parsed.  Either way
+    the frame's native buffer goes to the stream's :meth:`~NativeStream._accept`; one it does
+    not take (or that arrives for a stream that is gone) is dropped at once.
     """
     bridge = get_bridge()
 
-    def sink(event: Any) -> None:
+    def accept(event: Any, buffer_id: int) -> None:
         stream = stream_ref()
+        taken = False
+        try:
+            if stream is not None and stream._accepting:
+                taken = stream._accept(event, buffer_id)
+        finally:
+            if not taken:
+                bridge.drop_native(buffer_id)
+
+    def sink(event: Any) -> None:
         which = event.WhichOneof("message")
         if which == "frame_received":
             received = event.frame_received
-            buffer_id = getattr(received, buffer_field).handle.id
-            taken = False
-            try:
-                if stream is not None and stream._accepting:
-                    taken = stream._accept(received, buffer_id)
-            finally:
-                if not taken:
-                    bridge.drop_native(buffer_id)
-        elif which == "eos" and stream is not None:
-            stream._on_eos()
+            accept(received, getattr(received, buffer_field).handle.id)
+        elif which == "eos":
+            stream = stream_ref()
+            if stream is not None:
+                stream._on_eos()
 
-    return sink
+    return sink, accept
 
 
 def _forget_stream(bridge: Any, handle_id: int) -> None:
@@ -60,11 +84,14 @@ class NativeStream(Resource, ObjectReceiveStream[E]):
     """A native media stream as a bounded async stream of events (base of Audio/VideoStream).
 
     Subclasses create the native stream, then call :meth:`_open`, and implement
-    :meth:`_convert` (copy one native frame into an event; the base drops the native buffer),
-    or :meth:`_accept` and :meth:`_take` to buffer native frames and copy them when received.
+    :meth:`_read` (copy one received native frame into the event the consumer gets).  Frames
+    are buffered unread, each with its native buffer, and read when received: a frame that is
+    dropped or discarded is released without being parsed or copied.
     """
 
     _what = "media stream"
+    _event_field = "audio_stream_event"
+    """The ``FfiEvent`` field of this kind's stream events (video: ``video_stream_event``)."""
     _buffer_field = "frame"
     """The field of a ``frame_received`` event holding the native buffer (video: ``buffer``)."""
 
@@ -113,7 +140,8 @@ class NativeStream(Resource, ObjectReceiveStream[E]):
         # Made first: closing the events below on a failure releases through it.
         self._unbind = weakref.finalize(self, _forget_stream, bridge, handle_id)
         try:
-            bridge.bind(handle_id, _stream_sink(weakref.ref(self), self._buffer_field))
+            sink, frames = _stream_sinks(weakref.ref(self), self._buffer_field)
+            bridge.bind(handle_id, sink, frames=frames)
             # The shim's queue applies the same policy while the loop is not draining (a busy
             # loop otherwise let frames pile up there, each holding its native buffer).
             bridge.bound_stream(handle_id, max_buffered, drop_oldest=self._drop_oldest)
@@ -140,25 +168,66 @@ class NativeStream(Resource, ObjectReceiveStream[E]):
             raise TypeError(f"source must be a TrackSource, not {source!r}")
         return record.handle.id, source
 
-    def _convert(self, received: Any) -> E | None:  # pragma: no cover - abstract
+    def _read(self, received: Any) -> E | None:  # pragma: no cover - abstract
+        """Copy one received frame (its ``frame_received`` message) into an event.
+
+        Called when the consumer receives it, while its native buffer is still held; ``None``
+        skips a frame that holds nothing.
+        """
         raise NotImplementedError
 
-    def _accept(self, received: Any, buffer_id: int) -> bool:
-        """Take one frame event; return whether this took ownership of its native buffer.
+    def _accept(self, event: bytes | Any, buffer_id: int) -> bool:
+        """Buffer one frame event; return whether this took ownership of its native buffer.
 
-        The default copies the frame now (:meth:`_convert`) and leaves the buffer to be dropped.
+        ``event`` is the ``FfiEvent``'s bytes (or, when the shim could not read it, the parsed
+        ``frame_received`` message).
         """
-        item = self._convert(received)
-        if item is not None:
-            self._deliver(item)
-        return False
+        if not self._sender.make_room():
+            self._release()  # overflowed ("fail") or ended: stop the native stream too
+            return False
+        self._sender.send_nowait(_PendingFrame(event, OwnedHandle(buffer_id)))
+        return True
 
-    def _take(self, item: Any) -> E:
-        """Turn a buffered item into the event the consumer receives (default: as is)."""
-        return cast("E", item)
+    def _received(self, pending: _PendingFrame) -> Any:
+        """The ``frame_received`` message of a buffered frame, parsed now if it came raw.
+
+        Raises:
+            NativeError: the event is not a frame of this stream's kind, or names another
+                buffer than the shim read (the stream ends with it).
+        """
+        event = pending.event
+        if not isinstance(event, bytes):
+            return event
+        parsed = ffi_pb2.FfiEvent.FromString(event)
+        which = parsed.WhichOneof("message")
+        received = getattr(parsed, which).frame_received if which == self._event_field else None
+        if received is None or getattr(received, self._buffer_field).handle.id != (
+            pending.handle.id
+        ):
+            raise NativeError(
+                f"the native shim routed a {which} event to a {self._what} as its frame"
+            )
+        return received
+
+    def _take(self, item: Any) -> E | None:
+        """Read a buffered frame into the event the consumer receives, and release its buffer.
+
+        A frame that cannot be read ends the stream loudly: skipping it would leave an
+        ``async for`` waiting forever if every frame were like it.
+        """
+        pending: _PendingFrame = item
+        try:
+            return self._read(self._received(pending))
+        except NativeError as exc:
+            self._sender.fail(exc)
+            self._release()
+            raise
+        finally:
+            pending.handle.close()
 
     def _discard(self, item: Any) -> None:
-        """Release a buffered item nobody will receive (default: nothing to release)."""
+        """Release a buffered frame nobody will receive."""
+        item.handle.close()
 
     # -- called by the sink (event loop thread, synchronous) ---------------------------------
 
@@ -207,7 +276,10 @@ class NativeStream(Resource, ObjectReceiveStream[E]):
             anyio.ClosedResourceError: you closed the stream.
             EventStreamOverflowError: the buffer overflowed with ``overflow="fail"``.
         """
-        return self._take(await self._events.receive())
+        while True:
+            event = self._take(await self._events.receive())
+            if event is not None:
+                return event
 
     def receive_nowait(self) -> E:
         """Return the next frame if one is buffered (see :meth:`receive`).
@@ -215,7 +287,10 @@ class NativeStream(Resource, ObjectReceiveStream[E]):
         Raises:
             anyio.WouldBlock: nothing is buffered yet.
         """
-        return self._take(self._events.receive_nowait())
+        while True:
+            event = self._take(self._events.receive_nowait())
+            if event is not None:
+                return event
 
     def statistics(self) -> EventStreamStatistics:
         """Return the buffer's counters (buffered, received, dropped, overflowed).

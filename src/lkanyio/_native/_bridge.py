@@ -49,6 +49,9 @@ Receiver = Callable[[Any], None]
 """Gets an async callback message (the oneof member of ``FfiEvent``)."""
 Sink = Callable[[Any], None]
 """Gets every keyed event for one handle (the oneof member of ``FfiEvent``)."""
+FrameSink = Callable[[bytes, int], None]
+"""Gets a media stream's frame events unparsed: the ``FfiEvent`` bytes and the frame's buffer
+handle (the shim read both routing fields itself); it owns that buffer from then on."""
 
 T = TypeVar("T")
 
@@ -232,6 +235,9 @@ class Bridge:
             raise NativeError(f"cannot load the LiveKit native library: {reason}")
         self.library_path = path
         self._core: Correlator[Receiver, Sink] = Correlator()
+        # Media streams' frame events, routed by the handle the shim read (see ``_pump``).  Only
+        # ever holds handles also bound in the correlator, which owns the routing state.
+        self._frame_sinks: dict[int, FrameSink] = {}
         self._live_handles = 0
         self._driver: Driver | None = None
         self._driver_lock = threading.Lock()
@@ -478,14 +484,21 @@ class Bridge:
 
     # -- keyed events ------------------------------------------------------------------------
 
-    def bind(self, handle: int, sink: Sink) -> None:
-        """Route every event keyed by ``handle`` to ``sink`` (called in the event loop thread)."""
+    def bind(self, handle: int, sink: Sink, *, frames: FrameSink | None = None) -> None:
+        """Route every event keyed by ``handle`` to ``sink`` (called in the event loop thread).
+
+        With ``frames`` (media streams), the stream's frame events go to ``frames`` unparsed
+        instead: the loop then spends nothing on a frame until its consumer receives it.
+        """
         self._check_usable()
         self.ensure_driver()
         self._core.bind(handle, sink)
+        if frames is not None:
+            self._frame_sinks[handle] = frames
 
     def unbind(self, handle: int) -> None:
-        """Stop routing ``handle``."""
+        """Stop routing ``handle`` (any thread: a finalizer may call it)."""
+        self._frame_sinks.pop(handle, None)
         self._core.unbind(handle)
 
     # -- the driver --------------------------------------------------------------------------
@@ -544,11 +557,21 @@ class Bridge:
             return
         buffer = self._ffi.buffer
         dispatch = self._dispatch
+        frame_sinks = self._frame_sinks
+        null = self._ffi.NULL
         try:
             ev = head
-            while ev != self._ffi.NULL:
+            while ev != null:
                 try:
-                    dispatch(buffer(ev.data, ev.len)[:])
+                    # A media frame event: the shim parsed its stream and buffer handles, so
+                    # it is routed without a Python parse (the consumer parses what it
+                    # receives; under overload most frames are dropped before that).
+                    stream = ev.stream
+                    frames = frame_sinks.get(stream) if stream else None
+                    if frames is not None:
+                        frames(buffer(ev.data, ev.len)[:], ev.buffer)
+                    else:
+                        dispatch(buffer(ev.data, ev.len)[:])
                 except Exception:  # a bug in a sink must not stop the routing of others
                     _log.exception("lkanyio: error while routing a native event")
                 ev = ev.next
