@@ -217,6 +217,7 @@ class EventStream(Resource, ObjectReceiveStream[T], Generic[T]):
     async def receive(self) -> T:
         """Wait for and return the next item (see :meth:`receive_nowait` for the errors)."""
         await anyio.lowlevel.checkpoint_if_cancelled()
+        waited = False
         while True:
             try:
                 item = self.receive_nowait()
@@ -225,8 +226,13 @@ class EventStream(Resource, ObjectReceiveStream[T], Generic[T]):
                 if wakeup is None:
                     wakeup = self._wakeup = anyio.Event()
                 await wakeup.wait()
+                waited = True
             else:
-                await anyio.lowlevel.cancel_shielded_checkpoint()
+                # Every receive is a schedule point; one that waited has already been one
+                # (a consumer keeping up with its stream waits once per item: a second yield
+                # there cost a loop iteration per frame for nothing).
+                if not waited:
+                    await anyio.lowlevel.cancel_shielded_checkpoint()
                 return item
 
     def close(self) -> None:

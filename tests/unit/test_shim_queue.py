@@ -249,3 +249,65 @@ async def test_a_stream_whose_bound_cannot_be_set_fails_cleanly(
         monkeypatch.undo()
         assert lkanyio.statistics().bound_handles == 0
     assert_no_leaks()
+
+
+def _whole_frame(stream: int, buffer: int) -> bytes:
+    """A video frame event with every field a whole parse requires (an empty 16x16 frame)."""
+    event = _frame(stream, buffer)
+    received = event.video_stream_event.frame_received
+    received.timestamp_us = 1
+    received.rotation = video_frame_pb2.VIDEO_ROTATION_0
+    info = received.buffer.info
+    info.type, info.width, info.height, info.data_ptr = video_frame_pb2.I420, 16, 16, 0
+    return event.SerializeToString()
+
+
+def _misread_frames(stream: int) -> list[bytes]:
+    """Frame events the shim routes raw to ``stream`` that a whole parse reads otherwise."""
+    trailing = _whole_frame(stream, _FAKE + 41) + b"\x0f"  # a tag of wire type 7: invalid
+    other = ffi_pb2.FfiEvent()
+    other.video_stream_event.stream_handle = _FAKE + 5  # a later duplicate field wins in protobuf
+    duplicate = _whole_frame(stream, _FAKE + 42) + other.SerializePartialToString()
+    return [trailing, duplicate]
+
+
+@pytest.mark.anyio
+async def test_a_frame_event_the_shim_misread_ends_its_stream_loudly() -> None:
+    # Frames reach their stream unparsed, routed by the handles the shim read (its parser stops
+    # at the first ones it finds); the stream parses the whole event when it is received, and
+    # one that is malformed or names another stream ends it with NativeError, not a protobuf
+    # error (the stream then went on) and not another stream's frame.
+    async with (
+        lkanyio.VideoSource(16, 16) as source,
+        lkanyio.LocalVideoTrack.create_video_track("t", source) as track,
+    ):
+        for index in range(2):
+            async with lkanyio.VideoStream(track) as stream:
+                data = _misread_frames(stream._handle.id)[index]
+                get_bridge()._lib.lk_shim_inject(data, len(data))
+                with anyio.fail_after(10):
+                    while not stream.statistics().buffered:
+                        await anyio.sleep(0.005)
+                with pytest.raises(lkanyio.NativeError) as caught:
+                    await stream.receive()
+                assert ("malformed", "not one of its frames")[index] in str(caught.value)
+                with pytest.raises(lkanyio.NativeError):  # the stream has ended with it
+                    await stream.receive()
+    assert_no_leaks()
+
+
+@pytest.mark.anyio
+async def test_a_frame_event_routed_parsed_is_buffered_and_released_the_same() -> None:
+    # A frame event the shim did not route raw reaches the stream parsed (through the bridge's
+    # whole-event path): it is buffered owning its buffer, and released with the stream.
+    async with (
+        lkanyio.VideoSource(16, 16) as source,
+        lkanyio.LocalVideoTrack.create_video_track("t", source) as track,
+    ):
+        before = lkanyio.statistics().live_handles
+        async with lkanyio.VideoStream(track) as stream:
+            get_bridge()._dispatch(_whole_frame(stream._handle.id, _FAKE + 43))
+            assert stream.statistics().buffered == 1
+            assert lkanyio.statistics().live_handles == before + 2  # the stream and the frame
+        assert lkanyio.statistics().live_handles == before
+    assert_no_leaks()

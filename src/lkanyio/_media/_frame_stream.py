@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, final
 
 import anyio
 from anyio.abc import ObjectReceiveStream
+from google.protobuf.message import DecodeError
 
 from .._errors import NativeError
 from .._native._bridge import get_bridge
@@ -53,6 +54,8 @@ def _stream_sinks(
     bridge = get_bridge()
 
     def accept(event: Any, buffer_id: int) -> None:
+        if buffer_id <= 0:
+            return  # no buffer to own or drop (a frame event the shim would not route raw)
         stream = stream_ref()
         taken = False
         try:
@@ -126,6 +129,8 @@ class NativeStream(Resource, ObjectReceiveStream[E]):
 
     def _open(self, handle_id: int, *, max_buffered: int, overflow: OverflowPolicy) -> None:
         bridge = get_bridge()
+        self._bridge = bridge
+        self._handle_id = handle_id  # kept: frames may still be buffered once it is closed
         self._handle = OwnedHandle(handle_id)
         self._sender, self._events = open_event_stream(
             max_buffered=max_buffered,
@@ -172,7 +177,8 @@ class NativeStream(Resource, ObjectReceiveStream[E]):
         """Copy one received frame (its ``frame_received`` message) into an event.
 
         Called when the consumer receives it, while its native buffer is still held; ``None``
-        skips a frame that holds nothing.
+        skips a frame that holds nothing (it still counts in ``statistics().received``: the
+        buffer cannot tell it apart before it is read).
         """
         raise NotImplementedError
 
@@ -198,16 +204,25 @@ class NativeStream(Resource, ObjectReceiveStream[E]):
         event = pending.event
         if not isinstance(event, bytes):
             return event
-        parsed = ffi_pb2.FfiEvent.FromString(event)
+        # The shim read only the first stream and buffer handles of the event; protobuf reads
+        # all of it (a later duplicate field wins), so both must agree on whose frame it is.
+        try:
+            parsed = ffi_pb2.FfiEvent.FromString(event)
+        except DecodeError as exc:
+            raise NativeError(f"the native core sent a malformed frame event: {exc}") from exc
         which = parsed.WhichOneof("message")
-        received = getattr(parsed, which).frame_received if which == self._event_field else None
-        if received is None or getattr(received, self._buffer_field).handle.id != (
-            pending.handle.id
+        stream_event = getattr(parsed, which) if which == self._event_field else None
+        if (
+            stream_event is None
+            or stream_event.WhichOneof("message") != "frame_received"
+            or stream_event.stream_handle != self._handle_id
+            or getattr(stream_event.frame_received, self._buffer_field).handle.id
+            != pending.handle.id
         ):
             raise NativeError(
-                f"the native shim routed a {which} event to a {self._what} as its frame"
+                f"a {self._what} was handed an event that is not one of its frames ({which})"
             )
-        return received
+        return stream_event.frame_received
 
     def _take(self, item: Any) -> E | None:
         """Read a buffered frame into the event the consumer receives, and release its buffer.
@@ -217,6 +232,8 @@ class NativeStream(Resource, ObjectReceiveStream[E]):
         """
         pending: _PendingFrame = item
         try:
+            if self._bridge.disposed:  # the native core is gone, and the frame's memory with it
+                raise NativeError("the native core has been disposed (the process is exiting)")
             return self._read(self._received(pending))
         except NativeError as exc:
             self._sender.fail(exc)
@@ -234,11 +251,6 @@ class NativeStream(Resource, ObjectReceiveStream[E]):
     @property
     def _accepting(self) -> bool:
         return not self._handle.closed
-
-    def _deliver(self, event: E) -> None:
-        if not self._sender.send_nowait(event):
-            # The buffer overflowed ("fail"): the stream is over, stop the native one too.
-            self._release()
 
     def _on_eos(self) -> None:
         self._sender.end()

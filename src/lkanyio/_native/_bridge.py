@@ -48,7 +48,8 @@ SDK_VERSION: Final = carrier_version()
 Receiver = Callable[[Any], None]
 """Gets an async callback message (the oneof member of ``FfiEvent``)."""
 Sink = Callable[[Any], None]
-"""Gets every keyed event for one handle (the oneof member of ``FfiEvent``)."""
+"""Gets the keyed events for one handle (the oneof member of ``FfiEvent``); a media stream's
+frames go to its :data:`FrameSink` instead, when it has one."""
 FrameSink = Callable[[bytes, int], None]
 """Gets a media stream's frame events unparsed: the ``FfiEvent`` bytes and the frame's buffer
 handle (the shim read both routing fields itself); it owns that buffer from then on."""
@@ -669,6 +670,11 @@ class Bridge:
             driver.alive = False
         self._lib.lk_shim_dispose()
         self._lib.lk_shim_free_events(self._lib.lk_shim_drain(self._ffi.NULL))
+
+    @property
+    def disposed(self) -> bool:
+        """Whether the native core has been shut down (at process exit)."""
+        return self._disposed
 
     def statistics(self) -> BridgeStatistics:
         """Return a snapshot of the counters (see :class:`BridgeStatistics`)."""

@@ -10,6 +10,20 @@ from typing import Any
 
 __all__ = ["buffer_pointer", "copy_native", "copy_native_into", "native_bytearray"]
 
+_ffi: Any = None
+"""The shim's cffi ``FFI`` once loaded.  Not imported per call: ``from ._ffi import ffi`` in a
+function cost thousands of instructions each time (``_ffi`` is an extension module, not a
+package, so every such import formats and discards an ``AttributeError`` for its ``__path__``;
+callgrind, bench/icount.py)."""
+
+
+def _load_ffi() -> Any:
+    global _ffi
+    from ._ffi import ffi
+
+    _ffi = ffi
+    return ffi
+
 
 def buffer_pointer(data: Any) -> tuple[int, object]:
     """Return the address of a contiguous buffer and the object that keeps it pinned.
@@ -20,8 +34,7 @@ def buffer_pointer(data: Any) -> tuple[int, object]:
     Raises:
         TypeError: if ``data`` does not expose a contiguous buffer.
     """
-    from ._ffi import ffi
-
+    ffi = _ffi if _ffi is not None else _load_ffi()
     try:
         pinned = ffi.from_buffer(data, require_writable=False)
     except TypeError:
@@ -49,8 +62,7 @@ def copy_native(address: int, length: int) -> bytes:
     _check_native_region(address, length)
     if length == 0:
         return b""
-    from ._ffi import ffi
-
+    ffi = _ffi if _ffi is not None else _load_ffi()
     return bytes(ffi.buffer(ffi.cast("uint8_t *", address), length))
 
 
@@ -59,8 +71,7 @@ def native_bytearray(address: int, length: int) -> bytearray:
     _check_native_region(address, length)
     if length == 0:
         return bytearray()
-    from ._ffi import ffi
-
+    ffi = _ffi if _ffi is not None else _load_ffi()
     return bytearray(ffi.buffer(ffi.cast("uint8_t *", address), length))
 
 
@@ -94,8 +105,7 @@ def copy_native_into(
     _check_native_region(address, (rows - 1) * stride + row_bytes if rows else 0)
     if not rows or not row_bytes:
         return
-    from ._ffi import ffi
-
+    ffi = _ffi if _ffi is not None else _load_ffi()
     pinned = ffi.from_buffer(dest)  # kept referenced: it pins ``dest`` while copying
     target = pinned + offset
     source = ffi.cast("uint8_t *", address)
