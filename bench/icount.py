@@ -60,7 +60,7 @@ DEFAULT_N = {"roundtrip": 150, "audio": 100}  # per window and round
 WINDOWS = {
     "roundtrip": ("asis", "base", "resume", "core", "t_dispatch", "t_classify", "t_resolve",
                   "t_deliver", "t_wake"),
-    "audio": ("base", "resume", "t_dispatch", "t_classify", "t_resolve", "t_deliver", "t_route",
+    "audio": ("base", "resume", "core", "t_dispatch", "t_classify", "t_resolve", "t_deliver", "t_route",
               "t_sink", "t_copy", "t_wake"),
     "floor": ("asis", "base"),
 }
@@ -205,31 +205,41 @@ async def lk_child(workload: str, n: int, windows: list[str]) -> list[dict[str, 
         async with lkanyio.LocalAudioTrack.create_audio_track("t", source) as track:
             async with lkanyio.AudioStream(track, sample_rate=48_000, num_channels=1) as stream:
                 patches = Patches(stream)
-                received = 0
 
                 async def unit() -> None:
-                    nonlocal received
                     await source.capture_frame(frame)
                     await stream.receive()
-                    received += 1
-                    while stream.statistics().buffered:  # none seen: one frame per capture
-                        stream.receive_nowait()
-                        received += 1
+
+                bridge = patches.bridge
+                new_request = patches.saved["ffi_pb2"].FfiRequest
+                address, _pinned = patches.audio_mod.buffer_pointer(frame._data)
+                source_id = source._handle.id
+
+                async def core() -> None:  # capture_frame without its API layer
+                    req = new_request()
+                    info = req.capture_audio_frame.buffer
+                    req.capture_audio_frame.source_handle = source_id
+                    info.data_ptr, info.sample_rate = address, 48_000
+                    info.num_channels, info.samples_per_channel = 1, 480
+                    await bridge.request_async(req)
+                    await stream.receive()
 
                 for _ in range(WARMUP[workload]):
                     await unit()
                 for label in windows:
                     patches.apply(label, workload)
                     extra = label == "resume"
-                    r0 = received
+                    run = core if label == "core" else unit
                     zero()
                     for _ in range(n):
-                        await unit()
+                        await run()
                         if extra:
                             await checkpoint()
                     dump()
                     patches.restore()
-                    out.append({"label": label, "units": received - r0, "captures": n})
+                    # One frame per capture: anything more would be waiting in the stream.
+                    ahead = stream.statistics().buffered
+                    out.append({"label": label, "units": n, "captures": n, "ahead": ahead})
     return out
 
 
@@ -416,6 +426,7 @@ def run_parent(args: argparse.Namespace) -> dict[str, Any]:
                                                 "incl": {}, "calls": {}})
         acc["units"] += window["units"]
         acc["captures"] += window.get("captures", 0)
+        acc["ahead"] = max(acc.get("ahead", 0), window.get("ahead", 0))
         acc["total"] += total
         for k, v in incl.items():
             acc["incl"][k] = acc["incl"].get(k, 0) + v
@@ -427,6 +438,7 @@ def run_parent(args: argparse.Namespace) -> dict[str, Any]:
         per[label] = {
             "units": acc["units"],
             "captures": acc["captures"],
+            "ahead": acc.get("ahead", 0),
             "total": acc["total"] / units,
             "incl": {k: v / units for k, v in acc["incl"].items()},
             "calls": {k: v / units for k, v in acc["calls"].items()},
@@ -435,12 +447,15 @@ def run_parent(args: argparse.Namespace) -> dict[str, Any]:
             "windows": per, "steps": steps(per)}
 
 
-def steps(per: dict[str, dict[str, Any]]) -> list[tuple[str, str, float | None, bool]]:
+def steps(
+    per: dict[str, dict[str, Any]], cycle_from: dict[str, dict[str, Any]] | None = None
+) -> list[tuple[str, str, float | None, bool]]:
     """The ``base`` window's instructions per unit by step.
 
     Rows are (step, how measured, Ir per unit, counted): counted rows do not overlap and the
     remainder is the total minus them; the others (indented) are parts of a counted row, or
-    another way of running, shown for comparison.
+    another way of running, shown for comparison.  ``cycle_from``: take the scheduler cycle from
+    these windows (the roundtrip's, where every request takes the same path) instead.
     """
     base = per["base"]
     incl, calls = base["incl"], base["calls"]
@@ -467,11 +482,25 @@ def steps(per: dict[str, dict[str, Any]]) -> list[tuple[str, str, float | None, 
     drop = per_call("_cffi_f_lk_shim_drop_handle")
     iterations = calls.get("select_epoll_poll", 0.0)  # the loop's iterations per unit
     cycle = diff("base", "resume")
+    cycle_how = "differential"
+    if cycle_from is not None:
+        cycle = float(cycle_from["resume"]["total"] - cycle_from["base"]["total"])
+        cycle_how = "differential (from --cycle-from)"
     sink = tramp("t_sink")
+    api = diff("core", "base")
+    hook = None  # capture_frame's answer hook runs inside "deliver": not twice in the sum
+    if api is not None and "t_route" in per and cycle_from is not None:
+        plain = cycle_from["t_deliver"]["incl"].get(TRAMPOLINE, 0.0) - cycle_from["base"][
+            "incl"].get(TRAMPOLINE, 0.0)  # a waiter with no hook (get_stats)
+        hook = (tramp("t_deliver") or 0.0) - plain
+        api -= hook
     floor_copy = "t_dispatch" not in per and "captures" in base and base["captures"]
     rows: list[tuple[str, str, float | None, bool]] = [
         ("API layer: get_stats's error check, NativeError raised + caught", "differential",
-         diff("core", "base"), True),
+         api if "t_route" not in per else None, True),
+        ("API layer: capture_frame's Python (turns, checks, pinning)" if hook is not None else
+         "API layer: capture_frame's Python (turns, checks, pinning, answer hook)",
+         "differential", api if "t_route" in per else None, True),
         ("send: SerializeToString", "direct", direct("PyUpb_Message_SerializeToString"), True),
         ("send: lk_shim_request (the native core's work, in this thread)", "direct",
          direct("_cffi_f_lk_shim_request"), True),
@@ -485,6 +514,8 @@ def steps(per: dict[str, dict[str, Any]]) -> list[tuple[str, str, float | None, 
         ("route (Correlator)", "trampoline", tramp("t_route"), True),
         ("deliver a callback to its waiter (wake included)", "trampoline", tramp("t_deliver"),
          True),
+        ("  answer hook: capture_frame's on_deliver (less a get_stats waiter's deliver)",
+         "trampoline", hook, False),
         ("  wake: Future.set_result (asyncio)", "direct", direct("_asyncio_Future_set_result"),
          False),
         ("  wake: trio.lowlevel.reschedule", "trampoline",
@@ -499,8 +530,10 @@ def steps(per: dict[str, dict[str, Any]]) -> list[tuple[str, str, float | None, 
         ("release: lk_shim_drop_handle", "direct", direct("_cffi_f_lk_shim_drop_handle"), True),
         (f"loop: {iterations:.2f} iterations x one scheduler cycle", "derived",
          None if cycle is None else iterations * cycle, True),
-        ("  one scheduler cycle (one more checkpoint per unit)", "differential", cycle, False),
-        ("  wait: select_epoll_poll, user space", "direct", direct("select_epoll_poll"), False),
+        ("  one scheduler cycle (one more checkpoint per unit)", cycle_how, cycle, False),
+        ("  wait: select_epoll_poll, user space" if cycle is not None else
+         "wait: select_epoll_poll, user space", "direct", direct("select_epoll_poll"),
+         cycle is None),
         ("  (in all rows: function-level imports)", "direct",
          direct("PyImport_ImportModuleLevelObject"), False),
         ("  (instead, as run: busy-polling (floor) / 50 us spin (lkanyio))", "differential",
@@ -534,6 +567,8 @@ def main() -> None:
     parser.add_argument("--json", default="", help="also write the figures here")
     parser.add_argument("--report", default="",
                         help="print the table of a --json file again (steps recomputed)")
+    parser.add_argument("--cycle-from", default="",
+                        help="take the scheduler cycle from this --json file (a roundtrip's)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--windows", default="", help=argparse.SUPPRESS)
     parser.add_argument("--labels", default="", help=argparse.SUPPRESS)
@@ -548,11 +583,10 @@ def main() -> None:
             result = anyio.run(lk_child, args.workload, args.n, windows, backend=args.side)
         Path(args.labels).write_text(json.dumps(result))
         return
-    if args.report:
-        result = json.loads(Path(args.report).read_text())
-        result["steps"] = steps(result["windows"])
-    else:
-        result = run_parent(args)
+    result = json.loads(Path(args.report).read_text()) if args.report else run_parent(args)
+    if args.report or args.cycle_from:
+        cycle_from = json.loads(Path(args.cycle_from).read_text()) if args.cycle_from else None
+        result["steps"] = steps(result["windows"], cycle_from and cycle_from["windows"])
     unit = "request" if args.workload == "roundtrip" else "received frame"
     print(f"{args.workload} on {args.side}: instructions per {unit} in the loop thread "
           f"(N = {result['n']} per window, {result['seconds']:.0f} s under callgrind)")
