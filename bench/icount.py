@@ -1,7 +1,8 @@
 """Instructions per request / per received audio frame, by step of the path, under callgrind.
 
-    .venv/bin/python bench/icount.py roundtrip --side trio       # or asyncio, floor
-    .venv/bin/python bench/icount.py audio --side asyncio [--n 200] [--json out.json]
+    .venv/bin/python bench/icount.py roundtrip --side trio --json rt-trio.json   # asyncio, floor
+    .venv/bin/python bench/icount.py audio --side trio --cycle-from rt-trio.json
+    .venv/bin/python bench/icount.py audio --side trio --report audio-trio.json  # table again
 
 Runs one workload of bench/worker.py (``roundtrip``: one ``get_stats`` request after another on
 an unpublished track; ``audio``: an AudioSource feeding an AudioStream of its own local track,
@@ -25,17 +26,19 @@ wall time; ``asis`` keeps the spin).  CPython 3.11 has no symbol per Python func
 * trampoline (also direct): window ``t_X`` calls Python step X through ``functools.partial``
   (``partialmethod`` for a method), so its calls run inside CPython's C ``partial_vectorcall``,
   whose inclusive cost is the step's, call for call (less what ``base`` already spends there);
-* differential: ``core`` awaits ``Bridge.request_async`` instead of ``get_stats`` (``base - core``
-  is the API layer); ``resume`` adds one ``await anyio.lowlevel.checkpoint()`` per unit
+* differential: ``core`` awaits ``Bridge.request_async`` with the same request instead of
+  ``get_stats`` / ``capture_frame`` (``base - core`` is the API layer); ``resume`` adds one ``await anyio.lowlevel.checkpoint()`` per unit
   (``resume - base`` is one yield / reschedule / resume cycle of the backend's scheduler);
-* derived: the loop's iterations per unit (``select_epoll_poll`` calls) times that cycle;
+* derived: the loop's iterations per unit (``select_epoll_poll`` calls) times that cycle (for
+  audio, ``--cycle-from`` takes it from a roundtrip run, where every request takes one path);
 * ``other`` is the base total minus every counted row.
 
 The audio workload runs in lockstep on the source's direct path (``queue_size_ms=0``): one task
 captures a frame and receives it, so one unit is one capture round trip plus one frame event,
-and every unit takes the same path (see ``lk_child``).
-The floor (bench/floor.py's bare loop: no event loop, busy-polling for requests, epoll for audio)
-has no classify / route / wake / resume to measure; its parse is measured both ways too.
+and every unit takes the same path (see ``lk_child``).  The floor is bench/floor.py's bare loop
+(no event loop; ``base`` waits in epoll, ``asis`` busy-polls as the bench's floor does): it has no
+classify, route, wake or resume to measure.  Results are in docs/performance.md, "Where the
+Python path's time goes".
 """
 
 from __future__ import annotations
