@@ -16,6 +16,7 @@ loop; the bridge serves one running loop at a time.
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import os
 import sys
@@ -201,6 +202,11 @@ _SPIN_NS: Final = 50_000
 """How long a lone request drains the shim's queue before sleeping in the event loop."""
 
 
+def _count_value(counter: itertools.count[int]) -> int:
+    """The next value of ``counter`` (how many it has given), without advancing it."""
+    return int(repr(counter)[6:-1])
+
+
 def _drop(message: Any) -> None:
     """A late handler that needs to do nothing but consume the callback."""
 
@@ -239,7 +245,11 @@ class Bridge:
         # Media streams' frame events, routed by the handle the shim read (see ``_pump``).  Only
         # ever holds handles also bound in the correlator, which owns the routing state.
         self._frame_sinks: dict[int, FrameSink] = {}
-        self._live_handles = 0
+        # Handles adopted and disowned so far; the live count is their difference.  Each is an
+        # ``itertools.count``: ``next()`` on one is atomic under the GIL and costs no lock (a
+        # buffered media frame adopts and drops its buffer, thousands a second).
+        self._adoptions = itertools.count()
+        self._disownings = itertools.count()
         self._driver: Driver | None = None
         self._driver_lock = threading.Lock()
         self._disposed = False
@@ -251,7 +261,6 @@ class Bridge:
         # responses (measured: a quarter of concurrent converts got another thread's frame, and
         # thousands of responses failed to parse).  So each thread has its own pair.
         self._out = threading.local()
-        self._count_lock = threading.Lock()  # guards _live_handles (adopted/dropped anywhere)
         lib.lk_shim_set_log_threshold(native_log_threshold())
         lib.lk_shim_initialize(True, SDK_NAME.encode(), SDK_VERSION.encode())
         atexit.register(self.dispose)
@@ -265,13 +274,12 @@ class Bridge:
         """
         self._forked = True
         self._driver_lock = threading.Lock()
-        self._count_lock = threading.Lock()
         self._out = threading.local()
 
     # -- requests ----------------------------------------------------------------------------
 
     def _check_usable(self) -> None:
-        if self._pid != os.getpid():
+        if self._forked:  # set in a child of fork(): a flag, not a getpid() per request
             raise LiveKitError(
                 "lkanyio was used before fork(); the native core cannot cross fork(). "
                 "Use lkanyio only in the process that forks, or only in the children."
@@ -463,24 +471,26 @@ class Bridge:
 
     def adopted(self) -> None:
         """Count one more native handle owned by a live Python object (any thread)."""
-        with self._count_lock:
-            self._live_handles += 1
+        next(self._adoptions)
 
     def disowned(self) -> None:
         """Count one handle fewer: dropped, or handed over to the native core (any thread)."""
-        with self._count_lock:
-            self._live_handles -= 1
+        next(self._disownings)
+
+    def _live_handle_count(self) -> int:
+        # ``count``'s repr is the only way to read it without advancing it.
+        return _count_value(self._adoptions) - _count_value(self._disownings)
 
     def drop_handle(self, handle: int) -> None:
         """Release a native handle (no-op after dispose or in a forked child)."""
         self.disowned()
-        if self._disposed or self._pid != os.getpid():
+        if self._disposed or self._forked:
             return
         self._lib.lk_shim_drop_handle(handle)
 
     def drop_native(self, handle: int) -> None:
         """Release a native handle no :class:`OwnedHandle` owns (e.g. from a late callback)."""
-        if handle and not self._disposed and self._pid == os.getpid():
+        if handle and not self._disposed and not self._forked:
             self._lib.lk_shim_drop_handle(handle)
 
     # -- keyed events ------------------------------------------------------------------------
@@ -693,7 +703,7 @@ class Bridge:
             pending_requests=waiting,
             late_handlers=core.pending - waiting,
             bound_handles=core.bound_handles,
-            live_handles=self._live_handles,
+            live_handles=self._live_handle_count(),
             delivered=core.delivered,
             late_callbacks=core.late,
             foreign_callbacks=core.foreign,
