@@ -21,6 +21,12 @@ OFFICIAL_CONCURRENCY = CONCURRENCY if os.environ.get("LKANYIO_BENCH_OFFICIAL_N50
 AUDIO_FRAMES = 500  # 5 s of 10 ms frames (sources play out in real time)
 DATA_MESSAGES = 2000
 SCALE_K = int(os.environ.get("LKANYIO_BENCH_K", "100"))
+# Seconds after the last connect before the scale row's 5 s idle window: the native core keeps
+# negotiating for several seconds after connect returns.  Measured 7 Dec 2026 (100 rooms, 5 s
+# windows from 2 s after the last connect): trio 0.68, 0.15, 0.14, 0.16 and 1.20, 0.37, 0.12,
+# 0.11 cores; asyncio 0.40, 0.19, 0.18, 0.16 and 0.59, 0.23, 0.24, 0.22.  With a 2 s settle the
+# first window read 0.31-1.38 cores, whichever side, by run.
+SCALE_SETTLE_S = 12.0
 VIDEO_SIZES = ((1280, 720), (1920, 1080))
 VIDEO_FPS = 30
 VIDEO_SECONDS = 20.0  # per size; bench.py --seconds shortens it

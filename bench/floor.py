@@ -30,6 +30,7 @@ from common import (
     CONVERT_FRAMES,
     DATA_MESSAGES,
     SCALE_K,
+    SCALE_SETTLE_S,
     SEQ_COUNT,
     SEQ_WARMUP,
     VIDEO_FPS,
@@ -362,7 +363,7 @@ def scale(url: str, key: str, secret: str) -> dict[str, Any]:
         end = time.perf_counter() + seconds
         bare.run_until(lambda: time.perf_counter() >= end, on_event, spin_ns=0)
 
-    idle(2)
+    idle(SCALE_SETTLE_S)
     c0, w0 = cpu(), time.perf_counter()
     idle(5)
     idle_cpu = (cpu() - c0) / (time.perf_counter() - w0)

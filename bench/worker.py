@@ -26,6 +26,7 @@ from common import (
     DATA_MESSAGES,
     OFFICIAL_CONCURRENCY,
     SCALE_K,
+    SCALE_SETTLE_S,
     SEQ_COUNT,
     SEQ_WARMUP,
     GcClock,
@@ -159,7 +160,7 @@ async def lk_run(workload: str, args: argparse.Namespace) -> dict[str, Any]:
                 while len(times) < SCALE_K:
                     await anyio.sleep(0.05)
             rss1 = rss_kib()
-            await anyio.sleep(2)
+            await anyio.sleep(SCALE_SETTLE_S)
             c0 = cpu()
             await anyio.sleep(5)
             idle = (cpu() - c0) / 5
@@ -277,7 +278,7 @@ async def official_run(workload: str, args: argparse.Namespace) -> dict[str, Any
 
         await asyncio.gather(*(enter(i) for i in range(SCALE_K)))
         rss1 = rss_kib()
-        await asyncio.sleep(2)
+        await asyncio.sleep(SCALE_SETTLE_S)
         c0 = cpu()
         await asyncio.sleep(5)
         idle = (cpu() - c0) / 5
