@@ -15,6 +15,10 @@ to bench/results/latest.json (a full run; a partial or --quick run writes dev.js
 ``--update-latest`` replaces only the workloads it ran in latest.json, noting under "runs" when
 each was measured).  Exits non-zero if any run of any side failed.
 
+``LKANYIO_BENCH_PIN=1`` runs each measured side alone on the last core and everything else
+(this process, the servers, the agent row's peers) on the others, so an overloaded row is
+overloaded by the side's own work (``LKANYIO_BENCH_AGENT_K=40`` saturates one core here).
+
 ``scale-2nodes`` is the scale workload against a two-node cluster (lkanyio.testing.LocalCluster:
 one Redis, two livekit-server nodes): participant i signals through node i % 2.  It runs next to
 ``scale`` (one node) in the same run; the floor side has no cluster variant.
@@ -32,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import AGENT_K, CONCURRENCY, OFFICIAL_CONCURRENCY
+from common import AGENT_K, CONCURRENCY, OFFICIAL_CONCURRENCY, pinned_cores
 
 HERE = Path(__file__).resolve().parent
 SIDES = ("lkanyio-trio", "lkanyio-asyncio", "official", "floor")
@@ -132,8 +136,12 @@ def run_side(
     cmd += list(extra)
     if "--profile" in extra:  # bench.py's flag: one profile file per workload and side
         cmd[cmd.index("--profile")] = f"--profile={HERE / 'results' / f'{workload}-{side}.prof'}"
+    pin = pinned_cores()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=600, check=False,
+            preexec_fn=None if pin is None else lambda: os.sched_setaffinity(0, pin[1]),
+        )
     except subprocess.TimeoutExpired:
         return {"error": "timed out after 600 s"}
     if proc.returncode != 0:
@@ -213,6 +221,9 @@ def main() -> int:
     parser.add_argument("--update-latest", action="store_true",
                         help="replace these workloads' results in latest.json, keep the others")
     args = parser.parse_args()
+    pin = pinned_cores()
+    if pin is not None:  # this process, the servers and the peers it starts: the other cores
+        os.sched_setaffinity(0, pin[0])
     if args.quick:
         args.reps, args.seconds = 1, args.seconds or 3.0
     extra = (("--seconds", str(args.seconds)) if args.seconds else ()) + (

@@ -27,6 +27,29 @@ SCALE_K = int(os.environ.get("LKANYIO_BENCH_K", "100"))
 # 0.11 cores; asyncio 0.40, 0.19, 0.18, 0.16 and 0.59, 0.23, 0.24, 0.22.  With a 2 s settle the
 # first window read 0.31-1.38 cores, whichever side, by run.
 SCALE_SETTLE_S = 12.0
+
+
+def pinned_cores() -> tuple[set[int], set[int]] | None:
+    """With ``LKANYIO_BENCH_PIN=1``: (the cores of everything else, the measured side's core).
+
+    The measured side runs alone on the last core, and bench.py, the servers and the peers on
+    the others, so an overloaded side (the agent row at a K one core cannot serve) is overloaded
+    by its own work only, the same in every run, whatever the peers and the server need.  The
+    first call writes the split into the variable (``others:measured``) for the processes that
+    bench.py starts, whose own affinity is one side of it already.
+    """
+    value = os.environ.get("LKANYIO_BENCH_PIN", "")
+    if value in ("", "0"):
+        return None
+    if value == "1":
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) < 2:
+            raise SystemExit("LKANYIO_BENCH_PIN=1 needs at least two cores")
+        value = os.environ["LKANYIO_BENCH_PIN"] = (
+            ",".join(map(str, cores[:-1])) + f":{cores[-1]}"
+        )
+    others, measured = value.split(":")
+    return {int(c) for c in others.split(",")}, {int(measured)}
 VIDEO_SIZES = ((1280, 720), (1920, 1080))
 VIDEO_FPS = 30
 VIDEO_SECONDS = 20.0  # per size; bench.py --seconds shortens it

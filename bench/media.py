@@ -43,6 +43,7 @@ from common import (
     i420_base,
     paint_counter,
     pct,
+    pinned_cores,
     read_counter,
     rss_kib,
     silent,
@@ -121,7 +122,11 @@ def start_peer(args: Any, prefix: str, k: int, frames_out: int) -> subprocess.Po
     cmd = [sys.executable, str(HERE / "peer.py"), "--url", args.url, "--key", args.key,
            "--secret", args.secret, "--prefix", prefix, "--k", str(k),
            "--expected", str(frames_out)]
-    peer = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    pin = pinned_cores()  # the measured side's core is its own: the peer runs on the others
+    peer = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        preexec_fn=None if pin is None else lambda: os.sched_setaffinity(0, pin[0]),
+    )
     assert peer.stdout is not None
     line = peer.stdout.readline().strip()  # blocks this process only before measuring
     if line != "ready":
