@@ -128,12 +128,11 @@ class Patches:
             b._Waiter.__call__ = partialmethod(s["call"])  # type: ignore[assignment,method-assign]
         elif label == "t_copy":
             self.audio_mod.native_bytearray = partial(s["native_bytearray"])
-        elif label == "t_sink":
-            sinks = bridge._core._sinks
-            handle = self.stream._handle.id
-            sink = sinks[handle]
-            sinks[handle] = partial(sink)
-            self.undo.append(lambda: sinks.__setitem__(handle, sink))
+        elif label == "t_sink":  # the frame event into the stream: the media sink's frame()
+            sink_cls = type(bridge._core._sinks[self.stream._handle.id])
+            frame = sink_cls.frame
+            sink_cls.frame = partialmethod(frame)  # type: ignore[method-assign]
+            self.undo.append(lambda: setattr(sink_cls, "frame", frame))
         elif label == "t_wake" and workload == "audio":
             self.stream_cls._wake = partialmethod(s["wake"])  # type: ignore[assignment,method-assign]
         elif label == "t_wake" and bridge._driver.create_future is None:  # trio; asyncio: direct

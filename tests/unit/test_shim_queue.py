@@ -311,3 +311,28 @@ async def test_a_frame_event_routed_parsed_is_buffered_and_released_the_same() -
             assert lkanyio.statistics().live_handles == before + 2  # the stream and the frame
         assert lkanyio.statistics().live_handles == before
     assert_no_leaks()
+
+
+@pytest.mark.anyio
+async def test_an_unrouted_frame_event_is_counted_and_released_without_a_parse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A frame event for a stream nobody listens to (say one closed a moment ago) is routed by
+    # the handles the shim read: counted as unrouted, its buffer dropped, and never parsed.
+    bridge = get_bridge()
+    bridge.ensure_driver()
+    parsed: list[bytes] = []
+    monkeypatch.setattr(bridge, "_dispatch", parsed.append)
+    dropped: list[int] = []
+    real_drop = bridge.drop_native
+    monkeypatch.setattr(bridge, "drop_native", lambda h: (dropped.append(h), real_drop(h)))
+    before = lkanyio.statistics().unrouted_events
+    frame = _frame(_FAKE + 6, _FAKE + 44).SerializePartialToString()
+    get_bridge()._lib.lk_shim_inject(frame, len(frame))
+    with anyio.fail_after(10):
+        while lkanyio.statistics().unrouted_events == before:
+            await anyio.sleep(0.005)
+    assert lkanyio.statistics().unrouted_events == before + 1
+    assert dropped == [_FAKE + 44]
+    assert frame not in parsed  # (the core's log line about the unknown handle is parsed)
+    assert_no_leaks()

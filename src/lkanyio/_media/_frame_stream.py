@@ -40,42 +40,47 @@ class _PendingFrame:
         self.handle = handle
 
 
-def _stream_sinks(
-    stream_ref: weakref.ReferenceType[NativeStream[Any]], buffer_field: str
-) -> tuple[Callable[[Any], None], Callable[[bytes, int], None]]:
-    """Build the two sinks of one native media stream: parsed events, and raw frame events.
+@final
+class _MediaSink:
+    """What the bridge routes one native media stream's events to.
 
-    They hold the stream weakly (an abandoned stream can be collected: its handle is dropped
-    and its routing removed by finalizers).  Frame events normally arrive raw (the shim read
-    their stream and buffer handles); one the shim could not read arrives parsed.  Either way
-    the frame's native buffer goes to the stream's :meth:`~NativeStream._accept`; one it does
-    not take (or that arrives for a stream that is gone) is dropped at once.
+    It holds the stream weakly (an abandoned stream can be collected: its handle is dropped
+    and its routing removed by finalizers).  Frame events normally come to :meth:`frame` raw
+    (the shim read their stream and buffer handles); one the shim could not read comes parsed,
+    with every other event of the stream, to the call.  Either way the frame's native buffer
+    goes to the stream's :meth:`~NativeStream._accept`; one it does not take (or that arrives
+    for a stream that is gone) is dropped at once.
     """
-    bridge = get_bridge()
 
-    def accept(event: Any, buffer_id: int) -> None:
+    __slots__ = ("_bridge", "_buffer_field", "_stream")
+
+    def __init__(self, stream: NativeStream[Any], buffer_field: str) -> None:
+        self._stream = weakref.ref(stream)
+        self._buffer_field = buffer_field
+        self._bridge = get_bridge()
+
+    def frame(self, event: bytes | Any, buffer_id: int) -> None:
+        """Take one frame event (its bytes, or its parsed ``frame_received``) and its buffer."""
         if buffer_id <= 0:
             return  # no buffer to own or drop (a frame event the shim would not route raw)
-        stream = stream_ref()
+        stream = self._stream()
         taken = False
         try:
             if stream is not None and stream._accepting:
                 taken = stream._accept(event, buffer_id)
         finally:
             if not taken:
-                bridge.drop_native(buffer_id)
+                self._bridge.drop_native(buffer_id)
 
-    def sink(event: Any) -> None:
+    def __call__(self, event: Any) -> None:
         which = event.WhichOneof("message")
         if which == "frame_received":
             received = event.frame_received
-            accept(received, getattr(received, buffer_field).handle.id)
+            self.frame(received, getattr(received, self._buffer_field).handle.id)
         elif which == "eos":
-            stream = stream_ref()
+            stream = self._stream()
             if stream is not None:
                 stream._on_eos()
-
-    return sink, accept
 
 
 def _forget_stream(bridge: Any, handle_id: int) -> None:
@@ -145,8 +150,7 @@ class NativeStream(Resource, ObjectReceiveStream[E]):
         # Made first: closing the events below on a failure releases through it.
         self._unbind = weakref.finalize(self, _forget_stream, bridge, handle_id)
         try:
-            sink, frames = _stream_sinks(weakref.ref(self), self._buffer_field)
-            bridge.bind(handle_id, sink, frames=frames)
+            bridge.bind(handle_id, _MediaSink(self, self._buffer_field))
             # The shim's queue applies the same policy while the loop is not draining (a busy
             # loop otherwise let frames pile up there, each holding its native buffer).
             bridge.bound_stream(handle_id, max_buffered, drop_oldest=self._drop_oldest)

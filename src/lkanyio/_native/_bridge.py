@@ -49,11 +49,10 @@ SDK_VERSION: Final = carrier_version()
 Receiver = Callable[[Any], None]
 """Gets an async callback message (the oneof member of ``FfiEvent``)."""
 Sink = Callable[[Any], None]
-"""Gets the keyed events for one handle (the oneof member of ``FfiEvent``); a media stream's
-frames go to its :data:`FrameSink` instead, when it has one."""
-FrameSink = Callable[[bytes, int], None]
-"""Gets a media stream's frame events unparsed: the ``FfiEvent`` bytes and the frame's buffer
-handle (the shim read both routing fields itself); it owns that buffer from then on."""
+"""Gets every keyed event for one handle (the oneof member of ``FfiEvent``).  A media stream's
+sink also has ``frame(data, buffer_id)``: its frame events go there unparsed (the ``FfiEvent``
+bytes and the frame's buffer handle, both routing fields read by the shim), and it owns that
+buffer from then on."""
 
 T = TypeVar("T")
 
@@ -242,9 +241,6 @@ class Bridge:
             raise NativeError(f"cannot load the LiveKit native library: {reason}")
         self.library_path = path
         self._core: Correlator[Receiver, Sink] = Correlator()
-        # Media streams' frame events, routed by the handle the shim read (see ``_pump``).  Only
-        # ever holds handles also bound in the correlator, which owns the routing state.
-        self._frame_sinks: dict[int, FrameSink] = {}
         # Handles adopted and disowned so far; the live count is their difference.  Each is an
         # ``itertools.count``: ``next()`` on one is atomic under the GIL and costs no lock (a
         # buffered media frame adopts and drops its buffer, thousands a second).
@@ -495,21 +491,14 @@ class Bridge:
 
     # -- keyed events ------------------------------------------------------------------------
 
-    def bind(self, handle: int, sink: Sink, *, frames: FrameSink | None = None) -> None:
-        """Route every event keyed by ``handle`` to ``sink`` (called in the event loop thread).
-
-        With ``frames`` (media streams), the stream's frame events go to ``frames`` unparsed
-        instead: the loop then spends nothing on a frame until its consumer receives it.
-        """
+    def bind(self, handle: int, sink: Sink) -> None:
+        """Route every event keyed by ``handle`` to ``sink`` (called in the event loop thread)."""
         self._check_usable()
         self.ensure_driver()
         self._core.bind(handle, sink)
-        if frames is not None:
-            self._frame_sinks[handle] = frames
 
     def unbind(self, handle: int) -> None:
         """Stop routing ``handle`` (any thread: a finalizer may call it)."""
-        self._frame_sinks.pop(handle, None)
         self._core.unbind(handle)
 
     # -- the driver --------------------------------------------------------------------------
@@ -568,19 +557,23 @@ class Bridge:
             return
         buffer = self._ffi.buffer
         dispatch = self._dispatch
-        frame_sinks = self._frame_sinks
+        route = self._core.route
         null = self._ffi.NULL
         try:
             ev = head
             while ev != null:
                 try:
                     # A media frame event: the shim parsed its stream and buffer handles, so
-                    # it is routed without a Python parse (the consumer parses what it
-                    # receives; under overload most frames are dropped before that).
+                    # it is routed (or, unrouted, its buffer released) without a Python parse;
+                    # the consumer parses what it receives, and under overload most frames are
+                    # dropped before that.
                     stream = ev.stream
-                    frames = frame_sinks.get(stream) if stream else None
-                    if frames is not None:
-                        frames(buffer(ev.data, ev.len)[:], ev.buffer)
+                    sink = route(stream) if stream else None
+                    frame = getattr(sink, "frame", None)
+                    if frame is not None:
+                        frame(buffer(ev.data, ev.len)[:], ev.buffer)
+                    elif stream and sink is None:
+                        self.drop_native(ev.buffer)  # unrouted (counted): release, no parse
                     else:
                         dispatch(buffer(ev.data, ev.len)[:])
                 except Exception:  # a bug in a sink must not stop the routing of others
