@@ -16,7 +16,6 @@ loop; the bridge serves one running loop at a time.
 from __future__ import annotations
 
 import atexit
-import itertools
 import logging
 import os
 import sys
@@ -201,11 +200,6 @@ _SPIN_NS: Final = 50_000
 """How long a lone request drains the shim's queue before sleeping in the event loop."""
 
 
-def _count_value(counter: itertools.count[int]) -> int:
-    """The next value of ``counter`` (how many it has given), without advancing it."""
-    return int(repr(counter)[6:-1])
-
-
 def _drop(message: Any) -> None:
     """A late handler that needs to do nothing but consume the callback."""
 
@@ -241,11 +235,7 @@ class Bridge:
             raise NativeError(f"cannot load the LiveKit native library: {reason}")
         self.library_path = path
         self._core: Correlator[Receiver, Sink] = Correlator()
-        # Handles adopted and disowned so far; the live count is their difference.  Each is an
-        # ``itertools.count``: ``next()`` on one is atomic under the GIL and costs no lock (a
-        # buffered media frame adopts and drops its buffer, thousands a second).
-        self._adoptions = itertools.count()
-        self._disownings = itertools.count()
+        self._live_handles = 0
         self._driver: Driver | None = None
         self._driver_lock = threading.Lock()
         self._disposed = False
@@ -257,6 +247,7 @@ class Bridge:
         # responses (measured: a quarter of concurrent converts got another thread's frame, and
         # thousands of responses failed to parse).  So each thread has its own pair.
         self._out = threading.local()
+        self._count_lock = threading.Lock()  # guards _live_handles (adopted/dropped anywhere)
         lib.lk_shim_set_log_threshold(native_log_threshold())
         lib.lk_shim_initialize(True, SDK_NAME.encode(), SDK_VERSION.encode())
         atexit.register(self.dispose)
@@ -270,6 +261,7 @@ class Bridge:
         """
         self._forked = True
         self._driver_lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self._out = threading.local()
 
     # -- requests ----------------------------------------------------------------------------
@@ -467,15 +459,13 @@ class Bridge:
 
     def adopted(self) -> None:
         """Count one more native handle owned by a live Python object (any thread)."""
-        next(self._adoptions)
+        with self._count_lock:
+            self._live_handles += 1
 
     def disowned(self) -> None:
         """Count one handle fewer: dropped, or handed over to the native core (any thread)."""
-        next(self._disownings)
-
-    def _live_handle_count(self) -> int:
-        # ``count``'s repr is the only way to read it without advancing it.
-        return _count_value(self._adoptions) - _count_value(self._disownings)
+        with self._count_lock:
+            self._live_handles -= 1
 
     def drop_handle(self, handle: int) -> None:
         """Release a native handle (no-op after dispose or in a forked child)."""
@@ -696,7 +686,7 @@ class Bridge:
             pending_requests=waiting,
             late_handlers=core.pending - waiting,
             bound_handles=core.bound_handles,
-            live_handles=self._live_handle_count(),
+            live_handles=self._live_handles,
             delivered=core.delivered,
             late_callbacks=core.late,
             foreign_callbacks=core.foreign,
