@@ -213,51 +213,70 @@ def requests(workload: str) -> dict[str, Any]:
     return concurrency_summary(out, gc_share)
 
 
-def audio() -> dict[str, Any]:
-    """AudioSource -> local track -> AudioStream: capture 10 ms frames one by one, copy each out."""
-    from lkanyio._native._proto import audio_frame_pb2
+class AudioLoop:
+    """The audio row's bare loop: a native AudioStream of ``track`` and a source's captures.
 
-    bare = Bare()
-    source, track = _audio_track(bare)
-    req = bare.pb.FfiRequest()
-    ns = req.new_audio_stream
-    ns.track_handle, ns.type = track, audio_frame_pb2.AUDIO_STREAM_NATIVE
-    ns.sample_rate, ns.num_channels, ns.frame_size_ms = 48_000, 1, 10
-    stream = bare.request(req).new_audio_stream.stream.handle.id
-    pinned = bare.ffi.from_buffer(tone())
-    address = int(bare.ffi.cast("uintptr_t", pinned))
-    captured: set[int] = set()
-    received = [0]
+    ``capture()`` sends one 10 ms tone frame into ``source``; ``on_event`` records its answer
+    and copies each received frame out (bench/icount.py runs the same loop under callgrind).
+    """
 
-    def on_event(event: Any) -> None:
+    def __init__(self, bare: Bare, source: int, track: int) -> None:
+        from lkanyio._native._proto import audio_frame_pb2
+
+        self.bare, self.source = bare, source
+        req = bare.pb.FfiRequest()
+        ns = req.new_audio_stream
+        ns.track_handle, ns.type = track, audio_frame_pb2.AUDIO_STREAM_NATIVE
+        ns.sample_rate, ns.num_channels, ns.frame_size_ms = 48_000, 1, 10
+        self.stream = bare.request(req).new_audio_stream.stream.handle.id
+        self.pinned = bare.ffi.from_buffer(tone())
+        self.address = int(bare.ffi.cast("uintptr_t", self.pinned))
+        self.captured: set[int] = set()
+        self.received = 0
+
+    def capture(self) -> int:
+        """Send one capture; return its async id."""
+        req = self.bare.pb.FfiRequest()
+        msg = req.capture_audio_frame
+        msg.source_handle = self.source
+        msg.buffer.data_ptr, msg.buffer.sample_rate = self.address, 48_000
+        msg.buffer.num_channels, msg.buffer.samples_per_channel = 1, 480
+        return self.bare.send(req, "capture_audio_frame")
+
+    def on_event(self, event: Any) -> None:
         which = event.WhichOneof("message")
         if which == "capture_audio_frame":
             if event.capture_audio_frame.error:
                 raise RuntimeError(event.capture_audio_frame.error)
-            captured.add(event.capture_audio_frame.async_id)
+            self.captured.add(event.capture_audio_frame.async_id)
         elif which == "audio_stream_event" and event.audio_stream_event.HasField("frame_received"):
             frame = event.audio_stream_event.frame_received.frame
             info = frame.info
-            bytearray(bare.copy(info.data_ptr, info.samples_per_channel * info.num_channels * 2))
-            bare.drop(frame.handle.id)
-            received[0] += 1
+            bytearray(
+                self.bare.copy(info.data_ptr, info.samples_per_channel * info.num_channels * 2)
+            )
+            self.bare.drop(frame.handle.id)
+            self.received += 1
+
+
+def audio() -> dict[str, Any]:
+    """AudioSource -> local track -> AudioStream: capture 10 ms frames one by one, copy each out."""
+    bare = Bare()
+    source, track = _audio_track(bare)
+    loop = AudioLoop(bare, source, track)
+    stream, on_event = loop.stream, loop.on_event
 
     c0, t0 = cpu(), time.perf_counter()
     for _ in range(AUDIO_FRAMES):
-        req = bare.pb.FfiRequest()
-        msg = req.capture_audio_frame
-        msg.source_handle = source
-        msg.buffer.data_ptr, msg.buffer.sample_rate = address, 48_000
-        msg.buffer.num_channels, msg.buffer.samples_per_channel = 1, 480
-        async_id = bare.send(req, "capture_audio_frame")
-        bare.run_until(lambda a=async_id: a in captured, on_event, spin_ns=0)
-    bare.run_until(lambda: received[0] >= AUDIO_FRAMES, on_event, spin_ns=0)
+        async_id = loop.capture()
+        bare.run_until(lambda a=async_id: a in loop.captured, on_event, spin_ns=0)
+    bare.run_until(lambda: loop.received >= AUDIO_FRAMES, on_event, spin_ns=0)
     c1, t1 = cpu(), time.perf_counter()
     for handle in (stream, track, source):
         bare.drop(handle)
     return {
-        "frames_s": received[0] / (t1 - t0),
-        "cpu_s_per_10k_frames": (c1 - c0) / received[0] * 10_000,
+        "frames_s": loop.received / (t1 - t0),
+        "cpu_s_per_10k_frames": (c1 - c0) / loop.received * 10_000,
     }
 
 

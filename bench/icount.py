@@ -52,7 +52,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -153,15 +156,45 @@ class Patches:
             self.undo.pop()()
 
 
-async def lk_child(workload: str, n: int, windows: list[str]) -> list[dict[str, Any]]:
+async def _lk_windows(
+    patches: Patches,
+    workload: str,
+    windows: list[str],
+    n: int,
+    unit: Callable[[], Awaitable[None]],
+    core: Callable[[], Awaitable[None]],
+    extra: Callable[[], dict[str, Any]] = dict,
+) -> list[dict[str, Any]]:
+    """Warm up, then run ``n`` units in each window (``core`` in ``core``, one more checkpoint
+    per unit in ``resume``) between callgrind's zero and dump marks; ``extra`` adds to each
+    window's record."""
     import anyio
-    from common import tone
-
-    import lkanyio
 
     zero, dump = _window_marks()
     checkpoint = anyio.lowlevel.checkpoint
     out: list[dict[str, Any]] = []
+    for _ in range(WARMUP[workload]):
+        await unit()
+    for label in windows:
+        patches.apply(label, workload)
+        resume = label == "resume"
+        run = core if label == "core" else unit
+        zero()
+        for _ in range(n):
+            await run()
+            if resume:
+                await checkpoint()
+        dump()
+        patches.restore()
+        out.append({"label": label, "units": n, **extra()})
+    return out
+
+
+async def lk_child(workload: str, n: int, windows: list[str]) -> list[dict[str, Any]]:
+    from common import tone
+
+    import lkanyio
+
     if workload == "roundtrip":
         async with lkanyio.AudioSource(48_000, 1) as source:
             async with lkanyio.LocalAudioTrack.create_audio_track("t", source) as track:
@@ -182,21 +215,7 @@ async def lk_child(workload: str, n: int, windows: list[str]) -> list[dict[str, 
                     req.get_stats.track_handle = handle
                     await bridge.request_async(req)
 
-                for _ in range(WARMUP[workload]):
-                    await one()
-                for label in windows:
-                    patches.apply(label, workload)
-                    extra = label == "resume"
-                    unit = core if label == "core" else one
-                    zero()
-                    for _ in range(n):
-                        await unit()
-                        if extra:
-                            await checkpoint()
-                    dump()
-                    patches.restore()
-                    out.append({"label": label, "units": n})
-        return out
+                return await _lk_windows(patches, workload, windows, n, one, core)
     # audio: the source's direct path (queue_size_ms=0: each capture hands its frame to the
     # track at once, no 10 ms playout tick), in lockstep: capture one frame, receive it, in one
     # task.  The bench's source queues 1 s and a second task receives: then how many events one
@@ -226,28 +245,15 @@ async def lk_child(workload: str, n: int, windows: list[str]) -> list[dict[str, 
                     await bridge.request_async(req)
                     await stream.receive()
 
-                for _ in range(WARMUP[workload]):
-                    await unit()
-                for label in windows:
-                    patches.apply(label, workload)
-                    extra = label == "resume"
-                    run = core if label == "core" else unit
-                    zero()
-                    for _ in range(n):
-                        await run()
-                        if extra:
-                            await checkpoint()
-                    dump()
-                    patches.restore()
-                    # One frame per capture: anything more would be waiting in the stream.
-                    ahead = stream.statistics().buffered
-                    out.append({"label": label, "units": n, "captures": n, "ahead": ahead})
-    return out
+                # One frame per capture: anything more would be waiting in the stream.
+                return await _lk_windows(
+                    patches, workload, windows, n, unit, core,
+                    lambda: {"captures": n, "ahead": stream.statistics().buffered},
+                )
 
 
 def floor_child(workload: str, n: int, windows: list[str]) -> list[dict[str, Any]]:
     import floor
-    from common import tone
 
     zero, dump = _window_marks()
     bare = floor.Bare()
@@ -281,52 +287,24 @@ def floor_child(workload: str, n: int, windows: list[str]) -> list[dict[str, Any
             dump()
             out.append({"label": label, "units": n})
         return out
-    from lkanyio._native._proto import audio_frame_pb2
-
-    req = pb.FfiRequest()
-    ns = req.new_audio_stream
-    ns.track_handle, ns.type = track, audio_frame_pb2.AUDIO_STREAM_NATIVE
-    ns.sample_rate, ns.num_channels, ns.frame_size_ms = 48_000, 1, 10
-    stream = bare.request(req).new_audio_stream.stream.handle.id
-    pinned = bare.ffi.from_buffer(tone())
-    address = int(bare.ffi.cast("uintptr_t", pinned))
-    captured: set[int] = set()
-    received = [0]
-
-    def on_frame(event: Any) -> None:  # as floor.audio's on_event
-        which = event.WhichOneof("message")
-        if which == "capture_audio_frame":
-            if event.capture_audio_frame.error:
-                raise RuntimeError(event.capture_audio_frame.error)
-            captured.add(event.capture_audio_frame.async_id)
-        elif which == "audio_stream_event" and event.audio_stream_event.HasField("frame_received"):
-            frame = event.audio_stream_event.frame_received.frame
-            info = frame.info
-            bytearray(bare.copy(info.data_ptr, info.samples_per_channel * info.num_channels * 2))
-            bare.drop(frame.handle.id)
-            received[0] += 1
+    loop = floor.AudioLoop(bare, source, track)
 
     def unit() -> None:  # in lockstep, as lk_child's audio: one frame out, that frame in
-        req = pb.FfiRequest()
-        msg = req.capture_audio_frame
-        msg.source_handle = source
-        msg.buffer.data_ptr, msg.buffer.sample_rate = address, 48_000
-        msg.buffer.num_channels, msg.buffer.samples_per_channel = 1, 480
-        target = received[0] + 1
-        async_id = bare.send(req, "capture_audio_frame")
-        bare.run_until(lambda: async_id in captured and received[0] >= target, on_frame,
-                       spin_ns=0)
+        target = loop.received + 1
+        async_id = loop.capture()
+        bare.run_until(lambda: async_id in loop.captured and loop.received >= target,
+                       loop.on_event, spin_ns=0)
 
     for _ in range(WARMUP[workload]):
         unit()
     for label in windows:
-        r0 = received[0]
+        r0 = loop.received
         zero()
         for _ in range(n):
             unit()
         dump()
-        out.append({"label": label, "units": received[0] - r0, "captures": n})
-    for handle in (stream, track, source):
+        out.append({"label": label, "units": loop.received - r0, "captures": n})
+    for handle in (loop.stream, track, source):
         bare.drop(handle)
     return out
 
