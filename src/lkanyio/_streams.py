@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Generic, Literal, TypeVar, final
 import anyio
 from anyio.abc import ObjectReceiveStream
 
+from ._checkpoints import checkpoint, checkpoint_if_cancelled, new_event
 from ._checks import check_positive
 from ._errors import EventStreamOverflowError
 from ._resource import Resource
@@ -216,24 +217,21 @@ class EventStream(Resource, ObjectReceiveStream[T], Generic[T]):
 
     async def receive(self) -> T:
         """Wait for and return the next item (see :meth:`receive_nowait` for the errors)."""
-        await anyio.lowlevel.checkpoint_if_cancelled()
-        waited = False
+        if self._items and not self._closed:
+            # Every receive is a schedule point: taken before the item, so a cancellation
+            # there leaves it buffered.  (A receive that waits has been one already: a
+            # consumer keeping up with its stream waits once per item.)
+            await checkpoint()
+        else:
+            await checkpoint_if_cancelled()
         while True:
             try:
-                item = self.receive_nowait()
+                return self.receive_nowait()
             except anyio.WouldBlock:
                 wakeup = self._wakeup
                 if wakeup is None:
-                    wakeup = self._wakeup = anyio.Event()
+                    wakeup = self._wakeup = new_event()
                 await wakeup.wait()
-                waited = True
-            else:
-                # Every receive is a schedule point; one that waited has already been one
-                # (a consumer keeping up with its stream waits once per item: a second yield
-                # there cost a loop iteration per frame for nothing).
-                if not waited:
-                    await anyio.lowlevel.cancel_shielded_checkpoint()
-                return item
 
     def close(self) -> None:
         """Unsubscribe and discard what is buffered (idempotent, synchronous)."""

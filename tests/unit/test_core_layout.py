@@ -138,7 +138,8 @@ print(json.dumps(sorted(sys.modules)))
 # -- the plan: which layer may import which ---------------------------------------------------
 
 GROUND = frozenset({
-    "_errors", "_types", "_checks", "_resource", "_streams", "_stats", "_rtc_config", "_events",
+    "_errors", "_types", "_checks", "_checkpoints", "_resource", "_streams", "_stats",
+    "_rtc_config", "_events",
     "_native", "_native._proto", "_native._requests",
 })
 """Leaf modules (dotted, relative to ``lkanyio``): they import nothing but each other.  Of

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 import anyio
 import anyio.lowlevel
 
+from .._checkpoints import checkpoint_if_cancelled
 from .._checks import check_positive
 from .._errors import ResourceClosedError, check_native
 from .._native._bridge import Bridge, get_bridge
@@ -396,7 +397,7 @@ class AudioSource(Resource):
             # the turn.  (``request_async`` would raise it unsent too, and with no answer to
             # come the turn would never end; with no await between here and its own check,
             # that check cannot fire.)
-            await anyio.lowlevel.checkpoint_if_cancelled()
+            await checkpoint_if_cancelled()
         except BaseException:
             end_turn()
             raise

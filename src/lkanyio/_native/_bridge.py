@@ -26,8 +26,7 @@ from pathlib import Path
 from time import perf_counter_ns
 from typing import Any, Final, TypeVar, final
 
-import anyio
-
+from .._checkpoints import checkpoint, checkpoint_if_cancelled
 from .._core import Action, Correlator, classify
 from .._errors import LiveKitError, NativeError
 from .._streams import live_streams
@@ -372,7 +371,7 @@ class Bridge:
         # asyncio could let one through: it skips a task whose awaited future is already done,
         # so a callback answered in the loop iteration that delivers a ``move_on_after(0)``
         # returned its result and the scope ended without a cancellation.
-        await anyio.lowlevel.checkpoint_if_cancelled()
+        await checkpoint_if_cancelled()
         waiter = _Waiter(on_deliver)
         core = self._core
         async_id = core.register(waiter)
@@ -394,7 +393,7 @@ class Bridge:
                 pump()
         try:
             if waiter.done:
-                await anyio.lowlevel.checkpoint()
+                await checkpoint()
             elif driver.create_future is not None:
                 waiter.future = future = driver.create_future()
                 await future
