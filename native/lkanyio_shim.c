@@ -146,8 +146,9 @@ void lk_shim_set_log_threshold(int level) { log_threshold = level; }
 
 
 /*
- * Frame bounds.  Every queued video/audio frame event owns a native buffer (1.4 MB for a 720p
- * I420 frame) until Python drops its handle, and Python drops it only when it drains.  While
+ * Frame bounds.  Every queued video frame event owns a native buffer (1.4 MB for a 720p I420
+ * frame) until Python drops its handle, and Python drops it only when it drains (an audio frame
+ * event mostly holds a copy of its samples instead: "Audio frames copied inline").  While
  * the loop does not drain, an unbounded queue held them all: 300 synchronous 720p captures on a
  * VideoStream(max_buffered=2) left 75-90 frame events queued and RSS grew 47 -> 143-161 MB.
  * So the shim applies the Python stream's own policy before Python sees the frames:
@@ -238,6 +239,128 @@ int lk_shim_parse_frame(const uint8_t *data, size_t len, uint64_t *stream, uint6
     *stream = handle;
     *buffer = id;
     return 1;
+}
+
+/*
+ * Audio frames copied inline.  An audio frame's samples are small (960 bytes for 10 ms of 48 kHz
+ * mono), so the shim copies them right behind the event's bytes, here on the native thread, and
+ * releases the native buffer at once: the event loop routes the frame without a parse and holds
+ * no native memory for it.  Only an event the shim reads exactly as a whole protobuf parse would
+ * is inlined: on the path from the envelope to the samples every message holds only the fields
+ * named below, each exactly once with its wire type, the varints canonical in length and the
+ * uint32 ones in range (a repeated field would be merged or replaced by protobuf, an unknown one
+ * could be a oneof member that wins); and the frame must be plausible (a non-null pointer, at
+ * least one channel, sample and sample per second, at most INLINE_MAX_BYTES of samples).  Every
+ * other frame event keeps its buffer and takes the parsed path.
+ * AudioStreamEvent.eos = 3; OwnedAudioFrameBuffer.info = 2; AudioFrameBufferInfo.data_ptr = 1,
+ * .num_channels = 2, .sample_rate = 3, .samples_per_channel = 4 (varints).
+ */
+#define AUDIO_STREAM_EVENT_EOS 3
+#define OWNED_BUFFER_INFO 2
+#define INFO_DATA_PTR 1
+#define INFO_NUM_CHANNELS 2
+#define INFO_SAMPLE_RATE 3
+#define INFO_SAMPLES_PER_CHANNEL 4
+#define INLINE_MAX_BYTES ((uint64_t)1 << 20)
+
+typedef struct lk_field {
+    uint64_t num;
+    int wire;
+    int count;           /* occurrences; a wrong wire type counts as two (never inlined) */
+    const uint8_t *p;    /* WIRE_LEN: the field's bytes */
+    const uint8_t *end;
+    uint64_t value;      /* WIRE_VARINT */
+} lk_field;
+
+/* A varint of at most 10 bytes whose 10th byte holds only bit 63, as protobuf requires. */
+static int read_varint_strict(const uint8_t **p, const uint8_t *end, uint64_t *out) {
+    const uint8_t *start = *p;
+    if (read_varint(p, end, out) != 0) return -1;
+    if (*p - start == 10 && start[9] > 1) return -1;
+    return 0;
+}
+
+/* Reads every field of a message into `want`.  Returns 0 when each wanted field occurs exactly
+ * once with its wire type and nothing else occurs; -1 otherwise (absent, repeated, unknown,
+ * wrong wire type, malformed). */
+static int read_exactly(const uint8_t *p, const uint8_t *end, lk_field *want, int n) {
+    while (p < end) {
+        uint64_t tag, v = 0;
+        const uint8_t *start = NULL;
+        if (read_varint_strict(&p, end, &tag) != 0 || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
+            return -1;
+        int wt = (int)(tag & 7);
+        if (wt == WIRE_VARINT) {
+            if (read_varint_strict(&p, end, &v) != 0) return -1;
+        } else if (wt == WIRE_LEN) {
+            if (read_varint_strict(&p, end, &v) != 0 || v > (uint64_t)(end - p)) return -1;
+            start = p;
+            p += v;
+        } else {
+            return -1; /* none of the fields read here has another wire type */
+        }
+        int i = 0;
+        while (i < n && want[i].num != (tag >> 3)) i++;
+        if (i == n || want[i].wire != wt || want[i].count++ > 0) return -1;
+        want[i].value = v;
+        want[i].p = start;
+        want[i].end = start ? p : NULL;
+    }
+    for (int i = 0; i < n; i++)
+        if (want[i].count != 1) return -1;
+    return 0;
+}
+
+int lk_shim_parse_audio(const uint8_t *data, size_t len, uint64_t *stream, uint64_t *buffer,
+                        uint64_t *data_ptr, uint32_t *num_channels, uint32_t *sample_rate,
+                        uint32_t *samples_per_channel) {
+    lk_field envelope[] = {{FFI_EVENT_AUDIO_STREAM_EVENT, WIRE_LEN, 0, NULL, NULL, 0}};
+    if (read_exactly(data, data + len, envelope, 1) != 0) return 0;
+    lk_field event[] = {{STREAM_EVENT_STREAM_HANDLE, WIRE_VARINT, 0, NULL, NULL, 0},
+                        {STREAM_EVENT_FRAME_RECEIVED, WIRE_LEN, 0, NULL, NULL, 0}};
+    if (read_exactly(envelope[0].p, envelope[0].end, event, 2) != 0) return 0;
+    lk_field received[] = {{FRAME_RECEIVED_BUFFER, WIRE_LEN, 0, NULL, NULL, 0}};
+    if (read_exactly(event[1].p, event[1].end, received, 1) != 0) return 0;
+    lk_field owned[] = {{OWNED_BUFFER_HANDLE, WIRE_LEN, 0, NULL, NULL, 0},
+                        {OWNED_BUFFER_INFO, WIRE_LEN, 0, NULL, NULL, 0}};
+    if (read_exactly(received[0].p, received[0].end, owned, 2) != 0) return 0;
+    lk_field handle[] = {{OWNED_HANDLE_ID, WIRE_VARINT, 0, NULL, NULL, 0}};
+    if (read_exactly(owned[0].p, owned[0].end, handle, 1) != 0) return 0;
+    lk_field info[] = {{INFO_DATA_PTR, WIRE_VARINT, 0, NULL, NULL, 0},
+                       {INFO_NUM_CHANNELS, WIRE_VARINT, 0, NULL, NULL, 0},
+                       {INFO_SAMPLE_RATE, WIRE_VARINT, 0, NULL, NULL, 0},
+                       {INFO_SAMPLES_PER_CHANNEL, WIRE_VARINT, 0, NULL, NULL, 0}};
+    if (read_exactly(owned[1].p, owned[1].end, info, 4) != 0) return 0;
+    for (int i = 1; i < 4; i++)
+        if (info[i].value > UINT32_MAX) return 0; /* protobuf would truncate it */
+    *stream = event[0].value;
+    *buffer = handle[0].value;
+    *data_ptr = info[0].value;
+    *num_channels = (uint32_t)info[1].value;
+    *sample_rate = (uint32_t)info[2].value;
+    *samples_per_channel = (uint32_t)info[3].value;
+    return 1;
+}
+
+typedef struct lk_audio_fmt {
+    uint32_t sample_rate, num_channels, samples_per_channel;
+} lk_audio_fmt;
+
+/* The bytes of samples to copy inline for this event, or 0 to keep it on the parsed path. */
+static size_t inline_audio(const uint8_t *data, size_t len, uint64_t stream, uint64_t buffer,
+                           lk_audio_fmt *fmt, uint64_t *data_ptr) {
+    uint64_t s, b, ptr;
+    uint32_t channels, rate, samples;
+    if (lk_shim_parse_audio(data, len, &s, &b, &ptr, &channels, &rate, &samples) != 1 ||
+        s != stream || b != buffer || ptr == 0 || channels == 0 || rate == 0 || samples == 0)
+        return 0;
+    uint64_t bytes = (uint64_t)channels * samples * 2; /* both < 2^32: no overflow */
+    if (bytes > INLINE_MAX_BYTES) return 0;
+    fmt->sample_rate = rate;
+    fmt->num_channels = channels;
+    fmt->samples_per_channel = samples;
+    *data_ptr = ptr;
+    return (size_t)bytes;
 }
 
 typedef struct lk_stream {
@@ -346,9 +469,11 @@ static void on_native_event(const uint8_t *data, size_t len) {
         pthread_mutex_unlock(&q_lock);
         return;
     }
-    uint64_t stream = 0, buffer = 0;
+    uint64_t stream = 0, buffer = 0, samples_ptr = 0;
     int frame = lk_shim_parse_frame(data, len, &stream, &buffer);
-    lk_event *ev = (lk_event *)malloc(sizeof(lk_event) + (len ? len : 1));
+    lk_audio_fmt fmt = {0, 0, 0};
+    size_t samples = frame ? inline_audio(data, len, stream, buffer, &fmt, &samples_ptr) : 0;
+    lk_event *ev = (lk_event *)malloc(sizeof(lk_event) + len + samples + 1);
     if (ev == NULL) {
         int lost_wake = 0;
         pthread_mutex_lock(&q_lock);
@@ -372,8 +497,17 @@ static void on_native_event(const uint8_t *data, size_t len) {
     ev->next = ev->prev = ev->next_frame = NULL;
     ev->stream = frame ? stream : 0;
     ev->buffer = frame ? buffer : 0;
+    ev->sample_rate = fmt.sample_rate;
+    ev->num_channels = fmt.num_channels;
+    ev->samples_per_channel = fmt.samples_per_channel;
+    ev->samples_len = samples;
     ev->len = len;
     if (len) memcpy(ev->data, data, len);
+    if (samples) {
+        /* The buffer is valid until its handle is dropped: copy, then release it (below). */
+        memcpy(ev->data + len, (const void *)(uintptr_t)samples_ptr, samples);
+        ev->buffer = 0;
+    }
 
     int need_wake = 0;
     lk_event *victim = NULL; /* a frame event dropped to make room: freed after unlocking */
@@ -408,8 +542,9 @@ static void on_native_event(const uint8_t *data, size_t len) {
     }
     q_total++;
     pthread_mutex_unlock(&q_lock);
+    if (samples) p_drop_handle(buffer); /* its samples are in the event now */
     if (victim) {
-        p_drop_handle(victim->buffer);
+        if (victim->buffer) p_drop_handle(victim->buffer); /* 0: inline audio, released */
         free(victim);
     }
     if (need_wake) wake();

@@ -11,7 +11,12 @@ typedef struct lk_event {
     struct lk_event *prev;       /* queue order backwards: a dropped frame is unlinked */
     struct lk_event *next_frame; /* the next queued frame event of the same stream */
     uint64_t stream;             /* media frame events: the stream handle; otherwise 0 */
-    uint64_t buffer;             /* media frame events: the frame's owned buffer handle */
+    uint64_t buffer;             /* media frame events: the frame's owned buffer handle, 0 once the
+                                    shim released it (an audio frame copied inline) */
+    uint32_t sample_rate;        /* an audio frame copied inline: its format, and its samples */
+    uint32_t num_channels;       /* (samples_len bytes) right after the event's len bytes */
+    uint32_t samples_per_channel;
+    size_t samples_len;          /* 0 for every other event */
     size_t len;
     uint8_t data[];
 } lk_event;
@@ -43,6 +48,11 @@ uint64_t lk_shim_stream_queued(uint64_t stream);
 void lk_shim_inject(const uint8_t *data, size_t len);
 /* The wire parser, for tests: 1 and (stream, buffer) for a media frame event, else 0. */
 int lk_shim_parse_frame(const uint8_t *data, size_t len, uint64_t *stream, uint64_t *buffer);
+/* The strict reader of an audio frame event, for tests: 1 and its fields when the shim would
+ * copy it inline (if plausible), else 0. */
+int lk_shim_parse_audio(const uint8_t *data, size_t len, uint64_t *stream, uint64_t *buffer,
+                        uint64_t *data_ptr, uint32_t *num_channels, uint32_t *sample_rate,
+                        uint32_t *samples_per_channel);
 /* Whether this process is a child of fork() made after the shim was opened. */
 bool lk_shim_forked(void);
 #endif

@@ -327,9 +327,9 @@ async def test_stream_overflow_fail_ends_stream_and_releases_native_stream() -> 
         before = statistics()
         async with AudioStream(track, max_buffered=3) as stream:
             await wait_until(lambda: stream.statistics().overflowed)
-            # Nothing is received any more: the native stream is released at once (what stays
-            # is the three buffered frames, each owning its native buffer until received).
-            assert statistics().live_handles == before.live_handles + 3
+            # Nothing is received any more: the native stream is released at once, and the
+            # three buffered frames hold no native memory (the shim copied their samples).
+            assert statistics().live_handles == before.live_handles
             for _ in range(3):
                 await stream.receive()
             assert statistics().live_handles == before.live_handles
@@ -350,29 +350,41 @@ async def test_stream_overflow_drop_oldest_counts_drops() -> None:
 
 
 @pytest.mark.anyio
-async def test_frames_nobody_receives_are_never_copied(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A frame is read (parsed and copied out of native memory) when it is received, not when
-    # the event loop routes it: under overload most frames are dropped, and reading each on
-    # arrival starved every consumer of the loop (issue 32: agent rooms on asyncio).
+async def test_frames_nobody_receives_are_never_parsed_nor_hold_native_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An audio frame reaches its stream with its samples copied by the shim on the native
+    # thread, which released the native buffer: the event loop neither parses it nor holds
+    # native memory for it, and it becomes an AudioFrame only when it is received.  Under
+    # overload most frames are dropped, and reading each on arrival starved every consumer of
+    # the loop (issue 32: agent rooms on asyncio).
     from lkanyio._media import _audio
 
-    copied: list[int] = []
+    parsed: list[int] = []
     real_copy = _audio._copy_frame
 
     def counting(info: object) -> AudioFrame | None:
-        copied.append(1)
+        parsed.append(1)
         return real_copy(info)  # type: ignore[arg-type]
 
+    made: list[int] = []
+    real_adopt = AudioFrame._adopt
+
+    def adopting(data: bytearray, **kwargs: int) -> AudioFrame:
+        made.append(1)
+        return real_adopt(data, **kwargs)
+
     monkeypatch.setattr(_audio, "_copy_frame", counting)
+    monkeypatch.setattr(AudioFrame, "_adopt", adopting)
     async with local_track() as (_source, track):
         before = statistics().live_handles
         async with AudioStream(track, max_buffered=2, overflow="drop_oldest") as stream:
             await wait_until(lambda: stream.statistics().dropped >= 5)  # the loop drains
-            assert copied == []
-            # The two buffered frames each own their native buffer until received.
-            assert statistics().live_handles == before + 1 + stream.statistics().buffered
+            assert made == []
+            assert statistics().live_handles == before + 1  # the stream; no frame buffer
             first, second = stream.receive_nowait(), stream.receive_nowait()
-            assert len(copied) == 2
+            assert len(made) == 2
+            assert parsed == []  # inline: no protobuf parse of the event at all
             assert first.frame.samples_per_channel == second.frame.samples_per_channel == TEN_MS
         assert statistics().live_handles == before
 

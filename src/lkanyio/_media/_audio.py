@@ -39,7 +39,7 @@ from .._resource import Resource
 from .._types import TrackKind, TrackSource
 from ._audio_frame import AudioFrame
 from ._frame_processors import FrameProcessor, NoiseCancellationOptions, apply_processor
-from ._frame_stream import NativeStream
+from ._frame_stream import InlineAudio, NativeStream
 from ._track import Track
 
 if TYPE_CHECKING:
@@ -678,6 +678,20 @@ class AudioStream(NativeStream[AudioFrameEvent]):
         frame = _copy_frame(received.frame.info)
         if frame is None:
             return None
+        return self._event(frame)
+
+    def _read_inline(self, frame: InlineAudio) -> AudioFrameEvent:
+        samples, sample_rate, num_channels, samples_per_channel = frame
+        return self._event(
+            AudioFrame._adopt(
+                samples,
+                sample_rate=sample_rate,
+                num_channels=num_channels,
+                samples_per_channel=samples_per_channel,
+            )
+        )
+
+    def _event(self, frame: AudioFrame) -> AudioFrameEvent:
         processor = self._processor
         if processor is None:
             return AudioFrameEvent(frame)

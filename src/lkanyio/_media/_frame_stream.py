@@ -20,9 +20,16 @@ from .._streams import EventStreamStatistics, OverflowPolicy, open_event_stream
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["NativeStream"]
+__all__ = ["InlineAudio", "NativeStream"]
 
 E = TypeVar("E")
+
+
+InlineAudio = tuple[bytearray, int, int, int]
+"""An audio frame the shim copied inline: (samples, sample rate, channels, samples per channel).
+
+It owns no native memory (the shim released the buffer once it had copied the samples), so a
+stream buffers it as it is: dropping or discarding it costs nothing but the reference."""
 
 
 @final
@@ -59,8 +66,17 @@ class _MediaSink:
         self._buffer_field = buffer_field
         self._bridge = get_bridge()
 
-    def frame(self, event: bytes | Any, buffer_id: int) -> None:
-        """Take one frame event (its bytes, or its parsed ``frame_received``) and its buffer."""
+    def frame(self, event: bytes | InlineAudio | Any, buffer_id: int) -> None:
+        """Take one frame and its native buffer.
+
+        ``event`` is the frame event's bytes, its parsed ``frame_received``, or an inline audio
+        frame (which owns no buffer: ``buffer_id`` is 0).
+        """
+        if type(event) is tuple:
+            stream = self._stream()
+            if stream is not None and stream._accepting:
+                stream._accept_inline(event)
+            return
         if buffer_id <= 0:
             return  # no buffer to own or drop (a frame event the shim would not route raw)
         stream = self._stream()
@@ -198,6 +214,21 @@ class NativeStream(Resource, ObjectReceiveStream[E]):
         self._sender.send_nowait(_PendingFrame(event, OwnedHandle(buffer_id)))
         return True
 
+    def _accept_inline(self, frame: InlineAudio) -> None:
+        """Buffer one audio frame the shim copied inline (it owns nothing native)."""
+        if self._sender.make_room():
+            self._sender.send_nowait(frame)
+        else:
+            self._release()  # overflowed ("fail") or ended: stop the native stream too
+
+    def _read_inline(self, frame: InlineAudio) -> E | None:
+        """Turn an inline audio frame into the consumer's event (audio streams only).
+
+        Raises:
+            NativeError: this stream is not an audio stream.
+        """
+        raise NativeError(f"a {self._what} was handed an audio frame")
+
     def _received(self, pending: _PendingFrame) -> Any:
         """The ``frame_received`` message of a buffered frame, parsed now if it came raw.
 
@@ -234,6 +265,13 @@ class NativeStream(Resource, ObjectReceiveStream[E]):
         A frame that cannot be read ends the stream loudly: skipping it would leave an
         ``async for`` waiting forever if every frame were like it.
         """
+        if type(item) is tuple:  # an inline audio frame: nothing native to check or release
+            try:
+                return self._read_inline(item)
+            except NativeError as exc:
+                self._sender.fail(exc)
+                self._release()
+                raise
         pending: _PendingFrame = item
         try:
             if self._bridge.disposed:  # the native core is gone, and the frame's memory with it
@@ -247,8 +285,9 @@ class NativeStream(Resource, ObjectReceiveStream[E]):
             pending.handle.close()
 
     def _discard(self, item: Any) -> None:
-        """Release a buffered frame nobody will receive."""
-        item.handle.close()
+        """Release a buffered frame nobody will receive (an inline one holds nothing)."""
+        if type(item) is not tuple:
+            item.handle.close()
 
     # -- called by the sink (event loop thread, synchronous) ---------------------------------
 

@@ -78,9 +78,10 @@ class BridgeStatistics:
         live_subscriptions: event, frame and reader streams still subscribed (neither closed
             by you nor ended by lkanyio).
         queued_frames: audio and video frame events in the shim's queue right now, each
-            holding a native frame buffer.  The shim bounds them while the event loop is not
-            draining: per stream by its ``max_buffered`` (a ``"fail"`` stream keeps one more,
-            to see its overflow), and 8 for all other streams together.
+            holding a native frame buffer (or, for most audio frames, a copy of its samples:
+            the shim releases those buffers as they arrive).  The shim bounds them while the
+            event loop is not draining: per stream by its ``max_buffered`` (a ``"fail"``
+            stream keeps one more, to see its overflow), and 8 for all other streams together.
         frames_dropped: frame events the shim dropped (and whose buffers it released) under
             those bounds, or when it could not copy them; a ``"drop_oldest"`` stream also
             counts its own in its ``statistics().dropped``.  Callbacks and control events
@@ -556,11 +557,25 @@ class Bridge:
                     # it is routed (or, unrouted, its buffer released) without a Python parse;
                     # the consumer parses what it receives, and under overload most frames are
                     # dropped before that.
+                    # An audio frame's samples may come inline (copied behind the event by
+                    # the shim, which released the native buffer): then it needs no parse at all.
                     stream = ev.stream
                     sink = route(stream) if stream else None
                     frame = getattr(sink, "frame", None)
                     if frame is not None:
-                        frame(buffer(ev.data, ev.len)[:], ev.buffer)
+                        samples = ev.samples_len
+                        if samples:
+                            frame(
+                                (
+                                    bytearray(buffer(ev.data + ev.len, samples)),
+                                    ev.sample_rate,
+                                    ev.num_channels,
+                                    ev.samples_per_channel,
+                                ),
+                                0,
+                            )
+                        else:
+                            frame(buffer(ev.data, ev.len)[:], ev.buffer)
                     elif stream and sink is None:
                         self.drop_native(ev.buffer)  # unrouted (counted): release, no parse
                     else:

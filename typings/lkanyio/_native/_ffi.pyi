@@ -24,5 +24,17 @@ class _Lib:
     def lk_shim_stream_queued(self, stream: int, /) -> int: ...
     def lk_shim_inject(self, data: bytes, length: int, /) -> None: ...
     def lk_shim_parse_frame(self, data: bytes, length: int, stream: Any, buffer: Any, /) -> int: ...
+    def lk_shim_parse_audio(
+        self,
+        data: bytes,
+        length: int,
+        stream: Any,
+        buffer: Any,
+        data_ptr: Any,
+        num_channels: Any,
+        sample_rate: Any,
+        samples_per_channel: Any,
+        /,
+    ) -> int: ...
 
 lib: _Lib
