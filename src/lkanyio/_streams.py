@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Generic, Literal, TypeVar, final
 import anyio
 from anyio.abc import ObjectReceiveStream
 
-from ._checkpoints import checkpoint, checkpoint_if_cancelled, new_event
+from ._checkpoints import Waiters, checkpoint, checkpoint_if_cancelled, park, unpark_all
 from ._checks import check_positive
 from ._errors import EventStreamOverflowError
 from ._resource import Resource
@@ -103,7 +103,7 @@ class EventStream(Resource, ObjectReceiveStream[T], Generic[T]):
         self._on_close = on_close
         self._discard = discard  # releases an item nobody will receive (one that owns a handle)
         self._what = what
-        self._wakeup: anyio.Event | None = None
+        self._parked: Waiters = []  # consumers waiting for an item
         self._closed = False  # closed by the consumer
         self._ended = False  # ended by the producer (end of stream, error or overflow)
         self._error: BaseException | None = None
@@ -188,10 +188,8 @@ class EventStream(Resource, ObjectReceiveStream[T], Generic[T]):
         self._end(error)
 
     def _wake(self) -> None:
-        wakeup = self._wakeup
-        if wakeup is not None:
-            self._wakeup = None
-            wakeup.set()
+        if self._parked:
+            unpark_all(self._parked)
 
     # -- consumer side -----------------------------------------------------------------------
 
@@ -228,10 +226,7 @@ class EventStream(Resource, ObjectReceiveStream[T], Generic[T]):
             try:
                 return self.receive_nowait()
             except anyio.WouldBlock:
-                wakeup = self._wakeup
-                if wakeup is None:
-                    wakeup = self._wakeup = new_event()
-                await wakeup.wait()
+                await park(self._parked)
 
     def close(self) -> None:
         """Unsubscribe and discard what is buffered (idempotent, synchronous)."""

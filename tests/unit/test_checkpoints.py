@@ -10,7 +10,7 @@ import pytest
 import sniffio
 import trio
 
-from lkanyio._checkpoints import checkpoint, checkpoint_if_cancelled, new_event
+from lkanyio._checkpoints import Waiters, checkpoint, checkpoint_if_cancelled, park, unpark_all
 from lkanyio._streams import EventSender, open_event_stream
 
 pytestmark = pytest.mark.anyio
@@ -57,14 +57,58 @@ async def test_a_deadline_that_passed_is_raised() -> None:
     assert scope.cancelled_caught
 
 
-async def test_new_event_is_the_running_loops_anyio_event() -> None:
-    event = new_event()
-    assert isinstance(event, anyio.Event)
-    assert type(event) is type(anyio.Event())
+async def test_park_waits_until_every_waiter_is_woken_once() -> None:
+    waiters: Waiters = []
+    woken: list[int] = []
+
+    async def waiter(index: int) -> None:
+        await park(waiters)
+        woken.append(index)
+
     async with anyio.create_task_group() as tg:
-        tg.start_soon(event.wait)
-        await checkpoint()
-        event.set()
+        for index in range(3):
+            tg.start_soon(waiter, index)
+        await anyio.wait_all_tasks_blocked()
+        assert len(waiters) == 3
+        assert woken == []
+        unpark_all(waiters)
+        assert waiters == []
+        unpark_all(waiters)  # nobody left: wakes nothing twice
+    assert sorted(woken) == [0, 1, 2]
+
+
+async def test_a_cancelled_park_leaves_its_waiters() -> None:
+    waiters: Waiters = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(park, waiters)
+        await anyio.wait_all_tasks_blocked()
+        assert len(waiters) == 1
+        tg.cancel_scope.cancel()
+    assert waiters == []
+    unpark_all(waiters)
+
+
+async def test_a_park_woken_then_cancelled_returns() -> None:
+    # Woken first, cancelled before it ran again: it returns (its cancel scope raises at the
+    # next checkpoint); the wake is not lost and not doubled.
+    waiters: Waiters = []
+    returned: list[bool] = []
+
+    async def waiter(scope: anyio.CancelScope) -> None:
+        with scope:
+            await park(waiters)
+            returned.append(True)
+            await checkpoint()
+
+    scope = anyio.CancelScope()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter, scope)
+        await anyio.wait_all_tasks_blocked()
+        unpark_all(waiters)
+        scope.cancel()
+    assert returned == [True]
+    assert scope.cancelled_caught
+    assert waiters == []
 
 
 async def test_sniffio_is_not_asked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,10 +117,19 @@ async def test_sniffio_is_not_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse() -> str:
         raise AssertionError("sniffio asked")
 
-    monkeypatch.setattr(sniffio, "current_async_library", refuse)
-    await checkpoint()
-    await checkpoint_if_cancelled()
-    new_event()
+    waiters: Waiters = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(park, waiters)
+        monkeypatch.setattr(sniffio, "current_async_library", refuse)
+        await checkpoint_if_cancelled()
+        await checkpoint()
+        await checkpoint()  # twice: the parker has run (and parked) on trio too
+        assert len(waiters) == 1
+        unpark_all(waiters)
+        await checkpoint()
+        await checkpoint()
+        monkeypatch.undo()  # anyio's task group asks
+    assert waiters == []
 
 
 async def test_a_receive_cancelled_at_its_schedule_point_takes_nothing() -> None:
@@ -111,9 +164,13 @@ async def test_a_receive_cancelled_at_its_schedule_point_takes_nothing() -> None
 def _plain_host_run(library: str) -> list[str]:
     async def main() -> list[str]:
         ran = await _others_ran_during(checkpoint)
-        event = new_event()
-        event.set()
-        await event.wait()
+        waiters: Waiters = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(park, waiters)
+            await anyio.wait_all_tasks_blocked()
+            assert len(waiters) == 1
+            unpark_all(waiters)
+        assert waiters == []
         with anyio.CancelScope() as scope:
             scope.cancel()
             await checkpoint_if_cancelled()
