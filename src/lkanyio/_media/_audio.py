@@ -395,8 +395,8 @@ class AudioSource(Resource):
         try:
             # A cancellation already pending is raised here, before anything is sent, and ends
             # the turn.  (``request_async`` would raise it unsent too, and with no answer to
-            # come the turn would never end; with no await between here and its own check,
-            # that check cannot fire.)
+            # come the turn would never end; with no await between here and the send, it is
+            # told not to check again.)
             await checkpoint_if_cancelled()
         except BaseException:
             end_turn()
@@ -448,7 +448,7 @@ class AudioSource(Resource):
         try:  # a cancellation (or KeyboardInterrupt) comes only after the send (see
             # capture_frame): its answer, however late, runs ``done``, so it is not caught here
             callback = await get_bridge().request_async(
-                req, on_deliver=answered, on_late=answered
+                req, on_deliver=answered, on_late=answered, cancel_checked=True
             )
         except Exception:
             done()  # refused before the native core took it (or its answer is lost for good)

@@ -216,9 +216,7 @@ class NativeStream(Resource, ObjectReceiveStream[E]):
 
     def _accept_inline(self, frame: InlineAudio) -> None:
         """Buffer one audio frame the shim copied inline (it owns nothing native)."""
-        if self._sender.make_room():
-            self._sender.send_nowait(frame)
-        else:
+        if not self._sender.send_nowait(frame):  # makes room as its policy says
             self._release()  # overflowed ("fail") or ended: stop the native stream too
 
     def _read_inline(self, frame: InlineAudio) -> E | None:

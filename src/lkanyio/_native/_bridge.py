@@ -329,6 +329,7 @@ class Bridge:
         on_deliver: Callable[[Any], T] | None = None,
         on_late: Receiver | None = None,
         on_abandon: Callable[[T], object] | None = None,
+        cancel_checked: bool = False,
     ) -> Any:
         """Send an async request and wait for its callback.
 
@@ -357,6 +358,8 @@ class Bridge:
             on_abandon: undoes an adoption the caller will never see (the caller was cancelled
                 after ``on_deliver`` succeeded); runs synchronously in the cancelled task and
                 must not block.  Its errors are logged: the cancellation is what propagates.
+            cancel_checked: the caller has just checked for a pending cancellation itself,
+                with no await since, so this does not check again.
 
         Returns:
             The callback message (the ``FfiEvent`` oneof member of the same name), or what
@@ -372,7 +375,8 @@ class Bridge:
         # asyncio could let one through: it skips a task whose awaited future is already done,
         # so a callback answered in the loop iteration that delivers a ``move_on_after(0)``
         # returned its result and the scope ended without a cancellation.
-        await checkpoint_if_cancelled()
+        if not cancel_checked:
+            await checkpoint_if_cancelled()
         waiter = _Waiter(on_deliver)
         core = self._core
         async_id = core.register(waiter)
