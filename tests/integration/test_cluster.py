@@ -112,6 +112,10 @@ async def _data_both_ways(
     )
 
 
+# It judges a tone's pitch: a receiver starved of CPU conceals late audio and the pitch reads off
+# (516 Hz for 440 once, beside the parallel phase's 8 workers at nice 10), so it runs with the
+# other real-time tests, at normal priority and one at a time.
+@pytest.mark.realtime
 async def test_across_two_nodes_data_rpc_audio_and_attributes_flow_both_ways(
     cluster: LocalCluster, room_name: str
 ) -> None:
