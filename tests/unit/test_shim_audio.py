@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -13,22 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lkanyio
+from _shim import FAKE_HANDLE as _FAKE
+from _shim import assert_it_ends_a_video_stream
+from _shim import field_number as _number
+from _shim import shim_defines as _defines
 from _util import assert_no_leaks
 from lkanyio._native._bridge import get_bridge
 from lkanyio._native._proto import audio_frame_pb2, ffi_pb2, handle_pb2
-
-SHIM = Path(__file__).parents[2] / "native" / "lkanyio_shim.c"
-_FAKE = 1 << 62  # handle ids the native core never hands out
-
-
-def _defines() -> dict[str, int]:
-    return {
-        m[1]: int(m[2]) for m in re.finditer(r"^#define (\w+) (\d+)$", SHIM.read_text(), re.M)
-    }
-
-
-def _number(message: Any, field: str) -> int:
-    return int(message.DESCRIPTOR.fields_by_name[field].number)
 
 
 def test_the_inline_readers_field_numbers_are_the_wheels() -> None:
@@ -233,18 +222,7 @@ async def test_an_inline_frame_is_the_samples_it_pointed_to() -> None:
 
 @pytest.mark.anyio
 async def test_an_audio_frame_for_a_video_stream_ends_it_loudly() -> None:
-    async with (
-        lkanyio.VideoSource(16, 16) as source,
-        lkanyio.LocalVideoTrack.create_video_track("t", source) as track,
-        lkanyio.VideoStream(track, max_buffered=64) as stream,
-    ):
-        _inject_inline(stream._handle.id, _FAKE + 2, bytes(960))
-        with (
-            pytest.raises(lkanyio.NativeError, match="was handed an audio frame"),
-            anyio.fail_after(10),
-        ):
-            while True:  # after the track's own first frames, if they come first
-                await stream.receive()
-        with pytest.raises(lkanyio.NativeError):  # the stream has ended with it
-            await stream.receive()
+    await assert_it_ends_a_video_stream(
+        lambda handle: _inject_inline(handle, _FAKE + 2, bytes(960)), "was handed an audio frame"
+    )
     assert_no_leaks()

@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
+import functools
 from typing import Any
 
 import anyio
 import pytest
 
 import lkanyio
+from _shim import FAKE_HANDLE as _FAKE
+from _shim import assert_it_ends_a_video_stream
+from _shim import field_number as _number
+from _shim import shim_defines as _defines
 from _util import assert_no_leaks
 from lkanyio._native._bridge import get_bridge
 from lkanyio._native._proto import audio_frame_pb2, ffi_pb2, handle_pb2, video_frame_pb2
-
-SHIM = Path(__file__).parents[2] / "native" / "lkanyio_shim.c"
-
-
-def _defines() -> dict[str, int]:
-    return {
-        m[1]: int(m[2]) for m in re.finditer(r"^#define (\w+) (\d+)$", SHIM.read_text(), re.M)
-    }
-
-
-def _number(message: Any, field: str) -> int:
-    return int(message.DESCRIPTOR.fields_by_name[field].number)
 
 
 def test_the_shims_field_numbers_are_the_wheels() -> None:
@@ -122,7 +113,6 @@ async def test_a_lost_event_fails_the_pending_requests_loudly(
     assert_no_leaks()
 
 
-_FAKE = 2**62  # stream and buffer handles the native core never issues (dropping one is a no-op)
 
 
 def _frame(stream: int, buffer: int, *, audio: bool = False) -> ffi_pb2.FfiEvent:
@@ -277,23 +267,12 @@ async def test_a_frame_event_the_shim_misread_ends_its_stream_loudly() -> None:
     # at the first ones it finds); the stream parses the whole event when it is received, and
     # one that is malformed or names another stream ends it with NativeError, not a protobuf
     # error (the stream then went on) and not another stream's frame.
-    async with (
-        lkanyio.VideoSource(16, 16) as source,
-        lkanyio.LocalVideoTrack.create_video_track("t", source) as track,
-    ):
-        for index in range(2):
-            # The track sends a few frames of its own when a stream opens (black ones, with no
-            # capture): they may come first, so they are received and skipped, and the buffer
-            # has room for all of them (a drop_oldest one could drop the injected frame).
-            async with lkanyio.VideoStream(track, max_buffered=64) as stream:
-                data = _misread_frames(stream._handle.id)[index]
-                get_bridge()._lib.lk_shim_inject(data, len(data))
-                with pytest.raises(lkanyio.NativeError) as caught, anyio.fail_after(10):
-                    while True:
-                        await stream.receive()
-                assert ("malformed", "not one of its frames")[index] in str(caught.value)
-                with pytest.raises(lkanyio.NativeError):  # the stream has ended with it
-                    await stream.receive()
+    def inject(index: int, handle: int) -> None:
+        data = _misread_frames(handle)[index]
+        get_bridge()._lib.lk_shim_inject(data, len(data))
+
+    await assert_it_ends_a_video_stream(functools.partial(inject, 0), "malformed")
+    await assert_it_ends_a_video_stream(functools.partial(inject, 1), "not one of its frames")
     assert_no_leaks()
 
 
