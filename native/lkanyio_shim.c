@@ -247,7 +247,7 @@ int lk_shim_parse_frame(const uint8_t *data, size_t len, uint64_t *stream, uint6
  * releases the native buffer at once: the event loop routes the frame without a parse and holds
  * no native memory for it.  Only an event the shim reads exactly as a whole protobuf parse would
  * is inlined: on the path from the envelope to the samples every message holds only the fields
- * named below, each exactly once with its wire type, the varints canonical in length and the
+ * named below, each exactly once with its wire type, the varints at most 10 bytes long and the
  * uint32 ones in range (a repeated field would be merged or replaced by protobuf, an unknown one
  * could be a oneof member that wins); and the frame must be plausible (a non-null pointer, at
  * least one channel, sample and sample per second, at most INLINE_MAX_BYTES of samples).  Every
@@ -266,7 +266,7 @@ int lk_shim_parse_frame(const uint8_t *data, size_t len, uint64_t *stream, uint6
 typedef struct lk_field {
     uint64_t num;
     int wire;
-    int count;           /* occurrences; a wrong wire type counts as two (never inlined) */
+    int count;           /* occurrences so far: read_exactly wants exactly one */
     const uint8_t *p;    /* WIRE_LEN: the field's bytes */
     const uint8_t *end;
     uint64_t value;      /* WIRE_VARINT */
