@@ -184,3 +184,32 @@ async def test_closing_the_pool_while_a_slot_starts_its_process_leaves_no_proces
         for pid in spawned:  # whatever happened above, leave no process running
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_the_cpu_spent_starting_job_processes_is_not_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    # With processes=N the worker registers once its children are ready; the CPU they spent
+    # starting (each imports lkanyio and the job's module) made its first report read full
+    # (0.94 measured, 3 processes on 2 cores) and the server offered it none of the jobs
+    # dispatched before the next report, 2.5 s later (test_worker's drain-under-load test
+    # timed out waiting for them).  The worker restarts its measure once the pool is ready.
+    from types import SimpleNamespace
+
+    from lkanyio.worker import _load
+
+    clock, own, children = [100.0], [5.0], {11: 0.0, 12: 0.0}
+    monkeypatch.setattr(_load, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(_load, "_cpus", lambda: 2)
+    monkeypatch.setattr(_load, "_child_seconds", lambda pid: children[pid])
+    monkeypatch.setattr(_load.CpuShare, "_process_seconds", lambda self: own[0])
+    counted, restarted = _load.CpuShare(children.keys), _load.CpuShare(children.keys)
+    # Starting the two processes: 2 s, of which each child burned 1.8 s and the worker 0.4 s.
+    clock[0] += 2.0
+    children.update({11: 1.8, 12: 1.8})
+    own[0] += 0.4
+    restarted.restart()
+    assert counted() == 1.0  # what the registration reported before
+    assert restarted() == 0.0  # and now
+    # Then a job runs in one of them: half a CPU of two for the next 2.5 s.
+    clock[0] += 2.5
+    children[11] += 1.25
+    assert restarted() == pytest.approx(0.25)

@@ -372,6 +372,7 @@ class Worker(Resource):
                                              sniffio.current_async_library(),
                                              self._report_status)
                     await self._pool.start(tg)
+                    self._cpu.restart()  # starting the processes is not the jobs' load
                 tg.start_soon(self._connection_task)
                 try:
                     await anyio.sleep_forever()
