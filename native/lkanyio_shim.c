@@ -247,11 +247,12 @@ int lk_shim_parse_frame(const uint8_t *data, size_t len, uint64_t *stream, uint6
  * releases the native buffer at once: the event loop routes the frame without a parse and holds
  * no native memory for it.  Only an event the shim reads exactly as a whole protobuf parse would
  * is inlined: on the path from the envelope to the samples every message holds only the fields
- * named below, each exactly once with its wire type, the varints at most 10 bytes long and the
- * uint32 ones in range (a repeated field would be merged or replaced by protobuf, an unknown one
- * could be a oneof member that wins); and the frame must be plausible (a non-null pointer, at
- * least one channel, sample and sample per second, at most INLINE_MAX_BYTES of samples).  Every
- * other frame event keeps its buffer and takes the parsed path.
+ * named below, each exactly once with its wire type, tags and lengths at most 5 bytes long and
+ * other varints at most 10 (as upb reads them), the uint32 ones in range (a repeated field
+ * would be merged or replaced by protobuf, an unknown one could be a oneof member that wins);
+ * and the frame must be plausible (a non-null pointer, at least one channel, sample and sample
+ * per second, at most INLINE_MAX_BYTES of samples).  Every other frame event keeps its buffer
+ * and takes the parsed path.
  * AudioStreamEvent.eos = 3; OwnedAudioFrameBuffer.info = 2; AudioFrameBufferInfo.data_ptr = 1,
  * .num_channels = 2, .sample_rate = 3, .samples_per_channel = 4 (varints).
  */
@@ -280,6 +281,13 @@ static int read_varint_strict(const uint8_t **p, const uint8_t *end, uint64_t *o
     return 0;
 }
 
+/* A tag or a length: protobuf (upb) reads those as 32-bit varints, at most 5 bytes long. */
+static int read_varint32(const uint8_t **p, const uint8_t *end, uint64_t *out) {
+    const uint8_t *start = *p;
+    if (read_varint(p, end, out) != 0 || *p - start > 5 || *out > UINT32_MAX) return -1;
+    return 0;
+}
+
 /* Reads every field of a message into `want`.  Returns 0 when each wanted field occurs exactly
  * once with its wire type and nothing else occurs; -1 otherwise (absent, repeated, unknown,
  * wrong wire type, malformed). */
@@ -287,13 +295,13 @@ static int read_exactly(const uint8_t *p, const uint8_t *end, lk_field *want, in
     while (p < end) {
         uint64_t tag, v = 0;
         const uint8_t *start = NULL;
-        if (read_varint_strict(&p, end, &tag) != 0 || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
+        if (read_varint32(&p, end, &tag) != 0 || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
             return -1;
         int wt = (int)(tag & 7);
         if (wt == WIRE_VARINT) {
             if (read_varint_strict(&p, end, &v) != 0) return -1;
         } else if (wt == WIRE_LEN) {
-            if (read_varint_strict(&p, end, &v) != 0 || v > (uint64_t)(end - p)) return -1;
+            if (read_varint32(&p, end, &v) != 0 || v > (uint64_t)(end - p)) return -1;
             start = p;
             p += v;
         } else {
@@ -354,7 +362,8 @@ static size_t inline_audio(const uint8_t *data, size_t len, uint64_t stream, uin
     if (lk_shim_parse_audio(data, len, &s, &b, &ptr, &channels, &rate, &samples) != 1 ||
         s != stream || b != buffer || ptr == 0 || channels == 0 || rate == 0 || samples == 0)
         return 0;
-    uint64_t bytes = (uint64_t)channels * samples * 2; /* both < 2^32: no overflow */
+    if (channels > INLINE_MAX_BYTES || samples > INLINE_MAX_BYTES) return 0;
+    uint64_t bytes = (uint64_t)channels * samples * 2; /* both <= 2^20: no overflow */
     if (bytes > INLINE_MAX_BYTES) return 0;
     fmt->sample_rate = rate;
     fmt->num_channels = channels;

@@ -109,8 +109,8 @@ def _varint(value: int, pad: int = 0) -> bytes:
     return bytes(out)
 
 
-def _key(number: int, wire: int) -> bytes:
-    return _varint(number << 3 | wire)
+def _key(number: int, wire: int, pad: int = 0) -> bytes:
+    return _varint(number << 3 | wire, pad)
 
 
 _u32 = st.one_of(st.integers(0, 70_000), st.integers(0, 2**32 - 1), st.integers(0, 2**33))
@@ -135,14 +135,20 @@ def _frame_events(draw: st.DrawFn) -> bytes:
             times = 2 if chance("repeat", 4) else 0 if chance("missing", 6) else 1
             for _ in range(times):
                 payload = value() if callable(value) else draw(value)
+                # A long varint anywhere: protobuf reads up to 10 bytes for a value, only up
+                # to 5 for a tag or a length.
+                key_pad = draw(st.integers(1, 7)) if chance("long", 4) else 0
                 if isinstance(payload, bytes):
-                    parts.append(_key(number, 2) + _varint(len(payload)) + payload)
+                    length_pad = draw(st.integers(1, 7)) if chance("long", 4) else 0
+                    parts.append(
+                        _key(number, 2, key_pad) + _varint(len(payload), length_pad) + payload
+                    )
                 elif chance("wire", 4):  # a varint field written with the wrong wire type
                     encoded = _varint(payload)
                     parts.append(_key(number, 2) + _varint(len(encoded)) + encoded)
                 else:
                     pad = draw(st.integers(1, 9)) if chance("long", 2) else 0
-                    parts.append(_key(number, 0) + _varint(payload, pad))
+                    parts.append(_key(number, 0, key_pad) + _varint(payload, pad))
         if chance("unknown", 4):
             parts.append(_key(draw(st.integers(5, 40)), 0) + _varint(draw(st.integers(0, 9))))
         if chance("order", 1):
@@ -190,11 +196,18 @@ def test_every_frame_protobuf_writes_is_read(values: Read) -> None:
 # -- what a stream gets ---------------------------------------------------------------------------
 
 
-def _inject_inline(stream_handle: int, buffer: int, samples: bytes) -> None:
+def _inject_inline(
+    stream_handle: int,
+    buffer: int,
+    samples: bytes,
+    shape: tuple[int, int, int] | None = None,
+) -> None:
+    """Send a frame of ``samples`` (mono 48 kHz, or ``shape``: channels, rate, per channel)."""
     bridge = get_bridge()
     memory = bridge._ffi.from_buffer(samples)
     address = int(bridge._ffi.cast("uintptr_t", memory))
-    data = _event((stream_handle, buffer, address, 1, 48_000, len(samples) // 2))
+    channels, rate, per_channel = shape or (1, 48_000, len(samples) // 2)
+    data = _event((stream_handle, buffer, address, channels, rate, per_channel))
     raw = data.SerializeToString()
     bridge._lib.lk_shim_inject(raw, len(raw))  # copies the samples before it returns
 
@@ -225,4 +238,27 @@ async def test_an_audio_frame_for_a_video_stream_ends_it_loudly() -> None:
     await assert_it_ends_a_video_stream(
         lambda handle: _inject_inline(handle, _FAKE + 2, bytes(960)), "was handed an audio frame"
     )
+    assert_no_leaks()
+
+
+@pytest.mark.anyio
+async def test_a_frame_whose_size_overflows_is_not_copied_inline() -> None:
+    # channels x samples x 2 bytes wrapped around 2^64 to 65,536: the shim copied 64 KiB and the
+    # stream built a frame claiming 2^64 bytes of samples over them (a review found it; the
+    # native core never sends such sizes, and such a frame now takes the parsed path).
+    memory = bytes(65_536)
+    overflowing = (2**31 + 2**15, 12_345, 2**32 - 2**16 + 1)
+    async with (
+        lkanyio.AudioSource(48_000, 1) as source,
+        lkanyio.LocalAudioTrack.create_audio_track("t", source) as track,
+        lkanyio.AudioStream(track, sample_rate=48_000, num_channels=1, max_buffered=64) as stream,
+    ):
+        _inject_inline(stream._handle.id, _FAKE + 3, memory, overflowing)
+        _inject_inline(stream._handle.id, _FAKE + 4, memory[:960], (1, 12_345, 480))  # a control
+        buffered = stream._events._items
+        with anyio.fail_after(10):
+            while not any(type(item) is tuple and item[1] == 12_345 for item in buffered):
+                await anyio.sleep(0.005)  # the control arrives inline, after the other
+        inline = [item for item in buffered if type(item) is tuple and item[1] == 12_345]
+        assert [(len(item[0]), item[2], item[3]) for item in inline] == [(960, 1, 480)]
     assert_no_leaks()
