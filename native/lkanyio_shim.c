@@ -354,13 +354,15 @@ typedef struct lk_audio_fmt {
     uint32_t sample_rate, num_channels, samples_per_channel;
 } lk_audio_fmt;
 
-/* The bytes of samples to copy inline for this event, or 0 to keep it on the parsed path. */
-static size_t inline_audio(const uint8_t *data, size_t len, uint64_t stream, uint64_t buffer,
+/* The bytes of samples to copy inline for this event, with its stream, buffer and format; or 0
+ * (nothing set) to leave it to lk_shim_parse_frame and the parsed path.  Tried first: an event
+ * that is not an audio stream event is refused at its first field. */
+static size_t inline_audio(const uint8_t *data, size_t len, uint64_t *stream, uint64_t *buffer,
                            lk_audio_fmt *fmt, uint64_t *data_ptr) {
     uint64_t s, b, ptr;
     uint32_t channels, rate, samples;
     if (lk_shim_parse_audio(data, len, &s, &b, &ptr, &channels, &rate, &samples) != 1 ||
-        s != stream || b != buffer || ptr == 0 || channels == 0 || rate == 0 || samples == 0)
+        ptr == 0 || channels == 0 || rate == 0 || samples == 0)
         return 0;
     if (channels > INLINE_MAX_BYTES || samples > INLINE_MAX_BYTES) return 0;
     uint64_t bytes = (uint64_t)channels * samples * 2; /* both <= 2^20: no overflow */
@@ -369,6 +371,8 @@ static size_t inline_audio(const uint8_t *data, size_t len, uint64_t stream, uin
     fmt->num_channels = channels;
     fmt->samples_per_channel = samples;
     *data_ptr = ptr;
+    *stream = s;
+    *buffer = b;
     return (size_t)bytes;
 }
 
@@ -479,9 +483,9 @@ static void on_native_event(const uint8_t *data, size_t len) {
         return;
     }
     uint64_t stream = 0, buffer = 0, samples_ptr = 0;
-    int frame = lk_shim_parse_frame(data, len, &stream, &buffer);
     lk_audio_fmt fmt = {0, 0, 0};
-    size_t samples = frame ? inline_audio(data, len, stream, buffer, &fmt, &samples_ptr) : 0;
+    size_t samples = inline_audio(data, len, &stream, &buffer, &fmt, &samples_ptr);
+    int frame = samples ? 1 : lk_shim_parse_frame(data, len, &stream, &buffer);
     lk_event *ev = (lk_event *)malloc(sizeof(lk_event) + len + samples + 1);
     if (ev == NULL) {
         int lost_wake = 0;
