@@ -66,17 +66,8 @@ class _MediaSink:
         self._buffer_field = buffer_field
         self._bridge = get_bridge()
 
-    def frame(self, event: bytes | InlineAudio | Any, buffer_id: int) -> None:
-        """Take one frame and its native buffer.
-
-        ``event`` is the frame event's bytes, its parsed ``frame_received``, or an inline audio
-        frame (which owns no buffer: ``buffer_id`` is 0).
-        """
-        if type(event) is tuple:
-            stream = self._stream()
-            if stream is not None and stream._accepting:
-                stream._accept_inline(event)
-            return
+    def frame(self, event: bytes | Any, buffer_id: int) -> None:
+        """Take one frame event (its bytes, or its parsed ``frame_received``) and its buffer."""
         if buffer_id <= 0:
             return  # no buffer to own or drop (a frame event the shim would not route raw)
         stream = self._stream()
@@ -87,6 +78,14 @@ class _MediaSink:
         finally:
             if not taken:
                 self._bridge.drop_native(buffer_id)
+
+    def audio(
+        self, samples: bytearray, sample_rate: int, num_channels: int, samples_per_channel: int
+    ) -> None:
+        """Take one audio frame the shim copied inline (its native buffer is released)."""
+        stream = self._stream()
+        if stream is not None and stream._accepting:
+            stream._accept_inline((samples, sample_rate, num_channels, samples_per_channel))
 
     def __call__(self, event: Any) -> None:
         which = event.WhichOneof("message")
@@ -263,24 +262,18 @@ class NativeStream(Resource, ObjectReceiveStream[E]):
         A frame that cannot be read ends the stream loudly: skipping it would leave an
         ``async for`` waiting forever if every frame were like it.
         """
-        if type(item) is tuple:  # an inline audio frame: nothing native to check or release
-            try:
-                return self._read_inline(item)
-            except NativeError as exc:
-                self._sender.fail(exc)
-                self._release()
-                raise
-        pending: _PendingFrame = item
         try:
+            if type(item) is tuple:  # an inline audio frame: its samples are already ours
+                return self._read_inline(item)
             if self._bridge.disposed:  # the native core is gone, and the frame's memory with it
                 raise NativeError("the native core has been disposed (the process is exiting)")
-            return self._read(self._received(pending))
+            return self._read(self._received(item))
         except NativeError as exc:
             self._sender.fail(exc)
             self._release()
             raise
         finally:
-            pending.handle.close()
+            self._discard(item)
 
     def _discard(self, item: Any) -> None:
         """Release a buffered frame nobody will receive (an inline one holds nothing)."""

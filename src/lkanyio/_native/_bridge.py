@@ -50,7 +50,8 @@ Sink = Callable[[Any], None]
 """Gets every keyed event for one handle (the oneof member of ``FfiEvent``).  A media stream's
 sink also has ``frame(data, buffer_id)``: its frame events go there unparsed (the ``FfiEvent``
 bytes and the frame's buffer handle, both routing fields read by the shim), and it owns that
-buffer from then on."""
+buffer from then on; and ``audio(samples, sample_rate, num_channels, samples_per_channel)`` for
+an audio frame the shim copied inline."""
 
 T = TypeVar("T")
 
@@ -557,26 +558,22 @@ class Bridge:
             ev = head
             while ev != null:
                 try:
-                    # A media frame event: the shim parsed its stream and buffer handles, so
-                    # it is routed (or, unrouted, its buffer released) without a Python parse;
-                    # the consumer parses what it receives, and under overload most frames are
-                    # dropped before that.
-                    # An audio frame's samples may come inline (copied behind the event by
-                    # the shim, which released the native buffer): then it needs no parse at all.
+                    # A media frame event: the shim read its stream and buffer handles, so it
+                    # is routed (or, unrouted, its buffer released) without a Python parse; the
+                    # consumer parses what it receives.  An audio frame usually comes with its
+                    # samples copied behind the event (its buffer already released): no parse.
                     stream = ev.stream
                     sink = route(stream) if stream else None
                     frame = getattr(sink, "frame", None)
                     if frame is not None:
                         samples = ev.samples_len
                         if samples:
-                            frame(
-                                (
-                                    bytearray(buffer(ev.data + ev.len, samples)),
-                                    ev.sample_rate,
-                                    ev.num_channels,
-                                    ev.samples_per_channel,
-                                ),
-                                0,
+                            media: Any = sink  # a media stream's sink (see Sink)
+                            media.audio(
+                                bytearray(buffer(ev.data + ev.len, samples)),
+                                ev.sample_rate,
+                                ev.num_channels,
+                                ev.samples_per_channel,
                             )
                         else:
                             frame(buffer(ev.data, ev.len)[:], ev.buffer)
