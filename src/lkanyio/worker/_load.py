@@ -45,9 +45,10 @@ class CpuShare:
         self._pids = pids
         self._cpus = _cpus()
         self._children: dict[int, float] = {}
-        self._at = time.monotonic()
-        self._used = self._process_seconds()
+        self._at = 0.0
+        self._used = 0.0
         self.value = 0.0
+        self.restart()
 
     def restart(self) -> None:
         """Measure from now on: what was spent before is not load.
