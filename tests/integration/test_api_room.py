@@ -147,6 +147,27 @@ async def test_updating_a_participant_changes_what_it_sees_of_itself(
             )
 
 
+async def _published_on_the_server(
+    lkapi: api.LiveKitAPI, room: str, identity: str, sid: str
+) -> None:
+    """Wait until the server lists track ``sid`` among ``identity``'s published tracks.
+
+    ``publish_track`` returns when the server has accepted the track, before its media has
+    arrived; between the two the server's ``MutePublishedTrack`` finds the track nowhere and
+    answers with an empty ``TrackInfo`` (CI printed ``('', False)``: the server logged the call
+    and "mediaTrack published" in the same millisecond).  The server lists a track only once
+    it is published.
+    """
+    with anyio.fail_after(EVENT_WAIT):
+        while True:
+            info = await lkapi.room.get_participant(
+                api.RoomParticipantIdentity(room=room, identity=identity)
+            )
+            if any(track.sid == sid for track in info.tracks):
+                return
+            await anyio.sleep(0.02)
+
+
 async def test_the_server_mutes_a_published_track(
     lkapi: api.LiveKitAPI, server_info: Any, token_factory: TokenFactory, room_name: str
 ) -> None:
@@ -157,6 +178,7 @@ async def test_the_server_mutes_a_published_track(
         lkanyio.LocalAudioTrack.create_audio_track("mic", source) as track,
     ):
         publication = await room.local_participant.publish_track(track)
+        await _published_on_the_server(lkapi, room_name, "alice", publication.sid)
         answer = await lkapi.room.mute_published_track(
             api.MuteRoomTrackRequest(
                 room=room_name, identity="alice", track_sid=publication.sid, muted=True

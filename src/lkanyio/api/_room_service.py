@@ -109,7 +109,13 @@ class RoomService(Service):
         )
 
     async def mute_published_track(self, update: MuteRoomTrackRequest) -> MuteRoomTrackResponse:
-        """Mute or unmute a participant's published track."""
+        """Mute or unmute a participant's published track.
+
+        The server answers with the track's new ``TrackInfo``, or an empty one when it does not
+        list the track as published yet: a track whose ``publish_track`` has just returned
+        may still be on its way (its media not set up).  When the answer matters, wait until
+        the track is in :meth:`get_participant`'s ``tracks`` first.
+        """
         return await self._call(
             "MutePublishedTrack", update, MuteRoomTrackResponse, video=_admin(update.room)
         )
