@@ -90,8 +90,11 @@ METRICS: dict[str, list[tuple[str, str, str]]] = {
             ("cpu_cores", "CPU (cores)", "lower"),
             ("rooms_ready", "rooms ready when measured", "higher"),
             ("in_delivered", "frames in delivered/expected", "higher"),
+            ("in_received", "frames in received (tone or not)/expected", "higher"),
+            ("in_worst_room", "frames in received, the worst room's share", "higher"),
             ("out_delivered", "frames out delivered/expected", "higher"),
             ("jitter_p99_ms", "inter-arrival jitter p99 ms", "lower"),
+            ("received_jitter_p99_ms", "received frames' inter-arrival jitter p99 ms", "lower"),
         )
     ],
     "data_stream": [

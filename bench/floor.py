@@ -607,6 +607,7 @@ class _AgentRoom:
         self.peer = 0  # the remote peer's participant handle
         self.subscribed = False  # the peer subscribed to our reply track
         self.arrivals: list[int] = []
+        self.received: list[int] = []  # every frame, silent or not
         self.left = 0  # frames still to capture in the window
 
 
@@ -678,8 +679,10 @@ def agent_k(bare: Bare, url: str, key: str, secret: str, k: int, seconds: float)
                 info = frame.info
                 data = bare.copy(info.data_ptr, info.samples_per_channel * info.num_channels * 2)
                 bare.drop(frame.handle.id)
+                now = time.perf_counter_ns()
+                room.received.append(now)
                 if not silent(data):
-                    room.arrivals.append(time.perf_counter_ns())
+                    room.arrivals.append(now)
         elif which == "capture_audio_frame":
             room = by_capture.pop(event.capture_audio_frame.async_id)
             if room.left > 0:  # after the window, a source being dropped may fail a capture
@@ -750,7 +753,8 @@ def agent_k(bare: Bare, url: str, key: str, secret: str, k: int, seconds: float)
         if peer.poll() is None:
             peer.kill()
     arrivals = [r.arrivals for r in rooms]
-    return agent_result(k, (t1 - t0) / 1e9, cpu_s, arrivals, (t0, t1), heard, ready)
+    received = [r.received for r in rooms]
+    return agent_result(k, (t1 - t0) / 1e9, cpu_s, arrivals, (t0, t1), heard, ready, received)
 
 
 def data_stream(url: str, key: str, secret: str, quick: bool) -> dict[str, Any]:

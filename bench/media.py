@@ -97,22 +97,41 @@ def agent_result(
     window: tuple[int, int],
     peer: dict[str, Any],
     ready: int,
+    received: list[list[int]],
 ) -> dict[str, Any]:
-    """Frames in the window, their inter-arrival jitter, and what the peer heard."""
+    """Frames in the window, their inter-arrival jitter, and what the peer heard.
+
+    ``arrivals`` are each room's frames that carried the peer's tone, ``received`` every frame
+    its stream yielded.  Under overload the two part: the native core keeps yielding a frame
+    every 10 ms, concealed or silent when the peer's packets came late or its own captures
+    fell behind, so the tone share measures the whole pipeline (both processes, the server)
+    and the received share what the SDK delivered, room by room.
+    """
     start, end = window
-    delivered = 0
-    jitter: list[float] = []
-    for times in arrivals:
-        inside = [t for t in times if start <= t <= end]
-        delivered += len(inside)
-        jitter += [abs((b - a) / 1e6 - 10.0) for a, b in itertools.pairwise(inside)]
+    expected = seconds * 100
+
+    def inside(times: list[int]) -> list[int]:
+        return [t for t in times if start <= t <= end]
+
+    def jitter_p99(rooms: list[list[int]]) -> float:
+        gaps = [
+            abs((b - a) / 1e6 - 10.0)
+            for times in rooms
+            for a, b in itertools.pairwise(inside(times))
+        ]
+        return pct(gaps, 0.99) if gaps else float("nan")
+
+    counts = [len(inside(times)) for times in received]
     expected_out = peer["expected"]
     return {
         f"k{k}_cpu_cores": cpu_s / seconds,
         f"k{k}_rooms_ready": ready / k,
-        f"k{k}_in_delivered": delivered / (k * seconds * 100),
+        f"k{k}_in_delivered": sum(len(inside(times)) for times in arrivals) / (k * expected),
+        f"k{k}_in_received": sum(counts) / (k * expected),
+        f"k{k}_in_worst_room": min(counts, default=0) / expected,
         f"k{k}_out_delivered": peer["received"] / expected_out if expected_out else 0.0,
-        f"k{k}_jitter_p99_ms": pct(jitter, 0.99) if jitter else float("nan"),
+        f"k{k}_jitter_p99_ms": jitter_p99(arrivals),
+        f"k{k}_received_jitter_p99_ms": jitter_p99(received),
         f"k{k}_peer_jitter_p99_ms": peer["jitter_p99_ms"],
         f"k{k}_peer_cpu_cores": peer["cpu_cores"],
     }
@@ -278,6 +297,7 @@ async def lk_agent_k(args: Any, k: int) -> dict[str, Any]:
     peer = await anyio.to_thread.run_sync(start_peer, args, prefix, k, frames_out)
     reply = lkanyio.AudioFrame(tone(), sample_rate=48_000, num_channels=1, samples_per_channel=480)
     arrivals: list[list[int]] = [[] for _ in range(k)]
+    received: list[list[int]] = [[] for _ in range(k)]
     hearing, subscribed = [0], [0]
     go = anyio.Event()
     mic = lkanyio.TrackSource.MICROPHONE
@@ -313,8 +333,9 @@ async def lk_agent_k(args: Any, k: int) -> dict[str, Any]:
                             break
 
                 async def listen() -> None:
-                    mine = arrivals[i]
+                    mine, every = arrivals[i], received[i]
                     async for ev in stream:
+                        every.append(time.perf_counter_ns())
                         if not silent(ev.frame.data):
                             if not mine:
                                 hearing[0] += 1
@@ -346,7 +367,7 @@ async def lk_agent_k(args: Any, k: int) -> dict[str, Any]:
     finally:
         if peer.poll() is None:
             peer.kill()
-    return agent_result(k, (t1 - t0) / 1e9, cpu_s, arrivals, (t0, t1), heard, ready)
+    return agent_result(k, (t1 - t0) / 1e9, cpu_s, arrivals, (t0, t1), heard, ready, received)
 
 
 async def lk_data_stream(args: Any) -> dict[str, Any]:
@@ -519,6 +540,7 @@ async def official_agent_k(args: Any, k: int) -> dict[str, Any]:
     peer = await asyncio.to_thread(start_peer, args, prefix, k, frames_out)
     reply = rtc.AudioFrame(tone(), 48_000, 1, 480)
     arrivals: list[list[int]] = [[] for _ in range(k)]
+    received: list[list[int]] = [[] for _ in range(k)]
     hearing, subscribed = [0], [0]
     go = asyncio.Event()
     rooms: list[Any] = []
@@ -544,8 +566,9 @@ async def official_agent_k(args: Any, k: int) -> dict[str, Any]:
         await room.local_participant.publish_track(track, rtc.TrackPublishOptions(source=mic))
 
         async def listen() -> None:
-            mine = arrivals[i]
+            mine, every = arrivals[i], received[i]
             async for ev in stream:
+                every.append(time.perf_counter_ns())
                 if not silent(ev.frame.data):
                     if not mine:
                         hearing[0] += 1
@@ -584,7 +607,7 @@ async def official_agent_k(args: Any, k: int) -> dict[str, Any]:
         stuck += await _within(TEARDOWN_WAIT, [asyncio.ensure_future(r.disconnect()) for r in rooms])
         if peer.poll() is None:
             peer.kill()
-    result = agent_result(k, (t1 - t0) / 1e9, cpu_s, arrivals, (t0, t1), heard, ready)
+    result = agent_result(k, (t1 - t0) / 1e9, cpu_s, arrivals, (t0, t1), heard, ready, received)
     if stuck:
         result[f"k{k}_teardown_stuck_tasks"] = stuck
     return result
