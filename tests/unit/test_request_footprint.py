@@ -25,8 +25,9 @@ from __future__ import annotations
 import gc
 import socket
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -168,3 +169,68 @@ async def test_a_request_in_flight_holds_little_more_than_a_parked_task_however_
     assert {kind for kind, count in grown.items() if count >= MANY / 2} <= PER_REQUEST, grown
     assert abs(many - few) < 0.5, (few, many, grown.most_common(12))
     assert lkanyio.statistics().pending_requests == 0
+
+
+async def test_requests_leave_nothing_for_the_cyclic_collector() -> None:
+    """A finished request, answered, failed or cancelled, is freed by reference counting alone.
+
+    Issue 32 asks for waiters that make no reference cycles: garbage in cycles is what the
+    cyclic collector has to find, and it runs more often the more of it there is.  With the
+    collector off, 200 requests of each kind must leave nothing for it (measured: 0 on
+    both backends).  Each kind takes a different exit from ``request_async``: a capture is
+    answered (its ``on_deliver`` adopts the answer), ``get_stats`` of an unpublished track is
+    answered with an error raised as ``NativeError``, and a request made in a cancelled scope
+    raises its cancellation before anything is sent.  A request cancelled while parked is
+    measured against a task cancelled the same way in ``anyio.sleep_forever``: on asyncio,
+    anyio's cancellation of a task group leaves its own cycles (measured: 61 objects per
+    cancelled group with the sleeping task, 57 with the request; none on trio).
+    """
+    frame = lkanyio.AudioFrame(
+        bytes(960), sample_rate=48_000, num_channels=1, samples_per_channel=480
+    )
+    async with (
+        lkanyio.AudioSource(48_000, 1) as source,
+        lkanyio.LocalAudioTrack.create_audio_track("t", source) as track,
+    ):
+
+        async def answered() -> None:
+            await source.capture_frame(frame)
+
+        async def failed() -> None:
+            with pytest.raises(lkanyio.NativeError):
+                await track.get_stats()
+
+        async def cancelled_before_sending() -> None:
+            with anyio.move_on_after(0):
+                await track.get_stats()
+
+        def cancelled_while_parked(body: Callable[[], Awaitable[None]]) -> Callable[[], Any]:
+            async def call() -> None:
+                async with anyio.create_task_group() as tg:
+                    # Another task ready to run keeps a request from spinning: it parks, and
+                    # is cancelled there (or, answered first, gives its result back).
+                    tg.start_soon(anyio.lowlevel.checkpoint)
+                    tg.start_soon(body)
+                    await anyio.lowlevel.checkpoint()
+                    tg.cancel_scope.cancel()
+
+            return call
+
+        async def cycles(call: Callable[[], Awaitable[None]]) -> int:
+            for _ in range(20):  # first calls create what stays (caches, interned strings)
+                await call()
+            gc.collect()
+            gc.disable()
+            try:
+                for _ in range(200):
+                    await call()
+                return gc.collect()
+            finally:
+                gc.enable()
+
+        for call in (answered, failed, cancelled_before_sending):
+            left = await cycles(call)
+            assert left == 0, f"{call.__name__}: {left} objects in reference cycles"
+        parked = await cycles(cancelled_while_parked(failed))
+        control = await cycles(cancelled_while_parked(anyio.sleep_forever))
+        assert parked <= control, (parked, control)
