@@ -9,14 +9,18 @@
  *     signals a wakeup fd, once per batch.  It never touches Python: no GIL, no blocking
  *     beyond the short mutex section;
  *   - lets Python take the whole queue in one call (lk_shim_drain), which also resets the
- *     wakeup fd under the same lock, so a wakeup is never lost or doubled;
+ *     wakeup fd under the same lock, so a wakeup is never lost;
  *   - bounds what the queue holds of media frames (see "Frame bounds" below);
  *   - passes requests, handle drops and dispose straight through.
  *
  * Wakeup protocol (coalescing): `signaled` is set by the first event queued after a drain and
- * cleared by the drain.  Only the event that flips it writes to the fd.  The drain clears the
- * fd and `signaled` atomically with taking the queue, so an event queued after the drain
- * always writes again and one queued before it is always in the batch taken.
+ * cleared by the drain.  Only the event that flips it writes to the fd, after unlocking.  The
+ * drain clears the fd and `signaled` atomically with taking the queue, so an event queued after
+ * the drain always writes again and one queued before it is always in the batch taken.  A
+ * drain between a flip and its write (a lone request spinning on the queue drains often) takes
+ * that event and leaves the fd to become readable over an empty queue: the next pump finds
+ * nothing.  Writing under the lock would close that window, but the spinning drain then waits
+ * on the lock for the write (measured: round trip p50 30-47 -> 40-59 us).
  *
  * fork(): the native core's threads do not exist in a child, so nothing there may call into it,
  * and the child shares the wakeup fd (and, with an inherited event loop, even the epoll set) with

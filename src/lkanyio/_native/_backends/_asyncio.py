@@ -16,6 +16,26 @@ if TYPE_CHECKING:
 __all__ = ["AsyncioDriver"]
 
 
+def _idle_check(loop: Any, fd: int, ready: Any) -> Callable[[], bool]:
+    """Whether nothing but this driver's own reader callback is ready to run in ``loop``.
+
+    The shim writes its wakeup fd after releasing its lock, so a lone request that drains the
+    queue while spinning can take an event whose write comes after: the fd is readable over an
+    empty queue, and the next iteration queues the reader callback, which will find nothing.
+    Counted as busy, it made 10% of lone requests park instead of spin (measured: 1,028 of
+    10,000 sequential requests; trio, whose dispatcher is woken the same way but only after
+    the request has run, 0).  The callback is the ``Handle`` the selector keeps for the fd
+    (private, like ``_ready``): another loop falls back to "nothing ready".
+    """
+    try:
+        reader = loop._selector.get_key(fd).data[0]
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError):  # pragma: no cover
+        reader = None
+    if reader is None:  # pragma: no cover - not CPython's selector loop
+        return lambda: not ready
+    return lambda: not ready or (len(ready) == 1 and ready[0] is reader)
+
+
 def _is_current_loop(loop: object) -> bool:
     try:
         return asyncio.get_running_loop() is loop
@@ -38,6 +58,8 @@ class AsyncioDriver(Driver):
         self._fd = wakeup_fd
         self._pump = pump
         loop.add_reader(wakeup_fd, self._pump_in_callback)
+        if ready is not None:
+            self.idle = _idle_check(loop, wakeup_fd, ready)
 
     def running(self) -> bool:
         """Whether the loop runs and is not closed."""
