@@ -44,10 +44,10 @@ class CpuShare:
     def __init__(self, pids: Callable[[], Iterable[int]] = tuple) -> None:
         self._pids = pids
         self._cpus = _cpus()
-        self._children: dict[int, float] = {}
-        self._at = 0.0
-        self._used = 0.0
-        self.value = 0.0
+        self._children: dict[int, float]
+        self._at: float
+        self._used: float
+        self.value: float
         self.restart()
 
     def restart(self) -> None:
