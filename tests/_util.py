@@ -134,6 +134,22 @@ async def joined(
         yield rooms
 
 
+def rpc_limits(handler_deadline: float) -> dict[str, float]:
+    """``perform_rpc`` limits that give the handler ``handler_deadline`` seconds (at least 1).
+
+    The handler's deadline is the caller's less the round-trip allowance, and the allowance is
+    how long the acknowledgement may take: under load that is long (CI printed "RpcError 1501:
+    Connection timeout" with 0.5 s, and beside 14 busy processes the native core logged "Ack
+    received for unexpected RPC request" after the caller had given up).  Tests that look at
+    the handler's deadline take an allowance of ``EVENT_WAIT``; the call still ends at the
+    handler's deadline, whose answer comes back at once.
+    """
+    return {
+        "response_timeout": handler_deadline + EVENT_WAIT,
+        "max_round_trip_latency": EVENT_WAIT,
+    }
+
+
 def seeded_frame(
     buffer_type: lkanyio.VideoBufferType, width: int, height: int, seed: int = 1
 ) -> lkanyio.VideoFrame:

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, joined
+from _util import TokenFactory, joined, rpc_limits
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
@@ -295,17 +295,11 @@ async def test_deadline_times_out_the_caller_and_cancels_the_handler(
             finally:
                 finished.set()
 
-        # The handler's deadline is 1 s (the caller's less the round-trip allowance).  With a
-        # short caller's deadline (it was 1.5 s) a request late under load times out at the
-        # caller before the handler starts; a generous allowance leaves only the handler's
-        # deadline, whose answer is what ends the call (1.2 s, as before).
+        # A short caller's deadline (it was 1.5 s) let a request late under load time out at
+        # the caller before the handler started.
         with pytest.raises(lkanyio.RpcError) as caught:
             await alice.local_participant.perform_rpc(
-                destination_identity="bob",
-                method="slow",
-                payload="",
-                response_timeout=1 + EVENT_WAIT,
-                max_round_trip_latency=EVENT_WAIT,
+                destination_identity="bob", method="slow", payload="", **rpc_limits(1.0)
             )
         assert caught.value.code == lkanyio.RpcError.RESPONSE_TIMEOUT
         assert started.is_set()

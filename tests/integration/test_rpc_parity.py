@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 import lkanyio
-from _util import EVENT_WAIT, TokenFactory, joined, next_event
+from _util import EVENT_WAIT, TokenFactory, joined, next_event, rpc_limits
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_leaks_after")]
 
@@ -82,15 +82,6 @@ async def test_method_and_max_round_trip_latency(
                 )
 
 
-# The handler's deadline is the caller's minus the round-trip allowance: 1 s here.  The allowance
-# is how long the acknowledgement may take, and under load that is long: CI printed
-# "RpcError 1501: Connection timeout" for these tests with 0.5 s, and a run beside 14 busy
-# processes took 4-5 s to connect and logged "Ack received for unexpected RPC request" after
-# the caller had given up.  The deadline is what these tests look at, not the allowance.
-_DEADLINE = 1.0
-_ALLOWANCE = EVENT_WAIT
-
-
 def _slow_handler(
     started: anyio.Event, finished: anyio.Event, reasons: list[int | None]
 ) -> lkanyio.RpcHandler:
@@ -119,8 +110,7 @@ async def test_cancel_reason_at_the_deadline(
                 destination_identity="bob",
                 method="slow",
                 payload="",
-                response_timeout=_DEADLINE + _ALLOWANCE,
-                max_round_trip_latency=_ALLOWANCE,
+                **rpc_limits(1.0),
             )
         assert caught.value.code == RpcError.RESPONSE_TIMEOUT
         with anyio.fail_after(EVENT_WAIT):
@@ -279,8 +269,7 @@ async def test_incoming_interceptor_sees_the_deadline(
                 destination_identity="bob",
                 method="slow",
                 payload="",
-                response_timeout=_DEADLINE + _ALLOWANCE,
-                max_round_trip_latency=_ALLOWANCE,
+                **rpc_limits(1.0),
             )
         assert caught.value.code == RpcError.RESPONSE_TIMEOUT
         with anyio.fail_after(EVENT_WAIT):

@@ -27,7 +27,6 @@ import socket
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -204,7 +203,9 @@ async def test_requests_leave_nothing_for_the_cyclic_collector() -> None:
             with anyio.move_on_after(0):
                 await track.get_stats()
 
-        def cancelled_while_parked(body: Callable[[], Awaitable[None]]) -> Callable[[], Any]:
+        def cancelled_while_parked(
+            body: Callable[[], Awaitable[None]],
+        ) -> Callable[[], Awaitable[None]]:
             async def call() -> None:
                 async with anyio.create_task_group() as tg:
                     # Another task ready to run keeps a request from spinning: it parks, and

@@ -116,8 +116,6 @@ async def test_a_lost_event_fails_the_pending_requests_loudly(
     assert_no_leaks()
 
 
-
-
 def _frame(stream: int, buffer: int, *, audio: bool = False) -> ffi_pb2.FfiEvent:
     event = ffi_pb2.FfiEvent()
     if audio:
