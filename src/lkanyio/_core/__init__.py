@@ -26,6 +26,7 @@ from ._session import (
     RemoteRecord,
     RoomSession,
 )
+from ._spin import SpinPolicy
 
 __all__ = [
     "ASYNC_ID_BASE",
@@ -42,5 +43,6 @@ __all__ = [
     "RemotePublicationRecord",
     "RemoteRecord",
     "RoomSession",
+    "SpinPolicy",
     "classify",
 ]

@@ -27,7 +27,7 @@ from time import perf_counter_ns
 from typing import Any, Final, TypeVar, final
 
 from .._checkpoints import checkpoint, checkpoint_if_cancelled
-from .._core import Action, Correlator, classify
+from .._core import Action, Correlator, SpinPolicy, classify
 from .._errors import LiveKitError, NativeError
 from .._streams import live_streams
 from ._backends import Driver, install_driver, running_loop
@@ -236,6 +236,7 @@ class Bridge:
             raise NativeError(f"cannot load the LiveKit native library: {reason}")
         self.library_path = path
         self._core: Correlator[Receiver, Sink] = Correlator()
+        self._spin = SpinPolicy()  # which kinds of lone request spin for their callback
         self._live_handles = 0
         self._driver: Driver | None = None
         self._driver_lock = threading.Lock()
@@ -387,16 +388,19 @@ class Bridge:
         except BaseException:
             core.forget(async_id)
             raise
-        if core.waiting_count() == 1 and driver.idle():
+        if core.waiting_count() == 1 and driver.idle() and self._spin.should_spin(which):
             # Latency path: this is the only request in flight and no other task is ready to
             # run.  Many callbacks come back within microseconds, and the shim needs no GIL, so
             # draining its queue for a bounded moment saves the sleep in the selector and the
             # thread wakeup that would follow.  With runnable tasks (say, a batch of requests
             # being started) spinning would serialize them, so the request yields instead.
+            # Kinds whose callbacks keep coming after the spin (a capture into a full audio
+            # queue) back off: the spin policy learns that per kind.
             deadline = perf_counter_ns() + _SPIN_NS
             pump = self._pump
             while not waiter.done and perf_counter_ns() < deadline:
                 pump()
+            self._spin.record(which, waiter.done)
         try:
             if waiter.done:
                 await checkpoint()
