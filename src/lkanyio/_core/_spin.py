@@ -33,7 +33,7 @@ class SpinPolicy:
     """Decides, per request kind, whether a lone request spins for its callback.
 
     Attributes:
-        spins: requests this policy let spin.
+        spins: spins recorded.
         caught: spins that caught their callback.
         skipped: requests that would have spun but did not because their kind backs off.
     """
@@ -48,13 +48,12 @@ class SpinPolicy:
         self.skipped = 0
 
     def should_spin(self, kind: str) -> bool:
-        """Whether the next lone request of ``kind`` spins (a request that does not is counted).
+        """Whether the next lone request of ``kind`` may spin (one that may not is counted).
 
-        Every call for which this returns ``True`` must be followed by :meth:`record`.
+        A request that then spins reports how it went with :meth:`record`.
         """
         skip = self._skip.get(kind)
         if skip is None:
-            self.spins += 1
             return True
         if skip > 1:
             self._skip[kind] = skip - 1
@@ -65,6 +64,7 @@ class SpinPolicy:
 
     def record(self, kind: str, caught: bool) -> None:
         """Record whether a spin of ``kind`` caught its callback before its budget ran out."""
+        self.spins += 1
         if caught:
             self.caught += 1
             self._misses.pop(kind, None)

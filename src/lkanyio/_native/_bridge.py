@@ -388,29 +388,42 @@ class Bridge:
         except BaseException:
             core.forget(async_id)
             raise
-        if core.waiting_count() == 1 and driver.idle() and self._spin.should_spin(which):
-            # Latency path: this is the only request in flight and no other task is ready to
-            # run.  Many callbacks come back within microseconds, and the shim needs no GIL, so
-            # draining its queue for a bounded moment saves the sleep in the selector and the
-            # thread wakeup that would follow.  With runnable tasks (say, a batch of requests
-            # being started) spinning would serialize them, so the request yields instead.
-            # Kinds whose callbacks keep coming after the spin (a capture into a full audio
-            # queue) back off: the spin policy learns that per kind.
-            deadline = perf_counter_ns() + _SPIN_NS
-            pump = self._pump
-            while not waiter.done and perf_counter_ns() < deadline:
-                pump()
-            self._spin.record(which, waiter.done)
+        spin = core.waiting_count() == 1 and driver.idle() and self._spin.should_spin(which)
         try:
-            if waiter.done:
+            if spin:
+                # Latency path: this is the only request in flight and no other task is ready
+                # to run.  Many callbacks come back within microseconds, and the shim needs no
+                # GIL, so draining its queue for a bounded moment saves the sleep in the
+                # selector and the thread wakeup that would follow.  The request's schedule
+                # point comes first, while the native core works on it (a loop iteration is
+                # shorter than the core's answer), so it costs no wall time.  With runnable
+                # tasks (say, a batch of requests being started) spinning would serialize
+                # them, so the request parks instead.  Kinds whose callbacks keep coming
+                # after the spin (a capture into a full audio queue) back off: the spin
+                # policy learns that per kind.
                 await checkpoint()
-            elif driver.create_future is not None:
-                waiter.future = future = driver.create_future()
-                await future
-            else:
-                waiter.task = driver.current_task()
-                waiter.wake = driver.reschedule
-                await driver.wait_task_rescheduled(waiter.abort)
+                if waiter.done:  # answered while the loop ran
+                    self._spin.record(which, True)
+                elif core.waiting_count() == 1 and driver.idle():
+                    deadline = perf_counter_ns() + _SPIN_NS
+                    pump = self._pump
+                    while not waiter.done and perf_counter_ns() < deadline:
+                        pump()
+                    self._spin.record(which, waiter.done)
+                if waiter.done:
+                    # A cancellation requested while it was delivered (say by what routing
+                    # the other events drained with it did) still reaches this caller.
+                    await checkpoint_if_cancelled()
+            # Without the checkpoint above nothing can have answered yet (only the loop's
+            # drain delivers), so a request that does not spin parks: its schedule point.
+            if not waiter.done:
+                if driver.create_future is not None:
+                    waiter.future = future = driver.create_future()
+                    await future
+                else:
+                    waiter.task = driver.current_task()
+                    waiter.wake = driver.reschedule
+                    await driver.wait_task_rescheduled(waiter.abort)
         except BaseException:
             if not core.abandon(async_id, on_late) and waiter.done:
                 # Delivered, but the caller is cancelled before it resumed: nobody will see
