@@ -95,10 +95,10 @@ def test_never_more_than_63_requests_in_a_row_go_without_a_spin(
 @pytest.mark.anyio
 async def test_captures_into_a_full_audio_queue_stop_spinning() -> None:
     """A capture into a full queue is answered when the source plays the next 10 ms out, never
-    within the 50 µs spin.  Every such capture spun for nothing before the policy: 100-150 µs of
-    a busy-polling loop thread per frame at 100 frames/s (12,000-41,000 empty drains per 750
-    frames).  Now the kind backs off: counted here as the captures during which the bridge
-    drained the queue itself (the spin's drains; the loop's own go through its driver).
+    within the 50 µs spin.  Every such capture spun for nothing before the policy (on trio
+    60,596 drains per 1,000 frames against 3,135 with it).  Now the kind backs off: counted here
+    as the captures during which the bridge drained the queue itself (the spin's drains; the
+    loop's own go through its driver).  It printed ``assert 40 <= 20`` before the policy.
     """
     bridge = get_bridge()
     bridge.ensure_driver()

@@ -4,8 +4,9 @@ A request alone in an otherwise idle loop can drain the shim's queue for a bound
 of sleeping in the selector: most callbacks (``get_stats``, a data packet's send) come back within
 microseconds, and the spin saves a loop iteration and a thread wake-up.  Other kinds answer late
 as a rule: a capture into a full audio queue is answered when the native source plays the next
-10 ms out.  A spin for those burns its whole budget for nothing, on every request (measured: a
-lone audio source at 100 frames/s spent ~100 µs of CPU a frame spinning, 20-25% of the process).
+10 ms out.  A spin for those burns its whole budget for nothing, on every request (measured on
+trio, a lone source at 100 frames/s into its own stream: 60,596 drains per 1,000 frames against
+3,135 with this policy, and 37-46 µs of the loop thread's CPU per frame, 11-14% of it).
 
 So the policy learns per request kind (the ``FfiRequest`` oneof member): a kind whose last spin
 caught its callback spins again; a kind whose spins keep missing backs off exponentially (after
