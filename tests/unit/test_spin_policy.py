@@ -8,14 +8,16 @@ out, so a spin for it always misses.
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import Any
 
 import anyio
 import pytest
+import sniffio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _util import examples
-from lkanyio import AudioFrame, AudioSource, LocalAudioTrack
+from lkanyio import AudioFrame, AudioSource, LocalAudioTrack, NativeError
 from lkanyio._core._spin import MAX_BACKOFF, SpinPolicy
 from lkanyio._native._bridge import get_bridge
 
@@ -130,3 +132,53 @@ async def test_captures_into_a_full_audio_queue_stop_spinning() -> None:
                     await source.capture_frame(frame)
     assert sent == 40
     assert len(spun) <= 20, f"{len(spun)} of 40 captures into a full queue spun"
+
+
+@pytest.mark.anyio
+async def test_a_request_answered_within_its_spin_still_lets_the_loop_run() -> None:
+    """A lone request spins for its answer after its schedule point, taken while the native
+    core works on it: every request the spin answered still ran the event loop at least once
+    (counted as the loop's waits for I/O: asyncio's selector, trio's instrument), so timers and
+    I/O are never starved by a loop of fast requests."""
+    bridge = get_bridge()
+    policy = SpinPolicy()  # a fresh one: no backoff left by other tests
+    waits = 0
+
+    def count() -> None:
+        nonlocal waits
+        waits += 1
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bridge, "_spin", policy)
+        if sniffio.current_async_library() == "trio":
+            import trio
+
+            class Waits(trio.abc.Instrument):
+                def before_io_wait(self, timeout: float) -> None:
+                    count()
+
+            instrument = Waits()
+            trio.lowlevel.add_instrument(instrument)
+        else:
+            import asyncio
+
+            selector: Any = asyncio.get_running_loop()._selector  # type: ignore[attr-defined]
+            select = selector.select
+            patch.setattr(selector, "select", lambda timeout=None: (count(), select(timeout))[1])
+        try:
+            async with (
+                AudioSource(48_000, 1) as source,
+                LocalAudioTrack.create_audio_track("t", source) as track,
+            ):
+                caught_unyielded = 0
+                for _ in range(200):
+                    caught, before = policy.caught, waits
+                    with pytest.raises(NativeError):  # an unpublished track has no stats
+                        await track.get_stats()
+                    if policy.caught > caught and waits == before:
+                        caught_unyielded += 1
+        finally:
+            if sniffio.current_async_library() == "trio":
+                trio.lowlevel.remove_instrument(instrument)
+    assert policy.caught >= 1  # the spin answered some (the rest parked: they yield anyway)
+    assert caught_unyielded == 0, f"{caught_unyielded} of {policy.caught} never ran the loop"
