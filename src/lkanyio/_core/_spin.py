@@ -8,12 +8,16 @@ as a rule: a capture into a full audio queue is answered when the native source 
 trio, a lone source at 100 frames/s into its own stream: 60,596 drains per 1,000 frames against
 3,135 with this policy, and 37-46 µs of the loop thread's CPU per frame, 11-14% of it).
 
-So the policy learns per request kind (the ``FfiRequest`` oneof member): a kind whose last spin
-caught its callback spins again; a kind whose spins keep missing backs off exponentially (after
-``n`` consecutive misses the next ``2**n - 1`` requests of that kind do not spin, up to
-``2**MAX_BACKOFF - 1``), and probes again after that, so a kind that becomes fast again (the
-queue drained) spins again within that many requests.  One miss costs a fast kind one request
-without a spin.
+So the policy learns per request kind (the ``FfiRequest`` oneof member, process-wide): a kind
+whose last spin caught its callback spins again; a kind whose spins keep missing backs off
+exponentially (after ``n`` consecutive misses the next ``2**n - 1`` lone requests of that kind in
+an idle loop do not spin, up to ``2**MAX_BACKOFF - 1``), and probes again after that, so a kind
+that becomes fast again (the queue drained) spins again within that many requests.  One miss
+costs a fast kind one request without a spin.  Requests of one kind that differ (captures into
+a full queue and into an empty one) share what is learned.
+
+A callback that arrives during the request's schedule point, taken before the spin, counts as
+caught: the kind is fast.
 
 Pure synchronous Python, driven by explicit inputs (the kind, whether the spin caught its
 callback), returning explicit decisions; the bridge owns the spinning itself.
@@ -34,8 +38,8 @@ class SpinPolicy:
     """Decides, per request kind, whether a lone request spins for its callback.
 
     Attributes:
-        spins: spins recorded.
-        caught: spins that caught their callback.
+        spins: outcomes recorded (a spin, or an answer during the schedule point before it).
+        caught: of those, answered by the end of the spin.
         skipped: requests that would have spun but did not because their kind backs off.
     """
 

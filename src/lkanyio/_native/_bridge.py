@@ -388,34 +388,35 @@ class Bridge:
         except BaseException:
             core.forget(async_id)
             raise
-        spin = core.waiting_count() == 1 and driver.idle() and self._spin.should_spin(which)
+        may_spin = core.waiting_count() == 1 and driver.idle() and self._spin.should_spin(which)
         try:
-            if spin:
+            if may_spin:
                 # Latency path: this is the only request in flight and no other task is ready
                 # to run.  Many callbacks come back within microseconds, and the shim needs no
                 # GIL, so draining its queue for a bounded moment saves the sleep in the
                 # selector and the thread wakeup that would follow.  The request's schedule
                 # point comes first, while the native core works on it (a loop iteration is
                 # shorter than the core's answer), so it costs no wall time.  With runnable
-                # tasks (say, a batch of requests being started) spinning would serialize
-                # them, so the request parks instead.  Kinds whose callbacks keep coming
-                # after the spin (a capture into a full audio queue) back off: the spin
-                # policy learns that per kind.
+                # tasks (say, a batch of requests being started, or a task an event drained
+                # by the spin woke) spinning would delay them, so the request parks instead.
+                # Kinds whose callbacks keep coming after the spin (a capture into a full
+                # audio queue) back off: the spin policy learns that per kind.
                 await checkpoint()
                 if waiter.done:  # answered while the loop ran
                     self._spin.record(which, True)
-                elif core.waiting_count() == 1 and driver.idle():
+                elif core.waiting_count() == 1:
                     deadline = perf_counter_ns() + _SPIN_NS
-                    pump = self._pump
-                    while not waiter.done and perf_counter_ns() < deadline:
+                    pump, idle = self._pump, driver.idle
+                    while not waiter.done and idle() and perf_counter_ns() < deadline:
                         pump()
-                    self._spin.record(which, waiter.done)
+                    if waiter.done or idle():  # not cut short for another task
+                        self._spin.record(which, waiter.done)
                 if waiter.done:
                     # A cancellation requested while it was delivered (say by what routing
                     # the other events drained with it did) still reaches this caller.
                     await checkpoint_if_cancelled()
-            # Without the checkpoint above nothing can have answered yet (only the loop's
-            # drain delivers), so a request that does not spin parks: its schedule point.
+            # Only the loop's drain delivers, so a request that did not take the checkpoint
+            # above is unanswered here and parks: every request has a schedule point.
             if not waiter.done:
                 if driver.create_future is not None:
                     waiter.future = future = driver.create_future()
