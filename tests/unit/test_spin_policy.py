@@ -152,10 +152,12 @@ class _AlwaysSpin:
 @pytest.mark.anyio
 async def test_a_request_answered_within_its_spin_still_lets_the_loop_run() -> None:
     """A lone request spins for its answer after its schedule point, taken while the native
-    core works on it: every request the spin itself answered (it drained the queue, and its
-    callback was there) still ran the event loop at least once (counted as the loop's waits for
-    I/O: asyncio's selector, trio's instrument), so timers and I/O are never starved by a loop
-    of fast requests."""
+    core works on it: every request, however it was answered (by the spin, during the schedule
+    point, or parked), ran the event loop at least once (counted as the loop's waits for I/O:
+    asyncio's selector, trio's instrument), so timers and I/O are never starved by a loop of
+    fast requests.  Without that schedule point every request the spin answered failed this
+    (199 of 199); on a machine so loaded that no callback comes within the spin, the requests
+    park and the test still checks that they yield."""
     bridge = get_bridge()
     policy = _AlwaysSpin()  # no backoff: under load a miss must not stop the next spins
     waits = drains = 0
@@ -199,11 +201,9 @@ async def test_a_request_answered_within_its_spin_still_lets_the_loop_run() -> N
                     caught, before, drained = policy.caught, waits, drains
                     with pytest.raises(NativeError):  # an unpublished track has no stats
                         await track.get_stats()
-                    if policy.caught > caught and drains > drained:  # the spin answered it
-                        by_spin += 1
-                        unyielded += waits == before
+                    by_spin += policy.caught > caught and drains > drained
+                    unyielded += waits == before
         finally:
             if sniffio.current_async_library() == "trio":
                 trio.lowlevel.remove_instrument(instrument)
-    assert by_spin >= 1  # the rest parked or were answered at the checkpoint: both yield
-    assert unyielded == 0, f"{unyielded} of {by_spin} answered by the spin never ran the loop"
+    assert unyielded == 0, f"{unyielded} of 200 ({by_spin} answered by the spin) never yielded"
