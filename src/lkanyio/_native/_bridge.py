@@ -410,14 +410,7 @@ class Bridge:
                 if waiter.done:  # answered while the loop ran
                     self._spin.record(which, True)
                 elif core.waiting_count() == 1:
-                    deadline = perf_counter_ns() + _SPIN_NS
-                    pump, idle = self._pump, driver.idle
-                    while not waiter.done and idle() and perf_counter_ns() < deadline:
-                        pump()
-                        if not waiter.done:
-                            _yield_cpu()  # the core's threads answer sooner (p99, 2 cores)
-                    if waiter.done or idle():  # not cut short for another task
-                        self._spin.record(which, waiter.done)
+                    self._spin_for(waiter, driver.idle, which)
                 if waiter.done:
                     # A cancellation requested while it was delivered (say by what routing
                     # the other events drained with it did) still reaches this caller.
@@ -441,6 +434,21 @@ class Bridge:
         if waiter.error is not None:
             raise waiter.error
         return waiter.result
+
+    def _spin_for(self, waiter: _Waiter, idle: Callable[[], bool], which: str) -> None:
+        """Drain the shim's queue for a lone request's answer (see :meth:`request_async`).
+
+        Stops when ``waiter`` is answered, another task is ready to run, or ``_SPIN_NS`` has
+        passed, and tells the spin policy how it went unless it was cut short for a task.
+        """
+        deadline = perf_counter_ns() + _SPIN_NS
+        pump = self._pump
+        while not waiter.done and idle() and perf_counter_ns() < deadline:
+            pump()
+            if not waiter.done:
+                _yield_cpu()  # the core's threads answer sooner (p99, 2 cores)
+        if waiter.done or idle():  # not cut short for another task
+            self._spin.record(which, waiter.done)
 
     @staticmethod
     def _undo_delivered(
