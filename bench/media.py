@@ -346,11 +346,12 @@ async def lk_agent_k(args: Any, k: int) -> dict[str, Any]:
                 async def listen() -> None:
                     mine, every = arrivals[i], received[i]
                     async for ev in stream:
-                        every.append(time.perf_counter_ns())
+                        now = time.perf_counter_ns()  # one arrival time for both lists (as the floor)
+                        every.append(now)
                         if not silent(ev.frame.data):
                             if not mine:
                                 hearing[0] += 1
-                            mine.append(time.perf_counter_ns())
+                            mine.append(now)
 
                 tg.start_soon(listen)
                 await go.wait()
@@ -582,11 +583,12 @@ async def official_agent_k(args: Any, k: int) -> dict[str, Any]:
         async def listen() -> None:
             mine, every = arrivals[i], received[i]
             async for ev in stream:
-                every.append(time.perf_counter_ns())
+                now = time.perf_counter_ns()  # one arrival time for both lists (as the floor)
+                every.append(now)
                 if not silent(ev.frame.data):
                     if not mine:
                         hearing[0] += 1
-                    mine.append(time.perf_counter_ns())
+                    mine.append(now)
 
         listeners.append(asyncio.ensure_future(listen()))
         await go.wait()

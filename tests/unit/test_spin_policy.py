@@ -1,8 +1,9 @@
 """Which lone requests spin on the shim's queue for their callback (the sans-IO spin policy).
 
-The policy is pure Python, driven here by explicit outcomes; the last test drives the real bridge
-with a real audio source whose full queue answers each capture only when it plays the next 10 ms
-out, so a spin for it always misses.
+The policy is pure Python, driven here by explicit outcomes.  The last two tests drive the real
+bridge: a real audio source whose full queue answers each capture only when it plays the next
+10 ms out (so a spin for it always misses), and a loop of lone requests that must each let the
+event loop run.
 """
 
 from __future__ import annotations
